@@ -1,0 +1,1 @@
+"""The analyzer: the Python engine (``features``, ``decode``, ``engine``) and the bus worker."""

@@ -1,0 +1,126 @@
+"""The Python engine: one file in, 25 numbers (or a typed error) out.
+
+Glue between :mod:`analyzer.decode` (file I/O) and :mod:`analyzer.features`
+(pure computation): stream decoded blocks into the accumulator, check the
+deadline between blocks, and refuse to fingerprint a truncated stream.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+from analyzer import decode
+from analyzer.features import FingerprintAccumulator, frame_params
+from trackprint.contracts import DecodeFacts, Timings
+from trackprint.errors import AnalysisError, ErrorCode
+from trackprint.fingerprint import FINGERPRINT_VERSION
+from trackprint.paths import inside_roots
+
+BLOCK_SUB_BLOCKS = 30  # 3 s per decoded block: bounded memory, few Python round trips
+
+
+@dataclass(frozen=True)
+class EngineOutput:
+    fingerprint: dict[str, float]
+    fingerprint_version: int
+    decode: DecodeFacts
+    timings: Timings
+    engine: str = "python"
+
+
+def block_frames(sample_rate: int) -> int:
+    return frame_params(sample_rate).sub_block * BLOCK_SUB_BLOCKS
+
+
+def analyze_file(
+    path: str,
+    *,
+    library_roots: Iterable[str] | None = None,
+    deadline: float | None = None,
+    max_bytes: int = decode.DEFAULT_MAX_BYTES,
+    max_duration_s: float = decode.DEFAULT_MAX_DURATION_S,
+) -> EngineOutput:
+    """Fingerprint one file. Raises :class:`AnalysisError` with a typed code on any failure.
+
+    ``deadline`` is a ``time.monotonic()`` value; work stops at the next block after it.
+    """
+    started = time.monotonic()
+    if library_roots is not None and not inside_roots(path, library_roots):
+        raise AnalysisError(ErrorCode.OUTSIDE_LIBRARY, "path is outside the library roots", path=path, stage="open")
+    st = decode.check_file(path, max_bytes)
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise AnalysisError(ErrorCode.IO_ERROR, f"cannot open: {exc.strerror}", path=path, stage="open") from None
+    with handle:
+        stream = decode.open_stream(handle, path, st.st_size, block_frames)
+        if stream.declared_duration_s and stream.declared_duration_s > max_duration_s:
+            raise AnalysisError(
+                ErrorCode.TOO_LARGE,
+                f"declared duration {stream.declared_duration_s:.0f} s is above the {max_duration_s:.0f} s limit",
+                path=path,
+                stage="probe",
+            )
+        accumulator = FingerprintAccumulator(stream.sample_rate, stream.channels)
+        decode_s = 0.0
+        max_frames = max_duration_s * stream.sample_rate
+        blocks = iter(stream.blocks)
+        while True:
+            before = time.monotonic()
+            block = next(blocks, None)
+            decode_s += time.monotonic() - before
+            if block is None:
+                break
+            accumulator.add(block)
+            if stream.frames_decoded > max_frames:
+                raise AnalysisError(
+                    ErrorCode.TOO_LARGE, f"longer than the {max_duration_s:.0f} s limit", path=path, stage="decode"
+                )
+            if deadline is not None and time.monotonic() > deadline:
+                raise AnalysisError(
+                    ErrorCode.TIMEOUT,
+                    f"deadline passed after {stream.decoded_duration_s:.1f} s of audio",
+                    path=path,
+                    stage="analyse",
+                )
+    _check_complete(stream, path)
+    try:
+        fingerprint = accumulator.finish()
+    except AnalysisError as exc:
+        exc.path = path
+        raise
+    total = time.monotonic() - started
+    facts = DecodeFacts(
+        codec=stream.codec,
+        container=stream.container,
+        sample_rate=stream.sample_rate,
+        channels=stream.channels,
+        decoded_duration_s=round(stream.decoded_duration_s, 6),
+        declared_duration_s=None if stream.declared_duration_s is None else round(stream.declared_duration_s, 6),
+        bits_per_sample=stream.bits_per_sample,
+    )
+    timings = Timings(total_s=round(total, 6), decode_s=round(decode_s, 6), analysis_s=round(total - decode_s, 6))
+    return EngineOutput(fingerprint, FINGERPRINT_VERSION, facts, timings)
+
+
+def _check_complete(stream: decode.DecodedStream, path: str) -> None:
+    """``truncated`` when decoding ended short of what the container promised."""
+    declared, decoded = stream.declared_duration_s, stream.decoded_duration_s
+    if declared is not None and decoded < declared - decode.TRUNCATION_TOLERANCE_S:
+        raise AnalysisError(
+            ErrorCode.TRUNCATED,
+            f"decoded {decoded:.2f} s of the {declared:.2f} s the {stream.container} header declares",
+            path=path,
+            stage="decode",
+        )
+    if not stream.ends_cleanly:
+        raise AnalysisError(
+            ErrorCode.TRUNCATED,
+            f"{stream.container} stream ends without its end-of-stream page (decoded {decoded:.2f} s)",
+            path=path,
+            stage="decode",
+        )
+    if stream.frames_decoded == 0:
+        raise AnalysisError(ErrorCode.TOO_SHORT, "the stream holds no audio samples", path=path, stage="decode")

@@ -1,0 +1,181 @@
+"""Recognise an audio container by its first bytes, never by its file name.
+
+Pure functions over bytes: the decoders only ever see files that one of these
+recognised, and anything else is ``unsupported_format`` with the bytes it
+started with. Also reads the duration a container *declares*, so decoding
+short of it can be reported as ``truncated`` instead of fingerprinting half a
+song.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+_MPEG_BITRATES = {  # (version_bits, layer_bits) -> kbps table index 0..15
+    (3, 1): [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0],  # MPEG1 L3
+    (3, 2): [0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 0],  # MPEG1 L2
+    (3, 3): [0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448, 0],  # MPEG1 L1
+}
+_MPEG2_L3 = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 0]
+_MPEG_RATES = {3: [44100, 48000, 32000], 2: [22050, 24000, 16000], 0: [11025, 12000, 8000]}
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    container: str  # flac, wav, aiff, ogg, mp3, mp4, aac, wavpack, ape, caf, w64
+    audio_offset: int = 0  # bytes of ID3v2 tag in front of the stream
+    codec: str | None = None  # when the header already says (ogg: vorbis/opus/flac)
+
+
+def id3v2_size(head: bytes) -> int:
+    """Total size of an ID3v2 tag at the start of ``head`` (0 when there is none)."""
+    if len(head) < 10 or head[:3] != b"ID3" or head[3] == 0xFF or head[4] == 0xFF:
+        return 0
+    size_bytes = head[6:10]
+    if any(b & 0x80 for b in size_bytes):
+        return 0
+    size = (size_bytes[0] << 21) | (size_bytes[1] << 14) | (size_bytes[2] << 7) | size_bytes[3]
+    footer = 10 if head[5] & 0x10 else 0
+    return 10 + size + footer
+
+
+def mpeg_frame(head: bytes, pos: int) -> tuple[int, int, int] | None:
+    """(frame_length, sample_rate, samples_per_frame) of a valid MPEG audio frame header at ``pos``."""
+    if pos + 4 > len(head):
+        return None
+    b1, b2, b3 = head[pos + 1], head[pos + 2], head[pos + 3]
+    if head[pos] != 0xFF or (b1 & 0xE0) != 0xE0:
+        return None
+    version, layer = (b1 >> 3) & 3, (b1 >> 1) & 3
+    bitrate_index, rate_index, padding = b2 >> 4, (b2 >> 2) & 3, (b2 >> 1) & 1
+    if version == 1 or layer == 0 or bitrate_index in (0, 15) or rate_index == 3 or (b3 & 3) == 2:
+        return None
+    rate = _MPEG_RATES[version][rate_index]
+    if version == 3:
+        kbps = _MPEG_BITRATES[(3, layer)][bitrate_index]
+    else:
+        kbps = _MPEG2_L3[bitrate_index] if layer in (1, 2) else [0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256, 0][bitrate_index]
+    if layer == 3:  # layer I
+        return (12 * kbps * 1000 // rate + padding) * 4, rate, 384
+    spf = 1152 if (layer == 2 or version == 3) else 576
+    return spf // 8 * kbps * 1000 // rate + padding, rate, spf
+
+
+def looks_like_mpeg(head: bytes, pos: int) -> bool:
+    """Two consecutive valid MPEG frame headers (one alone is too easy to hit by chance)."""
+    first = mpeg_frame(head, pos)
+    if first is None:
+        return False
+    nxt = pos + first[0]
+    if nxt + 4 > len(head):
+        return first[0] > 0 and nxt <= len(head) + 4  # a one-frame file: accept what we can see
+    return mpeg_frame(head, nxt) is not None
+
+
+def sniff(head: bytes) -> Sniffed | None:
+    """The container of a file starting with ``head`` (at least 64 KiB when the file has it)."""
+    offset = id3v2_size(head)
+    body = head[offset:]
+    if body[:4] == b"fLaC":
+        return Sniffed("flac", offset, "flac")
+    if body[:4] in (b"RIFF", b"RIFX") and body[8:12] == b"WAVE" or body[:4] == b"RF64":
+        return Sniffed("wav", offset)
+    if body[:4] == b"FORM" and body[8:12] in (b"AIFF", b"AIFC"):
+        return Sniffed("aiff", offset)
+    if body[:4] == b"riff" and body[8:12] == bytes.fromhex("2e91cf11"):  # Sony Wave64 GUID start
+        return Sniffed("w64", offset)
+    if body[:4] == b"caff":
+        return Sniffed("caf", offset)
+    if body[:4] == b"OggS":
+        packet = body[28:36]
+        codec = "vorbis" if packet[:7] == b"\x01vorbis" else "opus" if packet[:8] == b"OpusHead" else "flac" if body[29:33] == b"FLAC" else None
+        return Sniffed("ogg", offset, codec)
+    if body[4:8] == b"ftyp":
+        return Sniffed("mp4", offset)
+    if body[:4] == b"wvpk":
+        return Sniffed("wavpack", offset, "wavpack")
+    if body[:4] == b"MAC ":
+        return Sniffed("ape", offset, "ape")
+    if len(body) >= 2 and body[0] == 0xFF and (body[1] & 0xF6) == 0xF0:
+        return Sniffed("aac", offset, "aac")  # ADTS
+    if looks_like_mpeg(body, 0):
+        return Sniffed("mp3", offset, "mp3")
+    if offset:  # an ID3 tag, then MPEG frames after some junk/padding
+        for pos in range(0, min(len(body), 4096)):
+            if looks_like_mpeg(body, pos):
+                return Sniffed("mp3", offset, "mp3")
+    return None
+
+
+# -- declared durations ---------------------------------------------------------------
+def flac_declared_frames(head: bytes, offset: int) -> int | None:
+    """Total samples per channel from STREAMINFO (None when the encoder left it 0 = unknown)."""
+    info = head[offset + 8: offset + 8 + 34]
+    if len(info) < 18:
+        return None
+    total = ((info[13] & 0x0F) << 32) | struct.unpack(">I", info[14:18])[0]
+    return total or None
+
+
+def wav_declared_frames(head: bytes, offset: int) -> int | None:
+    """data-chunk bytes / block align, from the RIFF header (None for streamed or RF64 files)."""
+    body = head[offset:]
+    if body[:4] != b"RIFF":
+        return None
+    pos, block_align = 12, None
+    while pos + 8 <= len(body):
+        chunk, size = body[pos:pos + 4], struct.unpack("<I", body[pos + 4:pos + 8])[0]
+        if chunk == b"fmt " and pos + 22 <= len(body):
+            block_align = struct.unpack("<H", body[pos + 20:pos + 22])[0]
+        if chunk == b"data":
+            if not block_align or size in (0, 0xFFFFFFFF):
+                return None
+            return size // block_align
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def aiff_declared_frames(head: bytes, offset: int) -> int | None:
+    """numSampleFrames of the COMM chunk."""
+    body = head[offset:]
+    pos = 12
+    while pos + 8 <= len(body):
+        chunk, size = body[pos:pos + 4], struct.unpack(">I", body[pos + 4:pos + 8])[0]
+        if chunk == b"COMM" and pos + 14 <= len(body):
+            return struct.unpack(">I", body[pos + 10:pos + 14])[0] or None
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def mp3_declared_seconds(head: bytes, offset: int) -> float | None:
+    """Frames count of a Xing/Info or VBRI header times samples per frame (None when absent)."""
+    body = head[offset:]
+    pos = next((p for p in range(0, min(len(body), 8192)) if looks_like_mpeg(body, p)), None)
+    if pos is None:
+        return None
+    _, rate, spf = mpeg_frame(body, pos)
+    frame = body[pos:pos + 200]
+    for tag in (b"Xing", b"Info"):
+        at = frame.find(tag)
+        if at >= 0 and at + 12 <= len(frame):
+            flags = struct.unpack(">I", frame[at + 4:at + 8])[0]
+            if flags & 1:
+                return struct.unpack(">I", frame[at + 8:at + 12])[0] * spf / rate
+    at = frame.find(b"VBRI")
+    if at >= 0 and at + 18 <= len(frame):
+        return struct.unpack(">I", frame[at + 14:at + 18])[0] * spf / rate
+    return None
+
+
+def ogg_ends_cleanly(tail: bytes) -> bool:
+    """True when the last Ogg page is complete and carries the end-of-stream flag."""
+    at = tail.rfind(b"OggS")
+    if at < 0 or at + 27 > len(tail):
+        return False
+    segments = tail[at + 26]
+    if at + 27 + segments > len(tail):
+        return False
+    body = sum(tail[at + 27: at + 27 + segments])
+    complete = at + 27 + segments + body == len(tail)
+    return complete and bool(tail[at + 5] & 0x04)

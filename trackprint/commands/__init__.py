@@ -1,0 +1,1 @@
+"""Subcommands of the ``trackprint`` CLI, one module each (see ``trackprint/cli.py``)."""

@@ -1,0 +1,208 @@
+"""Message contracts: what travels on the bus and what the CLI prints.
+
+Pure data, no I/O. Encoded as JSON with msgspec so that any language can read
+the streams (the Rust server speaks the same shapes). Every message carries a
+``schema`` integer; decoders reject unknown message types loudly.
+
+Streams (see ``trackprint/bus.py``):
+- events:  :class:`FileEvent` (watcher -> analyzers)
+- results: :data:`ResultMessage` = fingerprint | failure | removed | moved
+  (analyzers -> persister)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Literal, Union
+
+import msgspec
+
+from trackprint.errors import ErrorCode
+from trackprint.fingerprint import DIMENSIONS, KNOWN_VERSIONS, validate
+
+SCHEMA = 1
+
+EventKind = Literal["added", "changed", "moved", "removed"]
+EngineName = Literal["rust", "python"]
+
+
+class Fingerprint(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The 25 numbers, in the spec's order. Units and ranges: docs/fingerprint-spec.md."""
+
+    sub_bass_pct: float
+    bass_pct: float
+    low_mid_pct: float
+    mid_pct: float
+    upper_mid_pct: float
+    presence_pct: float
+    air_pct: float
+    lufs: float
+    crest_db: float
+    bass_mid_ratio: float
+    tempo_bpm: float
+    rhythm_stability: float
+    transient_density: float
+    silence_ratio: float
+    spectral_centroid: float
+    spectral_rolloff: float
+    spectral_flatness: float
+    harmonic_ratio: float
+    pitch_stability: float
+    chroma_energy: float
+    dynamic_range_variation: float
+    loudness_variation_std: float
+    peak_consistency: float
+    stereo_width: float
+    phase_correlation: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in DIMENSIONS}
+
+    def problems(self) -> list[str]:
+        return validate(self.as_dict())
+
+
+assert Fingerprint.__struct_fields__ == DIMENSIONS
+
+
+class DecodeFacts(msgspec.Struct, kw_only=True):
+    """What the decoder found. ``declared_duration_s`` is None when the container does not say."""
+
+    codec: str  # e.g. "flac", "mp3", "vorbis", "opus", "pcm_s16le", "aac", "alac"
+    container: str  # e.g. "flac", "wav", "aiff", "ogg", "mp3", "mp4"
+    sample_rate: int
+    channels: int
+    decoded_duration_s: float
+    declared_duration_s: float | None = None
+    bits_per_sample: int | None = None
+
+
+class Timings(msgspec.Struct, kw_only=True):
+    """Seconds spent, wall clock. ``decode_s`` is inside ``total_s``."""
+
+    total_s: float
+    decode_s: float | None = None
+    analysis_s: float | None = None
+
+
+class FileEvent(msgspec.Struct, kw_only=True, tag="file_event", tag_field="type"):
+    """A change in the library seen by the watcher, published once the file is quiescent."""
+
+    kind: EventKind
+    path: str  # absolute, as seen by the watcher host
+    root: str  # the library root the path is under
+    size: int | None = None
+    mtime_ns: int | None = None
+    inode: int | None = None
+    old_path: str | None = None  # only for kind == "moved"
+    origin: Literal["scan", "watch", "reconcile", "manual"] = "watch"
+    observed_at: float = msgspec.field(default_factory=time.time)
+    schema: int = SCHEMA
+
+    def msg_id(self) -> str:
+        """Deterministic ``Nats-Msg-Id``: the same observation published twice is deduplicated.
+
+        Built from what identifies the observation (kind, paths, size, mtime),
+        not from when it was observed, so a rescan of an unchanged file yields
+        the same id.
+        """
+        key = "\x1f".join(
+            str(part) for part in (self.kind, self.path, self.old_path, self.size, self.mtime_ns)
+        )
+        return "ev-" + hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+
+
+class FingerprintResult(msgspec.Struct, kw_only=True, tag="fingerprint", tag_field="type"):
+    """A successful analysis (or the reuse of one for identical audio content)."""
+
+    path: str
+    fingerprint: Fingerprint
+    fingerprint_version: int
+    engine: EngineName
+    decode: DecodeFacts
+    timings: Timings
+    content_id: str  # audio-content identity, see trackprint/identity.py
+    size: int | None = None
+    mtime_ns: int | None = None
+    inode: int | None = None
+    source_seq: int = 0  # stream sequence of the FileEvent this answers (0: not from the bus)
+    reused: bool = False  # True when copied from an earlier analysis of the same content
+    fallback_reason: str | None = None  # why the Python engine ran instead of Rust
+    host: str | None = None
+    analyzed_at: float = msgspec.field(default_factory=time.time)
+    schema: int = SCHEMA
+
+
+class AnalysisFailure(msgspec.Struct, kw_only=True, tag="failure", tag_field="type"):
+    """A typed reason why a file has no fingerprint."""
+
+    path: str
+    code: ErrorCode
+    message: str
+    stage: str = "analyse"
+    attempts: int = 1
+    engine: EngineName | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+    source_seq: int = 0
+    host: str | None = None
+    failed_at: float = msgspec.field(default_factory=time.time)
+    schema: int = SCHEMA
+
+
+class TrackRemoved(msgspec.Struct, kw_only=True, tag="removed", tag_field="type"):
+    """The file is gone: the persister writes a tombstone, never a hard delete."""
+
+    path: str
+    source_seq: int = 0
+    observed_at: float = msgspec.field(default_factory=time.time)
+    schema: int = SCHEMA
+
+
+class TrackMoved(msgspec.Struct, kw_only=True, tag="moved", tag_field="type"):
+    """Same file, new path: the fingerprint follows it without re-analysis."""
+
+    old_path: str
+    path: str
+    size: int | None = None
+    mtime_ns: int | None = None
+    inode: int | None = None
+    source_seq: int = 0
+    observed_at: float = msgspec.field(default_factory=time.time)
+    schema: int = SCHEMA
+
+
+ResultMessage = Union[FingerprintResult, AnalysisFailure, TrackRemoved, TrackMoved]
+
+_event_decoder = msgspec.json.Decoder(FileEvent)
+_result_decoder = msgspec.json.Decoder(ResultMessage)
+_encoder = msgspec.json.Encoder()
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_event(data: bytes) -> FileEvent:
+    """Decode a FileEvent; raises ``msgspec.ValidationError``/``DecodeError`` when malformed."""
+    return _event_decoder.decode(data)
+
+
+def decode_result(data: bytes) -> ResultMessage:
+    """Decode a results-stream message; raises ``msgspec.ValidationError``/``DecodeError`` when malformed.
+
+    Structural validation only; call :func:`result_problems` for the
+    semantic checks (finite values in range, known version).
+    """
+    return _result_decoder.decode(data)
+
+
+def result_problems(message: ResultMessage) -> list[str]:
+    """Semantic problems of a decoded result (empty list when it may be stored)."""
+    if not isinstance(message, FingerprintResult):
+        return []
+    problems = message.fingerprint.problems()
+    if message.fingerprint_version not in KNOWN_VERSIONS:
+        problems.append(f"unknown fingerprint_version {message.fingerprint_version}")
+    return problems

@@ -1,0 +1,62 @@
+"""The one error taxonomy shared by both engines, the services and the CLI.
+
+Every failure anywhere in trackprint is reported as an :class:`ErrorCode` plus
+a human message that names the file, the stage and the reason. The codes are a
+stable contract: the Rust server answers with the same strings, the persister
+stores them in ``analysis_failures.code`` and people query them.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(str, enum.Enum):
+    """Why a file has no fingerprint. Never merge two codes: people filter on them."""
+
+    NOT_FOUND = "not_found"  # the path does not exist (any more)
+    NOT_A_FILE = "not_a_file"  # a directory, socket, device...
+    EMPTY_FILE = "empty_file"  # zero bytes (or the first read returned nothing)
+    UNSUPPORTED_FORMAT = "unsupported_format"  # not audio, or a codec this engine cannot decode
+    CORRUPT = "corrupt"  # recognised container, but the stream cannot be decoded
+    TRUNCATED = "truncated"  # decoded duration short of the container's declared duration
+    TOO_SHORT = "too_short"  # less audio than the spec's minimum duration
+    OUTSIDE_LIBRARY = "outside_library"  # path escapes the configured library roots
+    TIMEOUT = "timeout"  # the analysis deadline passed
+    INTERNAL = "internal"  # a bug: always reported with a traceback in the logs
+    # Added codes (see docs/fingerprint-spec.md "Outcomes"):
+    TOO_LARGE = "too_large"  # file size or duration above the configured cap
+    IO_ERROR = "io_error"  # the operating system failed a read (EIO, dead mount)
+    BUSY = "busy"  # the Rust server is saturated (HTTP 503); transient
+    ENGINE_UNAVAILABLE = "engine_unavailable"  # the requested engine cannot run
+    INVALID_MESSAGE = "invalid_message"  # a bus message failed validation
+
+    @property
+    def is_transient(self) -> bool:
+        """True when retrying the same file later may succeed."""
+        return self in _TRANSIENT
+
+
+_TRANSIENT = {ErrorCode.TIMEOUT, ErrorCode.BUSY, ErrorCode.IO_ERROR, ErrorCode.ENGINE_UNAVAILABLE}
+
+
+class AnalysisError(Exception):
+    """A typed, expected failure to fingerprint one file.
+
+    ``stage`` is where it happened (``open``, ``probe``, ``decode``,
+    ``analyse``...), so a log line reads "FILE: decode: corrupt: REASON".
+    """
+
+    def __init__(self, code: ErrorCode, message: str, *, path: str | None = None, stage: str = "analyse"):
+        super().__init__(message)
+        self.code = ErrorCode(code)
+        self.message = message
+        self.path = path
+        self.stage = stage
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{where}{self.stage}: {self.code.value}: {self.message}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code.value, "message": str(self)}
