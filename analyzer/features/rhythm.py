@@ -60,11 +60,10 @@ def tempo_autocorrelation(onsets: np.ndarray, max_lag: int) -> np.ndarray:
         window = window - window.mean()
         size = 1 << int(math.ceil(math.log2(2 * n)))
         spectrum = np.fft.rfft(window, size)
-        acf = np.fft.irfft(spectrum * np.conj(spectrum), size)[: max_lag + 1]
-        lags = np.arange(max_lag + 1)
-        valid = lags < n
-        sums[valid] += acf[valid]
-        pairs[valid] += n - lags[valid]
+        acf = np.fft.irfft(spectrum * np.conj(spectrum), size)
+        used = min(n, max_lag + 1)  # lags 0..n-1 have pairs; a short last window has fewer than max_lag
+        sums[:used] += acf[:used]
+        pairs[:used] += n - np.arange(used)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(pairs > 0, sums / np.where(pairs > 0, pairs, 1.0), 0.0)
 
