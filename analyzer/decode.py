@@ -183,11 +183,37 @@ def _open_sndfile(handle, path, found: sniff.Sniffed, head: bytes, block_frames_
         declared_duration_s=declared,
         bits_per_sample=_SUBTYPE_BITS.get(subtype),
     )
-    stream.blocks = _sndfile_blocks(sound, stream, path, block_frames_for_rate(sound.samplerate))
+    stream.blocks = _sndfile_blocks(sound, stream, path, block_frames_for_rate(sound.samplerate), handle)
     return stream
 
 
-def _sndfile_blocks(sound, stream: DecodedStream, path: str, block_frames: int) -> Iterator[np.ndarray]:
+def _at_end_of_file(handle) -> bool:
+    """True when the decoder has consumed every byte of ``handle`` (position restored)."""
+    try:
+        pos = handle.tell()
+        end = handle.seek(0, io.SEEK_END)
+        handle.seek(pos)
+        return pos >= end
+    except (OSError, ValueError):
+        return False
+
+
+def _decode_failure(exc: Exception, handle, stream: DecodedStream, path: str) -> AnalysisError:
+    """A decoder error with every byte read and less audio than declared is a cut file
+    (``truncated``, e.g. libFLAC's "lost sync" in a partial last frame); otherwise ``corrupt``."""
+    declared = stream.declared_duration_s
+    if _at_end_of_file(handle) and (declared is None or stream.decoded_duration_s < declared - TRUNCATION_TOLERANCE_S):
+        return AnalysisError(
+            ErrorCode.TRUNCATED,
+            f"the {stream.container} stream ends mid-frame after {stream.decoded_duration_s:.2f} s"
+            + (f" of the {declared:.2f} s its header declares" if declared else "") + f" ({exc})",
+            path=path,
+            stage="decode",
+        )
+    return AnalysisError(ErrorCode.CORRUPT, f"decoding failed: {exc}", path=path, stage="decode")
+
+
+def _sndfile_blocks(sound, stream: DecodedStream, path: str, block_frames: int, handle) -> Iterator[np.ndarray]:
     import soundfile
 
     try:
@@ -196,7 +222,7 @@ def _sndfile_blocks(sound, stream: DecodedStream, path: str, block_frames: int) 
                 try:
                     block = sound.read(block_frames, dtype="float32", always_2d=True)
                 except soundfile.LibsndfileError as exc:
-                    raise AnalysisError(ErrorCode.CORRUPT, f"decoding failed: {exc}", path=path, stage="decode") from None
+                    raise _decode_failure(exc, handle, stream, path) from None
                 except OSError as exc:
                     raise _io_error(exc, path) from None
                 if len(block) == 0:
@@ -206,7 +232,7 @@ def _sndfile_blocks(sound, stream: DecodedStream, path: str, block_frames: int) 
                 if len(block) < block_frames:
                     return
     except (soundfile.LibsndfileError, RuntimeError) as exc:  # closing a broken stream
-        raise AnalysisError(ErrorCode.CORRUPT, f"decoding failed: {exc}", path=path, stage="decode") from None
+        raise _decode_failure(exc, handle, stream, path) from None
 
 
 def _io_error(exc: OSError, path: str) -> AnalysisError:

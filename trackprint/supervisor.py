@@ -1,0 +1,114 @@
+"""A small process supervisor for ``trackprint up``: start children, restart crashes, stop cleanly.
+
+Each child is a command line with a name. A child that exits while the
+supervisor is running is restarted with a growing delay (capped), and every
+restart is counted and logged so a crash loop is visible, never silent.
+Stopping sends SIGTERM to the children in reverse start order (so producers
+stop before the consumers that drain them), waits, then SIGKILLs stragglers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger("trackprint.supervisor")
+
+RESTART_DELAY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str] | None = None
+    log_path: str | None = None
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    last_exit: int | None = None
+    next_start: float = 0.0
+    started_at: float = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class Supervisor:
+    children: list[Child] = field(default_factory=list)
+    stopping: bool = False
+
+    def add(self, child: Child) -> Child:
+        self.children.append(child)
+        return child
+
+    def start(self, child: Child) -> None:
+        out = open(child.log_path, "ab") if child.log_path else subprocess.DEVNULL
+        try:
+            child.process = subprocess.Popen(
+                child.argv, env=child.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        finally:
+            if child.log_path:
+                out.close()
+        child.started_at = time.monotonic()
+        log.info("started %s (pid %d)", child.name, child.process.pid)
+
+    def start_all(self) -> None:
+        for child in self.children:
+            self.start(child)
+
+    def check(self) -> list[str]:
+        """Restart children that exited; returns human-readable notes about restarts."""
+        notes = []
+        now = time.monotonic()
+        for child in self.children:
+            if self.stopping or child.process is None:
+                continue
+            code = child.process.poll()
+            if code is None:
+                if now - child.started_at > 60:
+                    child.next_start = 0.0  # healthy for a minute: reset the backoff
+                continue
+            if child.next_start == 0.0:
+                delay = RESTART_DELAY_S[min(child.restarts, len(RESTART_DELAY_S) - 1)]
+                child.last_exit = code
+                child.next_start = now + delay
+                message = f"{child.name} exited with status {code}; restarting in {delay:.0f} s (restart #{child.restarts + 1})"
+                if child.log_path:
+                    message += f"; its log: {child.log_path}"
+                log.warning(message)
+                notes.append(message)
+            elif now >= child.next_start:
+                child.restarts += 1
+                child.next_start = 0.0
+                self.start(child)
+        return notes
+
+    def stop_all(self, timeout_s: float = 20.0) -> None:
+        self.stopping = True
+        for child in reversed(self.children):
+            self._stop(child, timeout_s)
+
+    def _stop(self, child: Child, timeout_s: float) -> None:
+        if not child.running:
+            return
+        assert child.process is not None
+        try:
+            os.killpg(child.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            child.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %.0f s; killing it", child.name, timeout_s)
+            try:
+                os.killpg(child.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            child.process.wait()
