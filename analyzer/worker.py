@@ -1,0 +1,415 @@
+"""The analyzer service: FileEvents in, results out, ack only after the result is stored.
+
+Any number of these processes (on any host) share the durable pull consumer
+``analyzer``. Per event (see analyzer/README.md, "Worker"):
+
+- added/changed: content_id -> KV ``fingerprints_by_content`` hit: publish a
+  FingerprintResult with reused=True (no analysis); miss: Rust server, per-file
+  fallback to the Python engine (process pool); publish the result or an
+  AnalysisFailure, wait for its PubAck, put the KV entry, then ack.
+- moved / removed: publish TrackMoved / TrackRemoved, then ack.
+- transient errors (timeout, busy, io_error, engine_unavailable, bus failure):
+  nak with a delay; on the last delivery publish an AnalysisFailure and term().
+- malformed event: a record on ``trackprint.deadletter.malformed``, then term().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import socket
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import msgspec
+
+from analyzer.server_client import RustServerClient, RustUnavailable
+from trackprint import bus
+from trackprint.contracts import (
+    AnalysisFailure,
+    DecodeFacts,
+    FileEvent,
+    Fingerprint,
+    FingerprintResult,
+    Timings,
+    TrackMoved,
+    TrackRemoved,
+    decode_event,
+    decode_result,
+    encode,
+)
+from trackprint.errors import AnalysisError, ErrorCode
+from trackprint.fingerprint import FINGERPRINT_VERSION
+from trackprint.identity import content_id
+
+log = logging.getLogger("trackprint.analyzer")
+
+# Rust error codes after which the Python engine gets its own try (it decodes with other libraries)
+FALLBACK_CODES = {ErrorCode.UNSUPPORTED_FORMAT, ErrorCode.CORRUPT, ErrorCode.INTERNAL, ErrorCode.OUTSIDE_LIBRARY,
+                  ErrorCode.TIMEOUT, ErrorCode.BUSY, ErrorCode.ENGINE_UNAVAILABLE}
+
+try:
+    from prometheus_client import Counter, Gauge
+
+    M_PROCESSED = Counter("trackprint_analyzer_events_total", "Events finished", ["kind", "outcome"])
+    M_ENGINE = Counter("trackprint_analyzer_fingerprints_total", "Fingerprints published", ["engine", "reused"])
+    M_FAILURES = Counter("trackprint_analyzer_failures_total", "AnalysisFailures published", ["code"])
+    M_FALLBACKS = Counter("trackprint_analyzer_fallbacks_total", "Files the Python engine took over", ["reason"])
+    M_NAKS = Counter("trackprint_analyzer_naks_total", "Events naked for a later retry", ["reason"])
+    M_INFLIGHT = Gauge("trackprint_analyzer_in_flight", "Events being handled")
+except Exception:  # pragma: no cover - prometheus_client is a dependency
+    M_PROCESSED = M_ENGINE = M_FAILURES = M_FALLBACKS = M_NAKS = M_INFLIGHT = None
+
+
+def _inc(metric, *labels) -> None:
+    if metric is not None:
+        metric.labels(*labels).inc()
+
+
+def python_analyze(path: str, timeout_s: float) -> tuple:
+    """Runs in a worker process: ("ok", fingerprint, version, decode, timings) or ("err", code, message, stage)."""
+    from analyzer.engine import analyze_file
+
+    try:
+        out = analyze_file(path, deadline=time.monotonic() + timeout_s)
+    except AnalysisError as exc:
+        return ("err", exc.code.value, exc.message, exc.stage)
+    except MemoryError:
+        return ("err", ErrorCode.TOO_LARGE.value, "out of memory", "analyse")
+    except Exception as exc:
+        return ("err", ErrorCode.INTERNAL.value, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", "analyse")
+    return ("ok", out.fingerprint, out.fingerprint_version, msgspec.to_builtins(out.decode),
+            msgspec.to_builtins(out.timings))
+
+
+class Transient(Exception):
+    """Retry this event later (nak with delay)."""
+
+    def __init__(self, code: ErrorCode, message: str, stage: str, engine: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.stage, self.engine = code, message, stage, engine
+
+
+@dataclass
+class WorkerConfig:
+    nats: str = "nats://127.0.0.1:4222"
+    server: str | None = "http://127.0.0.1:7878"
+    use_rust: bool = True
+    concurrency: int = max(1, os.cpu_count() or 1)
+    analysis_timeout_s: float = 600.0
+    nak_delay_s: float = 5.0
+    max_nak_delay_s: float = 300.0
+    breaker_threshold: int = 3
+    breaker_cooldown_s: float = 30.0
+    rust_timeout_s: float = 300.0
+    topology: bus.Topology | None = None  # None: bus.Topology() defaults (and TRACKPRINT_* environment)
+
+
+class AnalyzerWorker:
+    def __init__(self, config: WorkerConfig, js=None):
+        self.config = config
+        self.js = js
+        self.host = socket.gethostname()
+        self.rust = (RustServerClient(config.server, timeout_s=config.rust_timeout_s,
+                                      breaker_threshold=config.breaker_threshold,
+                                      breaker_cooldown_s=config.breaker_cooldown_s)
+                     if config.use_rust and config.server else None)
+        self.pool: ProcessPoolExecutor | None = None
+        self.kv = None
+        self.sub = None
+        self.max_deliver = 5
+        self.ack_wait_s = 60.0
+        self.counts: dict[str, int] = {}
+        self._stop = asyncio.Event()
+        self._started = time.monotonic()
+
+    def count(self, key: str) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def stop(self) -> None:
+        log.warning("analyzer: stopping (finishing the events in hand)")
+        self._stop.set()
+
+    # ------------------------------------------------------------------ main
+    async def run(self) -> None:
+        nc = None
+        if self.js is None:
+            nc = await bus.connect(self.config.nats, f"trackprint-analyzer-{self.host}-{os.getpid()}")
+            self.js = nc.jetstream()
+        await bus.ensure_topology(self.js, self.config.topology)
+        self.kv = await bus.fingerprint_kv(self.js)
+        self.sub = await bus.bind_analyzer(self.js)
+        info = await self.sub.consumer_info()
+        self.max_deliver = info.config.max_deliver or 5
+        self.ack_wait_s = info.config.ack_wait or 60.0
+        self.pool = ProcessPoolExecutor(max_workers=self.config.concurrency)
+        log.warning("analyzer %s pid %d: %d workers, Rust %s, max_deliver %d, ack_wait %.0f s",
+                    self.host, os.getpid(), self.config.concurrency,
+                    self.config.server if self.rust else "disabled (--no-rust)", self.max_deliver, self.ack_wait_s)
+        tasks: set[asyncio.Task] = set()
+        last_report = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                free = self.config.concurrency - len(tasks)
+                if free <= 0:
+                    await asyncio.wait(tasks, timeout=1, return_when=asyncio.FIRST_COMPLETED)
+                    tasks = {t for t in tasks if not t.done()}
+                    continue
+                try:
+                    msgs = await self.sub.fetch(free, timeout=1)
+                except asyncio.TimeoutError:
+                    msgs = []
+                except Exception as exc:  # disconnected: nats-py reconnects on its own
+                    log.warning("analyzer: fetch failed (%s: %s); retrying", type(exc).__name__, exc)
+                    await asyncio.sleep(1)
+                    msgs = []
+                for msg in msgs:
+                    task = asyncio.create_task(self.handle(msg))
+                    tasks.add(task)
+                tasks = {t for t in tasks if not t.done()}
+                if time.monotonic() - last_report > 30:
+                    last_report = time.monotonic()
+                    log.warning("analyzer progress: %s", self.progress())
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.config.analysis_timeout_s)
+        finally:
+            log.warning("analyzer stopped: %s", self.progress())
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            if self.rust:
+                await self.rust.aclose()
+            if nc is not None:
+                await bus.close(nc, [self.sub])
+            else:
+                try:
+                    await self.sub.unsubscribe()
+                except Exception:
+                    pass
+
+    def progress(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())) or "nothing yet"
+
+    # ------------------------------------------------------------ one message
+    async def handle(self, msg) -> None:
+        if M_INFLIGHT is not None:
+            M_INFLIGHT.inc()
+        try:
+            await self._handle(msg)
+        except Exception:
+            log.exception("analyzer: BUG while handling a message; it will be redelivered")
+            self.count("internal_errors")
+            try:
+                await msg.nak(delay=self.config.nak_delay_s)
+            except Exception:
+                pass
+        finally:
+            if M_INFLIGHT is not None:
+                M_INFLIGHT.dec()
+
+    async def _handle(self, msg) -> None:
+        meta = msg.metadata
+        seq = meta.sequence.stream
+        attempts = meta.num_delivered
+        try:
+            event = decode_event(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await self._deadletter(msg, seq, f"malformed event: {exc}")
+            return
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        try:
+            try:
+                result = await self._result_for(event, seq, attempts)
+            except Transient as exc:
+                if attempts < self.max_deliver:
+                    delay = min(self.config.nak_delay_s * 2 ** (attempts - 1), self.config.max_nak_delay_s)
+                    log.warning("%s: %s: %s: %s; retry in %.0f s (delivery %d of %d)", event.path, exc.stage,
+                                exc.code.value, exc.message, delay, attempts, self.max_deliver)
+                    _inc(M_NAKS, exc.code.value)
+                    self.count("naks")
+                    await msg.nak(delay=delay)
+                    return
+                result = AnalysisFailure(path=event.path, code=exc.code, message=exc.message, stage=exc.stage,
+                                         attempts=attempts, engine=exc.engine, size=event.size,
+                                         mtime_ns=event.mtime_ns, source_seq=seq, host=self.host)
+                final_term = True
+            else:
+                final_term = False
+            try:
+                await bus.publish(self.js, bus.result_subject(self._type(result)), encode(result), f"result-{seq}")
+            except bus.BusError as exc:
+                log.error("%s: publish result: %s; the event will be redelivered", event.path, exc)
+                _inc(M_NAKS, "publish")
+                self.count("naks")
+                try:
+                    await msg.nak(delay=self.config.nak_delay_s)
+                except Exception:
+                    pass
+                return
+            if isinstance(result, FingerprintResult) and not result.reused:
+                try:
+                    await self.kv.put(bus.fingerprint_kv_key(result.fingerprint_version, result.content_id),
+                                      encode(result))
+                except Exception as exc:  # a cache: a miss only costs a re-analysis later
+                    log.warning("%s: KV put failed (%s); the result is published, only the reuse cache misses it",
+                                event.path, exc)
+            self._account(event, result)
+            if final_term:
+                await msg.term()
+            else:
+                try:
+                    await msg.ack_sync(timeout=5)
+                except Exception as exc:
+                    log.warning("%s: ack failed (%s); the event will be redelivered and deduplicated", event.path,
+                                exc)
+        finally:
+            heartbeat.cancel()
+
+    def _account(self, event: FileEvent, result) -> None:
+        t = self._type(result)
+        _inc(M_PROCESSED, event.kind, t)
+        self.count(t)
+        if isinstance(result, FingerprintResult):
+            _inc(M_ENGINE, result.engine, str(result.reused).lower())
+            self.count("reused" if result.reused else f"engine_{result.engine}")
+            if result.fallback_reason:
+                self.count("fallbacks")
+            log.info("%s: %s: fingerprint (%s%s%s) seq %d", result.path, event.kind, result.engine,
+                     ", reused" if result.reused else "",
+                     f", fallback: {result.fallback_reason}" if result.fallback_reason else "", result.source_seq)
+        elif isinstance(result, AnalysisFailure):
+            _inc(M_FAILURES, result.code.value)
+            self.count(f"failure_{result.code.value}")
+            log.warning("%s: %s: %s: %s (engine %s, attempts %d)", result.path, result.stage, result.code.value,
+                        result.message.splitlines()[0] if result.message else "", result.engine, result.attempts)
+
+    @staticmethod
+    def _type(result) -> str:
+        return {FingerprintResult: "fingerprint", AnalysisFailure: "failure", TrackRemoved: "removed",
+                TrackMoved: "moved"}[type(result)]
+
+    async def _heartbeat(self, msg) -> None:
+        interval = max(0.5, self.ack_wait_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await msg.in_progress()
+            except Exception as exc:
+                log.debug("in_progress failed: %s", exc)
+
+    async def _deadletter(self, msg, seq: int, reason: str) -> None:
+        log.error("event seq %d on %s: %s; terminated and recorded in the dead-letter stream", seq, msg.subject,
+                  reason)
+        record = {"reason": reason, "stream": bus.EVENTS_STREAM, "consumer": bus.ANALYZER_CONSUMER,
+                  "stream_seq": seq, "subject": msg.subject, "host": self.host, "at": time.time(),
+                  "data_b64": base64.b64encode(msg.data[:65536]).decode()}
+        try:
+            await bus.publish(self.js, bus.deadletter_subject("malformed"), msgspec.json.encode(record),
+                              f"dead-{bus.EVENTS_STREAM}-{seq}")
+        except bus.BusError as exc:
+            log.error("event seq %d: dead-letter publish failed (%s); will be redelivered", seq, exc)
+            await msg.nak(delay=self.config.nak_delay_s)
+            return
+        _inc(M_FAILURES, ErrorCode.INVALID_MESSAGE.value)
+        self.count("deadletter")
+        await msg.term()
+
+    # ---------------------------------------------------------------- analysis
+    async def _result_for(self, event: FileEvent, seq: int, attempts: int):
+        if event.kind == "removed":
+            return TrackRemoved(path=event.path, source_seq=seq, observed_at=event.observed_at)
+        if event.kind == "moved":
+            return TrackMoved(old_path=event.old_path or "", path=event.path, size=event.size,
+                              mtime_ns=event.mtime_ns, inode=event.inode, source_seq=seq,
+                              observed_at=event.observed_at)
+        return await self._analyse(event, seq, attempts)
+
+    def _failure(self, event: FileEvent, seq: int, attempts: int, code: ErrorCode, message: str, stage: str,
+                 engine: str | None, st: os.stat_result | None = None) -> AnalysisFailure:
+        return AnalysisFailure(path=event.path, code=code, message=message, stage=stage, attempts=attempts,
+                               engine=engine, size=st.st_size if st else event.size,
+                               mtime_ns=st.st_mtime_ns if st else event.mtime_ns, source_seq=seq, host=self.host)
+
+    async def _analyse(self, event: FileEvent, seq: int, attempts: int):
+        loop = asyncio.get_running_loop()
+        path = event.path
+        started = time.monotonic()
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return self._failure(event, seq, attempts, ErrorCode.NOT_FOUND, "the file does not exist (any more)",
+                                 "open", None)
+        except OSError as exc:
+            raise Transient(ErrorCode.IO_ERROR, f"stat: {exc}", "open") from None
+        if not os.path.isfile(path):
+            return self._failure(event, seq, attempts, ErrorCode.NOT_A_FILE, "not a regular file", "open", None, st)
+        cid = None
+        if st.st_size > 0:
+            try:
+                cid = await loop.run_in_executor(None, content_id, path)
+            except FileNotFoundError:
+                return self._failure(event, seq, attempts, ErrorCode.NOT_FOUND, "vanished while hashing", "identity",
+                                     None)
+            except OSError as exc:
+                raise Transient(ErrorCode.IO_ERROR, f"reading for the content id: {exc}", "identity") from None
+            reused = await self._reuse(event, seq, cid, st, started)
+            if reused is not None:
+                return reused
+        output, fallback_reason = None, None
+        if self.rust is not None:
+            try:
+                output = await self.rust.fingerprint(path)
+            except RustUnavailable as exc:
+                fallback_reason = f"rust unavailable: {exc}"
+            except AnalysisError as exc:
+                if exc.code in FALLBACK_CODES:
+                    fallback_reason = f"rust {exc.code.value}: {exc.message}"
+                else:
+                    return self._failure(event, seq, attempts, exc.code, exc.message, exc.stage, "rust", st)
+            if fallback_reason:
+                _inc(M_FALLBACKS, fallback_reason.split(":")[0])
+                log.info("%s: fallback to Python: %s", path, fallback_reason)
+        if output is None:
+            out = await loop.run_in_executor(self.pool, python_analyze, path, self.config.analysis_timeout_s)
+            if out[0] == "err":
+                code, message, stage = ErrorCode(out[1]), out[2], out[3]
+                if code == ErrorCode.INTERNAL:
+                    log.error("%s: Python engine BUG: %s", path, message)
+                    message = message.splitlines()[0]
+                if code.is_transient:
+                    raise Transient(code, message, stage, "python")
+                return self._failure(event, seq, attempts, code, message, stage, "python", st)
+            _, fp, version, decode, timings = out
+            fingerprint = msgspec.convert(fp, Fingerprint)
+            decode_facts = msgspec.convert(decode, DecodeFacts)
+            timings_obj = msgspec.convert(timings, Timings)
+            engine = "python"
+        else:
+            fingerprint = msgspec.convert(output.fingerprint, Fingerprint)
+            version, decode_facts, timings_obj, engine = (output.fingerprint_version, output.decode, output.timings,
+                                                          "rust")
+        if cid is None:
+            cid = await loop.run_in_executor(None, content_id, path)
+        return FingerprintResult(path=path, fingerprint=fingerprint, fingerprint_version=version, engine=engine,
+                                 decode=decode_facts, timings=timings_obj, content_id=cid, size=st.st_size,
+                                 mtime_ns=st.st_mtime_ns, inode=st.st_ino, source_seq=seq,
+                                 fallback_reason=fallback_reason, host=self.host)
+
+    async def _reuse(self, event: FileEvent, seq: int, cid: str, st: os.stat_result, started: float):
+        try:
+            entry = await self.kv.get(bus.fingerprint_kv_key(FINGERPRINT_VERSION, cid))
+        except Exception:  # KeyNotFoundError, deleted, or the bucket is unreachable: analyse
+            return None
+        try:
+            previous = decode_result(entry.value)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        if not isinstance(previous, FingerprintResult):
+            return None
+        return FingerprintResult(path=event.path, fingerprint=previous.fingerprint,
+                                 fingerprint_version=previous.fingerprint_version, engine=previous.engine,
+                                 decode=previous.decode, timings=Timings(total_s=time.monotonic() - started),
+                                 content_id=cid, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino,
+                                 source_seq=seq, reused=True, host=self.host)

@@ -1,0 +1,184 @@
+"""The analyzer worker against a real nats-server, Python engine (and a dead Rust server URL)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import time
+
+import numpy as np
+import soundfile as sf
+
+from analyzer.worker import AnalyzerWorker, Transient, WorkerConfig
+from trackprint import bus
+from trackprint.contracts import AnalysisFailure, FileEvent, FingerprintResult, TrackMoved, TrackRemoved, \
+    decode_result, encode
+from trackprint.errors import ErrorCode
+
+
+def run(coro, timeout=120):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def make_library(d):
+    d.mkdir(exist_ok=True)
+    t = np.arange(44100 * 2) / 44100
+    x = (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32")
+    sf.write(str(d / "ok.flac"), np.stack([x, 0.5 * x], 1), 44100)
+    sf.write(str(d / "ok.wav"), (0.2 * np.sin(2 * np.pi * 220 * t)).astype("float32"), 44100)
+    data = (d / "ok.flac").read_bytes()
+    (d / "trunc.flac").write_bytes(data[: len(data) // 2])
+    (d / "empty.flac").write_bytes(b"")
+    (d / "text.mp3").write_text("hello, not audio " * 20)
+    return d
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def results(js, stream=bus.RESULTS_STREAM):
+    info = await js.stream_info(stream)
+    out = []
+    if info.state.messages:
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            out.append(await js.get_msg(stream, seq))
+    return out
+
+
+async def wait_results(js, n, timeout=60, stream=bus.RESULTS_STREAM):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msgs = await results(js, stream)
+        if len(msgs) >= n:
+            return msgs
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"only {len(await results(js, stream))} of {n} messages")
+
+
+async def publish_event(js, **kw):
+    ev = FileEvent(root=kw.pop("root", "/"), **kw)
+    await bus.publish(js, bus.event_subject(ev.kind), encode(ev), ev.msg_id())
+
+
+class Running:
+    def __init__(self, url, config, topology=None):
+        self.url, self.config, self.topology = url, config, topology
+
+    async def __aenter__(self):
+        self.nc = await bus.connect(self.url, "test")
+        self.js = self.nc.jetstream()
+        await bus.ensure_topology(self.js, self.topology)
+        self.worker = AnalyzerWorker(self.config, js=self.js)
+        self.task = asyncio.create_task(self.worker.run())
+        return self
+
+    async def __aexit__(self, *exc):
+        self.worker.stop()
+        await asyncio.wait_for(self.task, 30)
+        await bus.close(self.nc)
+
+
+def test_python_engine_results_failures_reuse_and_deadletter(nats_server, tmp_path):
+    lib = make_library(tmp_path / "lib")
+
+    async def main():
+        cfg = WorkerConfig(use_rust=False, concurrency=2)
+        async with Running(nats_server.url, cfg) as r:
+            js = r.js
+            names = ["ok.flac", "ok.wav", "trunc.flac", "empty.flac", "text.mp3", "missing.flac"]
+            for name in names:
+                p = lib / name
+                await publish_event(js, kind="added", path=str(p), size=p.stat().st_size if p.exists() else None)
+            msgs = await wait_results(js, len(names))
+            by_path = {}
+            for m in msgs:
+                res = decode_result(m.data)
+                by_path[os.path.basename(res.path)] = (m, res)
+            ok = by_path["ok.flac"][1]
+            assert isinstance(ok, FingerprintResult) and ok.engine == "python" and not ok.reused
+            assert ok.content_id.startswith("flac-") and ok.source_seq == 1 and ok.fallback_reason is None
+            assert by_path["ok.flac"][0].subject == "trackprint.results.fingerprint"
+            assert isinstance(by_path["ok.wav"][1], FingerprintResult)
+            codes = {n: by_path[n][1].code for n in ("trunc.flac", "empty.flac", "text.mp3", "missing.flac")}
+            assert codes == {"trunc.flac": ErrorCode.TRUNCATED, "empty.flac": ErrorCode.EMPTY_FILE,
+                             "text.mp3": ErrorCode.UNSUPPORTED_FORMAT, "missing.flac": ErrorCode.NOT_FOUND}
+            assert by_path["text.mp3"][0].subject == "trackprint.results.failure"
+            assert all(isinstance(by_path[n][1], AnalysisFailure) for n in codes)
+
+            # the same audio at another path (a copy with a different tag block): reused, no analysis
+            copy = tmp_path / "lib" / "copy.flac"
+            shutil.copy(lib / "ok.flac", copy)
+            engine_runs = r.worker.counts.get("engine_python", 0)
+            await publish_event(js, kind="added", path=str(copy), size=copy.stat().st_size)
+            await publish_event(js, kind="moved", path=str(lib / "new.flac"), old_path=str(lib / "ok.flac"))
+            await publish_event(js, kind="removed", path=str(lib / "ok.wav"))
+            msgs = await wait_results(js, len(names) + 3)
+            extra = [decode_result(m.data) for m in msgs[len(names):]]
+            reused = [x for x in extra if isinstance(x, FingerprintResult)]
+            assert len(reused) == 1 and reused[0].reused and reused[0].fingerprint == ok.fingerprint
+            assert reused[0].path == str(copy)
+            assert r.worker.counts.get("engine_python", 0) == engine_runs
+            assert any(isinstance(x, TrackMoved) and x.old_path == str(lib / "ok.flac") for x in extra)
+            assert any(isinstance(x, TrackRemoved) and x.path == str(lib / "ok.wav") for x in extra)
+
+            # a malformed event: terminated, and recorded in the dead-letter stream
+            await bus.publish(js, bus.event_subject("added"), b'{"type": "file_event", "kind": "exploded"}', "bad")
+            dead = await wait_results(js, 1, stream=bus.DEADLETTER_STREAM)
+            records = [json.loads(m.data) for m in dead if m.subject == "trackprint.deadletter.malformed"]
+            assert records and "malformed event" in records[0]["reason"]
+            await wait_results(js, 2, stream=bus.DEADLETTER_STREAM)  # + the MSG_TERMINATED advisory
+            assert len(await results(js)) == len(names) + 3  # no result for it
+            info = await js.consumer_info(bus.EVENTS_STREAM, bus.ANALYZER_CONSUMER)
+            assert info.num_ack_pending == 0
+
+    run(main())
+
+
+def test_dead_rust_server_costs_one_connection_failure(nats_server, tmp_path):
+    lib = make_library(tmp_path / "lib")
+
+    async def main():
+        cfg = WorkerConfig(use_rust=True, server=f"http://127.0.0.1:{free_port()}", concurrency=1,
+                           breaker_threshold=1, breaker_cooldown_s=600)
+        async with Running(nats_server.url, cfg) as r:
+            for name in ("ok.flac", "ok.wav", "text.mp3"):
+                await publish_event(r.js, kind="added", path=str(lib / name))
+            msgs = await wait_results(r.js, 3)
+            res = [decode_result(m.data) for m in msgs]
+            fps = [x for x in res if isinstance(x, FingerprintResult)]
+            assert len(fps) == 2 and all(x.engine == "python" for x in fps)
+            assert all(x.fallback_reason and "rust unavailable" in x.fallback_reason for x in fps)
+            failure = [x for x in res if isinstance(x, AnalysisFailure)][0]
+            assert failure.code == ErrorCode.UNSUPPORTED_FORMAT and failure.engine == "python"
+            assert r.worker.rust.calls == 1 and r.worker.rust.connection_failures == 1
+            assert r.worker.rust.breaker_open
+
+    run(main())
+
+
+def test_transient_error_naks_then_final_failure_and_term(nats_server, tmp_path, monkeypatch):
+    async def always_transient(self, event, seq, attempts):
+        raise Transient(ErrorCode.IO_ERROR, "EIO reading the file", "decode", "python")
+
+    monkeypatch.setattr(AnalyzerWorker, "_analyse", always_transient)
+
+    async def main():
+        topo = bus.Topology(max_deliver=3, ack_wait_s=5)
+        cfg = WorkerConfig(use_rust=False, concurrency=1, nak_delay_s=0.2, topology=topo)
+        async with Running(nats_server.url, cfg, topo) as r:
+            await publish_event(r.js, kind="added", path=str(tmp_path / "x.flac"))
+            msgs = await wait_results(r.js, 1, timeout=30)
+            failure = decode_result(msgs[0].data)
+            assert isinstance(failure, AnalysisFailure)
+            assert failure.code == ErrorCode.IO_ERROR and failure.attempts == 3
+            assert r.worker.counts["naks"] == 2
+            dead = await wait_results(r.js, 1, stream=bus.DEADLETTER_STREAM)
+            assert "MSG_TERMINATED" in dead[0].subject
+
+    run(main())

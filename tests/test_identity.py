@@ -1,0 +1,134 @@
+"""content_id: retagging keeps the id, any audio change changes it (tags written by hand, no mutagen)."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import soundfile as sf
+
+from trackprint.identity import content_id
+
+
+def _signal(n=44100, seed=1):
+    rng = np.random.default_rng(seed)
+    return (0.3 * rng.standard_normal((n, 2))).astype(np.float32)
+
+
+def _write(path, data, fmt, subtype=None):
+    sf.write(str(path), data, 44100, format=fmt, subtype=subtype)
+    return path
+
+
+def _id3v2(text: str) -> bytes:
+    frame_body = b"\x03" + text.encode()
+    frame = b"TIT2" + struct.pack(">I", len(frame_body)) + b"\x00\x00" + frame_body
+    size = len(frame) + 64  # some padding
+    ss = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    return b"ID3\x04\x00\x00" + ss + frame + b"\x00" * 64
+
+
+def _id3v1(title: str) -> bytes:
+    return b"TAG" + title.encode().ljust(30, b"\0") + b"\0" * 95
+
+
+def _vorbis_comment(tags: dict[str, str]) -> bytes:
+    vendor = b"handwritten"
+    out = struct.pack("<I", len(vendor)) + vendor + struct.pack("<I", len(tags))
+    for k, v in tags.items():
+        entry = f"{k}={v}".encode()
+        out += struct.pack("<I", len(entry)) + entry
+    return out
+
+
+def _flac_retag(data: bytes, tags: dict[str, str], padding: int = 0) -> bytes:
+    """Rewrite a FLAC file's metadata: keep STREAMINFO/SEEKTABLE, replace VORBIS_COMMENT, add PADDING."""
+    assert data[:4] == b"fLaC"
+    pos, blocks = 4, []
+    while True:
+        h = data[pos]
+        length = int.from_bytes(data[pos + 1:pos + 4], "big")
+        blocks.append((h & 0x7F, data[pos + 4:pos + 4 + length]))
+        pos += 4 + length
+        if h & 0x80:
+            break
+    frames = data[pos:]
+    kept = [(t, b) for t, b in blocks if t not in (1, 4)]
+    kept.append((4, _vorbis_comment(tags)))
+    if padding:
+        kept.append((1, b"\0" * padding))
+    out = b"fLaC"
+    for i, (t, body) in enumerate(kept):
+        last = 0x80 if i == len(kept) - 1 else 0
+        out += bytes([t | last]) + len(body).to_bytes(3, "big") + body
+    return out + frames
+
+
+def test_flac_retag_keeps_id_and_sample_change_changes_it(tmp_path):
+    data = _signal()
+    p = _write(tmp_path / "a.flac", data, "FLAC", "PCM_16")
+    original = content_id(str(p))
+    assert original.startswith("flac-")
+    raw = p.read_bytes()
+    q = tmp_path / "b.flac"
+    q.write_bytes(_flac_retag(raw, {"TITLE": "One", "ARTIST": "Someone"}, padding=4096))
+    assert content_id(str(q)) == original
+    q.write_bytes(_flac_retag(raw, {"TITLE": "Two, much longer title" * 10}))
+    assert content_id(str(q)) == original
+    q.write_bytes(_id3v2("bad idea but common") + _flac_retag(raw, {"A": "b"}) + _id3v1("x"))
+    assert content_id(str(q)) == original
+    data2 = data.copy()
+    data2[1000, 0] += 0.01
+    r = _write(tmp_path / "c.flac", data2, "FLAC", "PCM_16")
+    assert content_id(str(r)) != original
+
+
+def test_mp3_like_id3_tags_stripped(tmp_path):
+    payload = bytes(range(256)) * 200  # the "audio" bytes; the generic path does not parse frames
+    p = tmp_path / "a.mp3"
+    p.write_bytes(_id3v2("first") + payload)
+    base = content_id(str(p))
+    p.write_bytes(_id3v2("a different and longer title") + payload + _id3v1("t"))
+    assert content_id(str(p)) == base
+    p.write_bytes(payload)
+    assert content_id(str(p)) == base
+    changed = bytearray(payload)
+    changed[5000] ^= 1
+    p.write_bytes(_id3v2("first") + bytes(changed))
+    assert content_id(str(p)) != base
+
+
+def test_wav_only_fmt_and_data(tmp_path):
+    data = _signal(22050)
+    p = _write(tmp_path / "a.wav", data, "WAV", "PCM_16")
+    base = content_id(str(p))
+    raw = bytearray(p.read_bytes())
+    # append a LIST/INFO chunk (what taggers do) and fix the RIFF size
+    info = b"INFO" + b"INAM" + struct.pack("<I", 6) + b"Title\0"
+    chunk = b"LIST" + struct.pack("<I", len(info)) + info
+    raw += chunk
+    raw[4:8] = struct.pack("<I", len(raw) - 8)
+    q = tmp_path / "b.wav"
+    q.write_bytes(bytes(raw))
+    assert content_id(str(q)) == base
+    data[10, 1] = 0.5
+    assert content_id(str(_write(tmp_path / "c.wav", data, "WAV", "PCM_16"))) != base
+
+
+def test_ogg_comment_packet_ignored(tmp_path):
+    data = _signal(22050)
+    p = _write(tmp_path / "a.ogg", data, "OGG", "VORBIS")
+    base = content_id(str(p))
+    assert base.startswith("ogg-")
+    with sf.SoundFile(str(tmp_path / "b.ogg"), "w", 44100, 2, format="OGG", subtype="VORBIS") as f:
+        f.title = "A title that makes the comment packet longer"
+        f.write(data)
+    # libvorbis encodes deterministically: same audio packets, different comment packet
+    assert content_id(str(tmp_path / "b.ogg")) == base
+
+
+def test_formats_never_collide(tmp_path):
+    payload = b"\x00" * 1000
+    (tmp_path / "x.mp3").write_bytes(payload)
+    (tmp_path / "x.aac").write_bytes(payload)
+    assert content_id(str(tmp_path / "x.mp3")) != content_id(str(tmp_path / "x.aac"))

@@ -1,0 +1,194 @@
+"""The watcher against a real nats-server and a real directory tree (inotify)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+import pytest
+
+from trackprint import bus
+from trackprint.contracts import decode_event
+from watcher.service import Watcher, WatcherConfig
+
+QUIET = 1.0
+
+
+async def read_events(js) -> list:
+    info = await js.stream_info(bus.EVENTS_STREAM)
+    out = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1) if info.state.messages else ():
+        out.append(decode_event((await js.get_msg(bus.EVENTS_STREAM, seq)).data))
+    return out
+
+
+async def wait_events(js, predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = await read_events(js)
+        if predicate(events):
+            return events
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out; events: {[(e.kind, e.path) for e in await read_events(js)]}")
+
+
+class Harness:
+    def __init__(self, nats_server, tmp_path, **kw):
+        self.url = nats_server.url
+        self.lib = tmp_path / "lib"
+        self.lib.mkdir(exist_ok=True)
+        self.state = str(tmp_path / "watcher.sqlite")
+        self.kw = kw
+
+    async def __aenter__(self):
+        self.nc = await bus.connect(self.url, "test")
+        self.js = self.nc.jetstream()
+        await bus.ensure_topology(self.js)
+        return self
+
+    def start(self):
+        cfg = WatcherConfig(roots=[str(self.lib)], nats=self.url, quiet_s=QUIET, state_path=self.state,
+                            reconcile_s=self.kw.get("reconcile_s", 300))
+        self.watcher = Watcher(cfg, js=self.js)
+        self.task = asyncio.create_task(self.watcher.run())
+
+    async def stop(self):
+        self.watcher.stop()
+        await asyncio.wait_for(self.task, 10)
+
+    async def __aexit__(self, *exc):
+        if getattr(self, "task", None) and not self.task.done():
+            await self.stop()
+        await bus.close(self.nc)
+
+
+def run(coro, timeout=60):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def kinds(events):
+    return [(e.kind, os.path.basename(e.path)) for e in events]
+
+
+def test_scan_modify_move_delete(nats_server, tmp_path):
+    async def main():
+        async with Harness(nats_server, tmp_path) as h:
+            (h.lib / "sub").mkdir()
+            (h.lib / "a.flac").write_bytes(b"a" * 100)
+            (h.lib / "sub" / "b.MP3").write_bytes(b"b" * 100)
+            (h.lib / "notes.txt").write_text("not audio")
+            h.start()
+            ev = await wait_events(h.js, lambda e: len(e) >= 2)
+            assert sorted(kinds(ev)) == [("added", "a.flac"), ("added", "b.MP3")]
+            assert all(e.origin == "scan" for e in ev)
+            # modify
+            with open(h.lib / "a.flac", "ab") as f:
+                f.write(b"more")
+            ev = await wait_events(h.js, lambda e: len(e) >= 3)
+            assert kinds(ev)[2] == ("changed", "a.flac") and ev[2].size == 104
+            # move
+            os.rename(h.lib / "sub" / "b.MP3", h.lib / "b-moved.mp3")
+            ev = await wait_events(h.js, lambda e: len(e) >= 4)
+            assert kinds(ev)[3] == ("moved", "b-moved.mp3")
+            assert ev[3].old_path == str(h.lib / "sub" / "b.MP3")
+            # delete
+            os.unlink(h.lib / "a.flac")
+            ev = await wait_events(h.js, lambda e: len(e) >= 5)
+            assert kinds(ev)[4] == ("removed", "a.flac")
+            await asyncio.sleep(QUIET + 1.5)
+            assert len(await read_events(h.js)) == 5  # nothing else
+            # msg ids are deterministic: the same observation is deduplicated
+            assert ev[0].msg_id() == ev[0].msg_id()
+
+    run(main())
+
+
+def test_slowly_written_file_published_once_when_complete(nats_server, tmp_path):
+    async def main():
+        async with Harness(nats_server, tmp_path) as h:
+            h.start()
+            await asyncio.sleep(0.5)
+            path = h.lib / "slow.wav"
+            with open(path, "wb") as f:
+                for _ in range(8):  # ~4 s, a chunk each 0.5 s
+                    f.write(b"x" * 1000)
+                    f.flush()
+                    await asyncio.sleep(0.5)
+                    assert await read_events(h.js) == [], "published while still being written"
+            ev = await wait_events(h.js, lambda e: len(e) >= 1)
+            await asyncio.sleep(QUIET + 1)
+            ev = await read_events(h.js)
+            assert kinds(ev) == [("added", "slow.wav")] and ev[0].size == 8000
+
+    run(main())
+
+
+def test_root_renamed_away_is_offline_not_removed(nats_server, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="trackprint.watcher")
+
+    async def main():
+        async with Harness(nats_server, tmp_path) as h:
+            for i in range(5):
+                (h.lib / f"{i}.flac").write_bytes(b"x" * (10 + i))
+            h.start()
+            await wait_events(h.js, lambda e: len(e) >= 5)
+            os.rename(h.lib, tmp_path / "lib-away")
+            await asyncio.sleep(QUIET + 3)
+            h.watcher.scan_root_into_dirty(str(h.lib), "reconcile")  # a reconcile over the offline root
+            await asyncio.sleep(1)
+            ev = await read_events(h.js)
+            assert [e.kind for e in ev] == ["added"] * 5
+            assert "LIBRARY ROOT OFFLINE" in caplog.text
+            # back: nothing to publish, files unchanged
+            os.rename(tmp_path / "lib-away", h.lib)
+            await asyncio.sleep(QUIET + 2)
+            assert "back online" in caplog.text
+            assert len(await read_events(h.js)) == 5
+            # an emptied mount point (unmounted drive) is offline too
+            for i in range(5):
+                os.rename(h.lib / f"{i}.flac", tmp_path / f"{i}.flac")
+            await asyncio.sleep(QUIET + 3)
+            assert [e.kind for e in await read_events(h.js)] == ["added"] * 5
+
+    run(main())
+
+
+def test_reconcile_after_downtime(nats_server, tmp_path):
+    async def main():
+        async with Harness(nats_server, tmp_path) as h:
+            for name in ("keep.flac", "change.flac", "delete.flac", "move.flac"):
+                (h.lib / name).write_bytes(name.encode() * 10)
+            h.start()
+            await wait_events(h.js, lambda e: len(e) >= 4)
+            await h.stop()
+            # while the watcher is down
+            (h.lib / "change.flac").write_bytes(b"changed content")
+            os.utime(h.lib / "change.flac", (time.time() - 60, time.time() - 60))
+            os.unlink(h.lib / "delete.flac")
+            os.rename(h.lib / "move.flac", h.lib / "moved.flac")
+            (h.lib / "new.flac").write_bytes(b"new")
+            h.start()
+            ev = await wait_events(h.js, lambda e: len(e) >= 8)
+            await asyncio.sleep(QUIET + 1.5)
+            ev = await read_events(h.js)
+            assert sorted(kinds(ev[4:])) == [("added", "new.flac"), ("changed", "change.flac"),
+                                             ("moved", "moved.flac"), ("removed", "delete.flac")]
+            assert all(e.origin == "scan" for e in ev[4:])
+
+    run(main())
+
+
+def test_periodic_reconcile_catches_missed_events(nats_server, tmp_path):
+    async def main():
+        async with Harness(nats_server, tmp_path, reconcile_s=1.0) as h:
+            h.start()
+            await asyncio.sleep(0.5)
+            h.watcher._unwatch(str(h.lib))  # as if inotify missed everything
+            (h.lib / "missed.flac").write_bytes(b"m")
+            os.utime(h.lib / "missed.flac", (time.time() - 60, time.time() - 60))
+            ev = await wait_events(h.js, lambda e: len(e) >= 1)
+            assert kinds(ev) == [("added", "missed.flac")] and ev[0].origin == "reconcile"
+
+    run(main())

@@ -1,0 +1,288 @@
+"""The NATS JetStream topology shared by every service, and the few helpers that use it safely.
+
+Streams (all ``limits`` retention, file storage, ``discard=new``):
+
+- ``TRACKPRINT_EVENTS``  ``trackprint.events.<kind>``   FileEvent (watcher -> analyzers)
+- ``TRACKPRINT_RESULTS`` ``trackprint.results.<type>``  results (analyzers -> persister)
+- ``TRACKPRINT_DEADLETTER``: the MAX_DELIVERIES and MSG_TERMINATED advisories of
+  both consumers, plus ``trackprint.deadletter.<reason>`` records that services
+  publish themselves (e.g. a malformed event). The original message of an
+  advisory stays readable with ``js.get_msg(stream, seq)``.
+
+Consumers: durable pull consumers ``analyzer`` (events) and ``persister``
+(results), created or updated with ``js.add_consumer`` (never via
+``pull_subscribe(durable=, config=)``, which ignores the config of an existing
+consumer); workers bind with ``js.pull_subscribe_bind``.
+
+KV bucket ``fingerprints_by_content``: ``v<FINGERPRINT_VERSION>.<content_id>``
+-> the last FingerprintResult for that audio content (a cache: moves and
+retags reuse it instead of analysing again).
+
+Limits are configurable through :class:`Topology` or environment variables
+``TRACKPRINT_STREAM_MAX_BYTES``, ``TRACKPRINT_STREAM_MAX_MSGS``,
+``TRACKPRINT_ACK_WAIT_S``, ``TRACKPRINT_MAX_DELIVER``,
+``TRACKPRINT_MAX_ACK_PENDING``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from typing import Any, Iterable
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js import api
+
+log = logging.getLogger("trackprint.bus")
+
+EVENTS_STREAM = "TRACKPRINT_EVENTS"
+RESULTS_STREAM = "TRACKPRINT_RESULTS"
+DEADLETTER_STREAM = "TRACKPRINT_DEADLETTER"
+ANALYZER_CONSUMER = "analyzer"
+PERSISTER_CONSUMER = "persister"
+FINGERPRINT_KV = "fingerprints_by_content"
+
+EVENTS_PREFIX = "trackprint.events"
+RESULTS_PREFIX = "trackprint.results"
+DEADLETTER_PREFIX = "trackprint.deadletter"
+EVENTS_SUBJECTS = f"{EVENTS_PREFIX}.>"
+RESULTS_SUBJECTS = f"{RESULTS_PREFIX}.>"
+
+
+def event_subject(kind: str) -> str:
+    """``trackprint.events.<kind>`` (added, changed, moved, removed)."""
+    return f"{EVENTS_PREFIX}.{kind}"
+
+
+def result_subject(result_type: str) -> str:
+    """``trackprint.results.<type>`` (fingerprint, failure, removed, moved)."""
+    return f"{RESULTS_PREFIX}.{result_type}"
+
+
+def deadletter_subject(reason: str) -> str:
+    """``trackprint.deadletter.<reason>`` (e.g. malformed)."""
+    return f"{DEADLETTER_PREFIX}.{reason}"
+
+
+def advisory_subject(kind: str, stream: str, consumer: str) -> str:
+    """``$JS.EVENT.ADVISORY.CONSUMER.<kind>.<stream>.<consumer>``; kind MAX_DELIVERIES or MSG_TERMINATED."""
+    return f"$JS.EVENT.ADVISORY.CONSUMER.{kind}.{stream}.{consumer}"
+
+
+def fingerprint_kv_key(version: int, content_id: str) -> str:
+    return f"v{version}.{content_id}"
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclasses.dataclass
+class Topology:
+    """Stream and consumer limits. Defaults suit one large library (tens of thousands of tracks)."""
+
+    max_bytes: int = dataclasses.field(default_factory=lambda: _env_int("TRACKPRINT_STREAM_MAX_BYTES", 8 << 30))
+    max_msgs: int = dataclasses.field(default_factory=lambda: _env_int("TRACKPRINT_STREAM_MAX_MSGS", -1))
+    duplicate_window_s: float = 120.0
+    # Ack deadline of the first delivery; NATS replaces ack_wait with backoff[n] on delivery n+1.
+    ack_wait_s: float = dataclasses.field(default_factory=lambda: _env_float("TRACKPRINT_ACK_WAIT_S", 60.0))
+    max_deliver: int = dataclasses.field(default_factory=lambda: _env_int("TRACKPRINT_MAX_DELIVER", 5))
+    max_ack_pending: int = dataclasses.field(default_factory=lambda: _env_int("TRACKPRINT_MAX_ACK_PENDING", 1000))
+    storage: api.StorageType = api.StorageType.FILE
+    num_replicas: int = 1
+
+    def backoff(self) -> list[float]:
+        """Ack-wait per delivery attempt: ack_wait, 2x, 4x... (max_deliver - 1 entries: NATS needs fewer than max_deliver)."""
+        n = max(1, self.max_deliver - 1)
+        return [self.ack_wait_s * (2 ** min(i, 4)) for i in range(n)]
+
+
+class BusError(RuntimeError):
+    """A bus operation failed in a way the caller must handle (never ack after this)."""
+
+
+class StreamFullError(BusError):
+    """The stream reached max_bytes/max_msgs and rejects new messages (discard=new)."""
+
+
+async def _log_error(exc: Exception) -> None:
+    log.error("NATS error: %s: %s", type(exc).__name__, exc)
+
+
+def _callbacks(name: str) -> dict[str, Any]:
+    async def disconnected() -> None:
+        log.warning("NATS %s: DISCONNECTED from the server; publishing and acking stall until it is back", name)
+
+    async def reconnected() -> None:
+        log.warning("NATS %s: reconnected", name)
+
+    async def closed() -> None:
+        log.warning("NATS %s: connection closed", name)
+
+    return {
+        "error_cb": _log_error,
+        "disconnected_cb": disconnected,
+        "reconnected_cb": reconnected,
+        "closed_cb": closed,
+    }
+
+
+async def connect(servers: str | list[str], name: str, *, connect_timeout: float = 5.0) -> Client:
+    """Connect with settings that never give up and notice a dead server within seconds.
+
+    ``servers`` is a URL, a comma-separated list of URLs, or a list.
+    """
+    if isinstance(servers, str):
+        servers = [s.strip() for s in servers.split(",") if s.strip()]
+    return await nats.connect(
+        servers=servers,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        ping_interval=5,
+        max_outstanding_pings=3,
+        connect_timeout=connect_timeout,
+        allow_reconnect=True,
+        **_callbacks(name),
+    )
+
+
+def _stream_config(name: str, subjects: list[str], topo: Topology) -> api.StreamConfig:
+    return api.StreamConfig(
+        name=name,
+        subjects=subjects,
+        retention=api.RetentionPolicy.LIMITS,
+        storage=topo.storage,
+        discard=api.DiscardPolicy.NEW,
+        max_bytes=topo.max_bytes,
+        max_msgs=topo.max_msgs,
+        duplicate_window=topo.duplicate_window_s,
+        num_replicas=topo.num_replicas,
+    )
+
+
+async def _ensure_stream(js, config: api.StreamConfig) -> None:
+    try:
+        await js.stream_info(config.name)
+    except nats.js.errors.NotFoundError:
+        try:
+            await js.add_stream(config)
+            log.info("created stream %s", config.name)
+            return
+        except nats.js.errors.BadRequestError as exc:  # created concurrently by another service
+            if "already in use" not in str(exc):
+                raise
+    await js.update_stream(config)
+
+
+def consumer_config(durable: str, filter_subject: str, topo: Topology) -> api.ConsumerConfig:
+    return api.ConsumerConfig(
+        durable_name=durable,
+        deliver_policy=api.DeliverPolicy.ALL,
+        ack_policy=api.AckPolicy.EXPLICIT,
+        ack_wait=topo.ack_wait_s,
+        max_deliver=topo.max_deliver,
+        backoff=topo.backoff(),
+        max_ack_pending=topo.max_ack_pending,
+        filter_subject=filter_subject,
+        max_waiting=512,
+    )
+
+
+async def ensure_topology(js, topology: Topology | None = None) -> None:
+    """Create or update streams, consumers and the KV bucket. Idempotent; every service calls it at start."""
+    topo = topology or Topology()
+    await _ensure_stream(js, _stream_config(EVENTS_STREAM, [EVENTS_SUBJECTS], topo))
+    await _ensure_stream(js, _stream_config(RESULTS_STREAM, [RESULTS_SUBJECTS], topo))
+    dead_subjects = [f"{DEADLETTER_PREFIX}.>"]
+    for stream, consumer in ((EVENTS_STREAM, ANALYZER_CONSUMER), (RESULTS_STREAM, PERSISTER_CONSUMER)):
+        for kind in ("MAX_DELIVERIES", "MSG_TERMINATED"):
+            dead_subjects.append(advisory_subject(kind, stream, consumer))
+    await _ensure_stream(js, _stream_config(DEADLETTER_STREAM, dead_subjects, topo))
+    await js.add_consumer(EVENTS_STREAM, consumer_config(ANALYZER_CONSUMER, EVENTS_SUBJECTS, topo))
+    await js.add_consumer(RESULTS_STREAM, consumer_config(PERSISTER_CONSUMER, RESULTS_SUBJECTS, topo))
+    try:
+        await js.key_value(FINGERPRINT_KV)
+    except (nats.js.errors.BucketNotFoundError, nats.js.errors.NotFoundError):
+        try:
+            await js.create_key_value(
+                api.KeyValueConfig(bucket=FINGERPRINT_KV, history=1, storage=topo.storage, replicas=topo.num_replicas)
+            )
+        except nats.js.errors.BadRequestError as exc:
+            if "already in use" not in str(exc):
+                raise
+
+
+async def bind_analyzer(js):
+    """Pull subscription on the durable ``analyzer`` consumer (ensure_topology first)."""
+    return await js.pull_subscribe_bind(consumer=ANALYZER_CONSUMER, stream=EVENTS_STREAM)
+
+
+async def bind_persister(js):
+    """Pull subscription on the durable ``persister`` consumer (ensure_topology first)."""
+    return await js.pull_subscribe_bind(consumer=PERSISTER_CONSUMER, stream=RESULTS_STREAM)
+
+
+async def fingerprint_kv(js):
+    return await js.key_value(FINGERPRINT_KV)
+
+
+_FULL_MARKERS = ("maximum messages exceeded", "maximum bytes exceeded", "resource limits exceeded",
+                 "insufficient resources")
+
+
+async def publish(js, subject: str, payload: bytes, msg_id: str | None, *, timeout: float = 5.0) -> api.PubAck:
+    """Publish and wait for the stream's PubAck.
+
+    Raises :class:`StreamFullError` when the stream rejects the message
+    because it is full (discard=new), :class:`BusError` for any other failure
+    (no stream, timeout, disconnected). A duplicate (same ``msg_id`` inside
+    the duplicate window) is a success with ``ack.duplicate`` True.
+    """
+    headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+    try:
+        return await js.publish(subject, payload, timeout=timeout, headers=headers)
+    except nats.js.errors.APIError as exc:
+        text = f"{exc.description or ''} {exc}".lower()
+        if any(marker in text for marker in _FULL_MARKERS):
+            raise StreamFullError(
+                f"stream for {subject!r} is full (discard=new rejects new messages): {exc.description}; "
+                "raise TRACKPRINT_STREAM_MAX_BYTES/MAX_MSGS or let consumers catch up"
+            ) from exc
+        raise BusError(f"publish to {subject!r} rejected: {exc}") from exc
+    except (nats.errors.TimeoutError, asyncio.TimeoutError) as exc:
+        raise BusError(f"publish to {subject!r}: no PubAck within {timeout} s (server down or slow?)") from exc
+    except nats.js.errors.NoStreamResponseError as exc:
+        raise BusError(f"publish to {subject!r}: no stream captures this subject (ensure_topology not run?)") from exc
+    except nats.errors.Error as exc:
+        raise BusError(f"publish to {subject!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+async def close(nc: Client, subscriptions: Iterable[Any] = ()) -> None:
+    """Unsubscribe pull subscriptions, then drain (draining with live pull subscriptions can hang)."""
+    for sub in subscriptions:
+        try:
+            await sub.unsubscribe()
+        except Exception as exc:  # already closed, connection gone
+            log.debug("unsubscribe: %s", exc)
+    if nc.is_closed:
+        return
+    try:
+        await asyncio.wait_for(nc.drain(), timeout=10)
+    except Exception as exc:
+        log.warning("NATS drain failed (%s); closing", exc)
+        try:
+            await nc.close()
+        except Exception:
+            pass

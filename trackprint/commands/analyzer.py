@@ -1,0 +1,53 @@
+"""``trackprint analyzer --nats URL[,URL] [--server URL] [--concurrency N] [--no-rust] [--metrics-port P]``
+
+Binds to the durable ``analyzer`` consumer of the events stream and publishes
+results; start as many as you like on any host (see analyzer/README.md, "Worker").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("analyzer", help="fingerprint the files named by the events stream")
+    parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="server URL(s), comma-separated")
+    parser.add_argument("--server", default=os.environ.get("TRACKPRINT_SERVER", "http://127.0.0.1:7878"),
+                        help="Rust server URL (default $TRACKPRINT_SERVER or http://127.0.0.1:7878)")
+    parser.add_argument("--no-rust", action="store_true", help="Python engine only")
+    parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 1, help="files at once (default: cores)")
+    parser.add_argument("--analysis-timeout-s", type=float, default=600.0)
+    parser.add_argument("--nak-delay-s", type=float, default=5.0, help="first retry delay of a transient error")
+    parser.add_argument("--breaker-threshold", type=int, default=3,
+                        help="consecutive Rust connection failures/timeouts that open the breaker")
+    parser.add_argument("--breaker-cooldown-s", type=float, default=30.0)
+    parser.add_argument("--metrics-port", type=int, default=0, help="Prometheus metrics port (default off)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from analyzer.worker import AnalyzerWorker, WorkerConfig
+
+    logging.getLogger("trackprint").setLevel(min(logging.getLogger().level, logging.INFO))
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+    config = WorkerConfig(nats=args.nats, server=args.server, use_rust=not args.no_rust,
+                          concurrency=max(1, args.concurrency), analysis_timeout_s=args.analysis_timeout_s,
+                          nak_delay_s=args.nak_delay_s, breaker_threshold=args.breaker_threshold,
+                          breaker_cooldown_s=args.breaker_cooldown_s)
+
+    async def main() -> None:
+        worker = AnalyzerWorker(config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        await worker.run()
+
+    asyncio.run(main())
+    return 0

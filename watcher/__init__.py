@@ -1,0 +1,1 @@
+"""The watcher service: library roots -> quiescent FileEvents on the NATS events stream."""

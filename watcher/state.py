@@ -1,0 +1,87 @@
+"""The watcher's memory of what it last published: a small SQLite file.
+
+One row per file: path, root, size, mtime_ns, inode, dev, the kind last
+published. Kept in memory too (a dict and an inode index) so a reconcile of a
+large library is a dict comparison, not a query per file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+
+
+def default_state_path() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "trackprint", "watcher.sqlite")
+
+
+@dataclass
+class Entry:
+    path: str
+    root: str
+    size: int
+    mtime_ns: int
+    inode: int
+    dev: int
+    kind: str
+
+
+class WatcherState:
+    def __init__(self, path: str):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.db = sqlite3.connect(path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, root TEXT NOT NULL, size INTEGER NOT NULL,"
+            " mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, dev INTEGER NOT NULL, kind TEXT NOT NULL)"
+        )
+        self.db.execute("CREATE TABLE IF NOT EXISTS roots (root TEXT PRIMARY KEY, dev INTEGER NOT NULL)")
+        self.db.commit()
+        self.files: dict[str, Entry] = {}
+        self.by_inode: dict[tuple[int, int], str] = {}
+        for row in self.db.execute("SELECT path, root, size, mtime_ns, inode, dev, kind FROM files"):
+            e = Entry(*row)
+            self.files[e.path] = e
+            self.by_inode[(e.dev, e.inode)] = e.path
+        self.root_devs: dict[str, int] = dict(self.db.execute("SELECT root, dev FROM roots").fetchall())
+
+    def get(self, path: str) -> Entry | None:
+        return self.files.get(path)
+
+    def under(self, root: str) -> list[Entry]:
+        prefix = root.rstrip(os.sep) + os.sep
+        return [e for e in self.files.values() if e.path.startswith(prefix)]
+
+    def path_for_inode(self, dev: int, inode: int) -> str | None:
+        return self.by_inode.get((dev, inode))
+
+    def put(self, e: Entry) -> None:
+        old = self.files.get(e.path)
+        if old is not None and self.by_inode.get((old.dev, old.inode)) == e.path:
+            del self.by_inode[(old.dev, old.inode)]
+        self.files[e.path] = e
+        self.by_inode[(e.dev, e.inode)] = e.path
+        self.db.execute(
+            "INSERT OR REPLACE INTO files (path, root, size, mtime_ns, inode, dev, kind) VALUES (?,?,?,?,?,?,?)",
+            (e.path, e.root, e.size, e.mtime_ns, e.inode, e.dev, e.kind),
+        )
+
+    def delete(self, path: str) -> None:
+        old = self.files.pop(path, None)
+        if old is not None and self.by_inode.get((old.dev, old.inode)) == path:
+            del self.by_inode[(old.dev, old.inode)]
+        self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    def set_root_dev(self, root: str, dev: int) -> None:
+        self.root_devs[root] = dev
+        self.db.execute("INSERT OR REPLACE INTO roots (root, dev) VALUES (?, ?)", (root, dev))
+        self.db.commit()
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.commit()
+        self.db.close()
