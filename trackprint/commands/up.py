@@ -191,9 +191,7 @@ def progress_snapshot(db_url: str, monitor_url: str | None) -> dict:
     """Counts for the progress line: from the database, and the consumers' lag from the NATS monitor."""
     snapshot: dict = {}
     try:
-        from persister.progress import counts
-
-        snapshot.update(counts(db_url))
+        snapshot.update(database_counts(db_url))
     except Exception as exc:  # the persister may still be creating the schema
         snapshot["db_error"] = str(exc).splitlines()[0][:120]
     if monitor_url:
@@ -211,6 +209,26 @@ def progress_snapshot(db_url: str, monitor_url: str | None) -> dict:
         except Exception:
             pass
     return snapshot
+
+
+_engines: dict = {}
+
+
+def database_counts(db_url: str) -> dict:
+    """persister.queries counts, plus a rate from the fingerprints written in the last minute."""
+    from sqlalchemy import create_engine
+
+    from persister.queries import counts
+    from trackprint.db import normalize_url
+
+    engine = _engines.get(db_url) or _engines.setdefault(db_url, create_engine(normalize_url(db_url)))
+    with engine.connect() as conn:
+        c = counts(conn, recent_minutes=1.0)
+    return {
+        "known": c.known, "fingerprinted": c.active, "pending": c.pending, "failed": c.failed,
+        "failed_by_code": c.failed_by_code, "tombstoned": c.tombstoned, "engines": c.engine_share,
+        "rate_per_min": c.recent_persisted, "stale": c.stale,
+    }
 
 
 def format_progress(s: dict, state: dict) -> str:

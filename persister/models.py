@@ -1,0 +1,142 @@
+"""SQLAlchemy 2 models: the tables people query.
+
+- ``tracks``: one row per path ever seen. ``state`` is ``active`` (has a
+  fingerprint), ``pending`` (known, no fingerprint yet), ``failed`` (the latest
+  analysis failed and there is no fingerprint) or ``deleted`` (a tombstone:
+  rows are never hard-deleted). ``last_source_seq`` is the events-stream
+  sequence of the latest message applied: messages with a smaller sequence
+  change nothing (last-write-wins).
+- ``track_fingerprints``: one row per track, the 25 dimensions as NOT NULL
+  floats named exactly as :data:`trackprint.fingerprint.DIMENSIONS`.
+- ``analysis_failures``: one row per (path, code, source_seq): a visible record
+  of every failed analysis and every invalid bus message.
+
+The schema itself is created by the Alembic migrations in
+``persister/migrations``; these models must stay in step with them (a test
+compares them).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from trackprint.fingerprint import DIMENSIONS
+
+TRACK_STATES = ("active", "pending", "failed", "deleted")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Track(Base):
+    __tablename__ = "tracks"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    inode: Mapped[int | None] = mapped_column(BigInteger)
+    content_id: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    last_source_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    last_failure_code: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("state IN ('active', 'pending', 'failed', 'deleted')", name="state"),
+        Index("ix_tracks_state", "state"),
+        Index("ix_tracks_content_id", "content_id"),
+    )
+
+
+class TrackFingerprint(Base):
+    __tablename__ = "track_fingerprints"
+
+    track_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("tracks.id"), primary_key=True
+    )
+    fingerprint_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    engine: Mapped[str] = mapped_column(String(16), nullable=False)
+    content_id: Mapped[str | None] = mapped_column(String(128))
+    codec: Mapped[str | None] = mapped_column(String(32))
+    sample_rate: Mapped[int | None] = mapped_column(Integer)
+    channels: Mapped[int | None] = mapped_column(Integer)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    analysis_s: Mapped[float | None] = mapped_column(Float)
+    reused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    source_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    analyzed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    # The 25 dimensions, one NOT NULL float column each, exactly as named in DIMENSIONS
+    # (the class namespace is a plain dict in the class body).
+    for _name in DIMENSIONS:
+        vars()[_name] = mapped_column(_name, Float, nullable=False)
+    del _name
+
+    __table_args__ = (
+        Index("ix_track_fingerprints_fingerprint_version", "fingerprint_version"),
+        Index("ix_track_fingerprints_engine", "engine"),
+        Index("ix_track_fingerprints_updated_at", "updated_at"),
+    )
+
+
+class AnalysisFailure(Base):
+    __tablename__ = "analysis_failures"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(Text, nullable=False)  # '' when an invalid message had no readable path
+    track_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("tracks.id")
+    )
+    code: Mapped[str] = mapped_column(String(64), nullable=False)
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+    stage: Mapped[str] = mapped_column(String(64), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    engine: Mapped[str | None] = mapped_column(String(16))
+    source_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    results_seq: Mapped[int | None] = mapped_column(BigInteger)  # results-stream sequence (get_msg)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("path", "code", "source_seq"),
+        Index("ix_analysis_failures_code", "code"),
+        Index("ix_analysis_failures_track_id", "track_id"),
+    )
+
+
+tracks = Track.__table__
+track_fingerprints = TrackFingerprint.__table__
+analysis_failures = AnalysisFailure.__table__
+metadata = Base.metadata

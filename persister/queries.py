@@ -1,0 +1,132 @@
+"""Counts for ``trackprint status`` (pure SQLAlchemy Core; the same on SQLite and PostgreSQL).
+
+Definitions (a track is a row of ``tracks``; tombstones are rows in state ``deleted``):
+
+- ``known``: tracks not tombstoned (state != 'deleted').
+- ``active``: state 'active' with a fingerprint row.
+- ``pending``: known, no fingerprint row, not failed (state not in 'failed', 'deleted')
+  and no row in ``analysis_failures`` for the track.
+- ``failed_by_code``: tracks in state 'failed', grouped by ``tracks.last_failure_code``
+  (the code of the latest failure applied to the track).
+- ``failures_by_code``: all rows of ``analysis_failures`` grouped by code (history,
+  including ``invalid_message`` rows without a track).
+- ``tombstoned``: state 'deleted'.
+- ``stale``: known tracks whose fingerprint has ``fingerprint_version`` < the current
+  :data:`trackprint.fingerprint.FINGERPRINT_VERSION` (they need re-analysis).
+- ``engine_share``: known tracks with a fingerprint, grouped by engine ('rust'/'python').
+- ``recent``: fingerprints written (``track_fingerprints.updated_at``) and analysed
+  (``analyzed_at``) within the last N minutes: throughput.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Connection, and_, exists, func, literal_column, select
+
+from persister.models import analysis_failures, track_fingerprints, tracks
+from trackprint.fingerprint import FINGERPRINT_VERSION
+
+T, F, A = tracks.c, track_fingerprints.c, analysis_failures.c
+
+_has_fp = exists().where(F.track_id == T.id)
+_has_failure = exists().where(A.track_id == T.id)
+
+
+def known_q():
+    return select(func.count()).select_from(tracks).where(T.state != "deleted")
+
+
+def active_q():
+    return select(func.count()).select_from(tracks).where(T.state == "active", _has_fp)
+
+
+def pending_q():
+    return (
+        select(func.count())
+        .select_from(tracks)
+        .where(T.state.not_in(("failed", "deleted")), ~_has_fp, ~_has_failure)
+    )
+
+
+def tombstoned_q():
+    return select(func.count()).select_from(tracks).where(T.state == "deleted")
+
+
+def failed_by_code_q():
+    code = func.coalesce(T.last_failure_code, literal_column("'unknown'")).label("code")
+    return select(code, func.count()).where(T.state == "failed").group_by(code)
+
+
+def failures_by_code_q():
+    return select(A.code, func.count()).group_by(A.code)
+
+
+def stale_q(current_version: int = FINGERPRINT_VERSION):
+    return (
+        select(func.count())
+        .select_from(tracks.join(track_fingerprints, F.track_id == T.id))
+        .where(T.state != "deleted", F.fingerprint_version < current_version)
+    )
+
+
+def engine_share_q():
+    return (
+        select(F.engine, func.count())
+        .select_from(tracks.join(track_fingerprints, F.track_id == T.id))
+        .where(T.state != "deleted")
+        .group_by(F.engine)
+    )
+
+
+def recent_q(since: datetime):
+    return select(
+        func.count().filter(F.updated_at >= since),
+        func.count().filter(and_(F.analyzed_at.is_not(None), F.analyzed_at >= since)),
+    ).select_from(track_fingerprints)
+
+
+@dataclass
+class Counts:
+    known: int = 0
+    active: int = 0
+    pending: int = 0
+    failed_by_code: dict[str, int] = field(default_factory=dict)
+    failures_by_code: dict[str, int] = field(default_factory=dict)
+    tombstoned: int = 0
+    stale: int = 0
+    engine_share: dict[str, int] = field(default_factory=dict)
+    recent_minutes: float = 0
+    recent_persisted: int = 0
+    recent_analyzed: int = 0
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failed_by_code.values())
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["failed"] = self.failed
+        return out
+
+
+def counts(conn: Connection, *, recent_minutes: float = 10.0, now: datetime | None = None,
+           current_version: int = FINGERPRINT_VERSION) -> Counts:
+    """Every count in one read (run inside one transaction for a consistent picture)."""
+    now = now or datetime.now(timezone.utc)
+    since = now - timedelta(minutes=recent_minutes)
+    recent = conn.execute(recent_q(since)).one()
+    return Counts(
+        known=conn.execute(known_q()).scalar_one(),
+        active=conn.execute(active_q()).scalar_one(),
+        pending=conn.execute(pending_q()).scalar_one(),
+        failed_by_code={code: n for code, n in conn.execute(failed_by_code_q())},
+        failures_by_code={code: n for code, n in conn.execute(failures_by_code_q())},
+        tombstoned=conn.execute(tombstoned_q()).scalar_one(),
+        stale=conn.execute(stale_q(current_version)).scalar_one(),
+        engine_share={engine: n for engine, n in conn.execute(engine_share_q())},
+        recent_minutes=recent_minutes,
+        recent_persisted=recent[0],
+        recent_analyzed=recent[1],
+    )

@@ -1,0 +1,476 @@
+"""The SQL side of the persister: migrations and the one-transaction-per-batch apply.
+
+``Store(url).apply(batch)`` takes ``[(message_or_raw_bytes, Meta), ...]`` and
+applies every item inside ONE transaction, committed before it returns. A
+database error propagates (the service then naks the whole batch; nothing is
+acked before the commit).
+
+Ordering and idempotence (last-write-wins by the *source event's* stream
+sequence, ``message.source_seq``; the results-stream sequence when that is 0):
+
+- a message whose sequence is smaller than ``tracks.last_source_seq`` of its
+  path changes nothing (counted as ``stale``); an equal sequence re-applies the
+  same values, so a redelivered message is harmless;
+- ``FingerprintResult``: upsert track (state ``active``) and its fingerprint;
+- ``AnalysisFailure``: one ``analysis_failures`` row per (path, code,
+  source_seq) (insert ... on conflict do nothing); the track becomes
+  ``failed`` only when it has no fingerprint; a fingerprint is never deleted;
+- ``TrackRemoved``: tombstone (state ``deleted``, ``deleted_at``); the
+  fingerprint row stays; a later, newer add revives the row. An unknown path
+  gets a tombstone row too, so a late older result cannot resurrect it;
+- ``TrackMoved``: the row (and its fingerprint) moves to the new path and a
+  tombstone is left at the old path. When the new path already has a row, the
+  newer sequence wins (a move that wins copies the fingerprint onto it). When
+  the old path is unknown, the new path gets a ``pending`` row without
+  fingerprint;
+- an invalid message (msgspec decode error, or ``result_problems`` non-empty)
+  is recorded as an ``invalid_message`` failure naming the problem and, when
+  readable, the path; never dropped.
+
+Concurrent persisters: on PostgreSQL every transaction first takes
+transaction-scoped advisory locks on all the paths it touches, in sorted key
+order (no deadlock between persisters), so the select-then-write below is
+serialised per path. On SQLite every transaction is ``BEGIN IMMEDIATE`` (one
+writer at a time; other writers wait up to ``busy_timeout``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import msgspec
+from sqlalchemy import Connection, Engine, create_engine, event, select, text, update
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from persister.models import analysis_failures, track_fingerprints, tracks
+from trackprint.contracts import (
+    AnalysisFailure,
+    FingerprintResult,
+    ResultMessage,
+    TrackMoved,
+    TrackRemoved,
+    decode_result,
+    result_problems,
+)
+from trackprint.db import normalize_url, redact
+from trackprint.errors import ErrorCode
+from trackprint.fingerprint import DIMENSIONS
+
+log = logging.getLogger("trackprint.persister.store")
+
+MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
+INVALID = ErrorCode.INVALID_MESSAGE.value
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Where a message came from: its results-stream sequence and how often it was delivered."""
+
+    stream_seq: int = 0
+    num_delivered: int = 1
+
+
+@dataclass
+class Outcome:
+    """What happened to one item of a batch (for log lines and counters)."""
+
+    kind: str  # fingerprint | failure | removed | moved | invalid
+    path: str | None
+    action: str  # applied | stale | recorded
+    seq: int
+    detail: str = ""
+
+
+@dataclass
+class BatchSummary:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, kind: str | None = None, action: str | None = None) -> int:
+        return sum(
+            1 for o in self.outcomes if (kind is None or o.kind == kind) and (action is None or o.action == action)
+        )
+
+    @property
+    def persisted(self) -> int:
+        """Fingerprints written."""
+        return self.count("fingerprint", "applied")
+
+    @property
+    def failures(self) -> int:
+        """Analysis failures applied (invalid messages not included)."""
+        return self.count("failure", "applied")
+
+    @property
+    def invalid(self) -> int:
+        return self.count("invalid")
+
+    @property
+    def stale(self) -> int:
+        return self.count(action="stale")
+
+
+@dataclass
+class _Prepared:
+    message: ResultMessage | None
+    meta: Meta
+    seq: int
+    problem: str | None = None  # set for invalid messages
+    raw_path: str | None = None  # readable path of an invalid message
+    raw_engine: str | None = None
+
+
+def _utc(ts: float | None) -> datetime | None:
+    if ts is None:
+        return None
+    try:
+        return datetime.fromtimestamp(float(ts), timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _lock_key(path: str) -> int:
+    digest = hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def make_engine(url: str, *, sqlite_busy_timeout_s: float = 30.0, echo: bool = False) -> Engine:
+    """An Engine configured for the persister (SQLite: WAL, busy_timeout, foreign keys, BEGIN IMMEDIATE)."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, echo=echo, connect_args={"timeout": sqlite_busy_timeout_s})
+        busy_ms = int(sqlite_busy_timeout_s * 1000)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_connection, _record):  # noqa: ANN001
+            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (below)
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # noqa: ANN001
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(
+        parsed,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=2,
+        max_overflow=2,
+        connect_args={"connect_timeout": 10, "application_name": "trackprint-persister"},
+    )
+
+
+def alembic_config(connection: Connection | None = None):
+    """The Alembic config, built in code (works from an installed package; no alembic.ini)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+class Store:
+    """Migrations plus batched, idempotent, last-write-wins writes. Thread-safe (one Engine)."""
+
+    def __init__(self, url: str, *, sqlite_busy_timeout_s: float = 30.0, echo: bool = False):
+        self.url = normalize_url(url)
+        self.engine = make_engine(url, sqlite_busy_timeout_s=sqlite_busy_timeout_s, echo=echo)
+        self.dialect = self.engine.dialect.name
+        self._insert = pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert
+
+    def __repr__(self) -> str:
+        return f"Store({redact(self.url)})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema ---------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """``alembic upgrade head`` (serialised between persisters starting together)."""
+        from alembic import command
+
+        with self.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "head")
+
+    def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    # -- writes ---------------------------------------------------------------------------
+    def apply(self, batch: Iterable[tuple[Any, Meta | Mapping[str, int] | int]]) -> BatchSummary:
+        """Apply a batch in ONE transaction, committed before returning. DB errors propagate."""
+        prepared = [self._prepare(item, meta) for item, meta in batch]
+        summary = BatchSummary()
+        if not prepared:
+            return summary
+        now = datetime.now(timezone.utc)
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                self._lock_paths(conn, prepared)
+            for item in prepared:
+                summary.outcomes.append(self._apply_one(conn, item, now))
+        return summary
+
+    # -- preparation (no database) --------------------------------------------------------
+    @staticmethod
+    def _meta(meta: Meta | Mapping[str, int] | int | None) -> Meta:
+        if isinstance(meta, Meta):
+            return meta
+        if meta is None:
+            return Meta()
+        if isinstance(meta, int):
+            return Meta(stream_seq=meta)
+        return Meta(stream_seq=int(meta.get("stream_seq", 0)), num_delivered=int(meta.get("num_delivered", 1)))
+
+    def _prepare(self, item: Any, meta: Any) -> _Prepared:
+        meta = self._meta(meta)
+        if isinstance(item, (bytes, bytearray, memoryview, str)):
+            raw = bytes(item) if not isinstance(item, str) else item.encode("utf-8", "surrogateescape")
+            try:
+                message = decode_result(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                return self._invalid(raw, meta, f"{type(exc).__name__}: {exc}")
+        else:
+            message = item
+            raw = None
+        if not isinstance(message, (FingerprintResult, AnalysisFailure, TrackRemoved, TrackMoved)):
+            return self._invalid(raw, meta, f"not a results message: {type(message).__name__}")
+        problems = result_problems(message)
+        if problems:
+            prepared = self._invalid(raw, meta, "; ".join(problems))
+            prepared.raw_path = message.path
+            prepared.raw_engine = getattr(message, "engine", None)
+            prepared.seq = message.source_seq or meta.stream_seq
+            return prepared
+        return _Prepared(message=message, meta=meta, seq=message.source_seq or meta.stream_seq)
+
+    @staticmethod
+    def _invalid(raw: bytes | None, meta: Meta, problem: str) -> _Prepared:
+        path = engine = None
+        source_seq = 0
+        if raw is not None:
+            try:  # the stdlib parser is the lenient one (accepts 1e999, NaN, Infinity)
+                loose = json.loads(raw)
+            except (ValueError, RecursionError):
+                loose = None
+            if isinstance(loose, dict):
+                if isinstance(loose.get("path"), str):
+                    path = loose["path"]
+                if isinstance(loose.get("engine"), str):
+                    engine = loose["engine"][:16]
+                if isinstance(loose.get("source_seq"), int) and not isinstance(loose.get("source_seq"), bool):
+                    source_seq = max(0, loose["source_seq"])
+        return _Prepared(
+            message=None, meta=meta, seq=source_seq or meta.stream_seq, problem=problem, raw_path=path, raw_engine=engine
+        )
+
+    # -- the transaction ------------------------------------------------------------------
+    @staticmethod
+    def _paths(item: _Prepared) -> list[str]:
+        if item.message is None:
+            return [item.raw_path] if item.raw_path else []
+        if isinstance(item.message, TrackMoved):
+            return [item.message.old_path, item.message.path]
+        return [item.message.path]
+
+    def _lock_paths(self, conn: Connection, prepared: Sequence[_Prepared]) -> None:
+        keys = sorted({_lock_key(p) for item in prepared for p in self._paths(item)})
+        if keys:
+            # Subquery with ORDER BY is not flattened: locks are taken in key order.
+            conn.execute(
+                text(
+                    "SELECT count(pg_advisory_xact_lock(k)) FROM "
+                    "(SELECT k FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS t(k, i) ORDER BY i) AS s"
+                ),
+                {"keys": keys},
+            )
+
+    def _apply_one(self, conn: Connection, item: _Prepared, now: datetime) -> Outcome:
+        message = item.message
+        if message is None:
+            return self._apply_invalid(conn, item, now)
+        if isinstance(message, FingerprintResult):
+            return self._apply_fingerprint(conn, message, item.seq, now)
+        if isinstance(message, AnalysisFailure):
+            return self._apply_failure(conn, message, item, now)
+        if isinstance(message, TrackRemoved):
+            return self._apply_removed(conn, message, item.seq, now)
+        return self._apply_moved(conn, message, item.seq, now)
+
+    @staticmethod
+    def _track(conn: Connection, path: str):
+        return conn.execute(select(tracks).where(tracks.c.path == path)).one_or_none()
+
+    @staticmethod
+    def _fingerprint(conn: Connection, track_id: int):
+        return conn.execute(select(track_fingerprints).where(track_fingerprints.c.track_id == track_id)).one_or_none()
+
+    @staticmethod
+    def _insert_track(conn: Connection, now: datetime, **values: Any) -> int:
+        values.setdefault("created_at", now)
+        values.setdefault("updated_at", now)
+        return conn.execute(tracks.insert().values(**values)).inserted_primary_key[0]
+
+    @staticmethod
+    def _update_track(conn: Connection, track_id: int, **values: Any) -> None:
+        conn.execute(update(tracks).where(tracks.c.id == track_id).values(**values))
+
+    def _upsert_fingerprint(self, conn: Connection, track_id: int, values: dict[str, Any]) -> None:
+        stmt = self._insert(track_fingerprints).values(track_id=track_id, **values)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["track_id"], set_=values))
+
+    def _record_failure(self, conn: Connection, **values: Any) -> None:
+        stmt = self._insert(analysis_failures).values(**values)
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["path", "code", "source_seq"]))
+
+    def _apply_fingerprint(self, conn: Connection, m: FingerprintResult, seq: int, now: datetime) -> Outcome:
+        row = self._track(conn, m.path)
+        if row is not None and seq < row.last_source_seq:
+            return Outcome("fingerprint", m.path, "stale", seq, f"newer event {row.last_source_seq} already applied")
+        track_values = dict(
+            size=m.size, mtime_ns=m.mtime_ns, inode=m.inode, content_id=m.content_id, state="active",
+            last_source_seq=seq, last_failure_code=None, updated_at=now, deleted_at=None,
+        )
+        if row is None:
+            track_id = self._insert_track(conn, now, path=m.path, **track_values)
+        else:
+            track_id = row.id
+            self._update_track(conn, track_id, **track_values)
+        fp_values: dict[str, Any] = {name: float(getattr(m.fingerprint, name)) for name in DIMENSIONS}
+        fp_values.update(
+            fingerprint_version=m.fingerprint_version, engine=m.engine, content_id=m.content_id,
+            codec=m.decode.codec, sample_rate=m.decode.sample_rate, channels=m.decode.channels,
+            duration_s=m.decode.decoded_duration_s,
+            analysis_s=m.timings.analysis_s if m.timings.analysis_s is not None else m.timings.total_s,
+            reused=bool(m.reused), source_seq=seq, analyzed_at=_utc(m.analyzed_at), updated_at=now,
+        )
+        self._upsert_fingerprint(conn, track_id, fp_values)
+        return Outcome("fingerprint", m.path, "applied", seq, f"{m.engine} v{m.fingerprint_version}")
+
+    def _mark_failed(self, conn: Connection, path: str, seq: int, code: str, now: datetime, *,
+                     size: int | None = None, mtime_ns: int | None = None) -> tuple[int | None, bool]:
+        """Apply a failure to the track row (LWW). Returns (track_id, applied)."""
+        row = self._track(conn, path)
+        if row is not None and seq < row.last_source_seq:
+            return row.id, False
+        if row is None:
+            track_id = self._insert_track(
+                conn, now, path=path, size=size, mtime_ns=mtime_ns, state="failed", last_source_seq=seq,
+                last_failure_code=code,
+            )
+            return track_id, True
+        has_fp = self._fingerprint(conn, row.id) is not None
+        state = "active" if (has_fp and row.state == "active") else "failed"
+        self._update_track(
+            conn, row.id, state=state, last_source_seq=seq, last_failure_code=code, updated_at=now, deleted_at=None
+        )
+        return row.id, True
+
+    def _apply_failure(self, conn: Connection, m: AnalysisFailure, item: _Prepared, now: datetime) -> Outcome:
+        code = m.code.value if isinstance(m.code, ErrorCode) else str(m.code)
+        track_id, applied = self._mark_failed(conn, m.path, item.seq, code, now, size=m.size, mtime_ns=m.mtime_ns)
+        if not applied:
+            return Outcome("failure", m.path, "stale", item.seq, f"{m.stage}: {code}: newer event already applied")
+        self._record_failure(
+            conn, path=m.path, track_id=track_id, code=code, message=m.message, stage=m.stage,
+            attempts=m.attempts, engine=m.engine, source_seq=item.seq, results_seq=item.meta.stream_seq or None,
+            created_at=now,
+        )
+        return Outcome("failure", m.path, "applied", item.seq, f"{m.stage}: {code}: {m.message}")
+
+    def _apply_invalid(self, conn: Connection, item: _Prepared, now: datetime) -> Outcome:
+        path = item.raw_path or ""
+        track_id = None
+        if path:
+            track_id, _applied = self._mark_failed(conn, path, item.seq, INVALID, now)
+        text_ = f"invalid results message (results seq {item.meta.stream_seq}"
+        text_ += f", path {path!r}): " if path else ", path unreadable): "
+        text_ += item.problem or "unknown problem"
+        self._record_failure(
+            conn, path=path, track_id=track_id, code=INVALID, message=text_, stage="validate", attempts=1,
+            engine=item.raw_engine, source_seq=item.seq, results_seq=item.meta.stream_seq or None, created_at=now,
+        )
+        return Outcome("invalid", path or None, "recorded", item.seq, item.problem or "")
+
+    def _apply_removed(self, conn: Connection, m: TrackRemoved, seq: int, now: datetime) -> Outcome:
+        row = self._track(conn, m.path)
+        if row is not None and seq < row.last_source_seq:
+            return Outcome("removed", m.path, "stale", seq, f"newer event {row.last_source_seq} already applied")
+        self._tombstone(conn, row, m.path, seq, now)
+        return Outcome("removed", m.path, "applied", seq, "tombstone")
+
+    def _tombstone(self, conn: Connection, row, path: str, seq: int, now: datetime) -> None:
+        if row is None:
+            self._insert_track(conn, now, path=path, state="deleted", last_source_seq=seq, deleted_at=now)
+        else:
+            self._update_track(
+                conn, row.id, state="deleted", last_source_seq=seq, updated_at=now,
+                deleted_at=row.deleted_at if row.state == "deleted" and row.deleted_at else now,
+            )
+
+    def _apply_moved(self, conn: Connection, m: TrackMoved, seq: int, now: datetime) -> Outcome:
+        if m.old_path == m.path:
+            return Outcome("moved", m.path, "stale", seq, "old and new path are the same")
+        old = self._track(conn, m.old_path)
+        new = self._track(conn, m.path)
+        old_current = old is not None and seq >= old.last_source_seq
+        if new is not None and seq < new.last_source_seq:
+            # The destination already holds newer information: it wins. The file left the old path.
+            if old is None or old_current:
+                self._tombstone(conn, old, m.old_path, seq, now)
+            return Outcome("moved", m.path, "stale", seq, f"destination has newer event {new.last_source_seq}")
+        file_values = {k: v for k, v in (("size", m.size), ("mtime_ns", m.mtime_ns), ("inode", m.inode)) if v is not None}
+        if old is not None and old_current and old.state != "deleted":
+            if new is None:
+                # Move the row itself (id and fingerprint follow), leave a tombstone at the old path.
+                self._update_track(
+                    conn, old.id, path=m.path, last_source_seq=seq, updated_at=now, deleted_at=None, **file_values
+                )
+                self._tombstone(conn, None, m.old_path, seq, now)
+                return Outcome("moved", m.path, "applied", seq, f"from {m.old_path}")
+            fp = self._fingerprint(conn, old.id)
+            if fp is not None:
+                values = {k: v for k, v in fp._mapping.items() if k != "track_id"}
+                values["updated_at"] = now
+                self._upsert_fingerprint(conn, new.id, values)
+            self._update_track(
+                conn, new.id, state="active" if fp is not None else ("failed" if old.state == "failed" else "pending"),
+                content_id=old.content_id, size=old.size, mtime_ns=old.mtime_ns, inode=old.inode,
+                last_failure_code=old.last_failure_code, last_source_seq=seq, updated_at=now, deleted_at=None,
+            )
+            if file_values:
+                self._update_track(conn, new.id, **file_values)
+            self._tombstone(conn, old, m.old_path, seq, now)
+            return Outcome("moved", m.path, "applied", seq, f"from {m.old_path} (replaced an older row)")
+        # Old path unknown (or newer than the move, or a tombstone): nothing to carry.
+        if old is None:
+            self._tombstone(conn, None, m.old_path, seq, now)
+        elif old_current:
+            self._update_track(conn, old.id, last_source_seq=seq, updated_at=now)
+        if new is None:
+            self._insert_track(conn, now, path=m.path, state="pending", last_source_seq=seq, **file_values)
+        else:
+            state = "pending" if new.state == "deleted" else new.state
+            self._update_track(
+                conn, new.id, state=state, last_source_seq=seq, updated_at=now, deleted_at=None, **file_values
+            )
+        return Outcome("moved", m.path, "applied", seq, f"from unknown {m.old_path}: pending")

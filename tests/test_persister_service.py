@@ -1,0 +1,253 @@
+"""The persister service against a real nats-server (tests.fixtures_nats) and real SQLite/PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import nats
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from persister.models import analysis_failures, track_fingerprints, tracks
+from persister.service import PersisterConfig, PersisterService
+from persister.store import Store
+from trackprint import bus
+from trackprint.contracts import DecodeFacts, Fingerprint, FingerprintResult, Timings, encode
+from trackprint.db import normalize_url
+from trackprint.fingerprint import DIMENSIONS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def _short_ack_wait(monkeypatch):
+    # Redelivery of unacked messages (after a kill -9) within seconds, not a minute.
+    monkeypatch.setenv("TRACKPRINT_ACK_WAIT_S", "2")
+    monkeypatch.setenv("TRACKPRINT_MAX_DELIVER", "20")
+
+
+def result(i: int, seq: int | None = None) -> FingerprintResult:
+    values = {name: 0.25 for name in DIMENSIONS}
+    values["lufs"] = -float(i % 60)
+    return FingerprintResult(
+        path=f"/lib/track{i:05d}.flac", fingerprint=Fingerprint(**values), fingerprint_version=1, engine="rust",
+        decode=DecodeFacts(codec="flac", container="flac", sample_rate=44100, channels=2, decoded_duration_s=60.0),
+        timings=Timings(total_s=0.1), content_id=f"c{i}", source_seq=seq if seq is not None else i + 1,
+    )
+
+
+async def _publish(url: str, payloads: list[tuple[str, bytes]]) -> None:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await bus.ensure_topology(js)
+    for subject, data in payloads:
+        await js.publish(subject, data)
+    await nc.close()
+
+
+def publish_results(url: str, start: int, n: int) -> None:
+    asyncio.run(_publish(url, [(bus.result_subject("fingerprint"), encode(result(i))) for i in range(start, start + n)]))
+
+
+async def _consumer(url: str):
+    nc = await nats.connect(url)
+    try:
+        return await nc.jetstream().consumer_info(bus.RESULTS_STREAM, bus.PERSISTER_CONSUMER)
+    finally:
+        await nc.close()
+
+
+def consumer(url: str):
+    return asyncio.run(_consumer(url))
+
+
+def db_counts(db_url: str) -> tuple[int, int, int, int]:
+    engine = create_engine(normalize_url(db_url))
+    try:
+        with engine.connect() as c:
+            return (
+                c.execute(select(func.count()).select_from(tracks)).scalar_one(),
+                c.execute(select(func.count(func.distinct(tracks.c.path)))).scalar_one(),
+                c.execute(select(func.count()).select_from(track_fingerprints)).scalar_one(),
+                c.execute(select(func.count()).select_from(analysis_failures)).scalar_one(),
+            )
+    finally:
+        engine.dispose()
+
+
+async def _wait(predicate, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await predicate()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def _drained(url: str) -> bool:
+    info = await _consumer(url)
+    return info.num_pending == 0 and info.num_ack_pending == 0 and info.delivered.stream_seq > 0
+
+
+def _service(nats_url: str, db_url: str, **kw) -> PersisterService:
+    cfg = PersisterConfig(nats=nats_url, db=db_url, batch=kw.pop("batch", 50), batch_wait_s=0.2,
+                          nak_delay_s=kw.pop("nak_delay_s", 0.3), max_backoff_s=1.0, **kw)
+    return PersisterService(cfg)
+
+
+async def _start(service: PersisterService) -> asyncio.Task:
+    task = asyncio.create_task(service.run(install_signal_handlers=False))
+    # running once the consumer has a waiting pull request
+    async def bound():
+        if task.done():
+            task.result()
+        try:
+            return (await _consumer(service.config.nats if isinstance(service.config.nats, str) else "")).num_waiting > 0
+        except Exception:
+            return False
+    await _wait(bound, 30, "the persister to bind")
+    return task
+
+
+async def _stop(service: PersisterService, task: asyncio.Task) -> None:
+    service.stop()
+    assert await asyncio.wait_for(task, 30) == 0
+
+
+def test_results_are_persisted_and_acked(nats_server, db_url):
+    n = 230
+    garbage = b"\x00 definitely not json"
+    nan_doc = json.loads(encode(result(9999)))
+    nan_doc["fingerprint"]["lufs"] = None  # a NaN, as hand-written JSON writes it
+
+    async def main():
+        service = _service(nats_server.url, db_url)
+        task = await _start(service)
+        publish_payloads = [(bus.result_subject("fingerprint"), encode(result(i))) for i in range(n)]
+        publish_payloads += [(bus.result_subject("fingerprint"), garbage),
+                             (bus.result_subject("fingerprint"), json.dumps(nan_doc).encode())]
+        publish_payloads += [(bus.result_subject("fingerprint"), encode(result(i))) for i in range(10)]  # redelivered
+        await _publish(nats_server.url, publish_payloads)
+        await _wait(lambda: _drained(nats_server.url), 60, "every result acked")
+        await _stop(service, task)
+        return service
+
+    service = asyncio.run(main())
+    info = consumer(nats_server.url)
+    assert info.num_ack_pending == 0 and info.num_pending == 0 and info.num_redelivered == 0
+    total, distinct, fps, failures = db_counts(db_url)
+    assert (total, distinct, fps) == (n + 1, n + 1, n)  # + the track of the NaN message (state failed)
+    assert failures == 2
+    engine = create_engine(normalize_url(db_url))
+    with engine.connect() as c:
+        invalid = c.execute(select(analysis_failures.c.path, analysis_failures.c.message)
+                            .where(analysis_failures.c.code == "invalid_message")
+                            .order_by(analysis_failures.c.path)).all()
+    engine.dispose()
+    assert [p for p, _ in invalid] == ["", "/lib/track09999.flac"]
+    assert "lufs" in invalid[1][1] and "unreadable" in invalid[0][1]
+    m = service.metrics.values
+    assert m["persisted"] == n + 10 and m["invalid"] == 2 and m["acked"] == n + 12 and m["db_errors"] == 0
+
+
+def test_database_outage_naks_and_persists_everything_once_it_is_back(nats_server, db_url, request):
+    n = 120
+    is_pg = db_url.startswith("postgresql")
+    pg = request.getfixturevalue("pg_server") if is_pg else None
+    lock_holder: list[sqlite3.Connection] = []
+
+    def make_unavailable():
+        if is_pg:
+            pg.stop(mode="fast")
+        else:
+            conn = sqlite3.connect(normalize_url(db_url).database, isolation_level=None, timeout=30)
+            conn.execute("BEGIN EXCLUSIVE")
+            lock_holder.append(conn)
+
+    def make_available():
+        if is_pg:
+            pg.start()
+        else:
+            lock_holder.pop().execute("ROLLBACK")
+
+    async def main():
+        service = _service(nats_server.url, db_url, batch=25, sqlite_busy_timeout_s=0.3)
+        task = await _start(service)
+        await asyncio.to_thread(make_unavailable)
+        try:
+            await _publish(nats_server.url, [(bus.result_subject("fingerprint"), encode(result(i))) for i in range(n)])
+            await _wait(lambda: _ready(service.metrics.values["db_errors"] >= 1), 60, "a database error")
+            await asyncio.sleep(1.0)
+            assert service.metrics.values["acked"] == 0, "acked while the database was down"
+            info = await _consumer(nats_server.url)
+            assert info.ack_floor.stream_seq == 0  # nothing acked
+        finally:
+            await asyncio.to_thread(make_available)
+        await _wait(lambda: _drained(nats_server.url), 90, "every result acked after the outage")
+        await _stop(service, task)
+        return service
+
+    service = asyncio.run(main())
+    total, distinct, fps, failures = db_counts(db_url)
+    assert (total, distinct, fps, failures) == (n, n, n, 0)
+    assert service.metrics.values["acked"] >= n and service.metrics.values["db_errors"] >= 1
+
+
+async def _ready(value):
+    return value
+
+
+def _spawn(nats_url: str, db_url: str, log_path: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    log = open(log_path, "ab")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "trackprint.cli", "-v", "persister", "--nats", nats_url, "--db", db_url,
+             "--batch", "10", "--batch-wait-s", "0.2", "--nak-delay-s", "0.3"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    finally:
+        log.close()
+
+
+def test_kill_9_mid_stream_then_restart_gives_exact_rows(nats_server, db_url, tmp_path):
+    n = 1500
+    Store(db_url).migrate()
+    log_path = str(tmp_path / "persister.log")
+    publish_results(nats_server.url, 0, n)
+    proc = _spawn(nats_server.url, db_url, log_path)
+    try:
+        deadline = time.monotonic() + 60
+        while db_counts(db_url)[2] < 50:
+            assert proc.poll() is None, open(log_path).read()[-3000:]
+            assert time.monotonic() < deadline, "no progress: " + open(log_path).read()[-3000:]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        mid = db_counts(db_url)[2]
+        print(f"persister killed with {mid}/{n} rows written")
+        publish_results(nats_server.url, n, 100)  # more arrive while it is down
+        proc = _spawn(nats_server.url, db_url, log_path)
+        asyncio.run(_wait(lambda: _drained(nats_server.url), 120, "every result acked after restart"))
+        proc.send_signal(signal.SIGTERM)  # graceful stop
+        assert proc.wait(30) == 0, open(log_path).read()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    total, distinct, fps, failures = db_counts(db_url)
+    assert (total, distinct, fps, failures) == (n + 100, n + 100, n + 100, 0), f"killed at {mid} rows"
+    engine = create_engine(normalize_url(db_url))
+    with engine.connect() as c:
+        dupes = c.execute(text("SELECT count(*) FROM (SELECT path FROM tracks GROUP BY path HAVING count(*) > 1) d"))
+        assert dupes.scalar_one() == 0
+        assert c.execute(text("SELECT min(last_source_seq), max(last_source_seq) FROM tracks")).one() == (1, n + 100)
+    engine.dispose()

@@ -1,0 +1,183 @@
+"""End to end: watcher + 2 analyzers + persister as real subprocesses, real nats-server, SQLite.
+
+Checks the whole chain and crash recovery: kill -9 of an analyzer and of
+nats-server in the middle of a backfill loses nothing and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytestmark = pytest.mark.slow
+
+SR = 22050
+
+
+def tone(freq, seconds=1.5, seed=0):
+    t = np.arange(int(SR * seconds)) / SR
+    rng = np.random.default_rng(seed)
+    return (0.3 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(t.size)).astype("float32")
+
+
+class Pipeline:
+    def __init__(self, tmp_path, nats_url, lib):
+        self.tmp = tmp_path
+        self.url = nats_url
+        self.lib = lib
+        self.db = tmp_path / "trackprint.db"
+        self.procs: dict[str, subprocess.Popen] = {}
+        env = dict(os.environ)
+        env.pop("TRACKPRINT_SERVER", None)
+        env["TRACKPRINT_ACK_WAIT_S"] = "10"
+        self.env = env
+
+    def start(self, name):
+        cmd = [sys.executable, "-m", "trackprint.cli", "-v"]
+        if name == "persister":
+            cmd += ["persister", "--nats", self.url, "--db", f"sqlite:///{self.db}", "--batch-wait-s", "0.2"]
+        elif name.startswith("analyzer"):
+            cmd += ["analyzer", "--nats", self.url, "--no-rust", "--concurrency", "2", "--nak-delay-s", "0.5"]
+        elif name == "watcher":
+            cmd += ["watcher", "--nats", self.url, "--quiet-s", "1", "--state", str(self.tmp / "w.sqlite"),
+                    str(self.lib)]
+        log = open(self.tmp / f"{name}.log", "ab")
+        self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        log.close()
+
+    def kill(self, name):
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait(10)
+
+    def stop_all(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    def query(self, sql, *args):
+        if not self.db.exists():
+            return []
+        con = sqlite3.connect(self.db, timeout=10)
+        try:
+            return con.execute(sql, args).fetchall()
+        except sqlite3.OperationalError:  # schema not created yet
+            return []
+        finally:
+            con.close()
+
+    def wait(self, what, predicate, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, p in self.procs.items():
+                if p.poll() is not None and p.returncode not in (0, -9, -15):
+                    raise AssertionError(f"{name} died ({p.returncode}): {self.log(name)}")
+            if predicate():
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"timed out waiting for {what}\n" + "\n".join(
+            f"--- {n}\n{self.log(n)}" for n in self.procs))
+
+    def log(self, name, n=3000):
+        try:
+            return (self.tmp / f"{name}.log").read_bytes()[-n:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def count(self, table, where="1=1"):
+        rows = self.query(f"SELECT COUNT(*) FROM {table} WHERE {where}")
+        return rows[0][0] if rows else 0
+
+
+@pytest.fixture
+def pipeline(tmp_path, nats_server):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    p = Pipeline(tmp_path, nats_server.url, lib)
+    yield p
+    p.stop_all()
+
+
+def test_pipeline_files_failures_modify_move_delete(pipeline):
+    lib = pipeline.lib
+    sf.write(str(lib / "a.flac"), np.stack([tone(440), tone(660, seed=1)], 1), SR)
+    sf.write(str(lib / "b.wav"), tone(220, seed=2), SR)
+    valid = ["a.flac", "b.wav"]
+    try:
+        sf.write(str(lib / "c.mp3"), tone(330, seed=3), SR, format="MP3")
+        valid.append("c.mp3")
+    except Exception:
+        pass  # libsndfile without MP3 encoding
+    data = (lib / "a.flac").read_bytes()
+    (lib / "trunc.flac").write_bytes(data[: len(data) // 2])
+    (lib / "empty.flac").write_bytes(b"")
+    (lib / "text.mp3").write_text("not audio at all " * 30)
+    for name in ("persister", "analyzer1", "analyzer2", "watcher"):
+        pipeline.start(name)
+
+    pipeline.wait("fingerprints and failures",
+                  lambda: pipeline.count("track_fingerprints") == len(valid)
+                  and pipeline.count("analysis_failures") >= 3)
+    codes = dict(pipeline.query("SELECT path, code FROM analysis_failures"))
+    assert {os.path.basename(k): v for k, v in codes.items()} == {
+        "trunc.flac": "truncated", "empty.flac": "empty_file", "text.mp3": "unsupported_format"}
+    assert pipeline.count("analysis_failures") == 3
+
+    def fp_of(name):
+        return pipeline.query(
+            "SELECT f.content_id, f.lufs, f.reused, f.engine, t.state FROM tracks t JOIN track_fingerprints f "
+            "ON f.track_id = t.id WHERE t.path = ?", str(lib / name))
+
+    before = fp_of("b.wav")[0]
+    assert before[3] == "python"
+    # modify: the row is updated
+    sf.write(str(lib / "b.wav"), tone(1000, seed=9) * 0.5, SR)
+    pipeline.wait("modified row", lambda: fp_of("b.wav") and fp_of("b.wav")[0][0] != before[0])
+    assert fp_of("b.wav")[0][1] != before[1]
+    # move: same fingerprint under the new path, no re-analysis
+    a_before = fp_of("a.flac")[0]
+    os.rename(lib / "a.flac", lib / "a-moved.flac")
+    pipeline.wait("moved row", lambda: bool(fp_of("a-moved.flac")))
+    moved = fp_of("a-moved.flac")[0]
+    assert moved[0] == a_before[0] and moved[1] == a_before[1]
+    # delete: a tombstone
+    os.unlink(lib / "b.wav")
+    pipeline.wait("tombstone", lambda: pipeline.query("SELECT state FROM tracks WHERE path = ?",
+                                                      str(lib / "b.wav")) == [("deleted",)])
+    assert pipeline.count("track_fingerprints") >= len(valid)
+
+
+def test_kill_9_analyzer_and_nats_server_mid_backfill(pipeline, nats_server):
+    lib = pipeline.lib
+    n = 200
+    for i in range(n):
+        sf.write(str(lib / f"t{i:03d}.wav"), tone(100 + 7 * i, seconds=1.2, seed=i), SR, subtype="PCM_16")
+    for name in ("persister", "analyzer1", "analyzer2", "watcher"):
+        pipeline.start(name)
+    pipeline.wait("first rows", lambda: pipeline.count("track_fingerprints") >= 20, timeout=180)
+    pipeline.kill("analyzer1")
+    pipeline.start("analyzer1")
+    pipeline.wait("more rows", lambda: pipeline.count("track_fingerprints") >= 80, timeout=180)
+    nats_server.stop(kill=True)
+    time.sleep(2)
+    nats_server.start()
+    pipeline.wait("all rows", lambda: pipeline.count("track_fingerprints") >= n, timeout=300)
+    time.sleep(3)  # anything late (a duplicate) would show up now
+    assert pipeline.count("track_fingerprints") == n
+    assert pipeline.count("tracks") == n
+    assert pipeline.count("tracks", "state != 'deleted'") == n
+    assert pipeline.count("analysis_failures") == 0
+    dup = pipeline.query("SELECT path, COUNT(*) FROM tracks GROUP BY path HAVING COUNT(*) > 1")
+    assert dup == []

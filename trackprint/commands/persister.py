@@ -1,0 +1,45 @@
+"""``trackprint persister --nats URL[,URL] --db URL [--batch 100] [--batch-wait-s 0.5] [--metrics-port N]``
+
+Binds to the durable pull consumer ``persister`` on the results stream and
+writes every result to SQL: one transaction per batch, commit, then ack. Runs
+the schema migrations (``alembic upgrade head``) at start. Stops cleanly on
+SIGTERM/SIGINT after the in-flight batch. See ``persister/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("persister", help="results stream -> SQL (upsert, commit, then ack)")
+    parser.add_argument("--nats", default=os.environ.get("TRACKPRINT_NATS", "nats://127.0.0.1:4222"),
+                        help="NATS server URL(s), comma-separated (default $TRACKPRINT_NATS or nats://127.0.0.1:4222)")
+    parser.add_argument("--db", default=os.environ.get("TRACKPRINT_DB"),
+                        help="database: sqlite:///FILE, postgresql+psycopg://..., or a file path (default $TRACKPRINT_DB)")
+    parser.add_argument("--batch", type=int, default=100, help="messages per transaction (default 100)")
+    parser.add_argument("--batch-wait-s", type=float, default=0.5, help="how long a fetch waits for messages (default 0.5)")
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus counters on 127.0.0.1:PORT")
+    parser.add_argument("--nak-delay-s", type=float, default=2.0, help="redelivery delay after a database error")
+    parser.add_argument("--sqlite-busy-timeout-s", type=float, default=30.0, help="SQLite busy_timeout (default 30)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from persister.service import PersisterConfig, run_persister
+
+    if not args.db:
+        print("trackprint persister: --db (or TRACKPRINT_DB) is required", file=sys.stderr)
+        return 2
+    if args.batch < 1 or args.batch_wait_s <= 0:
+        print("trackprint persister: --batch must be >= 1 and --batch-wait-s > 0", file=sys.stderr)
+        return 2
+    config = PersisterConfig(
+        nats=args.nats, db=args.db, batch=args.batch, batch_wait_s=args.batch_wait_s,
+        metrics_port=args.metrics_port, nak_delay_s=args.nak_delay_s,
+        sqlite_busy_timeout_s=args.sqlite_busy_timeout_s,
+    )
+    return asyncio.run(run_persister(config))

@@ -1,0 +1,40 @@
+"""Where things are: resolving ``--db`` / ``--nats`` / ``--data-dir`` the same way in every command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from trackprint import embedded
+
+
+def add_location_arguments(parser, *, nats: bool = False) -> None:
+    parser.add_argument("--db", default=None, help="database URL (default: the data directory's SQLite)")
+    parser.add_argument("--data-dir", default=None, help=f"data directory of `trackprint up` (default {embedded.data_dir_default()})")
+    if nats:
+        parser.add_argument("--nats", default=None, help="NATS URL(s), comma-separated (default: the data directory's)")
+
+
+def run_state(data_dir: str | None) -> dict:
+    """What ``trackprint up`` recorded in DATA/run.json (empty when it never ran there)."""
+    directory = Path(data_dir).expanduser() if data_dir else embedded.data_dir_default()
+    try:
+        return json.loads((directory / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def resolve_db(args) -> str:
+    if getattr(args, "db", None):
+        return args.db
+    state = run_state(getattr(args, "data_dir", None))
+    if state.get("db_url"):
+        return state["db_url"]
+    directory = Path(args.data_dir).expanduser() if getattr(args, "data_dir", None) else embedded.data_dir_default()
+    return f"sqlite:///{directory / 'trackprint.db'}"
+
+
+def resolve_nats(args) -> str | None:
+    if getattr(args, "nats", None):
+        return args.nats
+    return run_state(getattr(args, "data_dir", None)).get("nats_url")
