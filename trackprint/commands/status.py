@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import sys
+from urllib.parse import urlparse
 from typing import Any
 
 from trackprint.config import add_location_arguments, resolve_db, resolve_nats, run_state
@@ -52,8 +54,11 @@ async def _bus_status(servers: str) -> dict[str, Any]:
 
     from trackprint import bus
 
+    async def quiet(exc: Exception) -> None:  # status reports reachability itself, no tracebacks
+        return None
+
     nc = await nats.connect(servers=servers.split(","), connect_timeout=2, allow_reconnect=False,
-                            max_reconnect_attempts=0)
+                            max_reconnect_attempts=0, error_cb=quiet)
     try:
         js = nc.jetstream()
         streams: dict[str, Any] = {}
@@ -93,9 +98,23 @@ async def _bus_status(servers: str) -> dict[str, Any]:
         await nc.close()
 
 
+def _any_port_open(servers: str) -> bool:
+    """A plain TCP probe first: a stopped server is reported at once, without client retries."""
+    for server in servers.split(","):
+        parsed = urlparse(server.strip() if "://" in server else f"nats://{server.strip()}")
+        try:
+            with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout=2):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def bus_status(servers: str | None) -> dict[str, Any]:
     if not servers:
         return {"reachable": False, "reason": "no NATS URL (give --nats, or run `trackprint up` once)"}
+    if not _any_port_open(servers):
+        return {"reachable": False, "url": servers, "reason": "connection refused (is it stopped?)"}
     try:
         return asyncio.run(asyncio.wait_for(_bus_status(servers), 10))
     except Exception as exc:
