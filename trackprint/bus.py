@@ -21,7 +21,7 @@ retags reuse it instead of analysing again).
 Limits are configurable through :class:`Topology` or environment variables
 ``TRACKPRINT_STREAM_MAX_BYTES``, ``TRACKPRINT_STREAM_MAX_MSGS``,
 ``TRACKPRINT_ACK_WAIT_S``, ``TRACKPRINT_MAX_DELIVER``,
-``TRACKPRINT_MAX_ACK_PENDING``.
+``TRACKPRINT_MAX_ACK_PENDING``, ``TRACKPRINT_STREAM_REPLICAS`` (3 on a 3-node cluster).
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ class Topology:
     max_deliver: int = dataclasses.field(default_factory=lambda: _env_int("TRACKPRINT_MAX_DELIVER", 5))
     max_ack_pending: int = dataclasses.field(default_factory=lambda: _env_int("TRACKPRINT_MAX_ACK_PENDING", 1000))
     storage: api.StorageType = api.StorageType.FILE
-    num_replicas: int = 1
+    # 3 on a 3-node cluster (deploy/): every stream and consumer survives the loss of one node
+    num_replicas: int = dataclasses.field(default_factory=lambda: _env_int("TRACKPRINT_STREAM_REPLICAS", 1))
 
     def backoff(self) -> list[float]:
         """Ack-wait per delivery attempt: ack_wait, 2x, 4x... (max_deliver - 1 entries: NATS needs fewer than max_deliver)."""
