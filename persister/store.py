@@ -415,16 +415,20 @@ class Store:
         row = self._track(conn, m.path)
         if row is not None and seq < row.last_source_seq:
             return Outcome("removed", m.path, "stale", seq, f"newer event {row.last_source_seq} already applied")
-        self._tombstone(conn, row, m.path, seq, now)
+        self._tombstone(conn, row, m.path, seq, now, observed=_utc(m.observed_at))
         return Outcome("removed", m.path, "applied", seq, "tombstone")
 
-    def _tombstone(self, conn: Connection, row, path: str, seq: int, now: datetime) -> None:
+    def _tombstone(self, conn: Connection, row, path: str, seq: int, now: datetime,
+                   observed: datetime | None = None) -> None:
+        # deleted_at is when the watcher saw the file go (from the message), so a replay
+        # writes the same tombstone as the original run.
+        deleted_at = observed or now
         if row is None:
-            self._insert_track(conn, now, path=path, state="deleted", last_source_seq=seq, deleted_at=now)
+            self._insert_track(conn, now, path=path, state="deleted", last_source_seq=seq, deleted_at=deleted_at)
         else:
             self._update_track(
                 conn, row.id, state="deleted", last_source_seq=seq, updated_at=now,
-                deleted_at=row.deleted_at if row.state == "deleted" and row.deleted_at else now,
+                deleted_at=row.deleted_at if row.state == "deleted" and row.deleted_at else deleted_at,
             )
 
     def _apply_moved(self, conn: Connection, m: TrackMoved, seq: int, now: datetime) -> Outcome:
@@ -436,7 +440,7 @@ class Store:
         if new is not None and seq < new.last_source_seq:
             # The destination already holds newer information: it wins. The file left the old path.
             if old is None or old_current:
-                self._tombstone(conn, old, m.old_path, seq, now)
+                self._tombstone(conn, old, m.old_path, seq, now, observed=_utc(m.observed_at))
             return Outcome("moved", m.path, "stale", seq, f"destination has newer event {new.last_source_seq}")
         file_values = {k: v for k, v in (("size", m.size), ("mtime_ns", m.mtime_ns), ("inode", m.inode)) if v is not None}
         if old is not None and old_current and old.state != "deleted":
@@ -445,7 +449,7 @@ class Store:
                 self._update_track(
                     conn, old.id, path=m.path, last_source_seq=seq, updated_at=now, deleted_at=None, **file_values
                 )
-                self._tombstone(conn, None, m.old_path, seq, now)
+                self._tombstone(conn, None, m.old_path, seq, now, observed=_utc(m.observed_at))
                 return Outcome("moved", m.path, "applied", seq, f"from {m.old_path}")
             fp = self._fingerprint(conn, old.id)
             if fp is not None:
@@ -459,11 +463,11 @@ class Store:
             )
             if file_values:
                 self._update_track(conn, new.id, **file_values)
-            self._tombstone(conn, old, m.old_path, seq, now)
+            self._tombstone(conn, old, m.old_path, seq, now, observed=_utc(m.observed_at))
             return Outcome("moved", m.path, "applied", seq, f"from {m.old_path} (replaced an older row)")
         # Old path unknown (or newer than the move, or a tombstone): nothing to carry.
         if old is None:
-            self._tombstone(conn, None, m.old_path, seq, now)
+            self._tombstone(conn, None, m.old_path, seq, now, observed=_utc(m.observed_at))
         elif old_current:
             self._update_track(conn, old.id, last_source_seq=seq, updated_at=now)
         if new is None:
