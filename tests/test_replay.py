@@ -1,5 +1,6 @@
 """Replay: rebuild a database from the results stream without re-analysing (real NATS, real services)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -108,3 +109,64 @@ def test_replay_into_an_empty_database_gives_the_same_rows_and_twice_changes_not
                            capture_output=True, text=True, timeout=180)
     assert again.returncode == 0, again.stderr
     assert snapshot(db_url) == before
+
+
+def test_reanalyse_republishes_current_files_and_the_stale_count_goes_to_zero(tmp_path, nats_server):
+    """After a spec change, `replay --reanalyse` re-runs analysis from the events stream.
+
+    A version change is simulated by marking every stored fingerprint as an
+    older version and emptying the content cache (a new version never finds
+    old cache entries, as its keys carry the version).
+    """
+    import asyncio
+
+    import nats
+
+    from trackprint import bus
+
+    library = tmp_path / "music"
+    library.mkdir()
+    for i in range(6):
+        tone = 0.3 * np.sin(2 * np.pi * (300 + 50 * i) * np.arange(SR) / SR)
+        sf.write(library / f"t{i}.flac", tone.astype(np.float32), SR, subtype="PCM_16")
+    db = f"sqlite:///{tmp_path / 'library.db'}"
+    python = [sys.executable, "-m", "trackprint.cli"]
+    procs = [
+        subprocess.Popen([*python, "persister", "--nats", nats_server.url, "--db", db]),
+        subprocess.Popen([*python, "analyzer", "--nats", nats_server.url, "--no-rust"]),
+        subprocess.Popen([*python, "watcher", "--nats", nats_server.url, "--state", str(tmp_path / "w.sqlite"),
+                          "--quiet-s", "0.5", str(library)]),
+    ]
+    try:
+        wait_for(lambda: count(db, "SELECT count(*) FROM track_fingerprints") == 6, 120, "6 fingerprints")
+        os.remove(library / "t0.flac")
+        wait_for(lambda: count(db, "SELECT count(*) FROM tracks WHERE state = 'deleted'") == 1, 60, "a tombstone")
+        engine = create_engine(normalize_url(db))
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE track_fingerprints SET fingerprint_version = 0"))
+        engine.dispose()
+
+        async def purge_cache():
+            nc = await nats.connect(nats_server.url)
+            await nc.jetstream().purge_stream(f"KV_{bus.FINGERPRINT_KV}")
+            await nc.close()
+
+        asyncio.run(purge_cache())
+        status = subprocess.run([*python, "status", "--json", "--db", db, "--nats", nats_server.url],
+                                capture_output=True, text=True, timeout=60)
+        assert json.loads(status.stdout)["database"]["stale"] == 5
+
+        out = subprocess.run([*python, "replay", "--reanalyse", "--nats", nats_server.url, "--rate", "20"],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "5 current files" in out.stderr  # the removed file is not re-analysed
+        wait_for(lambda: count(db, "SELECT count(*) FROM track_fingerprints f JOIN tracks t ON t.id = f.track_id "
+                                   "WHERE t.state = 'active' AND f.fingerprint_version = 0") == 0,
+                 120, "stale rows to be re-analysed")
+        assert count(db, "SELECT count(*) FROM track_fingerprints WHERE reused") == 0  # analysed, not copied
+        assert count(db, "SELECT count(*) FROM tracks WHERE state = 'active'") == 5
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
