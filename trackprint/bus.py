@@ -121,15 +121,22 @@ async def _log_error(exc: Exception) -> None:
     log.error("NATS error: %s: %s", type(exc).__name__, exc)
 
 
-def _callbacks(name: str) -> dict[str, Any]:
+def _callbacks(name: str, holder: dict[str, Client]) -> dict[str, Any]:
+    def closing() -> bool:  # our own drain/close: not worth a warning
+        nc = holder.get("nc")
+        return nc is not None and (nc.is_draining or nc.is_closed)
+
     async def disconnected() -> None:
-        log.warning("NATS %s: DISCONNECTED from the server; publishing and acking stall until it is back", name)
+        if closing():
+            log.info("NATS %s: disconnected (closing)", name)
+        else:
+            log.warning("NATS %s: DISCONNECTED from the server; publishing and acking stall until it is back", name)
 
     async def reconnected() -> None:
         log.warning("NATS %s: reconnected", name)
 
     async def closed() -> None:
-        log.warning("NATS %s: connection closed", name)
+        (log.info if closing() else log.warning)("NATS %s: connection closed", name)
 
     return {
         "error_cb": _log_error,
@@ -146,7 +153,8 @@ async def connect(servers: str | list[str], name: str, *, connect_timeout: float
     """
     if isinstance(servers, str):
         servers = [s.strip() for s in servers.split(",") if s.strip()]
-    return await nats.connect(
+    holder: dict[str, Client] = {}
+    nc = await nats.connect(
         servers=servers,
         name=name,
         max_reconnect_attempts=-1,
@@ -155,8 +163,10 @@ async def connect(servers: str | list[str], name: str, *, connect_timeout: float
         max_outstanding_pings=3,
         connect_timeout=connect_timeout,
         allow_reconnect=True,
-        **_callbacks(name),
+        **_callbacks(name, holder),
     )
+    holder["nc"] = nc
+    return nc
 
 
 def _stream_config(name: str, subjects: list[str], topo: Topology) -> api.StreamConfig:
