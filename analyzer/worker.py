@@ -53,7 +53,7 @@ FALLBACK_CODES = {ErrorCode.UNSUPPORTED_FORMAT, ErrorCode.CORRUPT, ErrorCode.INT
                   ErrorCode.TIMEOUT, ErrorCode.BUSY, ErrorCode.ENGINE_UNAVAILABLE}
 
 try:
-    from prometheus_client import Counter, Gauge
+    from prometheus_client import Counter, Gauge, Histogram
 
     M_PROCESSED = Counter("trackprint_analyzer_events_total", "Events finished", ["kind", "outcome"])
     M_ENGINE = Counter("trackprint_analyzer_fingerprints_total", "Fingerprints published", ["engine", "reused"])
@@ -61,8 +61,11 @@ try:
     M_FALLBACKS = Counter("trackprint_analyzer_fallbacks_total", "Files the Python engine took over", ["reason"])
     M_NAKS = Counter("trackprint_analyzer_naks_total", "Events naked for a later retry", ["reason"])
     M_INFLIGHT = Gauge("trackprint_analyzer_in_flight", "Events being handled")
+    M_SECONDS = Histogram("trackprint_analyzer_analysis_seconds", "Wall time per analysed file", ["engine"],
+                          buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
+    M_LAG = Gauge("trackprint_analyzer_consumer_pending", "Events waiting in the durable analyzer consumer")
 except Exception:  # pragma: no cover - prometheus_client is a dependency
-    M_PROCESSED = M_ENGINE = M_FAILURES = M_FALLBACKS = M_NAKS = M_INFLIGHT = None
+    M_PROCESSED = M_ENGINE = M_FAILURES = M_FALLBACKS = M_NAKS = M_INFLIGHT = M_SECONDS = M_LAG = None
 
 
 def _inc(metric, *labels) -> None:
@@ -174,6 +177,7 @@ class AnalyzerWorker:
                 if time.monotonic() - last_report > 30:
                     last_report = time.monotonic()
                     log.warning("analyzer progress: %s", self.progress())
+                    await self._update_lag()
             if tasks:
                 await asyncio.wait(tasks, timeout=self.config.analysis_timeout_s)
         finally:
@@ -188,6 +192,14 @@ class AnalyzerWorker:
                     await self.sub.unsubscribe()
                 except Exception:
                     pass
+
+    async def _update_lag(self) -> None:
+        if M_LAG is None:
+            return
+        try:
+            M_LAG.set((await self.sub.consumer_info()).num_pending)
+        except Exception:  # metrics never stop the work
+            pass
 
     def progress(self) -> str:
         return ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())) or "nothing yet"
@@ -273,6 +285,8 @@ class AnalyzerWorker:
         self.count(t)
         if isinstance(result, FingerprintResult):
             _inc(M_ENGINE, result.engine, str(result.reused).lower())
+            if M_SECONDS is not None and not result.reused:
+                M_SECONDS.labels(result.engine).observe(result.timings.total_s)
             self.count("reused" if result.reused else f"engine_{result.engine}")
             if result.fallback_reason:
                 self.count("fallbacks")

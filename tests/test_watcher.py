@@ -192,3 +192,42 @@ def test_periodic_reconcile_catches_missed_events(nats_server, tmp_path):
             assert kinds(ev) == [("added", "missed.flac")] and ev[0].origin == "reconcile"
 
     run(main())
+
+
+def test_status_shows_an_offline_root_reported_by_the_watcher(tmp_path, nats_server):
+    """The watcher's health report reaches `trackprint status` through NATS, on any host."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+    import soundfile as sf
+
+    library = tmp_path / "music"
+    library.mkdir()
+    sf.write(library / "a.flac", np.zeros((8000, 2), dtype=np.float32), 8000)
+    watcher = subprocess.Popen([sys.executable, "-m", "trackprint.cli", "watcher", "--nats", nats_server.url,
+                                "--state", str(tmp_path / "w.sqlite"), "--quiet-s", "0.2", str(library)])
+    try:
+        def report():
+            out = subprocess.run([sys.executable, "-m", "trackprint.cli", "status", "--json", "--nats", nats_server.url,
+                                  "--db", f"sqlite:///{tmp_path / 'none.db'}"], capture_output=True, text=True)
+            return json.loads(out.stdout)
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not report()["bus"]["watchers"]:
+            time.sleep(0.5)
+        time.sleep(1.0)  # let the scan publish a.flac, so the emptied root reads as unmounted
+        (library / "a.flac").rename(tmp_path / "a.flac")  # the root empties as if its drive was unmounted
+        deadline = time.monotonic() + 30
+        warnings = []
+        while time.monotonic() < deadline:
+            warnings = report()["warnings"]
+            if any("library root offline" in w for w in warnings):
+                break
+            time.sleep(0.5)
+        assert any("library root offline" in w and str(library) in w for w in warnings), warnings
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=30)

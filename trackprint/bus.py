@@ -46,6 +46,7 @@ DEADLETTER_STREAM = "TRACKPRINT_DEADLETTER"
 ANALYZER_CONSUMER = "analyzer"
 PERSISTER_CONSUMER = "persister"
 FINGERPRINT_KV = "fingerprints_by_content"
+STATUS_KV = "trackprint_status"  # services' health reports (watcher.<host>: offline roots, inotify)
 
 EVENTS_PREFIX = "trackprint.events"
 RESULTS_PREFIX = "trackprint.results"
@@ -223,12 +224,17 @@ async def ensure_topology(js, topology: Topology | None = None) -> None:
     await _ensure_stream(js, _stream_config(DEADLETTER_STREAM, dead_subjects, topo))
     await js.add_consumer(EVENTS_STREAM, consumer_config(ANALYZER_CONSUMER, EVENTS_SUBJECTS, topo))
     await js.add_consumer(RESULTS_STREAM, consumer_config(PERSISTER_CONSUMER, RESULTS_SUBJECTS, topo))
+    for bucket in (FINGERPRINT_KV, STATUS_KV):
+        await _ensure_kv(js, bucket, topo)
+
+
+async def _ensure_kv(js, bucket: str, topo: Topology) -> None:
     try:
-        await js.key_value(FINGERPRINT_KV)
+        await js.key_value(bucket)
     except (nats.js.errors.BucketNotFoundError, nats.js.errors.NotFoundError):
         try:
             await js.create_key_value(
-                api.KeyValueConfig(bucket=FINGERPRINT_KV, history=1, storage=topo.storage, replicas=topo.num_replicas)
+                api.KeyValueConfig(bucket=bucket, history=1, storage=topo.storage, replicas=topo.num_replicas)
             )
         except nats.js.errors.BadRequestError as exc:
             if "already in use" not in str(exc):
@@ -247,6 +253,10 @@ async def bind_persister(js):
 
 async def fingerprint_kv(js):
     return await js.key_value(FINGERPRINT_KV)
+
+
+async def status_kv(js):
+    return await js.key_value(STATUS_KV)
 
 
 _FULL_MARKERS = ("maximum messages exceeded", "maximum bytes exceeded", "resource limits exceeded",

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import pkgutil
 import sys
 
 import trackprint
 import trackprint.commands
+from trackprint import logs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"trackprint {trackprint.__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("--log-format", choices=("text", "json"), default=None,
+                        help="log lines as text (default) or JSON objects (env TRACKPRINT_LOG_FORMAT)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_info in sorted(pkgutil.iter_modules(trackprint.commands.__path__), key=lambda m: m.name):
         if module_info.name.startswith("_"):
@@ -37,11 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(args.verbose, args.log_format)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -13,6 +13,7 @@ published for it (no removals) until it is back.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -28,6 +29,16 @@ log = logging.getLogger("trackprint.watcher")
 
 DEFAULT_EXTENSIONS = ("flac", "mp3", "ogg", "opus", "wav", "aiff", "aif", "m4a", "aac", "wv", "ape")
 TICK_S = 0.5
+REPORT_EVERY_S = 5.0  # health report to the status KV bucket (offline roots, inotify limit)
+
+try:
+    from prometheus_client import Counter, Gauge
+
+    M_PUBLISHED = Counter("trackprint_watcher_events_total", "File events published", ["kind"])
+    M_OFFLINE = Gauge("trackprint_watcher_offline_roots", "Library roots currently offline")
+    M_PENDING = Gauge("trackprint_watcher_waiting_files", "Files waiting to be quiescent")
+except Exception:  # pragma: no cover - prometheus_client is a dependency
+    M_PUBLISHED = M_OFFLINE = M_PENDING = None
 
 
 @dataclass
@@ -64,6 +75,10 @@ class Watcher:
         self.pending: dict[str, Pending] = {}
         self.gone: dict[str, tuple[float, str]] = {}  # path -> (first seen gone, origin)
         self.offline: set[str] = set()
+        self.offline_reasons: dict[str, str] = {}
+        self.inotify: dict[str, object] = {}
+        self.published_by_kind: dict[str, int] = {}
+        self._last_report = 0.0
         self.observer = None
         self.watches: dict[str, object] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -106,6 +121,10 @@ class Watcher:
     def update_roots(self) -> None:
         for root in self.roots:
             reason = self.check_root(root)
+            if reason:
+                self.offline_reasons[root] = reason
+            else:
+                self.offline_reasons.pop(root, None)
             if reason and root not in self.offline:
                 self.offline.add(root)
                 log.warning("LIBRARY ROOT OFFLINE: %s: %s; publishing nothing for it (no removals) until it is back",
@@ -185,6 +204,7 @@ class Watcher:
                 limit = int(fh.read().strip())
         except (OSError, ValueError):
             return
+        self.inotify = {"max_user_watches": limit, "directories": ndirs, "enough": limit >= ndirs}
         if limit < ndirs:
             log.warning(
                 "inotify max_user_watches is %d but the library has %d directories: changes will be MISSED. "
@@ -291,6 +311,34 @@ class Watcher:
         await self._resolve_pending(now)
         await self._resolve_gone(now)
         self.state.commit()
+        if now - self._last_report >= REPORT_EVERY_S:
+            self._last_report = now
+            await self.report()
+
+    def health(self) -> dict:
+        """What `trackprint status` shows about this watcher (published to the status KV bucket)."""
+        return {
+            "host": self.host,
+            "roots": self.roots,
+            "offline": dict(self.offline_reasons),
+            "inotify": self.inotify,
+            "poll": self.config.poll,
+            "published": self.published,
+            "published_by_kind": dict(self.published_by_kind),
+            "waiting_for_quiescence": len(self.pending),
+            "updated_at": time.time(),
+        }
+
+    async def report(self) -> None:
+        health = self.health()
+        if M_OFFLINE is not None:
+            M_OFFLINE.set(len(self.offline))
+            M_PENDING.set(len(self.pending))
+        try:
+            kv = await bus.status_kv(self.js)
+            await kv.put(f"watcher.{self.host}", json.dumps(health).encode())
+        except Exception as exc:  # health reporting must never stop the watching
+            log.debug("status report failed: %s", exc)
 
     async def _resolve_pending(self, now: float) -> None:
         for path in list(self.pending):
@@ -369,6 +417,9 @@ class Watcher:
             log.error("%s: publish %s: FAILED (%s); will retry", event.path, event.kind, exc)
             return False
         self.published += 1
+        self.published_by_kind[event.kind] = self.published_by_kind.get(event.kind, 0) + 1
+        if M_PUBLISHED is not None:
+            M_PUBLISHED.labels(event.kind).inc()
         log.info("%s: published %s (%s; origin %s; seq %d%s)", event.path, event.kind, reason, event.origin,
                  ack.seq, ", duplicate" if ack.duplicate else "")
         return True

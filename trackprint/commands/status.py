@@ -14,6 +14,7 @@ import asyncio
 import json
 import socket
 import sys
+import time
 from urllib.parse import urlparse
 from typing import Any
 
@@ -22,6 +23,7 @@ from trackprint.config import add_location_arguments, resolve_db, resolve_nats, 
 FALLBACK_WARN_SHARE = 0.2  # more than this share by Python while Rust should run: say so
 STREAM_FULL_WARN = 0.8
 RECENT_MINUTES = 10.0
+WATCHER_SILENT_S = 60.0
 
 
 def register(subparsers) -> None:
@@ -93,9 +95,26 @@ async def _bus_status(servers: str) -> dict[str, Any]:
                 "max_ack_pending": info.config.max_ack_pending,
                 "acked_up_to": info.ack_floor.stream_seq if info.ack_floor else 0,
             }
-        return {"reachable": True, "url": servers, "streams": streams, "consumers": consumers}
+        return {"reachable": True, "url": servers, "streams": streams, "consumers": consumers,
+                "watchers": await _watcher_reports(js)}
     finally:
         await nc.close()
+
+
+async def _watcher_reports(js) -> dict[str, Any]:
+    """The watchers' own health reports (offline roots, inotify limit) from the status KV bucket."""
+    from trackprint import bus
+
+    reports: dict[str, Any] = {}
+    try:
+        kv = await js.key_value(bus.STATUS_KV)
+        for key in await kv.keys():
+            if key.startswith("watcher."):
+                entry = await kv.get(key)
+                reports[key.removeprefix("watcher.")] = json.loads(entry.value)
+    except Exception:  # no bucket yet, or no keys: nothing reported
+        pass
+    return reports
 
 
 def _any_port_open(servers: str) -> bool:
@@ -142,8 +161,17 @@ def warnings_for(report: dict[str, Any]) -> list[str]:
             warnings.append(f"consumer {name} reached max_ack_pending ({consumer['max_ack_pending']}): delivery paused")
     if (bus.get("streams") or {}).get("TRACKPRINT_DEADLETTER", {}) and bus["streams"]["TRACKPRINT_DEADLETTER"]["messages"]:
         warnings.append(f"{bus['streams']['TRACKPRINT_DEADLETTER']['messages']} messages in the dead-letter stream")
-    for root in state.get("offline_roots", []) or []:
-        warnings.append(f"library root offline: {root}")
+    for host, watcher in (bus.get("watchers") or {}).items():
+        for root, reason in (watcher.get("offline") or {}).items():
+            warnings.append(f"library root offline on {host}: {root} ({reason}); no deletions are published for it")
+        inotify = watcher.get("inotify") or {}
+        if inotify and not inotify.get("enough", True):
+            warnings.append(f"inotify limit on {host} too low ({inotify['max_user_watches']} watches for "
+                            f"{inotify['directories']} directories): changes are missed until the reconcile; "
+                            "use --poll or raise fs.inotify.max_user_watches")
+        age = time.time() - float(watcher.get("updated_at", 0))
+        if age > WATCHER_SILENT_S:
+            warnings.append(f"watcher on {host} last reported {age / 60:.0f} min ago (stopped?)")
     if db.get("error"):
         warnings.append(f"database unreadable: {db['error']}")
     if not bus.get("reachable"):
@@ -198,6 +226,11 @@ def render(report: dict[str, Any]) -> str:
         for name, s in bus["streams"].items():
             if s is not None:
                 lines.append(f"stream       {name}: {s['messages']} messages, {100 * s['fill']:.1f}% full")
+        for host, watcher in (bus.get("watchers") or {}).items():
+            offline = len(watcher.get("offline") or {})
+            lines.append(f"watcher      {host}: {len(watcher.get('roots', []))} roots ({offline} offline), "
+                         f"{watcher.get('published', 0)} events published, "
+                         f"{watcher.get('waiting_for_quiescence', 0)} files waiting to settle")
     else:
         lines.append(f"nats         not reachable: {bus.get('reason')}")
     for warning in report["warnings"]:

@@ -38,6 +38,8 @@ def register(subparsers) -> None:
     parser.add_argument("--nats", default=None, help="use this NATS instead of the embedded one")
     parser.add_argument("--analyzers", type=int, default=os.cpu_count() or 1, help="analyzer processes (default: cores)")
     parser.add_argument("--no-rust", action="store_true", help="do not start the Rust server (Python engine only)")
+    parser.add_argument("--metrics-port", type=int, default=0,
+                        help="serve Prometheus metrics: persister on PORT, analyzers on PORT+1.., watcher after them")
     parser.add_argument("--exit-when-idle", action="store_true",
                         help="stop once every discovered file is persisted (for scripts and tests)")
     parser.set_defaults(func=run)
@@ -87,6 +89,13 @@ def run(args: argparse.Namespace) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     db_url = args.db or f"sqlite:///{data_dir / 'trackprint.db'}"
     python = [sys.executable, "-m", "trackprint.cli"]
+    if args.log_format:  # the children log the same way
+        os.environ["TRACKPRINT_LOG_FORMAT"] = args.log_format
+    port = args.metrics_port
+
+    def metrics(offset: int) -> list[str]:
+        return ["--metrics-port", str(port + offset)] if port else []
+
     sup = Supervisor()
     state: dict = {"libraries": libraries, "db_url": db_url, "pid": os.getpid(), "started_at": time.time()}
 
@@ -113,14 +122,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             say(f"rust server: {server_url} (engine: rust, Python fallback per file)")
 
-        persister = sup.add(Child("persister", [*python, "persister", "--nats", nats_url, "--db", db_url],
+        persister = sup.add(Child("persister", [*python, "persister", "--nats", nats_url, "--db", db_url, *metrics(0)],
                                   log_path=str(logs / "persister.log")))
         sup.start(persister)
         for i in range(max(1, args.analyzers)):
-            argv = [*python, "analyzer", "--nats", nats_url]
+            argv = [*python, "analyzer", "--nats", nats_url, *metrics(i + 1)]
             argv += ["--server", server_url] if server_url else ["--no-rust"]
             sup.start(sup.add(Child(f"analyzer-{i + 1}", argv, log_path=str(logs / f"analyzer-{i + 1}.log"))))
-        watcher = sup.add(Child("watcher", [*python, "watcher", "--nats", nats_url,
+        watcher = sup.add(Child("watcher", [*python, "watcher", "--nats", nats_url, *metrics(args.analyzers + 1),
                                             "--state", str(data_dir / "watcher.sqlite"), *libraries],
                                 log_path=str(logs / "watcher.log")))
         sup.start(watcher)

@@ -21,6 +21,7 @@ def register(subparsers) -> None:
     parser.add_argument("--reconcile-s", type=float, default=300.0, help="full rescan period (default 300)")
     parser.add_argument("--extensions", default=None, help="comma-separated (default: flac,mp3,ogg,opus,wav,...)")
     parser.add_argument("--state", default=None, help="state file (default ~/.local/share/trackprint/watcher.sqlite)")
+    parser.add_argument("--metrics-port", type=int, default=0, help="Prometheus metrics on 127.0.0.1:PORT (default off)")
     parser.set_defaults(func=run)
 
 
@@ -33,6 +34,11 @@ def run(args: argparse.Namespace) -> int:
     config = WatcherConfig(roots=args.roots, nats=args.nats, poll=args.poll, quiet_s=args.quiet_s,
                            reconcile_s=args.reconcile_s, extensions=exts,
                            state_path=args.state or default_state_path())
+
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr="127.0.0.1")
 
     async def main() -> None:
         watcher = Watcher(config)

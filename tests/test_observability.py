@@ -1,0 +1,71 @@
+"""Every Python service serves Prometheus metrics; logs can be JSON lines naming file, stage and code."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import soundfile as sf
+
+from trackprint.embedded import free_port
+
+
+def scrape(port):
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return ""
+
+
+def metric(text, name):
+    """Sum of every sample of ``name`` (all label sets)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_services_serve_metrics_and_json_logs_name_the_file(tmp_path, nats_server):
+    library = tmp_path / "music"
+    library.mkdir()
+    for i in range(3):
+        sf.write(library / f"t{i}.wav", (0.2 * np.sin(np.arange(8000) * (0.05 + i / 100))).astype(np.float32), 8000)
+    (library / "bad.flac").write_bytes(b"definitely not audio")
+    ports = {name: free_port() for name in ("persister", "analyzer", "watcher")}
+    python = [sys.executable, "-m", "trackprint.cli", "--log-format", "json"]
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    analyzer_log = tmp_path / "analyzer.log"
+    procs = [
+        subprocess.Popen([*python, "persister", "--nats", nats_server.url, "--db", db,
+                          "--metrics-port", str(ports["persister"])]),
+        subprocess.Popen([*python, "analyzer", "--nats", nats_server.url, "--no-rust",
+                          "--metrics-port", str(ports["analyzer"])], stderr=open(analyzer_log, "w")),
+        subprocess.Popen([*python, "watcher", "--nats", nats_server.url, "--state", str(tmp_path / "w.sqlite"),
+                          "--quiet-s", "0.3", "--metrics-port", str(ports["watcher"]), str(library)]),
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if metric(scrape(ports["persister"]), "trackprint_persister_persisted_total") >= 3 and \
+                    metric(scrape(ports["persister"]), "trackprint_persister_failures_recorded_total") >= 1:
+                break
+            time.sleep(0.5)
+        persister, analyzer, watcher = (scrape(ports[n]) for n in ("persister", "analyzer", "watcher"))
+        assert metric(persister, "trackprint_persister_persisted_total") == 3
+        assert metric(persister, "trackprint_persister_failures_recorded_total") == 1
+        assert 'trackprint_analyzer_fingerprints_total{engine="python",reused="false"} 3.0' in analyzer
+        assert 'trackprint_analyzer_failures_total{code="unsupported_format"} 1.0' in analyzer
+        assert metric(analyzer, "trackprint_analyzer_analysis_seconds_count") == 3
+        assert 'trackprint_watcher_events_total{kind="added"} 4.0' in watcher
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
+    records = [json.loads(line) for line in analyzer_log.read_text().splitlines() if line.startswith("{")]
+    bad = [r for r in records if r.get("path", "").endswith("bad.flac")]
+    assert bad and bad[0]["code"] == "unsupported_format" and bad[0]["stage"] == "probe"
