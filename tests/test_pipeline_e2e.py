@@ -1,4 +1,5 @@
-"""End to end: watcher + 2 analyzers + persister as real subprocesses, real nats-server, SQLite.
+"""End to end: watcher + 2 analyzers + persister as real subprocesses, real nats-server,
+on SQLite and on PostgreSQL.
 
 Checks the whole chain and crash recovery: kill -9 of an analyzer and of
 nats-server in the middle of a backfill loses nothing and duplicates nothing.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +16,9 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
+from sqlalchemy import create_engine, exc as sa_exc, text
+
+from trackprint.db import normalize_url
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +32,12 @@ def tone(freq, seconds=1.5, seed=0):
 
 
 class Pipeline:
-    def __init__(self, tmp_path, nats_url, lib):
+    def __init__(self, tmp_path, nats_url, lib, db_url):
         self.tmp = tmp_path
         self.url = nats_url
         self.lib = lib
-        self.db = tmp_path / "trackprint.db"
+        self.db_url = db_url
+        self.engine = create_engine(normalize_url(db_url))
         self.procs: dict[str, subprocess.Popen] = {}
         env = dict(os.environ)
         env.pop("TRACKPRINT_SERVER", None)
@@ -43,7 +47,7 @@ class Pipeline:
     def start(self, name):
         cmd = [sys.executable, "-m", "trackprint.cli", "-v"]
         if name == "persister":
-            cmd += ["persister", "--nats", self.url, "--db", f"sqlite:///{self.db}", "--batch-wait-s", "0.2"]
+            cmd += ["persister", "--nats", self.url, "--db", self.db_url, "--batch-wait-s", "0.2"]
         elif name.startswith("analyzer"):
             cmd += ["analyzer", "--nats", self.url, "--no-rust", "--concurrency", "2", "--nak-delay-s", "0.5"]
         elif name == "watcher":
@@ -68,15 +72,14 @@ class Pipeline:
                 p.kill()
 
     def query(self, sql, *args):
-        if not self.db.exists():
-            return []
-        con = sqlite3.connect(self.db, timeout=10)
+        """Rows as tuples; ``?`` placeholders are bound in order (on either backend)."""
+        parts = sql.split("?")
+        sql = "".join(part + (f":p{i}" if i < len(parts) - 1 else "") for i, part in enumerate(parts))
         try:
-            return con.execute(sql, args).fetchall()
-        except sqlite3.OperationalError:  # schema not created yet
+            with self.engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(text(sql), {f"p{i}": a for i, a in enumerate(args)})]
+        except (sa_exc.OperationalError, sa_exc.ProgrammingError):  # schema not created yet
             return []
-        finally:
-            con.close()
 
     def wait(self, what, predicate, timeout=120):
         deadline = time.monotonic() + timeout
@@ -102,12 +105,13 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(tmp_path, nats_server):
+def pipeline(tmp_path, nats_server, db_url):
     lib = tmp_path / "lib"
     lib.mkdir()
-    p = Pipeline(tmp_path, nats_server.url, lib)
+    p = Pipeline(tmp_path, nats_server.url, lib, db_url)
     yield p
     p.stop_all()
+    p.engine.dispose()
 
 
 def test_pipeline_files_failures_modify_move_delete(pipeline):

@@ -3,13 +3,15 @@
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 import numpy as np
 import soundfile as sf
+from sqlalchemy import create_engine, exc as sa_exc, text
+
+from trackprint.db import normalize_url
 
 SR = 22050
 
@@ -38,10 +40,15 @@ def status(data_dir):
     return json.loads(out.stdout)
 
 
-def rows(data_dir):
-    with sqlite3.connect(data_dir / "trackprint.db") as db:
-        return dict(db.execute("SELECT t.path, f.analyzed_at FROM tracks t JOIN track_fingerprints f "
-                               "ON f.track_id = t.id WHERE t.state = 'active'").fetchall())
+def rows(data_dir, db_url=None):
+    """path -> analyzed_at of the active fingerprints (the data directory's SQLite unless db_url)."""
+    engine = create_engine(normalize_url(db_url or f"sqlite:///{data_dir / 'trackprint.db'}"))
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(text("SELECT t.path, f.analyzed_at FROM tracks t JOIN track_fingerprints f "
+                                          "ON f.track_id = t.id WHERE t.state = 'active'")).all())
+    finally:
+        engine.dispose()
 
 
 def without_rust():
@@ -50,17 +57,17 @@ def without_rust():
     return env
 
 
-def test_up_fingerprints_the_library_says_loudly_that_rust_is_missing_and_resumes(tmp_path):
+def test_up_fingerprints_the_library_says_loudly_that_rust_is_missing_and_resumes(tmp_path, db_url):
     library, data = tmp_path / "music", tmp_path / "data"
     write_tracks(library, [f"a{i}.flac" for i in range(5)])
     (library / "notes.txt").write_text("not music, not a supported extension")
     (library / "broken.flac").write_bytes(b"this is not audio")
 
-    first = up(library, data, env=without_rust())
+    first = up(library, data, "--db", db_url, env=without_rust())
     assert first.returncode == 0, first.stdout + first.stderr
     assert "Rust analysis server is not running" in first.stderr
     assert "stopped cleanly" in first.stdout
-    before = rows(data)
+    before = rows(data, db_url)
     assert len(before) == 5
     report = status(data)
     assert report["database"]["pending"] == 0
@@ -69,9 +76,9 @@ def test_up_fingerprints_the_library_says_loudly_that_rust_is_missing_and_resume
     assert any("Rust server not running" in w for w in report["warnings"])
 
     write_tracks(library, ["b0.flac", "b1.flac"], seed=1)
-    second = up(library, data, env=without_rust())
+    second = up(library, data, "--db", db_url, env=without_rust())
     assert second.returncode == 0, second.stdout + second.stderr
-    after = rows(data)
+    after = rows(data, db_url)
     assert len(after) == 7
     assert {p: after[p] for p in before} == before  # the first five were not analysed again
 
@@ -88,7 +95,7 @@ def test_up_interrupted_midway_then_restarted_loses_nothing(tmp_path):
         try:
             if len(rows(data)) >= 3:
                 break
-        except sqlite3.Error:
+        except sa_exc.SQLAlchemyError:
             pass
         time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
