@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Builds a corpus of real, freely licensed music for benchmarks and variation checks.
+#
+#   scripts/build_corpus.sh DEST [N]
+#
+# Downloads the Debian packages wesnoth-1.16-music (Ogg Vorbis) and
+# warzone2100-music (Opus) with `apt-get download`, extracts them with
+# `dpkg-deb -x`, and converts up to N tracks (default: all) with ffmpeg to
+# 44.1 kHz 16-bit stereo FLAC in DEST. Tracks of 3-6 minutes are taken first,
+# then the others from the longest down. Existing outputs are skipped, so the
+# script can be re-run to grow a corpus. Packages and extracted files live in
+# $CORPUS_WORK (default /tmp/trackprint_corpus_work); .deb files already there
+# are reused. Installs ffmpeg with apt-get when it is missing.
+set -euo pipefail
+
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+    echo "usage: $0 DEST [N]" >&2
+    exit 2
+fi
+DEST=$1
+LIMIT=${2:-0}
+case "$LIMIT" in ''|*[!0-9]*) echo "N must be a non-negative integer, got '$LIMIT'" >&2; exit 2;; esac
+WORK=${CORPUS_WORK:-/tmp/trackprint_corpus_work}
+PACKAGES="wesnoth-1.16-music warzone2100-music"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+
+mkdir -p "$DEST" "$WORK/x"
+DEST=$(cd "$DEST" && pwd)
+
+if ! command -v ffmpeg >/dev/null 2>&1; then
+    echo "ffmpeg missing: installing it with apt-get"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg >/dev/null
+fi
+
+cd "$WORK"
+for pkg in $PACKAGES; do
+    if ls "$WORK"/"${pkg}"_*.deb >/dev/null 2>&1; then
+        echo "package $pkg: reusing $(ls "$WORK"/"${pkg}"_*.deb | head -n1)"
+        continue
+    fi
+    echo "package $pkg: downloading"
+    if ! apt-get download "$pkg" >/dev/null 2>&1; then
+        echo "package $pkg: not in the apt lists yet, running apt-get update"
+        $SUDO apt-get update -qq
+        apt-get download "$pkg"
+    fi
+done
+for deb in "$WORK"/*.deb; do
+    echo "extracting $(basename "$deb")"
+    dpkg-deb -x "$deb" "$WORK/x"
+done
+
+# every track with its duration, 3-6 minute tracks first, then longest first
+LIST="$WORK/tracks.tsv"
+: > "$LIST"
+while IFS= read -r -d '' src; do
+    dur=$(ffprobe -v error -show_entries format=duration -of default=nw=1:nk=1 "$src" 2>/dev/null || echo 0)
+    dur=${dur%.*}
+    [ -n "$dur" ] && [ "$dur" != "N/A" ] || dur=0
+    if [ "$dur" -ge 180 ] && [ "$dur" -le 360 ]; then pref=0; else pref=1; fi
+    printf '%s\t%s\t%s\n' "$pref" "$dur" "$src" >> "$LIST"
+done < <(find "$WORK/x" -type f \( -name '*.ogg' -o -name '*.opus' \) -print0)
+sort -t$'\t' -k1,1n -k2,2nr -o "$LIST" "$LIST"
+total=$(wc -l < "$LIST")
+echo "found $total tracks in the packages"
+
+made=0 skipped=0 failed=0 taken=0
+while IFS=$'\t' read -r _pref dur src; do
+    if [ "$LIMIT" -gt 0 ] && [ "$taken" -ge "$LIMIT" ]; then break; fi
+    taken=$((taken + 1))
+    case "$src" in
+        */warzone2100/*) prefix=warzone2100 ;;
+        */wesnoth/*) prefix=wesnoth ;;
+        *) prefix=track ;;
+    esac
+    stem=$(basename "$src"); stem=${stem%.*}
+    parent=$(basename "$(dirname "$src")")
+    [ "$parent" = music ] && name="${prefix}-${stem}" || name="${prefix}-${parent}-${stem}"
+    out="$DEST/$name.flac"
+    if [ -s "$out" ]; then
+        skipped=$((skipped + 1))
+        echo "skip    $(basename "$out") (exists)"
+        continue
+    fi
+    if ffmpeg -nostdin -v error -y -i "$src" -map 0:a:0 -ac 2 -ar 44100 -sample_fmt s16 -c:a flac "$out.part.flac" \
+        && mv "$out.part.flac" "$out"; then
+        made=$((made + 1))
+        echo "convert $(basename "$out") (${dur} s, from $(basename "$src"))"
+    else
+        rm -f "$out.part.flac"
+        failed=$((failed + 1))
+        echo "FAILED  $src" >&2
+    fi
+done < "$LIST"
+
+echo "done: $made converted, $skipped already there, $failed failed; $(ls "$DEST"/*.flac 2>/dev/null | wc -l) FLAC files in $DEST"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,182 @@
+"""Test-signal generators shared by the test files (in memory, numpy only, deterministic).
+
+Every generator returns float32 samples shaped (n,) for mono or (n, channels),
+full scale +-1.0. ``db`` levels are the *peak* level of a sine in dBFS unless
+the docstring says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+SR = 44_100
+
+
+def db_to_amp(db: float) -> float:
+    return 10.0 ** (db / 20.0)
+
+
+def seconds(duration_s: float, sr: int = SR) -> int:
+    return int(round(duration_s * sr))
+
+
+def sine(freq: float, duration_s: float, sr: int = SR, db: float = -6.0, phase: float = 0.0) -> np.ndarray:
+    """A sine of ``freq`` Hz with peak level ``db`` dBFS, mono."""
+    t = np.arange(seconds(duration_s, sr)) / sr
+    return (db_to_amp(db) * np.sin(2 * np.pi * freq * t + phase)).astype(np.float32)
+
+
+def square(freq: float, duration_s: float, sr: int = SR, db: float = -6.0) -> np.ndarray:
+    """A +-A square wave (A = ``db`` dBFS), mono; a frequency dividing ``sr`` keeps it exact."""
+    t = np.arange(seconds(duration_s, sr))
+    period = sr / freq
+    return (db_to_amp(db) * np.where((t % period) < period / 2, 1.0, -1.0)).astype(np.float32)
+
+
+def white_noise(duration_s: float, sr: int = SR, db: float = -20.0, seed: int = 0) -> np.ndarray:
+    """Gaussian white noise whose RMS is ``db`` dBFS, mono."""
+    rng = np.random.default_rng(seed)
+    return (db_to_amp(db) * rng.standard_normal(seconds(duration_s, sr))).astype(np.float32)
+
+
+def pink_noise(duration_s: float, sr: int = SR, db: float = -20.0, seed: int = 0) -> np.ndarray:
+    """1/f (pink) noise by spectral shaping of white noise, RMS ``db`` dBFS, mono."""
+    rng = np.random.default_rng(seed)
+    n = seconds(duration_s, sr)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / sr)
+    f[0] = f[1]
+    x = np.fft.irfft(spectrum / np.sqrt(f), n)
+    x /= np.sqrt(np.mean(x ** 2))
+    return (db_to_amp(db) * x).astype(np.float32)
+
+
+def click_track(bpm: float, duration_s: float, sr: int = SR, db: float = -6.0, click_ms: float = 10.0,
+                offset_s: float = 0.05) -> np.ndarray:
+    """Short decaying 2 kHz bursts every 60/bpm s (a metronome), mono."""
+    n = seconds(duration_s, sr)
+    out = np.zeros(n, dtype=np.float64)
+    length = seconds(click_ms / 1000.0, sr)
+    t = np.arange(length) / sr
+    click = np.sin(2 * np.pi * 2000 * t) * np.exp(-t / (click_ms / 4000.0))
+    period = 60.0 / bpm
+    for k in range(int(duration_s / period) + 1):
+        start = seconds(offset_s + k * period, sr)
+        if start + length > n:
+            break
+        out[start:start + length] += click
+    return (db_to_amp(db) * out).astype(np.float32)
+
+
+def click_count(bpm: float, duration_s: float, offset_s: float = 0.05, click_ms: float = 10.0) -> int:
+    period = 60.0 / bpm
+    return sum(1 for k in range(int(duration_s / period) + 1) if offset_s + k * period + click_ms / 1000 <= duration_s)
+
+
+def stereo(left: np.ndarray, right: np.ndarray | None = None) -> np.ndarray:
+    """(n, 2) from one or two mono signals (``right`` defaults to ``left``)."""
+    right = left if right is None else right
+    return np.stack([left, right], axis=1).astype(np.float32)
+
+
+def multichannel(mono: np.ndarray, channels: int, active: list[int] | None = None) -> np.ndarray:
+    """(n, channels) with ``mono`` on the ``active`` channels (default: all) and silence elsewhere."""
+    out = np.zeros((len(mono), channels), dtype=np.float32)
+    for c in range(channels) if active is None else active:
+        out[:, c] = mono
+    return out
+
+
+def segments(parts: list[tuple[float, float]], freq: float = 1000.0, sr: int = SR, channels: int = 2) -> np.ndarray:
+    """Consecutive sine segments [(peak dBFS, seconds), ...], phase-continuous, on every channel."""
+    levels = np.concatenate([np.full(seconds(d, sr), db_to_amp(db)) for db, d in parts])
+    t = np.arange(len(levels)) / sr
+    x = (levels * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return x if channels == 1 else np.repeat(x[:, None], channels, axis=1)
+
+
+def melody(notes_hz: list[float], note_s: float, duration_s: float, sr: int = SR, db: float = -6.0) -> np.ndarray:
+    """Notes cycling through ``notes_hz``, each held ``note_s`` seconds, mono."""
+    n = seconds(duration_s, sr)
+    idx = (np.arange(n) / sr // note_s).astype(int) % len(notes_hz)
+    freq = np.asarray(notes_hz)[idx]
+    phase = 2 * np.pi * np.cumsum(freq) / sr
+    return (db_to_amp(db) * np.sin(phase)).astype(np.float32)
+
+
+def music_like(duration_s: float, sr: int = SR, seed: int = 1, channels: int = 2, bpm: float = 110.0) -> np.ndarray:
+    """Something with the statistics of music: a chord, a bass line, band-limited noise
+    with a slowly varying envelope and a beat of clicks; the channels differ a little.
+    Returns (n, channels)."""
+    rng = np.random.default_rng(seed)
+    n = seconds(duration_s, sr)
+    t = np.arange(n) / sr
+    chord = sum(a * np.sin(2 * np.pi * f * t + p) for a, f, p in
+                zip((0.12, 0.08, 0.07), (261.63, 329.63, 392.0), rng.uniform(0, 2 * np.pi, 3)))
+    bass = 0.15 * np.sin(2 * np.pi * np.where((t % 2.0) < 1.0, 55.0, 73.42) * t)
+    noise = rng.standard_normal(n)
+    spectrum = np.fft.rfft(noise)
+    f = np.fft.rfftfreq(n, 1 / sr)
+    spectrum *= 1.0 / (1.0 + (f / 3000.0) ** 2)  # gentle low-pass
+    noise = np.fft.irfft(spectrum, n)
+    noise *= 0.05 / np.sqrt(np.mean(noise ** 2))
+    envelope = 0.6 + 0.4 * np.sin(2 * np.pi * t / (duration_s / 1.7 + 1.0)) * np.sin(2 * np.pi * 0.13 * t)
+    clicks = click_track(bpm, duration_s, sr, db=-12.0).astype(np.float64)
+    mono = envelope * (chord + bass + noise) + clicks
+    out = np.empty((n, channels), dtype=np.float32)
+    for c in range(channels):
+        decor = 0.02 * rng.standard_normal(n)
+        out[:, c] = mono * (1.0 - 0.1 * c) + decor
+    return out
+
+
+def to_mono(x: np.ndarray) -> np.ndarray:
+    return x if x.ndim == 1 else x.mean(axis=1)
+
+
+def rms_db(x: np.ndarray) -> float:
+    return 10 * math.log10(float(np.mean(np.asarray(x, dtype=np.float64) ** 2)))
+
+
+def assert_valid(fp) -> None:
+    """Every fingerprint a test sees: the 25 names, each finite and inside trackprint.fingerprint.RANGES."""
+    from trackprint.fingerprint import validate
+
+    assert validate(fp) == [], validate(fp)
+
+
+def write_m4a(path, x: np.ndarray, sr: int, codec: str = "aac") -> None:
+    """Write (n, channels) float samples as an MP4/M4A file with PyAV's ``aac`` or ``alac`` encoder."""
+    import av
+
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[:, None]
+    layout = {1: "mono", 2: "stereo"}[x.shape[1]]
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=sr)
+        stream.layout = layout
+        fmt = stream.codec_context.codec.audio_formats[0].name  # aac: fltp, alac: s32p
+        scale = {"fltp": None, "s16p": (32767.0, np.int16), "s32p": (2147483647.0, np.int32)}[fmt]
+        for start in range(0, len(x), 4096):
+            planar = np.ascontiguousarray(x[start:start + 4096].T)
+            if scale is not None:
+                planar = np.ascontiguousarray(np.clip(planar * scale[0], -scale[0] - 1, scale[0]).astype(scale[1]))
+            frame = av.AudioFrame.from_ndarray(planar, format=fmt, layout=layout)
+            frame.sample_rate = sr
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def id3v2_tag(title: str = "A title", padding: int = 1024) -> bytes:
+    """An ID3v2.4 tag with one TIT2 frame and ``padding`` zero bytes (what taggers put in front of files)."""
+    text = b"\x03" + title.encode("utf-8")
+    frame = b"TIT2" + len(text).to_bytes(4, "big") + b"\x00\x00" + text  # v2.4 sizes are synchsafe; small here
+    body = frame + b"\x00" * padding
+    size = len(body)
+    synchsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    return b"ID3\x04\x00\x00" + synchsafe + body

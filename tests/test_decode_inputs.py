@@ -1,0 +1,250 @@
+"""Real files of every kind we meet, good and bad, through analyze_file and the CLI.
+
+Each input must give either a valid fingerprint or the right typed error code,
+through the engine and through ``trackprint analyze --json``, and never a
+traceback. Inputs are written once per session into a temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from analyzer.engine import analyze_file
+from analyzer.features import fingerprint_of
+from tests.audio import SR, assert_valid, id3v2_tag, multichannel, music_like, sine, stereo, write_m4a
+from trackprint.errors import AnalysisError
+
+DURATION_S = 3.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """``code`` is the expected error code, or None for a fingerprint (then ``codec``/``container``)."""
+
+    name: str
+    code: str | None
+    codec: str | None = None
+    container: str | None = None
+
+
+CASES = [
+    Case("empty.flac", "empty_file"),
+    Case("x.flac", "not_a_file"),  # a directory
+    Case("notes.flac", "unsupported_format"),  # a text file
+    Case("random.flac", "unsupported_format"),
+    Case("missing.flac", "not_found"),
+    Case("really_mp3.flac", None, "mp3", "mp3"),
+    Case("really_flac.mp3", None, "flac", "flac"),
+    Case("truncated.flac", "truncated"),  # cut at 50 % of its bytes
+    Case("truncated.wav", "truncated"),
+    Case("header_only.wav", "truncated"),  # a header declaring 3 s, then nothing
+    Case("no_frames.wav", "too_short"),  # a valid header declaring 0 frames
+    Case("truncated.ogg", "truncated"),  # Vorbis
+    Case("truncated.opus", "truncated"),
+    Case("truncated.mp3", "truncated"),  # Xing header declares more frames
+    Case("garbled.flac", "corrupt"),  # 300 bytes scrambled mid-file, full length
+    Case("nan.wav", "corrupt"),  # a float WAV with NaN and inf samples
+    Case("tagged.flac", None, "flac", "flac"),  # ID3v2 in front of fLaC
+    Case("Björk – 東京.flac", None, "flac", "flac"),
+    Case("rate_8k.flac", None, "flac", "flac"),
+    Case("rate_192k.flac", None, "flac", "flac"),
+    Case("mono.flac", None, "flac", "flac"),
+    Case("six.flac", None, "flac", "flac"),
+    Case("six.wav", None, "pcm_s16", "wav"),
+    Case("pcm16.wav", None, "pcm_s16", "wav"),
+    Case("pcm24.wav", None, "pcm_s24", "wav"),
+    Case("pcm32.wav", None, "pcm_s32", "wav"),
+    Case("float.wav", None, "pcm_f32", "wav"),
+    Case("pcm16.flac", None, "flac", "flac"),
+    Case("pcm24.flac", None, "flac", "flac"),
+    Case("aac.m4a", None, "aac", "mp4"),
+    Case("alac.m4a", None, "alac", "mp4"),
+    Case("vorbis.ogg", None, "vorbis", "ogg"),
+    Case("opus.opus", None, "opus", "ogg"),
+    Case("mp3.mp3", None, "mp3", "mp3"),
+]
+LOSSY = {"aac.m4a", "vorbis.ogg", "opus.opus", "mp3.mp3", "really_mp3.flac"}
+
+
+def _signal(sr: int = SR) -> np.ndarray:
+    return music_like(DURATION_S, sr, seed=21)
+
+
+@pytest.fixture(scope="session")
+def inputs(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("inputs")
+    x = _signal()
+    (d / "empty.flac").write_bytes(b"")
+    (d / "x.flac").mkdir()
+    (d / "notes.flac").write_text("these are not the bytes you are looking for\n" * 50)
+    (d / "random.flac").write_bytes(np.random.default_rng(0).bytes(20_000))
+
+    for subtype, name in (("PCM_16", "pcm16"), ("PCM_24", "pcm24"), ("PCM_32", "pcm32"), ("FLOAT", "float")):
+        sf.write(d / f"{name}.wav", x, SR, subtype=subtype)
+    for subtype, name in (("PCM_16", "pcm16"), ("PCM_24", "pcm24")):
+        sf.write(d / f"{name}.flac", x, SR, subtype=subtype)
+    sf.write(d / "mp3.mp3", x, SR, format="MP3")
+    sf.write(d / "vorbis.ogg", x, SR, format="OGG", subtype="VORBIS")
+    sf.write(d / "opus.opus", _signal(48_000), 48_000, format="OGG", subtype="OPUS")
+    write_m4a(d / "aac.m4a", x, SR, "aac")
+    write_m4a(d / "alac.m4a", x, SR, "alac")
+    sf.write(d / "rate_8k.flac", _signal(8_000), 8_000, subtype="PCM_16")
+    sf.write(d / "rate_192k.flac", _signal(192_000), 192_000, subtype="PCM_24")
+    sf.write(d / "mono.flac", x[:, 0], SR, subtype="PCM_16")
+    six = multichannel(x[:, 0], 6)
+    sf.write(d / "six.flac", six, SR, subtype="PCM_16")
+    sf.write(d / "six.wav", six, SR, subtype="PCM_16")
+    broken = x.copy()
+    broken[SR, 0], broken[2 * SR, 1] = np.nan, np.inf
+    sf.write(d / "nan.wav", broken, SR, subtype="FLOAT")
+    sf.write(d / "no_frames.wav", np.zeros((0, 2), dtype=np.float32), SR, subtype="PCM_16")
+
+    flac = (d / "pcm16.flac").read_bytes()
+    (d / "really_flac.mp3").write_bytes(flac)
+    (d / "really_mp3.flac").write_bytes((d / "mp3.mp3").read_bytes())
+    (d / "tagged.flac").write_bytes(id3v2_tag("Tagged") + flac)
+    (d / "Björk – 東京.flac").write_bytes(flac)
+    (d / "truncated.flac").write_bytes(flac[: len(flac) // 2])
+    third = len(flac) // 3
+    (d / "garbled.flac").write_bytes(flac[:third] + bytes(b ^ 0x55 for b in flac[third:third + 300]) + flac[third + 300:])
+    wav = (d / "pcm16.wav").read_bytes()
+    (d / "truncated.wav").write_bytes(wav[: len(wav) // 2])
+    (d / "header_only.wav").write_bytes(wav[:44])
+    for name in ("vorbis.ogg", "opus.opus", "mp3.mp3"):
+        data = (d / name).read_bytes()
+        (d / f"truncated{Path(name).suffix}").write_bytes(data[: len(data) // 2])
+    return d
+
+
+@pytest.fixture(scope="session")
+def cli_run(inputs):
+    """One ``trackprint analyze --json`` run over every case, in CASES order."""
+    paths = [str(inputs / c.name) for c in CASES]
+    out = subprocess.run(
+        [sys.executable, "-m", "trackprint.cli", "analyze", "--engine", "python", "--json", *paths],
+        capture_output=True, text=True, encoding="utf-8", timeout=300,
+    )
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_engine_outcome(inputs, case):
+    path = str(inputs / case.name)
+    if case.code is not None:
+        with pytest.raises(AnalysisError) as info:
+            analyze_file(path)
+        assert info.value.code.value == case.code, str(info.value)
+        assert info.value.path == path and case.code in str(info.value)
+        return
+    out = analyze_file(path)
+    assert_valid(out.fingerprint)
+    assert out.decode.codec == case.codec and out.decode.container == case.container
+    assert out.decode.decoded_duration_s == pytest.approx(DURATION_S, abs=0.1)
+    fp = out.fingerprint
+    assert fp["lufs"] > -40 and fp["silence_ratio"] == 0.0
+    assert fp["low_mid_pct"] > 20  # the chord of music_like
+    if case.name != "mono.flac" and not case.name.startswith("six"):
+        assert 0.0 < fp["stereo_width"] < 0.2
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_cli_outcome(inputs, cli_run, case):
+    assert "Traceback" not in cli_run.stderr, cli_run.stderr
+    assert cli_run.returncode == 1  # some cases fail
+    results = [json.loads(line) for line in cli_run.stdout.splitlines()]
+    assert [r["path"] for r in results] == [str(inputs / c.name) for c in CASES]
+    result = results[CASES.index(case)]
+    if case.code is not None:
+        assert result["ok"] is False
+        assert result["error"]["code"] == case.code
+        assert case.name in result["error"]["message"]
+    else:
+        assert result["ok"] is True, result
+        assert_valid(result["fingerprint"])
+        assert result["decode"]["codec"] == case.codec
+
+
+def _fp(path: Path) -> dict[str, float]:
+    out = analyze_file(str(path))
+    assert_valid(out.fingerprint)
+    return out.fingerprint
+
+
+def test_id3_tag_does_not_change_the_fingerprint(inputs):
+    assert _fp(inputs / "tagged.flac") == _fp(inputs / "pcm16.flac")
+
+
+def test_unicode_name_is_reported_verbatim(inputs, cli_run):
+    results = [json.loads(line) for line in cli_run.stdout.splitlines()]
+    unicode_result = next(r for r in results if r["path"].endswith("Björk – 東京.flac"))
+    assert unicode_result["ok"] and unicode_result["fingerprint"] == _fp(inputs / "pcm16.flac")
+
+
+def test_bit_depths_agree(inputs):
+    reference = fingerprint_of(_signal(), SR)
+    names = ["pcm16.wav", "pcm24.wav", "pcm32.wav", "float.wav", "pcm16.flac", "pcm24.flac"]
+    for name in names:
+        fp = _fp(inputs / name)
+        assert fp["lufs"] == pytest.approx(reference["lufs"], abs=0.05), name
+        assert fp["crest_db"] == pytest.approx(reference["crest_db"], abs=0.05), name
+        assert fp["spectral_centroid"] == pytest.approx(reference["spectral_centroid"], rel=0.01), name
+
+
+def test_lossy_codecs_stay_close_to_the_source(inputs):
+    reference = fingerprint_of(_signal(), SR)
+    for name in sorted(LOSSY):
+        fp = _fp(inputs / name)
+        assert fp["lufs"] == pytest.approx(reference["lufs"], abs=0.5), name
+        for band in ("sub_bass_pct", "bass_pct", "low_mid_pct", "mid_pct"):
+            assert fp[band] == pytest.approx(reference[band], abs=3.0), (name, band)
+        assert fp["phase_correlation"] == pytest.approx(reference["phase_correlation"], abs=0.05), name
+
+
+def test_rates_and_channels_keep_the_answers(inputs):
+    reference = fingerprint_of(_signal(), SR)
+    for name in ("rate_8k.flac", "rate_192k.flac", "alac.m4a"):
+        fp = _fp(inputs / name)
+        assert fp["lufs"] == pytest.approx(reference["lufs"], abs=0.3), name
+        assert fp["low_mid_pct"] == pytest.approx(reference["low_mid_pct"], abs=3.0), name
+    mono = _fp(inputs / "mono.flac")
+    assert mono["stereo_width"] == 0.0 and mono["phase_correlation"] == 1.0
+    # the left channel alone, measured as one channel: 3 dB below a stereo pair of it
+    left = fingerprint_of(stereo(_signal()[:, 0]), SR)
+    assert mono["lufs"] == pytest.approx(left["lufs"] - 3.01, abs=0.05)
+    for name in ("six.flac", "six.wav"):
+        six = _fp(inputs / name)
+        assert six["lufs"] == pytest.approx(mono["lufs"] + 10 * np.log10(3 + 2 * 1.41), abs=0.1), name
+        assert six["spectral_centroid"] == pytest.approx(mono["spectral_centroid"], rel=0.01)
+
+
+def test_wav_with_a_tone_matches_memory(tmp_path):
+    """A full-scale-correct decode: 16-bit samples divided by 32768, never by 2**31."""
+    x = stereo(sine(1000, 2.0, db=-20.0))
+    sf.write(tmp_path / "tone.flac", x, SR, subtype="PCM_16")
+    fp = _fp(tmp_path / "tone.flac")
+    assert fp["lufs"] == pytest.approx(-20.0, abs=0.1)
+    assert fp["mid_pct"] > 99
+
+
+def test_unreadable_file_is_typed(tmp_path):
+    path = tmp_path / "secret.flac"
+    sf.write(path, stereo(sine(1000, 1.0)), SR, subtype="PCM_16")
+    os.chmod(path, 0)
+    try:
+        if os.access(path, os.R_OK):  # running as root: permissions do not apply
+            assert_valid(analyze_file(str(path)).fingerprint)
+        else:
+            with pytest.raises(AnalysisError) as info:
+                analyze_file(str(path))
+            assert info.value.code.value == "io_error"
+    finally:
+        os.chmod(path, 0o644)

@@ -1,0 +1,451 @@
+"""``trackprint bench DIR [--jobs N] [--limit N] [--long-file]``: what whole-track analysis costs.
+
+On the FLAC files in DIR it measures, in one run and on the same files:
+
+* ``decode``: libFLAC decoding only (soundfile reading every block as float32),
+  the floor for any whole-track analysis;
+* ``python``: the Python engine (:func:`analyzer.engine.analyze_file`);
+* ``rust``: the Rust engine: ``POST /v1/fingerprint`` to a trackprint-server
+  started for the run with ``--max-concurrency`` = ``--jobs`` (requests ``--jobs``
+  at a time); its per-file seconds are the request's wall time and its RSS
+  column is the server's peak (VmHWM);
+
+each in a fresh pool of ``--jobs`` worker processes, started and warmed
+(imports done) before the clock starts. It prints wall seconds, tracks/s,
+times real time, the ratio to decode-only, per-file medians and the peak RSS
+of the workers. ``--long-file`` also writes (streaming) a 2-hour 44.1 kHz
+stereo FLAC from the tracks, analyses it in a subprocess and reports that
+process's peak RSS, which must stay under 500 MB; with the ``rust`` column it
+also analyses it on a fresh server and reports the server's peak RSS (limit
+150 MB).
+
+An engine is a top-level function ``path -> dict`` (keys ``ok``, ``seconds``,
+``audio_s``, ``rss_kb`` and, on failure, ``error``) that a process pool can
+run; :data:`ENGINES` lists them in column order. Another engine (the Rust
+server) is added by appending an :class:`Engine` to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+LONG_FILE_SECONDS = 2 * 3600
+LONG_FILE_RSS_LIMIT_MB = 500
+LONG_FILE_RATE = 44_100
+RUST_LONG_FILE_RSS_LIMIT_MB = 150
+RUST_URL_ENV, RUST_PID_ENV = "TRACKPRINT_BENCH_RUST_URL", "TRACKPRINT_BENCH_RUST_PID"
+
+
+# -- engines: top-level functions a process pool can pickle ----------------------------------
+def _rss_kb() -> int:
+    """This process's peak resident set so far, KiB (Linux ru_maxrss unit)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def decode_only(path: str) -> dict[str, Any]:
+    """libFLAC through soundfile: every block read as float32, nothing computed."""
+    import soundfile
+
+    from analyzer.engine import block_frames
+
+    started = time.perf_counter()
+    frames = 0
+    try:
+        with soundfile.SoundFile(path) as sound:
+            size = block_frames(sound.samplerate)
+            rate = sound.samplerate
+            while True:
+                block = sound.read(size, dtype="float32", always_2d=True)
+                frames += len(block)
+                if len(block) < size:
+                    break
+    except Exception as exc:  # noqa: BLE001 - a bench reports, it does not stop
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - started,
+                "audio_s": 0.0, "rss_kb": _rss_kb()}
+    return {"ok": True, "seconds": time.perf_counter() - started, "audio_s": frames / rate, "rss_kb": _rss_kb()}
+
+
+def python_engine(path: str) -> dict[str, Any]:
+    """The Python engine, whole file: decode + all 25 dimensions."""
+    from analyzer.engine import analyze_file
+    from trackprint.errors import AnalysisError
+
+    started = time.perf_counter()
+    try:
+        out = analyze_file(path)
+    except AnalysisError as exc:
+        return {"ok": False, "error": str(exc), "seconds": time.perf_counter() - started, "audio_s": 0.0,
+                "rss_kb": _rss_kb()}
+    return {"ok": True, "seconds": time.perf_counter() - started, "audio_s": out.decode.decoded_duration_s,
+            "rss_kb": _rss_kb()}
+
+
+def _server_peak_rss_kb(pid: int) -> int:
+    """VmHWM (peak resident set, KiB) of a process, from /proc."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rust_engine(path: str) -> dict[str, Any]:
+    """One request to the bench's trackprint-server; seconds = the request's wall time."""
+    import httpx
+
+    started = time.perf_counter()
+    try:
+        response = httpx.post(f"{os.environ[RUST_URL_ENV]}/v1/fingerprint", json={"path": os.path.abspath(path)},
+                              timeout=3600.0)
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        body, response = {"error": {"message": f"{type(exc).__name__}: {exc}"}}, None
+    seconds = time.perf_counter() - started
+    rss_kb = _server_peak_rss_kb(int(os.environ[RUST_PID_ENV]))
+    if response is None or response.status_code != 200:
+        return {"ok": False, "error": body["error"]["message"], "seconds": seconds, "audio_s": 0.0, "rss_kb": rss_kb}
+    return {"ok": True, "seconds": seconds, "audio_s": body["decode"]["decoded_duration_s"], "rss_kb": rss_kb}
+
+
+def _warm_rust() -> int:
+    import httpx
+
+    httpx.get(f"{os.environ[RUST_URL_ENV]}/health", timeout=5.0)
+    return os.getpid()
+
+
+def start_rust_server(roots: list[str], jobs: int):
+    """A trackprint-server for the bench (see trackprint.commands._engines); exits when the binary is missing."""
+    import httpx
+
+    from trackprint.commands import _engines
+
+    binary = _engines.find_binary()
+    if binary is None:
+        raise SystemExit(f"bench: the {_engines.BINARY} binary was not found; {_engines.BUILD_HINT}, "
+                         "or leave the column out with --engines decode,python")
+    server = _engines.LocalServer(binary, roots, jobs)
+    with httpx.Client() as client:
+        server.start(client)
+    return server
+
+
+def _warm_python() -> int:
+    """Import what the workers need before the clock starts."""
+    import scipy.fft  # noqa: F401
+    import scipy.signal  # noqa: F401
+    import soundfile  # noqa: F401
+
+    import analyzer.engine  # noqa: F401
+
+    return os.getpid()
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    run: Callable[[str], dict[str, Any]]  # path -> result; top-level so a pool can pickle it
+    warm: Callable[[], Any] = _warm_python  # runs once per worker before timing
+    description: str = ""
+
+
+ENGINES: list[Engine] = [
+    Engine("decode", decode_only, description="libFLAC decode only (soundfile, float32)"),
+    Engine("python", python_engine, description="Python engine, analyze_file"),
+    Engine("rust", rust_engine, warm=_warm_rust,
+           description="Rust engine, POST /v1/fingerprint to trackprint-server --max-concurrency JOBS"),
+]
+BASELINE = "decode"
+
+
+@dataclass
+class EngineRun:
+    engine: Engine
+    wall_s: float
+    startup_s: float
+    results: list[dict[str, Any]]
+
+    @property
+    def ok(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if r["ok"]]
+
+    @property
+    def audio_s(self) -> float:
+        return sum(r["audio_s"] for r in self.ok)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return max((r["rss_kb"] for r in self.results), default=0) / 1024.0
+
+
+def run_engine(engine: Engine, paths: list[str], jobs: int) -> EngineRun:
+    """All ``paths`` through ``engine`` in a fresh pool of ``jobs`` warmed workers; wall time excludes startup."""
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        # one warm-up per worker: submit them together so each worker takes one
+        warm = [pool.submit(_warm_barrier, engine.warm, jobs) for _ in range(jobs)]
+        for future in warm:
+            future.result()
+        startup = time.perf_counter() - started
+        clock = time.perf_counter()
+        results = list(pool.map(engine.run, paths, chunksize=1))
+        wall = time.perf_counter() - clock
+    return EngineRun(engine, wall, startup, results)
+
+
+def _warm_barrier(warm: Callable[[], Any], jobs: int) -> Any:
+    out = warm()
+    time.sleep(0.2)  # hold this worker so the other warm-ups go to the other workers
+    return out
+
+
+# -- the 2-hour file --------------------------------------------------------------------
+def write_long_file(sources: list[str], dest: str, seconds: float = LONG_FILE_SECONDS) -> float:
+    """Concatenate ``sources`` (repeating them) into a 44.1 kHz stereo 16-bit FLAC, block by block."""
+    import numpy as np
+    import soundfile
+
+    target = int(seconds * LONG_FILE_RATE)
+    written = 0
+    usable = [s for s in sources if soundfile.info(s).samplerate == LONG_FILE_RATE]
+    if not usable:
+        raise SystemExit(f"no {LONG_FILE_RATE} Hz FLAC among the tracks to build the long file from")
+    partial = dest + ".part"
+    with soundfile.SoundFile(partial, "w", LONG_FILE_RATE, 2, "PCM_16", format="FLAC") as out:
+        while written < target:
+            for source in usable:
+                with soundfile.SoundFile(source) as sound:
+                    for block in sound.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
+                        if block.shape[1] == 1:
+                            block = np.repeat(block, 2, axis=1)
+                        block = block[:, :2][: target - written]
+                        out.write(block)
+                        written += len(block)
+                        if written >= target:
+                            break
+                if written >= target:
+                    break
+    os.replace(partial, dest)
+    return written / LONG_FILE_RATE
+
+
+_LONG_CHILD = """
+import json, resource, sys, time
+from analyzer.engine import analyze_file
+t = time.perf_counter()
+out = analyze_file(sys.argv[1])
+print(json.dumps({"seconds": time.perf_counter() - t, "audio_s": out.decode.decoded_duration_s,
+                  "lufs": out.fingerprint["lufs"], "tempo_bpm": out.fingerprint["tempo_bpm"],
+                  "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def analyse_in_subprocess(path: str) -> dict[str, Any]:
+    """analyze_file in a fresh interpreter; its peak RSS from wait4 (the kernel's count, not its own)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", _LONG_CHILD, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout = proc.stdout.read()  # type: ignore[union-attr]
+    stderr = proc.stderr.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        return {"ok": False, "error": stderr.decode(errors="replace")[-2000:], "wall_s": wall,
+                "rss_mb": usage.ru_maxrss / 1024.0}
+    result = json.loads(stdout)
+    return {"ok": True, "wall_s": wall, "rss_mb": usage.ru_maxrss / 1024.0, **result}
+
+
+# -- the command ------------------------------------------------------------------------
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="time decode-only vs the engines on a folder of FLAC files")
+    parser.add_argument("dir", metavar="DIR", help="folder of .flac files (searched recursively)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes per engine (default 2)")
+    parser.add_argument("--limit", type=int, default=0, help="use at most N files (default all)")
+    parser.add_argument("--engines", default=",".join(e.name for e in ENGINES),
+                        help=f"comma-separated columns (default {','.join(e.name for e in ENGINES)})")
+    parser.add_argument("--long-file", action="store_true",
+                        help="also analyse a synthesised 2-hour FLAC in a subprocess and report its peak RSS")
+    parser.add_argument("--long-file-path", default=None,
+                        help="where to keep the 2-hour FLAC (default: the temp folder; reused when present)")
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
+    parser.set_defaults(func=run)
+
+
+def _flac_files(root: str, limit: int) -> list[str]:
+    files = sorted(str(p) for p in Path(root).rglob("*") if p.suffix.lower() == ".flac" and p.is_file())
+    return files[:limit] if limit > 0 else files
+
+
+def run(args: argparse.Namespace) -> int:
+    if not os.path.isdir(args.dir):
+        print(f"bench: {args.dir}: not a directory", file=sys.stderr)
+        return 2
+    paths = _flac_files(args.dir, args.limit)
+    if not paths:
+        print(f"bench: no .flac files under {args.dir}", file=sys.stderr)
+        return 2
+    wanted = [n.strip() for n in args.engines.split(",") if n.strip()]
+    by_name = {e.name: e for e in ENGINES}
+    unknown = [n for n in wanted if n not in by_name]
+    if unknown:
+        print(f"bench: unknown engine(s) {', '.join(unknown)}; known: {', '.join(by_name)}", file=sys.stderr)
+        return 2
+    jobs = max(1, args.jobs)
+    size_mb = sum(os.path.getsize(p) for p in paths) / 1e6
+    print(f"bench: {len(paths)} FLAC files ({size_mb:.0f} MB) in {args.dir}, {jobs} worker processes per engine")
+
+    server = None
+    if "rust" in wanted:
+        server = start_rust_server(sorted({os.path.dirname(os.path.realpath(p)) for p in paths}), jobs)
+        os.environ[RUST_URL_ENV], os.environ[RUST_PID_ENV] = server.url, str(server.process.pid)
+    try:
+        runs = [run_engine(by_name[name], paths, jobs) for name in wanted]
+    finally:
+        if server is not None:
+            server.stop()
+    report = _report(runs, paths)
+    failed = any(len(r.ok) != len(paths) for r in runs)
+
+    long_result = rust_long = None
+    if args.long_file:
+        long_result = _long_file(paths, args.long_file_path)
+        failed = failed or not long_result["ok"] or long_result["rss_mb"] >= LONG_FILE_RSS_LIMIT_MB
+        if "rust" in wanted:
+            rust_long = _long_file_rust(long_result["path"])
+            failed = failed or not rust_long["ok"] or rust_long["rss_mb"] >= RUST_LONG_FILE_RSS_LIMIT_MB
+    if args.json:
+        print(json.dumps({"files": len(paths), "jobs": jobs, "engines": report, "long_file": long_result,
+                          "rust_long_file": rust_long}))
+    return 1 if failed else 0
+
+
+def _report(runs: list[EngineRun], paths: list[str]) -> dict[str, Any]:
+    baseline = next((r for r in runs if r.engine.name == BASELINE), None)
+    audio_s = max((r.audio_s for r in runs), default=0.0)
+    print(f"audio: {audio_s:.0f} s ({audio_s / 60:.1f} min), median track {_median_audio(runs):.0f} s")
+    print()
+    header = (f"{'engine':<8} {'wall s':>8} {'tracks/s':>9} {'x realtime':>11} {'vs decode':>10} "
+              f"{'median file s':>14} {'median vs decode':>17} {'peak worker RSS':>16} {'startup s':>10}")
+    print(header)
+    print("-" * len(header))
+    report: dict[str, Any] = {}
+    for r in runs:
+        ok = r.ok
+        per_file = [x["seconds"] for x in ok]
+        ratio = r.wall_s / baseline.wall_s if baseline and baseline.wall_s > 0 else float("nan")
+        per_file_ratio = float("nan")
+        if baseline is not None and r is not baseline:
+            pairs = [a["seconds"] / b["seconds"] for a, b in zip(r.results, baseline.results)
+                     if a["ok"] and b["ok"] and b["seconds"] > 0]
+            per_file_ratio = statistics.median(pairs) if pairs else float("nan")
+        elif r is baseline:
+            per_file_ratio = 1.0
+        entry = {
+            "wall_s": r.wall_s,
+            "startup_s": r.startup_s,
+            "tracks_per_s": len(ok) / r.wall_s if r.wall_s > 0 else 0.0,
+            "x_realtime": r.audio_s / r.wall_s if r.wall_s > 0 else 0.0,
+            "ratio_to_decode": ratio,
+            "median_file_s": statistics.median(per_file) if per_file else float("nan"),
+            "median_ratio_to_decode": per_file_ratio,
+            "peak_worker_rss_mb": r.peak_rss_mb,
+            "failed": len(r.results) - len(ok),
+        }
+        report[r.engine.name] = entry
+        print(f"{r.engine.name:<8} {entry['wall_s']:>8.2f} {entry['tracks_per_s']:>9.2f} {entry['x_realtime']:>10.0f}x "
+              f"{entry['ratio_to_decode']:>9.2f}x {entry['median_file_s']:>14.3f} {entry['median_ratio_to_decode']:>16.2f}x "
+              f"{entry['peak_worker_rss_mb']:>13.0f} MB {entry['startup_s']:>10.2f}")
+    print()
+    for r in runs:
+        print(f"  {r.engine.name}: {r.engine.description}")
+        for path, result in zip(paths, r.results):
+            if not result["ok"]:
+                print(f"    FAILED {path}: {result.get('error')}")
+    print("  wall s: from the first file submitted to the last result, workers already started and imports done")
+    print("  peak worker RSS: the largest ru_maxrss any worker reported (KiB from getrusage, shown in MB)")
+    if "python" in report:
+        ratio = report["python"]["ratio_to_decode"]
+        verdict = "OK" if ratio <= 4.0 else "ABOVE TARGET"
+        print(f"  python engine / decode-only: {ratio:.2f}x (target <= 4x: {verdict})")
+    if "rust" in report:
+        ratio = report["rust"]["ratio_to_decode"]
+        verdict = "OK" if ratio <= 1.5 else "ABOVE TARGET"
+        print(f"  rust engine / decode-only: {ratio:.2f}x (target <= 1.5x: {verdict})")
+        if "python" in report and report["rust"]["wall_s"] > 0:
+            speedup = report["python"]["wall_s"] / report["rust"]["wall_s"]
+            report["rust"]["python_over_rust"] = speedup
+            print(f"  python / rust: {speedup:.2f}x (target >= 2x: {'OK' if speedup >= 2 else 'BELOW TARGET'})")
+    return report
+
+
+def _median_audio(runs: list[EngineRun]) -> float:
+    for r in runs:
+        if r.ok:
+            return statistics.median(x["audio_s"] for x in r.ok)
+    return 0.0
+
+
+def _long_file(paths: list[str], where: str | None) -> dict[str, Any]:
+    import soundfile
+
+    dest = where or os.path.join(tempfile.gettempdir(), "trackprint-bench-2h.flac")
+    print()
+    reuse = False
+    if os.path.exists(dest):
+        try:
+            info = soundfile.info(dest)
+            reuse = info.frames >= LONG_FILE_SECONDS * LONG_FILE_RATE and info.channels == 2
+        except RuntimeError:
+            reuse = False
+    if reuse:
+        print(f"long file: reusing {dest}")
+    else:
+        started = time.perf_counter()
+        seconds = write_long_file(paths, dest)
+        print(f"long file: wrote {dest} ({seconds / 3600:.2f} h, {os.path.getsize(dest) / 1e6:.0f} MB) "
+              f"in {time.perf_counter() - started:.1f} s, streaming")
+    result = {**analyse_in_subprocess(dest), "path": dest}
+    if not result["ok"]:
+        print(f"long file: FAILED: {result['error']}")
+        return result
+    limit = "OK" if result["rss_mb"] < LONG_FILE_RSS_LIMIT_MB else "ABOVE LIMIT"
+    print(f"long file: {result['audio_s'] / 3600:.2f} h analysed in {result['seconds']:.1f} s "
+          f"({result['audio_s'] / result['seconds']:.0f}x realtime; subprocess wall {result['wall_s']:.1f} s)")
+    print(f"long file: subprocess peak RSS {result['rss_mb']:.0f} MB (limit {LONG_FILE_RSS_LIMIT_MB} MB: {limit}); "
+          f"lufs {result['lufs']:.2f}, tempo {result['tempo_bpm']:.1f}")
+    return result
+
+
+def _long_file_rust(dest: str) -> dict[str, Any]:
+    """The 2-hour file on a fresh trackprint-server; its peak RSS (VmHWM) after the request."""
+    server = start_rust_server([os.path.dirname(os.path.realpath(dest))], 1)
+    try:
+        os.environ[RUST_URL_ENV], os.environ[RUST_PID_ENV] = server.url, str(server.process.pid)
+        result = rust_engine(dest)
+    finally:
+        server.stop()
+    rss_mb = result["rss_kb"] / 1024.0
+    if not result["ok"]:
+        print(f"long file (rust): FAILED: {result['error']}")
+        return {**result, "rss_mb": rss_mb}
+    limit = "OK" if rss_mb < RUST_LONG_FILE_RSS_LIMIT_MB else "ABOVE LIMIT"
+    print(f"long file (rust): {result['audio_s'] / 3600:.2f} h analysed in {result['seconds']:.1f} s "
+          f"({result['audio_s'] / result['seconds']:.0f}x realtime); server peak RSS {rss_mb:.0f} MB "
+          f"(limit {RUST_LONG_FILE_RSS_LIMIT_MB} MB: {limit})")
+    return {**result, "rss_mb": rss_mb}
