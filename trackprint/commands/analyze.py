@@ -72,6 +72,8 @@ def _results(paths: list[str], engine: str, jobs: int, server: str | None) -> It
     if jobs <= 1 or len(paths) == 1:
         yield from map(analyze_python, paths)
         return
+    import analyzer.engine  # noqa: F401  imported once here; forked workers inherit it (scipy takes ~2 s)
+
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
         yield from pool.map(analyze_python, paths, chunksize=1)
 
