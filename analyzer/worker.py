@@ -89,6 +89,17 @@ def python_analyze(path: str, timeout_s: float) -> tuple:
             msgspec.to_builtins(out.timings))
 
 
+def _die_with_parent() -> None:
+    """Pool workers end when their analyzer dies, even by kill -9 (Linux PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: nothing to do
+        pass
+
+
 class Transient(Exception):
     """Retry this event later (nak with delay)."""
 
@@ -149,7 +160,7 @@ class AnalyzerWorker:
         info = await self.sub.consumer_info()
         self.max_deliver = info.config.max_deliver or 5
         self.ack_wait_s = info.config.ack_wait or 60.0
-        self.pool = ProcessPoolExecutor(max_workers=self.config.concurrency)
+        self.pool = ProcessPoolExecutor(max_workers=self.config.concurrency, initializer=_die_with_parent)
         log.warning("analyzer %s pid %d: %d workers, Rust %s, max_deliver %d, ack_wait %.0f s",
                     self.host, os.getpid(), self.config.concurrency,
                     self.config.server if self.rust else "disabled (--no-rust)", self.max_deliver, self.ack_wait_s)
