@@ -1,0 +1,569 @@
+//! Streams a track through every feature in one pass, in bounded memory
+//! (`analyzer/features/accumulator.py`).
+//!
+//! Feed interleaved f32 samples with [`FingerprintAccumulator::add`] in chunks
+//! of any size (the result does not depend on the chunking); call
+//! [`FingerprintAccumulator::finish`] for the 25 numbers. Per track it keeps
+//! one float per 100 ms sub-block (3 arrays) and one per onset frame (~86/s).
+
+use super::fastmath;
+use super::fft::PowerSpectrum;
+use super::frames::{frame_params, periodic_hann, FrameParams, SILENCE_MEAN_SQUARE};
+use super::{dynamics, loudness, rhythm, spectral, stereo, Fingerprint, DIMENSIONS};
+use crate::error::{AnalysisError, ErrorCode, Result};
+
+/// Running loudness/level state for 100 ms sub-blocks.
+struct Levels {
+    filters: [loudness::Biquad; 2],
+    state: Vec<loudness::KState>,
+    weights: Vec<f64>,
+    size: usize,
+    fill: usize,
+    weighted_sq: Vec<f64>,
+    raw_sq: Vec<f64>,
+    peak: f32,
+    energy: Vec<f64>,
+    mean_square: Vec<f64>,
+    peaks: Vec<f64>,
+}
+
+impl Levels {
+    fn new(sample_rate: u32, channels: usize, size: usize) -> Self {
+        Levels {
+            filters: loudness::k_weighting(sample_rate),
+            state: vec![loudness::KState::default(); channels],
+            weights: loudness::channel_weights(channels),
+            size,
+            fill: 0,
+            weighted_sq: vec![0.0; channels],
+            raw_sq: vec![0.0; channels],
+            peak: 0.0,
+            energy: Vec::new(),
+            mean_square: Vec::new(),
+            peaks: Vec::new(),
+        }
+    }
+
+    /// Interleaved frames, split at sub-block boundaries; each channel filtered as a strided run.
+    fn add(&mut self, interleaved: &[f32]) {
+        let ch = self.state.len();
+        let mut rest = interleaved;
+        while !rest.is_empty() {
+            let frames = (rest.len() / ch).min(self.size - self.fill);
+            let (segment, tail) = rest.split_at(frames * ch);
+            if ch == 2 {
+                self.add_stereo_segment(segment);
+            } else {
+                self.add_segment(segment);
+            }
+            self.fill += frames;
+            if self.fill == self.size {
+                self.close_sub_block();
+            }
+            rest = tail;
+        }
+    }
+
+    /// Both channels' K-weighting chains in one loop: their latencies overlap.
+    fn add_stereo_segment(&mut self, segment: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU was just checked for FMA.
+            unsafe { self.add_stereo_segment_fma(segment) };
+            return;
+        }
+        self.add_stereo_segment_generic(segment, loudness::KState::process);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    fn add_stereo_segment_fma(&mut self, segment: &[f32]) {
+        self.add_stereo_segment_generic(segment, loudness::KState::process_fused);
+    }
+
+    #[inline(always)]
+    fn add_stereo_segment_generic(
+        &mut self,
+        segment: &[f32],
+        filter: impl Fn(&mut loudness::KState, &[loudness::Biquad; 2], f64) -> f64,
+    ) {
+        let (mut sl, mut sr) = (self.state[0], self.state[1]);
+        // accumulate from the running sums (not per segment) so chunking never changes the rounding
+        let (mut wl, mut wr) = (self.weighted_sq[0], self.weighted_sq[1]);
+        let (mut rl, mut rrr) = (self.raw_sq[0], self.raw_sq[1]);
+        let mut peak = self.peak;
+        for f in segment.chunks_exact(2) {
+            let (l, r) = (f[0] as f64, f[1] as f64);
+            let yl = filter(&mut sl, &self.filters, l);
+            let yr = filter(&mut sr, &self.filters, r);
+            wl += yl * yl;
+            wr += yr * yr;
+            rl += l * l;
+            rrr += r * r;
+            let a = f[0].abs().max(f[1].abs());
+            if a > peak {
+                peak = a;
+            }
+        }
+        self.state[0] = sl;
+        self.state[1] = sr;
+        self.weighted_sq[0] = wl;
+        self.weighted_sq[1] = wr;
+        self.raw_sq[0] = rl;
+        self.raw_sq[1] = rrr;
+        self.peak = peak;
+    }
+
+    fn add_segment(&mut self, segment: &[f32]) {
+        let ch = self.state.len();
+        {
+            for c in 0..ch {
+                let mut state = self.state[c];
+                let (mut wsq, mut rsq, mut peak) = (self.weighted_sq[c], self.raw_sq[c], self.peak);
+                for x in segment.iter().skip(c).step_by(ch) {
+                    let y = state.process(&self.filters, *x as f64);
+                    wsq += y * y;
+                    rsq += (*x as f64) * (*x as f64);
+                    peak = peak.max(x.abs());
+                }
+                self.state[c] = state;
+                self.weighted_sq[c] = wsq;
+                self.raw_sq[c] = rsq;
+                self.peak = peak;
+            }
+        }
+    }
+
+    fn close_sub_block(&mut self) {
+        {
+            let size = self.size as f64;
+            let z: f64 = self.weighted_sq.iter().zip(&self.weights).map(|(s, g)| g * (s / size)).sum();
+            self.energy.push(z);
+            self.mean_square.push(self.raw_sq.iter().sum::<f64>() / (size * self.weighted_sq.len() as f64));
+            self.peaks.push(self.peak as f64);
+            self.weighted_sq.iter_mut().for_each(|s| *s = 0.0);
+            self.raw_sq.iter_mut().for_each(|s| *s = 0.0);
+            self.peak = 0.0;
+            self.fill = 0;
+        }
+    }
+}
+
+/// Spectral statistics over non-overlapping periodic-Hann frames of the mono downmix.
+struct Spectral {
+    frame: Vec<f32>,
+    fill: usize,
+    fft: PowerSpectrum,
+    window: Vec<f32>,
+    freqs: Vec<f64>,
+    freqs_f32: Vec<f32>,
+    audible: Vec<bool>,
+    pitch: Vec<i8>,
+    power: Vec<f32>,
+    magnitude: Vec<f32>,
+    log_power: Vec<f32>,
+    scratch: Vec<f32>,
+    padded: Vec<f64>,
+    band_ranges: [(usize, usize); 7],
+    chroma_range: (usize, usize),
+    band_energy: [f64; 7],
+    active_frames: u64,
+    centroid_sum: f64,
+    rolloff_sum: f64,
+    flatness_sum: f64,
+    chroma_sum: f64,
+    tonal_power: f64,
+    audible_power: f64,
+    previous_pitch: i32,
+    pitch_pairs: u64,
+    pitch_same: u64,
+}
+
+impl Spectral {
+    fn new(sample_rate: u32, size: usize) -> Self {
+        let freqs = spectral::bin_frequencies(sample_rate, size);
+        let bands = spectral::band_index(&freqs);
+        let bins = freqs.len();
+        let run = |pred: &dyn Fn(usize) -> bool| -> (usize, usize) {
+            let lo = (0..bins).find(|&k| pred(k)).unwrap_or(0);
+            let hi = (lo..bins).find(|&k| !pred(k)).unwrap_or(bins);
+            if (0..bins).any(|k| pred(k)) { (lo, hi) } else { (0, 0) }
+        };
+        let mut band_ranges = [(0, 0); 7];
+        for (b, range) in band_ranges.iter_mut().enumerate() {
+            *range = run(&|k| bands[k] == b as i8);
+        }
+        let pitch = spectral::pitch_classes(&freqs);
+        let chroma_range = run(&|k| pitch[k] >= 0);
+        Spectral {
+            band_ranges,
+            chroma_range,
+            frame: vec![0.0; size],
+            fill: 0,
+            fft: PowerSpectrum::new(size),
+            window: periodic_hann(size),
+            freqs_f32: freqs.iter().map(|&f| f as f32).collect(),
+            audible: bands.iter().map(|&b| b >= 0).collect(),
+            pitch,
+            freqs,
+            power: vec![0.0; bins],
+            magnitude: vec![0.0; bins],
+            log_power: vec![0.0; bins],
+            scratch: Vec::with_capacity(bins),
+            padded: Vec::with_capacity(bins + 2 * spectral::TONAL_NEIGHBOURHOOD),
+            band_energy: [0.0; 7],
+            active_frames: 0,
+            centroid_sum: 0.0,
+            rolloff_sum: 0.0,
+            flatness_sum: 0.0,
+            chroma_sum: 0.0,
+            tonal_power: 0.0,
+            audible_power: 0.0,
+            previous_pitch: -1,
+            pitch_pairs: 0,
+            pitch_same: 0,
+        }
+    }
+
+    fn push_slice(&mut self, mut mono: &[f32]) {
+        while !mono.is_empty() {
+            let n = mono.len().min(self.frame.len() - self.fill);
+            self.frame[self.fill..self.fill + n].copy_from_slice(&mono[..n]);
+            self.fill += n;
+            mono = &mono[n..];
+            if self.fill == self.frame.len() {
+                self.process_frame();
+                self.fill = 0;
+            }
+        }
+    }
+
+    /// The zero-padded last frame, if samples remain that no frame covered.
+    fn tail(&mut self) {
+        if self.fill > 0 {
+            self.frame[self.fill..].iter_mut().for_each(|x| *x = 0.0);
+            self.process_frame();
+            self.fill = 0;
+        }
+    }
+
+    fn pitch_step(&mut self, class: i32) {
+        if self.previous_pitch >= 0 && class >= 0 {
+            self.pitch_pairs += 1;
+            if self.previous_pitch == class {
+                self.pitch_same += 1;
+            }
+        }
+        self.previous_pitch = class;
+    }
+
+    fn process_frame(&mut self) {
+        let n = self.frame.len() as f64;
+        let ms: f64 = self.frame.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>() / n;
+        if ms < SILENCE_MEAN_SQUARE {
+            self.pitch_step(-1);
+            return;
+        }
+        self.fft.compute(&self.frame, &self.window, &mut self.power);
+        // bands and the chroma range are contiguous runs of bins (frequencies increase with k)
+        for (b, &(lo, hi)) in self.band_ranges.iter().enumerate() {
+            let e: f64 = self.power[lo..hi].iter().map(|&p| p as f64).sum();
+            self.band_energy[b] += e;
+            self.audible_power += e;
+        }
+        let mut chroma = [0f64; 12];
+        let (lo, hi) = self.chroma_range;
+        for (&p, &pc) in self.power[lo..hi].iter().zip(&self.pitch[lo..hi]) {
+            chroma[pc as usize] += p as f64;
+        }
+        for (m, &p) in self.magnitude.iter_mut().zip(&self.power) {
+            *m = p.sqrt();
+        }
+        fastmath::ln_floored(&self.power, spectral::LOG_POWER_FLOOR, &mut self.log_power);
+        let has_chroma = chroma.iter().sum::<f64>() > 0.0;
+        let class = if has_chroma { spectral::argmax(&chroma) as i32 } else { -1 };
+        self.pitch_step(class);
+        self.active_frames += 1;
+        self.centroid_sum += spectral::centroid(&self.magnitude, &self.freqs_f32);
+        self.rolloff_sum += spectral::rolloff(&self.magnitude, &self.freqs, &mut self.scratch);
+        self.flatness_sum += spectral::flatness(&self.log_power, &self.magnitude);
+        self.chroma_sum += spectral::chroma_concentration(&chroma);
+        self.tonal_power += spectral::tonal_power(&self.log_power, &self.power, &self.audible, &mut self.padded);
+    }
+}
+
+/// Onset envelope: decimate by averaging, frames of 512 every 128, log-spectral flux.
+struct Onsets {
+    decimation: usize,
+    dec_sum: f32,
+    dec_fill: usize,
+    frame_len: usize,
+    hop: usize,
+    buffer: Vec<f32>,
+    fft: PowerSpectrum,
+    window: Vec<f32>,
+    power: Vec<f32>,
+    log_spectrum: Vec<f32>,
+    previous: Option<Vec<f32>>,
+    values: Vec<f64>,
+}
+
+impl Onsets {
+    fn new(p: &FrameParams) -> Self {
+        let fft = PowerSpectrum::new(p.onset_frame);
+        let bins = fft.bins();
+        Onsets {
+            decimation: p.onset_decimation,
+            dec_sum: 0.0,
+            dec_fill: 0,
+            frame_len: p.onset_frame,
+            hop: p.onset_hop,
+            buffer: Vec::with_capacity(p.onset_frame + p.onset_hop),
+            fft,
+            window: periodic_hann(p.onset_frame),
+            power: vec![0.0; bins],
+            log_spectrum: vec![0.0; bins],
+            previous: None,
+            values: Vec::new(),
+        }
+    }
+
+    fn push_slice(&mut self, mono: &[f32]) {
+        if self.decimation == 1 {
+            mono.iter().for_each(|&x| self.push_decimated(x));
+            return;
+        }
+        let d = self.decimation;
+        let mut rest = mono;
+        if self.dec_fill > 0 {
+            let n = rest.len().min(d - self.dec_fill);
+            rest[..n].iter().for_each(|&x| self.dec_sum += x);
+            self.dec_fill += n;
+            rest = &rest[n..];
+            if self.dec_fill < d {
+                return;
+            }
+            let v = self.dec_sum / d as f32;
+            self.dec_sum = 0.0;
+            self.dec_fill = 0;
+            self.push_decimated(v);
+        }
+        let mut groups = rest.chunks_exact(d);
+        for g in &mut groups {
+            let v = g.iter().fold(0f32, |a, &b| a + b) / d as f32;
+            self.push_decimated(v);
+        }
+        for &x in groups.remainder() {
+            self.dec_sum += x;
+            self.dec_fill += 1;
+        }
+    }
+
+    #[inline]
+    fn push_decimated(&mut self, v: f32) {
+        self.buffer.push(v);
+        if self.buffer.len() == self.frame_len {
+            self.fft.compute(&self.buffer, &self.window, &mut self.power);
+            rhythm::log_power(&self.power, &mut self.log_spectrum);
+            let flux = match &self.previous {
+                Some(prev) => rhythm::spectral_flux(&self.log_spectrum, prev),
+                None => 0.0,
+            };
+            self.values.push(flux);
+            match &mut self.previous {
+                Some(prev) => prev.copy_from_slice(&self.log_spectrum),
+                None => self.previous = Some(self.log_spectrum.clone()),
+            }
+            self.buffer.drain(..self.hop);
+        }
+    }
+}
+
+/// One track's running analysis state. Not thread-safe; one per track.
+pub struct FingerprintAccumulator {
+    pub sample_rate: u32,
+    pub channels: usize,
+    pub params: FrameParams,
+    pub samples: u64,
+    levels: Levels,
+    ll: f64,
+    rr: f64,
+    lr: f64,
+    spectral: Spectral,
+    onsets: Onsets,
+    mono: Vec<f32>,
+}
+
+impl FingerprintAccumulator {
+    pub fn new(sample_rate: u32, channels: usize) -> Result<Self> {
+        if channels < 1 {
+            return Err(AnalysisError::new(ErrorCode::Corrupt, "analyse", format!("stream declares {channels} channels")));
+        }
+        if sample_rate == 0 {
+            return Err(AnalysisError::new(ErrorCode::Corrupt, "analyse", "stream declares a 0 Hz sample rate"));
+        }
+        let params = frame_params(sample_rate);
+        Ok(FingerprintAccumulator {
+            sample_rate,
+            channels,
+            params,
+            samples: 0,
+            levels: Levels::new(sample_rate, channels, params.sub_block),
+            ll: 0.0,
+            rr: 0.0,
+            lr: 0.0,
+            spectral: Spectral::new(sample_rate, params.spectral_frame),
+            onsets: Onsets::new(&params),
+            mono: Vec::new(),
+        })
+    }
+
+    /// Consume interleaved samples (a whole number of frames), full scale +-1.
+    pub fn add(&mut self, interleaved: &[f32]) {
+        let ch = self.channels;
+        let interleaved = &interleaved[..interleaved.len() / ch * ch];
+        self.levels.add(interleaved);
+        let (mut ll, mut rr, mut lr) = (self.ll, self.rr, self.lr);
+        self.mono.clear();
+        match ch {
+            1 => {
+                for &x in interleaved {
+                    let v = x as f64 * x as f64;
+                    ll += v;
+                }
+                rr = ll;
+                lr = ll;
+                self.mono.extend_from_slice(interleaved);
+            }
+            2 => {
+                for f in interleaved.chunks_exact(2) {
+                    let (l, r) = (f[0] as f64, f[1] as f64);
+                    ll += l * l;
+                    rr += r * r;
+                    lr += l * r;
+                }
+                self.mono.extend(interleaved.chunks_exact(2).map(|f| (f[0] + f[1]) * 0.5f32));
+            }
+            _ => {
+                let scale = 1.0f32 / ch as f32;
+                for f in interleaved.chunks_exact(ch) {
+                    let (l, r) = (f[0] as f64, f[1] as f64);
+                    ll += l * l;
+                    rr += r * r;
+                    lr += l * r;
+                }
+                self.mono.extend(interleaved.chunks_exact(ch).map(|f| f.iter().fold(0f32, |a, &b| a + b) * scale));
+            }
+        }
+        self.ll = ll;
+        self.rr = rr;
+        self.lr = lr;
+        self.spectral.push_slice(&self.mono);
+        self.onsets.push_slice(&self.mono);
+        self.samples += (interleaved.len() / ch) as u64;
+    }
+
+    pub fn duration_s(&self) -> f64 {
+        self.samples as f64 / self.sample_rate as f64
+    }
+
+    /// The 25 numbers. `too_short` under 100 ms; `internal` if a value is not finite.
+    pub fn finish(mut self) -> Result<Fingerprint> {
+        if self.samples < self.params.sub_block as u64 {
+            return Err(AnalysisError::new(
+                ErrorCode::TooShort,
+                "analyse",
+                format!("{:.1} ms of audio; the minimum is 100 ms", self.duration_s() * 1000.0),
+            ));
+        }
+        self.spectral.tail();
+        let l = &self.levels;
+        let s = &self.spectral;
+        let onsets = &self.onsets.values;
+        let bands = spectral::band_percentages(&s.band_energy);
+        let (tempo_bpm, rhythm_stability) = rhythm::tempo(onsets, self.params.onset_rate());
+        let active = s.active_frames as f64;
+        let per_frame = |sum: f64| if s.active_frames > 0 { sum / active } else { 0.0 };
+        let values = [
+            bands[0],
+            bands[1],
+            bands[2],
+            bands[3],
+            bands[4],
+            bands[5],
+            bands[6],
+            loudness::integrated_loudness(&l.energy),
+            dynamics::crest_db(&l.mean_square, &l.peaks),
+            spectral::bass_mid_ratio(&s.band_energy),
+            tempo_bpm,
+            rhythm_stability,
+            rhythm::transient_density(onsets, self.duration_s()),
+            dynamics::silence_ratio(&l.mean_square),
+            per_frame(s.centroid_sum),
+            per_frame(s.rolloff_sum),
+            per_frame(s.flatness_sum),
+            if s.audible_power > 0.0 { s.tonal_power / s.audible_power } else { 0.0 },
+            if s.pitch_pairs > 0 { s.pitch_same as f64 / s.pitch_pairs as f64 } else { 0.0 },
+            per_frame(s.chroma_sum),
+            loudness::loudness_range(&l.energy),
+            loudness::loudness_variation_std(&l.energy),
+            dynamics::peak_consistency(&l.mean_square, &l.peaks),
+            stereo::stereo_width(self.ll, self.rr, self.lr),
+            stereo::phase_correlation(self.ll, self.rr, self.lr),
+        ];
+        let bad: Vec<&str> = DIMENSIONS.iter().zip(values.iter()).filter(|(_, v)| !v.is_finite()).map(|(n, _)| *n).collect();
+        if !bad.is_empty() {
+            return Err(AnalysisError::new(ErrorCode::Internal, "analyse", format!("non-finite values for {}", bad.join(", "))));
+        }
+        Ok(Fingerprint(values))
+    }
+}
+
+/// Fingerprint of an in-memory interleaved signal (tests and tools).
+pub fn fingerprint_of(interleaved: &[f32], sample_rate: u32, channels: usize) -> Result<Fingerprint> {
+    let mut acc = FingerprintAccumulator::new(sample_rate, channels)?;
+    acc.add(interleaved);
+    acc.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(frames: usize, channels: usize) -> Vec<f32> {
+        let mut state = 12345u32;
+        (0..frames * channels)
+            .map(|i| {
+                state = state.wrapping_mul(1664525).wrapping_add(1013904223);
+                let noise = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                let t = (i / channels) as f32 / 44100.0;
+                0.3 * (2.0 * std::f32::consts::PI * 440.0 * t).sin() + 0.05 * noise
+            })
+            .collect()
+    }
+
+    #[test]
+    fn result_does_not_depend_on_chunking() {
+        for channels in [1, 2, 6] {
+            let x = signal(44100 * 3 + 777, channels);
+            let whole = fingerprint_of(&x, 44100, channels).unwrap();
+            for chunk in [1usize, 113, 4096, 100_000] {
+                let mut acc = FingerprintAccumulator::new(44100, channels).unwrap();
+                for part in x.chunks(chunk * channels) {
+                    acc.add(part);
+                }
+                assert_eq!(acc.finish().unwrap(), whole, "chunk {chunk}, {channels} channels");
+            }
+        }
+    }
+
+    #[test]
+    fn too_short_and_silence() {
+        let e = fingerprint_of(&[0.0; 100], 44100, 1).unwrap_err();
+        assert_eq!(e.code, ErrorCode::TooShort);
+        let fp = fingerprint_of(&vec![0.0; 88200], 44100, 2).unwrap();
+        assert_eq!(fp.get("silence_ratio"), Some(1.0));
+        assert_eq!(fp.get("lufs"), Some(-70.0));
+        assert_eq!(fp.get("phase_correlation"), Some(1.0));
+    }
+}

@@ -1,0 +1,125 @@
+//! Tempo and rhythm from the onset-strength envelope (`analyzer/features/rhythm.py`).
+//!
+//! o_t = mean_k max(0, L_t[k] - L_{t-1}[k]) with L = 10 log10(P + 1e-5), at
+//! fps = sr / D / 128 frames per second.
+
+pub const FLUX_FLOOR: f32 = 1e-5;
+pub const TEMPO_MIN_BPM: f64 = 40.0;
+pub const TEMPO_MAX_BPM: f64 = 240.0;
+pub const TEMPO_PRIOR_BPM: f64 = 120.0;
+pub const ACF_WINDOW: usize = 1024;
+pub const PEAK_HALF_WIDTH: usize = 3;
+pub const PEAK_MEAN_HALF_WIDTH: usize = 32;
+pub const PEAK_DELTA_DB: f64 = 1.5;
+pub const MIN_ONSETS_FOR_TEMPO: usize = 2;
+
+/// L = 10 log10(P + 1e-5), dB.
+pub fn log_power(power: &[f32], out: &mut [f32]) {
+    const DB_PER_NEPER: f32 = 10.0 / std::f32::consts::LN_10;
+    for (o, &p) in out.iter_mut().zip(power) {
+        *o = DB_PER_NEPER * super::fastmath::ln(p + FLUX_FLOOR);
+    }
+}
+
+/// Flux between two log spectra: mean_k max(0, cur - prev).
+pub fn spectral_flux(current: &[f32], previous: &[f32]) -> f64 {
+    let sum: f64 = current.iter().zip(previous).map(|(&c, &p)| ((c - p).max(0.0)) as f64).sum();
+    sum / current.len() as f64
+}
+
+/// Unbiased autocorrelation summed over windows of 1024 frames with per-window mean removal.
+pub fn tempo_autocorrelation(onsets: &[f64], max_lag: usize) -> Vec<f64> {
+    let mut sums = vec![0.0; max_lag + 1];
+    let mut pairs = vec![0.0; max_lag + 1];
+    for window in onsets.chunks(ACF_WINDOW) {
+        let n = window.len();
+        if n < 2 {
+            continue;
+        }
+        let mean = window.iter().sum::<f64>() / n as f64;
+        let w: Vec<f64> = window.iter().map(|v| v - mean).collect();
+        for lag in 0..=max_lag.min(n - 1) {
+            let acc: f64 = w[..n - lag].iter().zip(&w[lag..]).map(|(a, b)| a * b).sum();
+            sums[lag] += acc;
+            pairs[lag] += (n - lag) as f64;
+        }
+    }
+    sums.iter().zip(&pairs).map(|(&s, &p)| if p > 0.0 { s / p } else { 0.0 }).collect()
+}
+
+/// (`tempo_bpm`, `rhythm_stability`).
+pub fn tempo(onsets: &[f64], fps: f64) -> (f64, f64) {
+    if onset_count(onsets) < MIN_ONSETS_FOR_TEMPO {
+        return (0.0, 0.0);
+    }
+    let min_lag = (60.0 * fps / TEMPO_MAX_BPM).ceil() as usize;
+    let max_lag = (60.0 * fps / TEMPO_MIN_BPM).floor() as usize;
+    let acf = tempo_autocorrelation(onsets, max_lag + 1);
+    if acf[0] <= 0.0 || min_lag < 1 {
+        return (0.0, 0.0);
+    }
+    let mut best_lag = min_lag;
+    let mut best_score = f64::NEG_INFINITY;
+    for lag in min_lag..=max_lag {
+        let bpm = 60.0 * fps / lag as f64;
+        let weight = (-0.5 * (bpm / TEMPO_PRIOR_BPM).log2().powi(2)).exp();
+        let score = acf[lag].max(0.0) * weight;
+        if score > best_score {
+            best_score = score;
+            best_lag = lag;
+        }
+    }
+    if best_score <= 0.0 {
+        return (0.0, 0.0);
+    }
+    let lag = best_lag;
+    let (left, centre, right) = (acf[lag - 1], acf[lag], acf[lag + 1]);
+    let curvature = left - 2.0 * centre + right;
+    let offset = if curvature < 0.0 { 0.5 * (left - right) / curvature } else { 0.0 };
+    let offset = offset.clamp(-0.5, 0.5);
+    let bpm = (60.0 * fps / (lag as f64 + offset)).clamp(TEMPO_MIN_BPM, TEMPO_MAX_BPM);
+    let stability = (centre / acf[0]).clamp(0.0, 1.0);
+    (bpm, stability)
+}
+
+/// Onsets: first maximum within +-3 frames, at least 1.5 dB above the mean within +-32.
+pub fn onset_count(o: &[f64]) -> usize {
+    let n = o.len();
+    if n == 0 {
+        return 0;
+    }
+    let h = PEAK_HALF_WIDTH;
+    let mut c = Vec::with_capacity(n + 1);
+    c.push(0.0);
+    let mut acc = 0.0;
+    for v in o {
+        acc += v;
+        c.push(acc);
+    }
+    let mut count = 0;
+    for t in 0..n {
+        let lo = t.saturating_sub(h);
+        let hi = (t + h).min(n - 1);
+        let window_max = o[lo..=hi].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let left_max = o[lo..t].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let is_max = o[t] >= window_max && o[t] > left_max;
+        if !is_max {
+            continue;
+        }
+        let lo = t.saturating_sub(PEAK_MEAN_HALF_WIDTH);
+        let hi = (t + PEAK_MEAN_HALF_WIDTH).min(n - 1);
+        let local_mean = (c[hi + 1] - c[lo]) / (hi - lo + 1) as f64;
+        if o[t] >= local_mean + PEAK_DELTA_DB {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// `transient_density`: onsets per second.
+pub fn transient_density(onsets: &[f64], duration_s: f64) -> f64 {
+    if duration_s <= 0.0 {
+        return 0.0;
+    }
+    onset_count(onsets) as f64 / duration_s
+}

@@ -1,0 +1,15 @@
+//! trackprint-server: the fast engine for trackprint's 25-number fingerprint.
+//!
+//! Module map: [`error`] (typed errors -> HTTP), [`paths`] (library roots),
+//! [`limits`] (semaphore, deadline), [`metrics`], [`decode`] (sniffing,
+//! symphonia, truncation), [`features`] (the port of `analyzer/features`),
+//! [`engine`] (one file -> fingerprint), [`http`] (axum routes).
+
+pub mod decode;
+pub mod engine;
+pub mod error;
+pub mod features;
+pub mod http;
+pub mod limits;
+pub mod metrics;
+pub mod paths;

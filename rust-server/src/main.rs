@@ -1,0 +1,98 @@
+//! trackprint-server: arguments, startup, graceful shutdown.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use trackprint_server::engine::{Limits, DEFAULT_MAX_BYTES, DEFAULT_MAX_DURATION_S};
+use trackprint_server::http::{router, AppState};
+use trackprint_server::limits::Gate;
+use trackprint_server::metrics::Metrics;
+use trackprint_server::paths::Roots;
+
+#[derive(Debug, Parser)]
+#[command(name = "trackprint-server", version, about = "trackprint's fast fingerprint engine (HTTP, loopback by default)")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "TRACKPRINT_BIND", default_value = "127.0.0.1:7878")]
+    bind: SocketAddr,
+    /// A library root; repeatable. Paths resolving outside every root are refused.
+    #[arg(long = "root", env = "TRACKPRINT_ROOTS", value_delimiter = ':', required = true)]
+    roots: Vec<PathBuf>,
+    /// Analyses at once (default: CPU cores); more requests get 503 busy.
+    #[arg(long, env = "TRACKPRINT_MAX_CONCURRENCY")]
+    max_concurrency: Option<usize>,
+    /// Largest file accepted, bytes.
+    #[arg(long, env = "TRACKPRINT_MAX_FILE_BYTES", default_value_t = DEFAULT_MAX_BYTES)]
+    max_file_bytes: u64,
+    /// Longest audio accepted, seconds.
+    #[arg(long, env = "TRACKPRINT_MAX_DURATION_S", default_value_t = DEFAULT_MAX_DURATION_S)]
+    max_duration_s: f64,
+    /// Deadline for a request that does not send one, milliseconds.
+    #[arg(long, env = "TRACKPRINT_DEFAULT_DEADLINE_MS", default_value_t = 300_000)]
+    default_deadline_ms: u64,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let roots = match Roots::new(&args.roots) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("trackprint-server: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let max = args.max_concurrency.unwrap_or(cores).max(1);
+    let state = Arc::new(AppState {
+        roots,
+        gate: Gate::new(max),
+        limits: Limits { max_bytes: args.max_file_bytes, max_duration_s: args.max_duration_s },
+        default_deadline_ms: args.default_deadline_ms,
+        metrics: Metrics::default(),
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).max_blocking_threads(max + 4).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("trackprint-server: cannot start the runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let result: std::io::Result<()> = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.bind).await?;
+        tracing::info!(bind = %listener.local_addr()?, max_concurrency = max, roots = ?state.roots.list(), "trackprint-server listening");
+        axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trackprint-server: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Generate the engine-parity golden vectors in tests/golden/.
+
+Writes small audio files (short signals; < 3 MB in all) covering every kind of
+input the Python tests use plus one file per codec the Rust server decodes,
+then ``golden.json``: for each file the Python engine's answer
+(``analyzer.engine.analyze_file``), and ``tolerance.json``: a copy of
+``trackprint.fingerprint.PARITY_TOLERANCE`` so the Rust test needs no Python.
+
+Deterministic (fixed seeds). Run from the repository root:
+
+    .venv/bin/python scripts/make_golden.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from analyzer.engine import analyze_file  # noqa: E402
+from audio import click_track, sine, white_noise  # noqa: E402
+from trackprint.errors import AnalysisError  # noqa: E402
+from trackprint.fingerprint import DIMENSIONS, PARITY_TOLERANCE  # noqa: E402
+
+OUT = ROOT / "tests" / "golden"
+SR = 44_100
+
+
+def music_like(duration_s: float, sr: int, seed: int = 1) -> np.ndarray:
+    """A stereo mix with bass, chords, clicks and a little noise (exercises every dimension)."""
+    rng = np.random.default_rng(seed)
+    n = int(duration_s * sr)
+    t = np.arange(n) / sr
+    bass = 0.25 * np.sin(2 * np.pi * 55 * t)
+    chord = sum(0.08 * np.sin(2 * np.pi * f * t) for f in (261.63, 329.63, 392.0))
+    env = np.exp(-((t * 2) % 1.0) * 6)  # 120 BPM pulses
+    beats = 0.3 * env * np.sin(2 * np.pi * 1800 * t)
+    noise = 0.02 * rng.standard_normal(n)
+    left = bass + chord + beats + noise
+    right = bass + 0.8 * chord + beats + 0.02 * rng.standard_normal(n)
+    return np.stack([left, right], 1).astype(np.float32)
+
+
+def write_m4a(path: Path, samples: np.ndarray, sr: int, codec: str) -> None:
+    import av
+
+    layout = "mono" if samples.ndim == 1 or samples.shape[1] == 1 else "stereo"
+    data = samples.reshape(len(samples), -1)
+    with av.open(str(path), "w", format="mp4") as container:
+        if codec == "alac":
+            stream = container.add_stream("alac", rate=sr, layout=layout)
+            fmt = "s16p"
+            planes = (np.clip(data, -1, 1) * 32767).astype(np.int16).T.copy()
+        else:
+            stream = container.add_stream("aac", rate=sr, layout=layout)
+            stream.bit_rate = 128_000
+            fmt = "fltp"
+            planes = data.T.astype(np.float32).copy()
+        frame_len = 4096
+        for start in range(0, planes.shape[1], frame_len):
+            chunk = np.ascontiguousarray(planes[:, start:start + frame_len])
+            frame = av.AudioFrame.from_ndarray(chunk, format=fmt, layout=layout)
+            frame.sample_rate = sr
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def cases() -> dict[str, tuple]:
+    """name -> (writer, samples, sr, extra) ; writer in sf subtypes or 'alac'/'aac'."""
+    c: dict[str, tuple] = {}
+    for name, f in [("sub_bass_50hz", 50), ("bass_150hz", 150), ("low_mid_350hz", 350), ("mid_1khz", 1000),
+                    ("upper_mid_3khz", 3000), ("presence_5khz", 5000), ("air_10khz", 10000)]:
+        c[f"tone_{name}.flac"] = ("FLAC", "PCM_16", sine(f, 2.0, SR, db=-6.0), SR)
+    mix = music_like(3.0, SR)
+    c["stereo_l_eq_r.flac"] = ("FLAC", "PCM_16", np.stack([mix[:, 0], mix[:, 0]], 1), SR)
+    c["stereo_r_neg_l.flac"] = ("FLAC", "PCM_16", np.stack([mix[:, 0], -mix[:, 0]], 1), SR)
+    c["white_noise.flac"] = ("FLAC", "PCM_16", white_noise(2.0, SR, db=-20.0), SR)
+    c["click_120bpm.flac"] = ("FLAC", "PCM_16", click_track(120, 6.0, SR), SR)
+    c["silence.flac"] = ("FLAC", "PCM_16", np.zeros(2 * SR, dtype=np.float32), SR)
+    c["clip_0p3s.flac"] = ("FLAC", "PCM_16", sine(440, 0.3, SR), SR)
+    six = np.stack([sine(f, 2.0, SR, db=-12.0) for f in (100, 300, 1000, 60, 3000, 6000)], 1)
+    c["six_channels.flac"] = ("FLAC", "PCM_16", six, SR)
+    hi = music_like(1.5, 96_000, seed=2)[:, :1]
+    c["hires_96k_24bit.flac"] = ("FLAC", "PCM_24", hi, 96_000)
+    c["narrow_8khz.flac"] = ("FLAC", "PCM_16", music_like(3.0, 8_000, seed=3), 8_000)
+    c["music_flac24_44k.flac"] = ("FLAC", "PCM_24", music_like(2.0, SR, seed=4)[:, :1], SR)
+    short = music_like(2.0, 22_050, seed=5)[:, :1]
+    for sub in ("PCM_16", "PCM_24", "PCM_32", "FLOAT"):
+        c[f"music_wav_{sub.lower()}.wav"] = ("WAV", sub, short, 22_050)
+    c["music_aiff.aiff"] = ("AIFF", "PCM_16", short, 22_050)
+    c["music_mp3.mp3"] = ("MP3", "MPEG_LAYER_III", music_like(3.0, SR, seed=6), SR)
+    c["music_vorbis.ogg"] = ("OGG", "VORBIS", music_like(3.0, SR, seed=7), SR)
+    c["music_alac.m4a"] = ("alac", None, music_like(2.0, SR, seed=8)[:, :1], SR)
+    c["music_aac.m4a"] = ("aac", None, music_like(3.0, SR, seed=9), SR)
+    return c
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    golden: dict[str, dict] = {}
+    for name, (fmt, subtype, samples, sr) in cases().items():
+        path = OUT / name
+        if fmt in ("alac", "aac"):
+            write_m4a(path, samples, sr, fmt)
+        else:
+            sf.write(path, samples, sr, format=fmt, subtype=subtype)
+        try:
+            out = analyze_file(str(path))
+            golden[name] = {"ok": True, "fingerprint": out.fingerprint,
+                            "decode": {"sample_rate": out.decode.sample_rate, "channels": out.decode.channels,
+                                       "decoded_duration_s": out.decode.decoded_duration_s}}
+        except AnalysisError as exc:
+            golden[name] = {"ok": False, "code": exc.code.value}
+    (OUT / "golden.json").write_text(json.dumps(
+        {"dimensions": list(DIMENSIONS), "files": golden}, indent=1, sort_keys=False) + "\n")
+    (OUT / "tolerance.json").write_text(json.dumps(PARITY_TOLERANCE, indent=1) + "\n")
+    total = sum(p.stat().st_size for p in OUT.iterdir())
+    print(f"make_golden: {len(golden)} files, {total / 1e6:.2f} MB in {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

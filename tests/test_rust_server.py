@@ -1,0 +1,452 @@
+"""The Rust analysis server (rust-server/): parity with the Python engine, the
+EBU Tech 3341 loudness cases, typed errors for bad input, a fuzz run, library
+roots, saturation (503 busy) and the CLI's use of it.
+
+Runs the real binary (scripts/setup.sh builds it into .venv/bin). A missing
+binary is a failure, not a skip: the fast engine silently missing is the very
+failure this product exists to prevent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from trackprint.fingerprint import DIMENSIONS, PARITY_TOLERANCE
+
+REPO = Path(__file__).resolve().parent.parent
+GOLDEN = REPO / "tests" / "golden"
+SR = 44_100
+
+STATUS = {
+    "not_found": 404, "not_a_file": 422, "empty_file": 422, "unsupported_format": 415, "corrupt": 422,
+    "truncated": 422, "too_short": 422, "outside_library": 403, "timeout": 504, "too_large": 413,
+    "io_error": 503, "internal": 500, "busy": 503, "bad_request": 400,
+}
+
+
+def server_binary() -> Path:
+    candidates = [Path(os.environ["TRACKPRINT_SERVER_BIN"])] if os.environ.get("TRACKPRINT_SERVER_BIN") else []
+    candidates += [REPO / ".venv" / "bin" / "trackprint-server", Path(sys.prefix) / "bin" / "trackprint-server",
+                   REPO / "rust-server" / "target" / "release" / "trackprint-server"]
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    pytest.fail("trackprint-server binary not found (looked in " + ", ".join(map(str, candidates))
+                + "); run scripts/setup.sh to build and install it")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, roots: list[Path], *extra: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [str(server_binary()), "--bind", f"127.0.0.1:{self.port}", *extra]
+        for root in roots:
+            args += ["--root", str(root)]
+        # the log goes to a file: an unread pipe would fill up and stall the server
+        self.log = open(Path(roots[0]) / f"server-{self.port}.log", "w+b")
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.client = httpx.Client(timeout=120.0, limits=httpx.Limits(max_connections=32))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log_text()
+            try:
+                if self.client.get(f"{self.url}/ready").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise AssertionError("server did not become ready")
+
+    def log_text(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def fingerprint(self, path, **extra) -> httpx.Response:
+        return self.client.post(f"{self.url}/v1/fingerprint", json={"path": str(path), **extra})
+
+    def healthy(self) -> bool:
+        return self.process.poll() is None and self.client.get(f"{self.url}/health").status_code == 200
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("library")
+
+
+@pytest.fixture(scope="module")
+def server(library):
+    s = Server([library, GOLDEN], "--max-concurrency", "4")
+    yield s
+    assert s.healthy(), "the server died during the tests"
+    s.stop()
+
+
+def assert_typed(response: httpx.Response, code: str | None = None) -> dict:
+    """200 with 25 finite numbers, or a typed error whose status matches its code."""
+    body = response.json()
+    if response.status_code == 200:
+        fp = body["fingerprint"]
+        assert list(fp) == list(DIMENSIONS)
+        assert all(np.isfinite(v) for v in fp.values())
+        assert body["engine"] == "rust" and body["fingerprint_version"] == 1
+        assert code is None, f"expected {code}, got a fingerprint"
+        return body
+    error = body["error"]
+    assert STATUS[error["code"]] == response.status_code, body
+    assert error["message"]
+    if code is not None:
+        assert error["code"] == code, body
+    return body
+
+
+# -- parity ---------------------------------------------------------------------------
+def test_golden_parity(server):
+    golden = json.loads((GOLDEN / "golden.json").read_text())["files"]
+    failures, worst = [], dict.fromkeys(DIMENSIONS, 0.0)
+    for name, expected in golden.items():
+        response = server.fingerprint(GOLDEN / name)
+        if not expected["ok"]:
+            assert_typed(response, expected["code"])
+            continue
+        body = assert_typed(response)
+        assert body["decode"]["sample_rate"] == expected["decode"]["sample_rate"], name
+        assert body["decode"]["channels"] == expected["decode"]["channels"], name
+        for dim in DIMENSIONS:
+            diff = abs(body["fingerprint"][dim] - expected["fingerprint"][dim])
+            worst[dim] = max(worst[dim], diff)
+            if diff > PARITY_TOLERANCE[dim]:
+                failures.append(f"{name}: {dim} rust={body['fingerprint'][dim]} python={expected['fingerprint'][dim]}")
+    print("max |rust - python|:", json.dumps(worst, indent=1))
+    assert not failures, "\n".join(failures)
+
+
+def test_tolerance_copy_is_current():
+    assert json.loads((GOLDEN / "tolerance.json").read_text()) == PARITY_TOLERANCE
+
+
+# -- EBU Tech 3341 ----------------------------------------------------------------------
+def _sine_segments(segments: list[tuple[float, float]], sr: int = 48_000) -> np.ndarray:
+    parts = []
+    for db, seconds in segments:
+        t = np.arange(int(round(seconds * sr))) / sr
+        parts.append(10 ** (db / 20) * np.sin(2 * np.pi * 1000 * t))
+    x = np.concatenate(parts).astype(np.float32)
+    return np.stack([x, x], 1)
+
+
+EBU_3341 = {
+    1: ([(-23, 20)], -23.0),
+    2: ([(-33, 20)], -33.0),
+    3: ([(-36, 10), (-23, 60), (-36, 10)], -23.0),
+    4: ([(-72, 10), (-36, 10), (-23, 60), (-36, 10), (-72, 10)], -23.0),
+    5: ([(-26, 20), (-20, 20.1), (-26, 20)], -23.0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EBU_3341))
+def test_ebu_3341(server, library, case):
+    segments, expected = EBU_3341[case]
+    path = library / f"ebu3341_case{case}.flac"
+    sf.write(path, _sine_segments(segments), 48_000, subtype="PCM_24")
+    body = assert_typed(server.fingerprint(path))
+    assert abs(body["fingerprint"]["lufs"] - expected) <= 0.1
+
+
+# -- robustness ---------------------------------------------------------------------------
+def _id3_tag(payload: bytes = b"\x00" * 100) -> bytes:
+    frame = b"TIT2" + len(b"\x03title").to_bytes(4, "big") + b"\x00\x00" + b"\x03title"
+    body = frame + payload
+    size = len(body)
+    syncsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    return b"ID3\x03\x00\x00" + syncsafe + body
+
+
+def _music(seconds: float, sr: int = SR, channels: int = 2, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.exp(-((t * 2) % 1) * 8) * np.sin(2 * np.pi * 1500 * t)
+    cols = [x + 0.01 * rng.standard_normal(len(t)) for _ in range(channels)]
+    return np.stack(cols, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(library) -> dict[str, tuple[Path, str | None]]:
+    d = library / "robustness"
+    d.mkdir()
+    cases: dict[str, tuple[Path, str | None]] = {}
+
+    def put(name, data: bytes, code):
+        (d / name).write_bytes(data)
+        cases[name] = (d / name, code)
+
+    put("empty.flac", b"", "empty_file")
+    (d / "a_directory.flac").mkdir()
+    cases["directory"] = (d / "a_directory.flac", "not_a_file")
+    put("text.mp3", b"this is not audio, just some text\n" * 20, "unsupported_format")
+    put("random.flac", random.Random(1).randbytes(50_000), "unsupported_format")
+    sf.write(d / "whole.flac", _music(4.0), SR, subtype="PCM_16")
+    whole = (d / "whole.flac").read_bytes()
+    cases["whole.flac"] = (d / "whole.flac", None)
+    put("truncated.flac", whole[: len(whole) // 2], "truncated")
+    put("header_only.flac", whole[:8192 if len(whole) > 8192 else 100][:200], "truncated")
+    sf.write(d / "whole.wav", _music(4.0), SR, subtype="PCM_16")
+    wav = (d / "whole.wav").read_bytes()
+    put("truncated.wav", wav[: len(wav) // 2], "truncated")
+    put("flac_named.mp3", whole, None)
+    put("id3_prefixed.flac", _id3_tag() + whole, None)
+    sf.write(d / "hires.flac", _music(2.0, 96_000), 96_000, subtype="PCM_24")
+    cases["hires.flac"] = (d / "hires.flac", None)
+    sf.write(d / "mono.flac", _music(2.0, channels=1), SR, subtype="PCM_16")
+    cases["mono.flac"] = (d / "mono.flac", None)
+    sf.write(d / "six.flac", _music(2.0, channels=6), SR, subtype="PCM_16")
+    cases["six.flac"] = (d / "six.flac", None)
+    sf.write(d / "five_ms.flac", _music(0.005), SR, subtype="PCM_16")
+    cases["five_ms.flac"] = (d / "five_ms.flac", "too_short")
+    sf.write(d / "silence.flac", np.zeros((2 * SR, 2), dtype=np.float32), SR, subtype="PCM_16")
+    cases["silence.flac"] = (d / "silence.flac", None)
+    cases["missing.flac"] = (d / "missing.flac", "not_found")
+    return cases
+
+
+ROBUSTNESS = ["empty.flac", "directory", "text.mp3", "random.flac", "whole.flac", "truncated.flac",
+              "header_only.flac", "truncated.wav", "flac_named.mp3", "id3_prefixed.flac", "hires.flac",
+              "mono.flac", "six.flac", "five_ms.flac", "silence.flac", "missing.flac"]
+
+
+@pytest.mark.parametrize("name", ROBUSTNESS)
+def test_bad_and_odd_inputs_are_typed(server, bad_inputs, name):
+    path, code = bad_inputs[name]
+    body = assert_typed(server.fingerprint(path), code)
+    if code is not None:
+        assert str(path) in body["error"]["message"]
+    assert server.healthy()
+
+
+def test_id3_tag_does_not_change_the_fingerprint(server, bad_inputs):
+    plain = server.fingerprint(bad_inputs["whole.flac"][0]).json()["fingerprint"]
+    tagged = server.fingerprint(bad_inputs["id3_prefixed.flac"][0]).json()["fingerprint"]
+    assert plain == tagged
+
+
+def test_silence_and_layouts(server, bad_inputs):
+    silence = server.fingerprint(bad_inputs["silence.flac"][0]).json()
+    assert silence["fingerprint"]["silence_ratio"] == 1.0 and silence["fingerprint"]["lufs"] == -70.0
+    hires = server.fingerprint(bad_inputs["hires.flac"][0]).json()["decode"]
+    assert (hires["sample_rate"], hires["bits_per_sample"]) == (96_000, 24)
+    assert server.fingerprint(bad_inputs["six.flac"][0]).json()["decode"]["channels"] == 6
+
+
+def test_bad_request_is_typed(server):
+    response = server.client.post(f"{server.url}/v1/fingerprint", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_request"
+
+
+# -- fuzz -----------------------------------------------------------------------------------
+def _mutate(rng: random.Random, data: bytes) -> bytes:
+    b = bytearray(data)
+    kind = rng.randrange(5)
+    if kind == 0:  # bit flips
+        for _ in range(rng.randint(1, 20)):
+            i = rng.randrange(len(b))
+            b[i] ^= 1 << rng.randrange(8)
+    elif kind == 1:  # truncation
+        b = b[: rng.randrange(1, len(b))]
+    elif kind == 2:  # inserted run
+        i = rng.randrange(len(b))
+        b[i:i] = rng.randbytes(rng.randint(1, 64))
+    elif kind == 3:  # deleted run
+        i = rng.randrange(len(b))
+        del b[i:i + rng.randint(1, 64)]
+    else:  # header damage: flips in the first 256 bytes
+        for _ in range(rng.randint(1, 8)):
+            i = rng.randrange(min(256, len(b)))
+            b[i] = rng.randrange(256)
+    return bytes(b)
+
+
+def test_fuzz_mutated_files(server, library):
+    d = library / "fuzz"
+    d.mkdir()
+    music = _music(0.6, 22_050, channels=2, seed=3)
+    seeds = {}
+    for name, fmt, subtype in [("s.flac", "FLAC", "PCM_16"), ("s.wav", "WAV", "PCM_16"),
+                               ("s.mp3", "MP3", "MPEG_LAYER_III"), ("s.ogg", "OGG", "VORBIS")]:
+        sf.write(d / name, music, 22_050, format=fmt, subtype=subtype)
+        seeds[name] = (d / name).read_bytes()
+    rng = random.Random(20240601)
+    jobs = []
+    for i in range(3200):
+        name = rng.choice(sorted(seeds))
+        path = d / f"m{i % 64:02d}_{i}{Path(name).suffix}"
+        path.write_bytes(_mutate(rng, seeds[name]))
+        jobs.append(path)
+    started = time.monotonic()
+    codes: dict[str, int] = {}
+
+    def one(path: Path) -> str:
+        response = server.fingerprint(path, deadline_ms=20_000)
+        assert_typed(response)
+        path.unlink()
+        return "ok" if response.status_code == 200 else response.json()["error"]["code"]
+
+    with ThreadPoolExecutor(4) as pool:
+        for code in pool.map(one, jobs):
+            codes[code] = codes.get(code, 0) + 1
+    elapsed = time.monotonic() - started
+    print("fuzz outcomes:", codes, f"{elapsed:.1f} s")
+    internal = [line for line in server.log_text().splitlines() if "internal" in line]
+    # a panic inside a decoder is caught and answered as `internal`; anything else internal is our bug
+    assert all("panic" in line for line in internal), internal
+    assert elapsed < 180
+    assert server.healthy()
+
+
+# -- library roots --------------------------------------------------------------------------
+def test_paths_outside_the_roots(server, library, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside")
+    sf.write(outside / "secret.flac", _music(1.0), SR, subtype="PCM_16")
+    escape = library / ".." / outside.name / "secret.flac"
+    assert_typed(server.fingerprint(escape), "outside_library")
+    link = library / "escape_link.flac"
+    link.symlink_to(outside / "secret.flac")
+    assert_typed(server.fingerprint(link), "outside_library")
+    dir_link = library / "escape_dir"
+    dir_link.symlink_to(outside)
+    assert_typed(server.fingerprint(dir_link / "secret.flac"), "outside_library")
+    assert_typed(server.fingerprint("/etc/passwd"), "outside_library")
+    assert_typed(server.fingerprint("relative/path.flac"), "outside_library")
+
+
+# -- saturation, deadlines, endpoints ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def long_file(library) -> Path:
+    path = library / "long.flac"
+    sf.write(path, _music(120.0, SR, channels=2, seed=9), SR, subtype="PCM_16")
+    return path
+
+
+def test_busy_when_saturated(library, long_file):
+    s = Server([library], "--max-concurrency", "1")
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            responses = list(pool.map(lambda _: s.fingerprint(long_file), range(6)))
+        statuses = [r.status_code for r in responses]
+        assert 200 in statuses, statuses
+        busy = [r for r in responses if r.status_code == 503]
+        assert busy, statuses
+        for r in busy:
+            assert r.json()["error"]["code"] == "busy" and r.headers.get("retry-after")
+        ready = s.client.get(f"{s.url}/ready").json()
+        assert ready["max_concurrency"] == 1 and ready["free_slots"] == 1
+        metrics = s.client.get(f"{s.url}/metrics").text
+        assert 'trackprint_requests_total{outcome="busy"}' in metrics
+        assert s.healthy()
+    finally:
+        s.stop()
+
+
+def test_deadline_stops_the_work(server, long_file):
+    response = server.fingerprint(long_file, deadline_ms=5)
+    assert_typed(response, "timeout")
+    assert response.status_code == 504
+
+
+def test_endpoints(server, library):
+    assert server.client.get(f"{server.url}/health").json()["status"] == "ok"
+    ready = server.client.get(f"{server.url}/ready").json()
+    assert ready["fingerprint_version"] == 1 and ready["max_concurrency"] == 4
+    assert str(library.resolve()) in ready["roots"]
+    metrics = server.client.get(f"{server.url}/metrics").text
+    for needle in ("trackprint_requests_total{outcome=\"ok\"}", "trackprint_errors_total{code=\"not_found\"}",
+                   "trackprint_decode_seconds_sum", "trackprint_analysis_seconds_bucket", "trackprint_in_flight"):
+        assert needle in metrics
+
+
+def test_sigterm_stops_cleanly(library):
+    s = Server([library])
+    s.process.terminate()
+    assert s.process.wait(timeout=10) == 0
+    s.client.close()
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "TRACKPRINT_SERVER": f"http://127.0.0.1:{free_port()}", **env}
+    return subprocess.run([sys.executable, "-m", "trackprint.cli", "analyze", "--json", *args],
+                          capture_output=True, text=True, env=full_env, timeout=300)
+
+
+def _lines(out: subprocess.CompletedProcess) -> list[dict]:
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_cli_starts_a_local_server(library):
+    out = _cli(["--engine", "rust", str(GOLDEN / "tone_mid_1khz.flac"), str(GOLDEN / "click_120bpm.flac"),
+                str(library / "nope.flac")], {"TRACKPRINT_SERVER_BIN": str(server_binary())})
+    results = _lines(out)
+    assert [r["engine"] for r in results] == ["rust", "rust", "rust"], out.stderr
+    assert results[0]["ok"] and results[0]["fingerprint"]["mid_pct"] > 99
+    assert not results[2]["ok"] and results[2]["error"]["code"] == "not_found"
+    assert out.returncode == 1
+
+
+def test_cli_uses_a_running_server(server):
+    out = _cli(["--engine", "rust", "--server", server.url, str(GOLDEN / "tone_mid_1khz.flac")],
+               {"TRACKPRINT_SERVER_BIN": "/nonexistent"})
+    (result,) = _lines(out)
+    assert result["ok"] and result["engine"] == "rust", out.stderr
+    assert out.returncode == 0
+
+
+def test_cli_rust_without_binary_fails_clearly(tmp_path):
+    out = _cli(["--engine", "rust", str(GOLDEN / "tone_mid_1khz.flac")], {"TRACKPRINT_SERVER_BIN": str(tmp_path)})
+    (result,) = _lines(out)
+    assert not result["ok"] and result["error"]["code"] == "engine_unavailable"
+    assert "trackprint-server" in result["error"]["message"] and "setup.sh" in result["error"]["message"]
+    assert out.returncode == 1
+
+
+def test_cli_auto_without_binary_warns_and_uses_python(tmp_path):
+    out = _cli(["--engine", "auto", str(GOLDEN / "tone_mid_1khz.flac"), str(GOLDEN / "silence.flac")],
+               {"TRACKPRINT_SERVER_BIN": str(tmp_path)})
+    results = _lines(out)
+    assert all(r["ok"] and r["engine"] == "python" and r["fallback_reason"] for r in results)
+    assert out.stderr.count("WARNING") == 1 and "trackprint-server" in out.stderr
+
+
+def test_cli_auto_falls_back_per_file(server, library):
+    opus = library / "speech.opus"
+    sf.write(opus, _music(1.0, 48_000), 48_000, format="OGG", subtype="OPUS")
+    out = _cli(["--engine", "auto", "--server", server.url, str(opus), str(GOLDEN / "tone_mid_1khz.flac")], {})
+    first, second = _lines(out)
+    assert first["ok"] and first["engine"] == "python" and "unsupported_format" in first["fallback_reason"]
+    assert second["ok"] and second["engine"] == "rust" and "fallback_reason" not in second
