@@ -107,4 +107,5 @@ def table_row(result: dict[str, Any]) -> str:
     return (
         f"{result['engine']:<7} {result['duration_s']:>8.1f} {fp['lufs']:>6.1f} {fp['tempo_bpm']:>6.1f} "
         f"{fp['spectral_centroid']:>8.0f} {fp['stereo_width']:>5.2f}  {result['path']}"
+        + (f"  (fallback: {result['fallback_reason']})" if result.get("fallback_reason") else "")
     )

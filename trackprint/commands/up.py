@@ -28,6 +28,7 @@ from trackprint.supervisor import Child, Supervisor
 log = logging.getLogger("trackprint.up")
 
 PROGRESS_EVERY_S = 5.0
+STREAM_KEYS = {"TRACKPRINT_EVENTS": "events", "TRACKPRINT_RESULTS": "results"}
 
 
 def register(subparsers) -> None:
@@ -206,15 +207,15 @@ def progress_snapshot(db_url: str, monitor_url: str | None) -> dict:
     if monitor_url:
         try:
             jsz = httpx.get(f"{monitor_url}/jsz", params={"consumers": "true"}, timeout=2.0).json()
-            lag = 0
-            discovered = 0
             for account in jsz.get("account_details", []):
                 for stream in account.get("stream_detail", []):
-                    if stream.get("name") == "TRACKPRINT_EVENTS":
-                        discovered = stream.get("state", {}).get("messages", 0)
+                    name = stream.get("name")
+                    if name in STREAM_KEYS:
+                        snapshot[STREAM_KEYS[name]] = stream.get("state", {}).get("messages", 0)
                     for consumer in stream.get("consumer_detail", []) or []:
-                        lag += consumer.get("num_pending", 0) + consumer.get("num_ack_pending", 0)
-            snapshot.update(lag=lag, events=discovered)
+                        waiting = consumer.get("num_pending", 0) + consumer.get("num_ack_pending", 0)
+                        snapshot[f"{consumer.get('name')}_waiting"] = waiting
+            snapshot["lag"] = snapshot.get("analyzer_waiting", 0) + snapshot.get("persister_waiting", 0)
         except Exception:
             pass
     return snapshot
@@ -241,15 +242,30 @@ def database_counts(db_url: str) -> dict:
 
 
 def format_progress(s: dict, state: dict) -> str:
+    """One line per tick: each stage's count, failures by reason, rate, ETA, engines and fallback share."""
     if "db_error" in s and "known" not in s:
+        if "no such table" in s["db_error"] or "does not exist" in s["db_error"]:
+            return "progress: starting (the persister is creating the database schema)"
         return f"progress: waiting for the database ({s['db_error']})"
     failed = ", ".join(f"{code} {n}" for code, n in sorted(s.get("failed_by_code", {}).items())) or "none"
     engines = s.get("engines", {})
-    total = sum(engines.values()) or 1
-    share = " ".join(f"{name} {100 * n / total:.0f}%" for name, n in sorted(engines.items())) or "-"
-    rust = "rust server up" if state.get("rust_available") else "RUST SERVER DOWN: python engine only"
+    total = sum(engines.values())
+    share = (f"rust {engines.get('rust', 0)}, python {engines.get('python', 0)} "
+             f"({100 * engines.get('python', 0) / total:.0f}% fallback)") if total else "-"
+    if not state.get("rust_available"):
+        share += "; RUST SERVER DOWN: Python engine only"
+    rate = s.get("rate_per_min", 0)
+    waiting = s.get("analyzer_waiting")
+    if waiting is None:
+        eta = "?"
+    elif waiting == 0:
+        eta = "idle"
+    elif rate:
+        eta = f"{waiting / rate:.1f} min"
+    else:
+        eta = "measuring"
     return (
-        f"progress: events {s.get('events', '?')}, in flight {s.get('lag', '?')}, "
-        f"fingerprinted {s.get('fingerprinted', 0)}, failed {s.get('failed', 0)} ({failed}), "
-        f"deleted {s.get('tombstoned', 0)}, rate {s.get('rate_per_min', 0):.0f}/min; engines: {share}; {rust}"
+        f"progress: discovered {s.get('events', '?')}, queued {waiting if waiting is not None else '?'}, "
+        f"analysed {s.get('results', '?')}, persisted {s.get('fingerprinted', 0)}, failed {s.get('failed', 0)} "
+        f"({failed}), deleted {s.get('tombstoned', 0)}; {rate}/min, ETA {eta}; engines: {share}"
     )
