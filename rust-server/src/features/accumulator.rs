@@ -9,7 +9,7 @@
 use super::fastmath;
 use super::fft::PowerSpectrum;
 use super::frames::{frame_params, periodic_hann, FrameParams, SILENCE_MEAN_SQUARE};
-use super::{dynamics, loudness, rhythm, spectral, stereo, Fingerprint, DIMENSIONS};
+use super::{dynamics, loudness, rhythm, spectral, stereo, stereo_pass, Fingerprint, DIMENSIONS};
 use crate::error::{AnalysisError, ErrorCode, Result};
 
 /// Running loudness/level state for 100 ms sub-blocks.
@@ -51,11 +51,7 @@ impl Levels {
         while !rest.is_empty() {
             let frames = (rest.len() / ch).min(self.size - self.fill);
             let (segment, tail) = rest.split_at(frames * ch);
-            if ch == 2 {
-                self.add_stereo_segment(segment);
-            } else {
-                self.add_segment(segment);
-            }
+            self.add_segment(segment);
             self.fill += frames;
             if self.fill == self.size {
                 self.close_sub_block();
@@ -64,54 +60,37 @@ impl Levels {
         }
     }
 
-    /// Both channels' K-weighting chains in one loop: their latencies overlap.
-    fn add_stereo_segment(&mut self, segment: &[f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU was just checked for FMA.
-            unsafe { self.add_stereo_segment_fma(segment) };
-            return;
-        }
-        self.add_stereo_segment_generic(segment, loudness::KState::process);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "fma")]
-    fn add_stereo_segment_fma(&mut self, segment: &[f32]) {
-        self.add_stereo_segment_generic(segment, loudness::KState::process_fused);
-    }
-
-    #[inline(always)]
-    fn add_stereo_segment_generic(
-        &mut self,
-        segment: &[f32],
-        filter: impl Fn(&mut loudness::KState, &[loudness::Biquad; 2], f64) -> f64,
-    ) {
-        let (mut sl, mut sr) = (self.state[0], self.state[1]);
-        // accumulate from the running sums (not per segment) so chunking never changes the rounding
-        let (mut wl, mut wr) = (self.weighted_sq[0], self.weighted_sq[1]);
-        let (mut rl, mut rrr) = (self.raw_sq[0], self.raw_sq[1]);
-        let mut peak = self.peak;
-        for f in segment.chunks_exact(2) {
-            let (l, r) = (f[0] as f64, f[1] as f64);
-            let yl = filter(&mut sl, &self.filters, l);
-            let yr = filter(&mut sr, &self.filters, r);
-            wl += yl * yl;
-            wr += yr * yr;
-            rl += l * l;
-            rrr += r * r;
-            let a = f[0].abs().max(f[1].abs());
-            if a > peak {
-                peak = a;
+    /// Stereo: levels, the whole-track stereo sums and the mono downmix in one
+    /// pass ([`stereo_pass`]); `mono` has one slot per frame of `interleaved`.
+    fn add_stereo(&mut self, interleaved: &[f32], mono: &mut [f32], ll_rr: &mut [f64; 2], lr: &mut f64) {
+        let mut rest = interleaved;
+        let mut mono_rest = mono;
+        while !rest.is_empty() {
+            let frames = (rest.len() / 2).min(self.size - self.fill);
+            let (segment, tail) = rest.split_at(frames * 2);
+            let (mono_segment, mono_tail) = std::mem::take(&mut mono_rest).split_at_mut(frames);
+            // accumulate from the running sums (not per segment) so chunking never changes the rounding
+            let mut sums = stereo_pass::StereoSums {
+                weighted: [self.weighted_sq[0], self.weighted_sq[1]],
+                raw: [self.raw_sq[0], self.raw_sq[1]],
+                peak: self.peak,
+                ll_rr: *ll_rr,
+                lr: *lr,
+            };
+            let mut state = [self.state[0], self.state[1]];
+            stereo_pass::run(&self.filters, &mut state, &mut sums, segment, mono_segment);
+            self.state.copy_from_slice(&state);
+            self.weighted_sq.copy_from_slice(&sums.weighted);
+            self.raw_sq.copy_from_slice(&sums.raw);
+            self.peak = sums.peak;
+            (*ll_rr, *lr) = (sums.ll_rr, sums.lr);
+            self.fill += frames;
+            if self.fill == self.size {
+                self.close_sub_block();
             }
+            rest = tail;
+            mono_rest = mono_tail;
         }
-        self.state[0] = sl;
-        self.state[1] = sr;
-        self.weighted_sq[0] = wl;
-        self.weighted_sq[1] = wr;
-        self.raw_sq[0] = rl;
-        self.raw_sq[1] = rrr;
-        self.peak = peak;
     }
 
     fn add_segment(&mut self, segment: &[f32]) {
@@ -284,9 +263,11 @@ impl Spectral {
         let class = if has_chroma { spectral::argmax(&chroma) as i32 } else { -1 };
         self.pitch_step(class);
         self.active_frames += 1;
-        self.centroid_sum += spectral::centroid(&self.magnitude, &self.freqs_f32);
-        self.rolloff_sum += spectral::rolloff(&self.magnitude, &self.freqs, &mut self.scratch);
-        self.flatness_sum += spectral::flatness(&self.log_power, &self.magnitude);
+        let (centroid, rolloff, flatness) =
+            spectral::shape(&self.magnitude, &self.log_power, &self.freqs, &self.freqs_f32, &mut self.scratch);
+        self.centroid_sum += centroid;
+        self.rolloff_sum += rolloff;
+        self.flatness_sum += flatness;
         self.chroma_sum += spectral::chroma_concentration(&chroma);
         self.tonal_power += spectral::tonal_power(&self.log_power, &self.power, &self.audible, &mut self.padded);
     }
@@ -328,42 +309,41 @@ impl Onsets {
         }
     }
 
+    /// Decimate `mono` onto the end of the buffer, then analyse every complete frame in it.
     fn push_slice(&mut self, mono: &[f32]) {
-        if self.decimation == 1 {
-            mono.iter().for_each(|&x| self.push_decimated(x));
-            return;
-        }
         let d = self.decimation;
-        let mut rest = mono;
-        if self.dec_fill > 0 {
-            let n = rest.len().min(d - self.dec_fill);
-            rest[..n].iter().for_each(|&x| self.dec_sum += x);
-            self.dec_fill += n;
-            rest = &rest[n..];
-            if self.dec_fill < d {
-                return;
+        if d == 1 {
+            self.buffer.extend_from_slice(mono);
+        } else {
+            let mut rest = mono;
+            if self.dec_fill > 0 {
+                let n = rest.len().min(d - self.dec_fill);
+                rest[..n].iter().for_each(|&x| self.dec_sum += x);
+                self.dec_fill += n;
+                rest = &rest[n..];
+                if self.dec_fill == d {
+                    self.buffer.push(self.dec_sum / d as f32);
+                    self.dec_sum = 0.0;
+                    self.dec_fill = 0;
+                }
             }
-            let v = self.dec_sum / d as f32;
-            self.dec_sum = 0.0;
-            self.dec_fill = 0;
-            self.push_decimated(v);
+            let groups = rest.chunks_exact(d);
+            for &x in groups.remainder() {
+                self.dec_sum += x;
+                self.dec_fill += 1;
+            }
+            self.buffer.extend(groups.map(|g| g.iter().fold(0f32, |a, &b| a + b) / d as f32));
         }
-        let mut groups = rest.chunks_exact(d);
-        for g in &mut groups {
-            let v = g.iter().fold(0f32, |a, &b| a + b) / d as f32;
-            self.push_decimated(v);
-        }
-        for &x in groups.remainder() {
-            self.dec_sum += x;
-            self.dec_fill += 1;
-        }
+        self.drain_frames();
     }
 
-    #[inline]
-    fn push_decimated(&mut self, v: f32) {
-        self.buffer.push(v);
-        if self.buffer.len() == self.frame_len {
-            self.fft.compute(&self.buffer, &self.window, &mut self.power);
+    /// Frames of `frame_len` every `hop` decimated samples; the buffer keeps what the next frame needs.
+    /// (Batched per packet rather than per sample: one shift of the buffer per packet, not per hop.)
+    fn drain_frames(&mut self) {
+        let mut start = 0;
+        while self.buffer.len() - start >= self.frame_len {
+            let frame = &self.buffer[start..start + self.frame_len];
+            self.fft.compute(frame, &self.window, &mut self.power);
             rhythm::log_power(&self.power, &mut self.log_spectrum);
             let flux = match &self.previous {
                 Some(prev) => rhythm::spectral_flux(&self.log_spectrum, prev),
@@ -371,11 +351,13 @@ impl Onsets {
             };
             self.values.push(flux);
             match &mut self.previous {
-                Some(prev) => prev.copy_from_slice(&self.log_spectrum),
+                // the next frame overwrites log_spectrum whole, so swapping is enough
+                Some(prev) => std::mem::swap(prev, &mut self.log_spectrum),
                 None => self.previous = Some(self.log_spectrum.clone()),
             }
-            self.buffer.drain(..self.hop);
+            start += self.hop;
         }
+        self.buffer.drain(..start);
     }
 }
 
@@ -422,45 +404,43 @@ impl FingerprintAccumulator {
     pub fn add(&mut self, interleaved: &[f32]) {
         let ch = self.channels;
         let interleaved = &interleaved[..interleaved.len() / ch * ch];
-        self.levels.add(interleaved);
-        let (mut ll, mut rr, mut lr) = (self.ll, self.rr, self.lr);
-        self.mono.clear();
+        let frames = interleaved.len() / ch;
+        // every slot is written below; resize only zero-fills when the buffer grows
+        self.mono.resize(frames, 0.0);
         match ch {
-            1 => {
-                for &x in interleaved {
-                    let v = x as f64 * x as f64;
-                    ll += v;
-                }
-                rr = ll;
-                lr = ll;
-                self.mono.extend_from_slice(interleaved);
-            }
             2 => {
-                for f in interleaved.chunks_exact(2) {
-                    let (l, r) = (f[0] as f64, f[1] as f64);
-                    ll += l * l;
-                    rr += r * r;
-                    lr += l * r;
+                let mut ll_rr = [self.ll, self.rr];
+                self.levels.add_stereo(interleaved, &mut self.mono, &mut ll_rr, &mut self.lr);
+                [self.ll, self.rr] = ll_rr;
+            }
+            1 => {
+                self.levels.add(interleaved);
+                let mut ll = self.ll;
+                for &x in interleaved {
+                    ll += x as f64 * x as f64;
                 }
-                self.mono.extend(interleaved.chunks_exact(2).map(|f| (f[0] + f[1]) * 0.5f32));
+                (self.ll, self.rr, self.lr) = (ll, ll, ll);
+                self.mono.copy_from_slice(interleaved);
             }
             _ => {
-                let scale = 1.0f32 / ch as f32;
+                self.levels.add(interleaved);
+                let (mut ll, mut rr, mut lr) = (self.ll, self.rr, self.lr);
                 for f in interleaved.chunks_exact(ch) {
                     let (l, r) = (f[0] as f64, f[1] as f64);
                     ll += l * l;
                     rr += r * r;
                     lr += l * r;
                 }
-                self.mono.extend(interleaved.chunks_exact(ch).map(|f| f.iter().fold(0f32, |a, &b| a + b) * scale));
+                (self.ll, self.rr, self.lr) = (ll, rr, lr);
+                let scale = 1.0f32 / ch as f32;
+                for (m, f) in self.mono.iter_mut().zip(interleaved.chunks_exact(ch)) {
+                    *m = f.iter().fold(0f32, |a, &b| a + b) * scale;
+                }
             }
         }
-        self.ll = ll;
-        self.rr = rr;
-        self.lr = lr;
         self.spectral.push_slice(&self.mono);
         self.onsets.push_slice(&self.mono);
-        self.samples += (interleaved.len() / ch) as u64;
+        self.samples += frames as u64;
     }
 
     pub fn duration_s(&self) -> f64 {

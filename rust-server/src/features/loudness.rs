@@ -39,7 +39,7 @@ pub fn k_weighting(sample_rate: u32) -> [Biquad; 2] {
 /// The running state of the K-weighting cascade for one channel.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KState {
-    z: [[f64; 2]; 2],
+    pub(crate) z: [[f64; 2]; 2],
 }
 
 impl KState {

@@ -12,6 +12,7 @@ pub mod loudness;
 pub mod rhythm;
 pub mod spectral;
 pub mod stereo;
+pub mod stereo_pass;
 
 pub use accumulator::FingerprintAccumulator;
 

@@ -69,36 +69,40 @@ pub fn pitch_classes(freqs: &[f64]) -> Vec<i8> {
         .collect()
 }
 
-/// Per-frame centroid (Hz), sum f|X| / sum |X|.
-pub fn centroid(magnitude: &[f32], freqs_f32: &[f32]) -> f64 {
-    let total: f64 = magnitude.iter().map(|&m| m as f64).sum();
-    if total <= 0.0 {
-        return 0.0;
-    }
-    let weighted: f64 = magnitude.iter().zip(freqs_f32).map(|(&m, &f)| (m * f) as f64).sum();
-    weighted / total
-}
-
-/// Per-frame rolloff: lowest f_k with cumulative |X| >= 0.85 of the total (f32 running sum like numpy).
-pub fn rolloff(magnitude: &[f32], freqs: &[f64], cumulative: &mut Vec<f32>) -> f64 {
-    cumulative.clear();
+/// Per-frame shape: (centroid Hz, rolloff Hz, flatness) from one pass over the bins.
+///
+/// One loop keeps four independent running sums (and the rolloff's f32
+/// cumulative sum) side by side instead of five loops of one dependency chain
+/// each; every sum still adds the bins in order, so the values are the same.
+/// centroid = sum f|X| / sum |X|; rolloff = lowest f_k with cumulative |X| >=
+/// 0.85 of the total (f32 running sum like numpy); flatness of the magnitude
+/// spectrum (librosa, power=1) = exp(mean ln|X|) / mean max(|X|, 1e-10).
+pub fn shape(
+    magnitude: &[f32],
+    log_power: &[f32],
+    freqs: &[f64],
+    freqs_f32: &[f32],
+    cumulative: &mut Vec<f32>,
+) -> (f64, f64, f64) {
+    let n = magnitude.len();
+    cumulative.resize(n, 0.0);
+    let (mut total, mut weighted, mut log_sum, mut arithmetic) = (0f64, 0f64, 0f64, 0f64);
     let mut acc = 0f32;
-    for &m in magnitude {
+    for k in 0..n {
+        let (m, l, f) = (magnitude[k], log_power[k], freqs_f32[k]);
+        total += m as f64;
+        weighted += (m * f) as f64;
+        log_sum += l as f64;
+        arithmetic += (m as f64).max(FLATNESS_FLOOR);
         acc += m;
-        cumulative.push(acc);
+        cumulative[k] = acc;
     }
+    let centroid = if total <= 0.0 { 0.0 } else { weighted / total };
     let threshold = ROLLOFF_FRACTION * acc;
     let first = cumulative.iter().position(|&c| c >= threshold).unwrap_or(0);
-    freqs[first]
-}
-
-/// Per-frame flatness of the magnitude spectrum (librosa, power=1).
-pub fn flatness(log_power: &[f32], magnitude: &[f32]) -> f64 {
-    let n = log_power.len() as f64;
-    let mean_log: f64 = log_power.iter().map(|&l| l as f64).sum::<f64>() / n;
-    let geometric = (0.5 * mean_log).exp();
-    let arithmetic: f64 = magnitude.iter().map(|&m| (m as f64).max(FLATNESS_FLOOR)).sum::<f64>() / n;
-    geometric / arithmetic
+    let geometric = (0.5 * (log_sum / n as f64)).exp();
+    let flatness = geometric / (arithmetic / n as f64);
+    (centroid, freqs[first], flatness)
 }
 
 /// Tonal bins: ln P >= (mean of ln P over k-16..k+16, edge bins repeated) + ln 10.
