@@ -132,3 +132,18 @@ def test_formats_never_collide(tmp_path):
     (tmp_path / "x.mp3").write_bytes(payload)
     (tmp_path / "x.aac").write_bytes(payload)
     assert content_id(str(tmp_path / "x.mp3")) != content_id(str(tmp_path / "x.aac"))
+
+
+def test_flac_with_audio_md5_is_identified_without_reading_every_frame(tmp_path):
+    """A large FLAC is keyed by its STREAMINFO MD5, frame length and edges: retag keeps the id, a cut changes it."""
+    original = _write(tmp_path / "long.flac", _signal(n=44100 * 20), "FLAC", "PCM_16")
+    data = original.read_bytes()
+    assert any(data[8 + 18:8 + 34]), "libFLAC stores the MD5 of the decoded audio"
+    retagged = tmp_path / "retagged.flac"
+    retagged.write_bytes(_flac_retag(data, {"TITLE": "x" * 300}, padding=512))
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(data[:-5000])
+    other = _write(tmp_path / "other.flac", _signal(n=44100 * 20, seed=2), "FLAC", "PCM_16")
+    assert content_id(str(retagged)) == content_id(str(original))
+    assert content_id(str(cut)) != content_id(str(original))
+    assert content_id(str(other)) != content_id(str(original))

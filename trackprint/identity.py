@@ -11,8 +11,10 @@ id's prefix, so ids of different formats never collide):
 - FLAC: an optional leading ID3v2 tag is skipped; of the metadata blocks only
   STREAMINFO (sample rate, channels, bits, total samples, audio MD5) is
   hashed; VORBIS_COMMENT, PICTURE, PADDING, SEEKTABLE, APPLICATION and
-  CUESHEET are skipped; then every byte of the frames (trailing ID3v1/APEv2
-  stripped).
+  CUESHEET are skipped; then, when STREAMINFO carries the MD5 of the decoded
+  audio, the frames' length and their first and last 64 KiB (a re-encode
+  changes the MD5, a cut changes the length and the tail), else every byte of
+  the frames (trailing ID3v1/APEv2 stripped).
 - WAV/RF64 and AIFF/AIFC: the ``fmt ``/``COMM`` chunk and the ``data``/
   ``SSND`` chunk payloads; LIST/INFO/id3/other chunks are skipped.
 - MP4/M4A: the payload of every top-level ``mdat`` atom (moov/udta tags are
@@ -124,8 +126,12 @@ def _strip_trailing_tags(f: BinaryIO, start: int, end: int) -> int:
     return end
 
 
+FLAC_EDGE = 1 << 16
+
+
 def _flac(f: BinaryIO, size: int) -> str:
     h = _Hasher("flac")
+    md5 = b""
     pos = _skip_id3v2(f, 0, size)
     end = _strip_trailing_tags(f, pos, size)
     f.seek(pos)
@@ -141,10 +147,20 @@ def _flac(f: BinaryIO, size: int) -> str:
         if btype == 0:  # STREAMINFO: stream parameters and the MD5 of the decoded audio
             h.update(header[:1])
             h.hash_range(f, pos + 4, pos + 4 + length)
+            f.seek(pos + 4 + 18)
+            md5 = f.read(16)
         pos += 4 + length
         if last or pos >= end:
             break
-    h.hash_range(f, min(pos, end), end)
+    start = min(pos, end)
+    if len(md5) == 16 and any(md5) and end - start > 2 * FLAC_EDGE:
+        # The encoder stored the MD5 of the decoded audio: that, the frames' length and their first and
+        # last 64 KiB identify the audio without reading it all (a cut or re-encoded file differs).
+        h.update(b"md5-frames" + (end - start).to_bytes(8, "big"))
+        h.hash_range(f, start, start + FLAC_EDGE)
+        h.hash_range(f, end - FLAC_EDGE, end)
+    else:
+        h.hash_range(f, start, end)
     return h.result()
 
 

@@ -2,8 +2,9 @@
 
 In one run, on the same audio files of DIR (hard-linked into a scratch library):
 
-1. engines alone: ``trackprint analyze --engine auto --jobs N`` on every file
-   (Rust server with Python fallback, exactly what the analyzers call), files/s;
+1. engines alone: the Rust engine (or Python when Rust is not built) on every
+   file, N at a time, with the server already running (``trackprint bench``'s
+   own measurement), files/s;
 2. the whole pipeline: ``trackprint up`` (embedded NATS, Rust server, watcher,
    N analyzers, persister on SQLite) on the same files, from the first
    file-event's quiescence (its ``observed_at``) to the last committed row
@@ -58,17 +59,26 @@ def link(source: Path, target: Path) -> None:
 
 
 def engines_alone(paths: list[Path], jobs: int) -> float:
-    started = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "trackprint.cli", "analyze", "--json", "--engine", "auto",
-                          "--jobs", str(jobs), *map(str, paths)], capture_output=True, text=True)
-    elapsed = time.monotonic() - started
-    results = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    engines = {}
-    for r in results:
-        engines[r.get("engine")] = engines.get(r.get("engine"), 0) + 1
-    say(f"engines alone: {len(results)} files in {elapsed:.1f} s = {len(results) / elapsed:.2f} files/s "
-        f"(engines {engines}, {sum(not r['ok'] for r in results)} failed)")
-    return len(results) / elapsed
+    """The engine the analyzers use, alone: `trackprint bench`'s Rust column (server already up, `jobs` at
+    a time), or its Python column when the Rust server is not built."""
+    from trackprint.commands import bench
+    from trackprint.embedded import rust_server_binary
+
+    names = [str(p) for p in paths]
+    engines = {e.name: e for e in bench.ENGINES}
+    server = None
+    if rust_server_binary():
+        server = bench.start_rust_server(sorted({os.path.dirname(os.path.realpath(p)) for p in names}), jobs)
+        os.environ[bench.RUST_URL_ENV], os.environ[bench.RUST_PID_ENV] = server.url, str(server.process.pid)
+    try:
+        result = bench.run_engine(engines["rust" if server else "python"], names, jobs)
+    finally:
+        if server is not None:
+            server.stop()
+    rate = len(result.ok) / result.wall_s
+    say(f"engines alone: {result.engine.name} engine, {len(result.ok)} files in {result.wall_s:.1f} s = "
+        f"{rate:.2f} files/s ({len(names) - len(result.ok)} failed)")
+    return rate
 
 
 def committed_rows(db_path: Path) -> dict[str, float]:

@@ -127,7 +127,10 @@ def run(args: argparse.Namespace) -> int:
                                   log_path=str(logs / "persister.log")))
         sup.start(persister)
         for i in range(max(1, args.analyzers)):
-            argv = [*python, "analyzer", "--nats", nats_url, *metrics(i + 1)]
+            # together the analyzers ask for as many analyses as there are cores (and Rust slots): more
+            # would only queue as 503 busy retries, fewer would leave a core idle
+            per_analyzer = max(1, (os.cpu_count() or 1) // max(1, args.analyzers))
+            argv = [*python, "analyzer", "--nats", nats_url, "--concurrency", str(per_analyzer), *metrics(i + 1)]
             argv += ["--server", server_url] if server_url else ["--no-rust"]
             sup.start(sup.add(Child(f"analyzer-{i + 1}", argv, log_path=str(logs / f"analyzer-{i + 1}.log"))))
         watcher = sup.add(Child("watcher", [*python, "watcher", "--nats", nats_url, *metrics(args.analyzers + 1),
