@@ -14,6 +14,7 @@ import soundfile as sf
 from sqlalchemy import create_engine, text
 
 from trackprint import bus
+from tests.procs import stop_all
 from trackprint.db import normalize_url
 from trackprint.embedded import free_port, nats_server_binary
 
@@ -146,12 +147,6 @@ def test_leader_killed_mid_backfill_every_file_persisted_exactly_once(tmp_path, 
         assert count(engine, "SELECT count(*) FROM analysis_failures") == 0
         engine.dispose()
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
         for node in nodes:
             node.kill()

@@ -11,6 +11,7 @@ import numpy as np
 import soundfile as sf
 from sqlalchemy import create_engine, text
 
+from tests.procs import stop_all
 from trackprint.db import normalize_url
 from trackprint.embedded import free_port, rust_server_binary
 
@@ -83,13 +84,7 @@ def test_kill_9_rust_server_mid_backfill(tmp_path, nats_server, db_url):
         assert engines.get("rust", 0) > 0 and engines.get("python", 0) > 0, engines
     finally:
         engine.dispose()
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
         if server.poll() is None:
             server.terminate()
             server.wait(timeout=20)

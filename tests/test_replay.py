@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import numpy as np
 import soundfile as sf
 from sqlalchemy import create_engine, text
 
+from tests.procs import service, stop_all
 from trackprint.db import normalize_url
 
 SR = 16000
@@ -40,6 +40,15 @@ def snapshot(db_url):
             "SELECT path, code, stage, attempts, source_seq FROM analysis_failures ORDER BY path, code"))]
     engine.dispose()
     return out
+
+
+def start_pipeline(nats_url, db_url, library, tmp_path):
+    """persister + one Python-only analyzer + watcher on ``library``."""
+    return [
+        service("persister", "--nats", nats_url, "--db", db_url),
+        service("analyzer", "--nats", nats_url, "--no-rust"),
+        service("watcher", "--nats", nats_url, "--state", str(tmp_path / "w.sqlite"), "--quiet-s", "0.5", str(library)),
+    ]
 
 
 def wait_for(predicate, timeout, what):
@@ -72,12 +81,7 @@ def test_replay_into_an_empty_database_gives_the_same_rows_and_twice_changes_not
     (library / "broken.flac").write_bytes(b"\x00" * 64)
     original = f"sqlite:///{tmp_path / 'original.db'}"
     python = [sys.executable, "-m", "trackprint.cli"]
-    procs = [
-        subprocess.Popen([*python, "persister", "--nats", nats_server.url, "--db", original]),
-        subprocess.Popen([*python, "analyzer", "--nats", nats_server.url, "--no-rust"]),
-        subprocess.Popen([*python, "watcher", "--nats", nats_server.url, "--state", str(tmp_path / "w.sqlite"),
-                          "--quiet-s", "0.5", str(library)]),
-    ]
+    procs = start_pipeline(nats_server.url, original, library, tmp_path)
     try:
         wait_for(lambda: count(original, "SELECT count(*) FROM track_fingerprints") == 8, 120, "8 fingerprints")
         os.remove(library / "t3.flac")  # a tombstone
@@ -87,10 +91,7 @@ def test_replay_into_an_empty_database_gives_the_same_rows_and_twice_changes_not
                  120, "the tombstone and the move")
         time.sleep(2)
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            proc.wait(timeout=30)
+        stop_all(procs)
 
     before = snapshot(original)
     assert len(before["failures"]) == 1 and before["failures"][0][1] == "unsupported_format"
@@ -131,12 +132,7 @@ def test_reanalyse_republishes_current_files_and_the_stale_count_goes_to_zero(tm
         sf.write(library / f"t{i}.flac", tone.astype(np.float32), SR, subtype="PCM_16")
     db = f"sqlite:///{tmp_path / 'library.db'}"
     python = [sys.executable, "-m", "trackprint.cli"]
-    procs = [
-        subprocess.Popen([*python, "persister", "--nats", nats_server.url, "--db", db]),
-        subprocess.Popen([*python, "analyzer", "--nats", nats_server.url, "--no-rust"]),
-        subprocess.Popen([*python, "watcher", "--nats", nats_server.url, "--state", str(tmp_path / "w.sqlite"),
-                          "--quiet-s", "0.5", str(library)]),
-    ]
+    procs = start_pipeline(nats_server.url, db, library, tmp_path)
     try:
         wait_for(lambda: count(db, "SELECT count(*) FROM track_fingerprints") == 6, 120, "6 fingerprints")
         os.remove(library / "t0.flac")
@@ -166,7 +162,4 @@ def test_reanalyse_republishes_current_files_and_the_stale_count_goes_to_zero(tm
         assert count(db, "SELECT count(*) FROM track_fingerprints WHERE reused") == 0  # analysed, not copied
         assert count(db, "SELECT count(*) FROM tracks WHERE state = 'active'") == 5
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            proc.wait(timeout=30)
+        stop_all(procs)

@@ -7,7 +7,6 @@ import logging
 import os
 import time
 
-import pytest
 
 from trackprint import bus
 from trackprint.contracts import decode_event
