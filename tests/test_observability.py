@@ -29,7 +29,7 @@ def metric(text, name):
     return total
 
 
-def test_services_serve_metrics_and_json_logs_name_the_file(tmp_path, nats_server):
+def test_services_serve_metrics_and_json_logs_name_the_file(tmp_path, nats_server, db_url):
     library = tmp_path / "music"
     library.mkdir()
     for i in range(3):
@@ -37,7 +37,7 @@ def test_services_serve_metrics_and_json_logs_name_the_file(tmp_path, nats_serve
     (library / "bad.flac").write_bytes(b"definitely not audio")
     ports = {name: free_port() for name in ("persister", "analyzer", "watcher")}
     python = [sys.executable, "-m", "trackprint.cli", "--log-format", "json"]
-    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    db = db_url
     analyzer_log = tmp_path / "analyzer.log"
     procs = [
         subprocess.Popen([*python, "persister", "--nats", nats_server.url, "--db", db,

@@ -112,7 +112,7 @@ def test_replay_into_an_empty_database_gives_the_same_rows_and_twice_changes_not
     assert snapshot(db_url) == before
 
 
-def test_reanalyse_republishes_current_files_and_the_stale_count_goes_to_zero(tmp_path, nats_server):
+def test_reanalyse_republishes_current_files_and_the_stale_count_goes_to_zero(tmp_path, nats_server, db_url):
     """After a spec change, `replay --reanalyse` re-runs analysis from the events stream.
 
     A version change is simulated by marking every stored fingerprint as an
@@ -130,7 +130,7 @@ def test_reanalyse_republishes_current_files_and_the_stale_count_goes_to_zero(tm
     for i in range(6):
         tone = 0.3 * np.sin(2 * np.pi * (300 + 50 * i) * np.arange(SR) / SR)
         sf.write(library / f"t{i}.flac", tone.astype(np.float32), SR, subtype="PCM_16")
-    db = f"sqlite:///{tmp_path / 'library.db'}"
+    db = db_url
     python = [sys.executable, "-m", "trackprint.cli"]
     procs = start_pipeline(nats_server.url, db, library, tmp_path)
     try:

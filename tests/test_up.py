@@ -83,17 +83,22 @@ def test_up_fingerprints_the_library_says_loudly_that_rust_is_missing_and_resume
     assert {p: after[p] for p in before} == before  # the first five were not analysed again
 
 
-def test_up_interrupted_midway_then_restarted_loses_nothing(tmp_path):
+def test_up_interrupted_midway_then_restarted_loses_nothing(tmp_path, db_url):
     library, data = tmp_path / "music", tmp_path / "data"
+    if db_url.startswith("sqlite"):  # the embedded default: SQLite in the data directory, no --db
+        db_url, db_args = None, []
+    else:
+        db_args = ["--db", db_url]
     write_tracks(library, [f"t{i:02d}.wav" for i in range(30)])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "trackprint.cli", "up", str(library), "--data-dir", str(data), "--analyzers", "2"],
+        [sys.executable, "-m", "trackprint.cli", "up", str(library), "--data-dir", str(data), "--analyzers", "2",
+         *db_args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=without_rust(),
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            if len(rows(data)) >= 3:
+            if len(rows(data, db_url)) >= 3:
                 break
         except sa_exc.SQLAlchemyError:
             pass
@@ -103,8 +108,8 @@ def test_up_interrupted_midway_then_restarted_loses_nothing(tmp_path):
     assert proc.returncode == 0, output
     assert "stopped cleanly" in output
 
-    again = up(library, data, env=without_rust())
+    again = up(library, data, *db_args, env=without_rust())
     assert again.returncode == 0, again.stdout + again.stderr
-    assert len(rows(data)) == 30
+    assert len(rows(data, db_url)) == 30
     report = status(data)["database"]
     assert report["pending"] == 0 and report["failed"] == 0 and report["active"] == 30
