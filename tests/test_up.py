@@ -113,3 +113,41 @@ def test_up_interrupted_midway_then_restarted_loses_nothing(tmp_path, db_url):
     assert len(rows(data, db_url)) == 30
     report = status(data)["database"]
     assert report["pending"] == 0 and report["failed"] == 0 and report["active"] == 30
+
+
+def test_up_restarts_a_crashed_service_and_says_so(tmp_path):
+    library, data = tmp_path / "music", tmp_path / "data"
+    write_tracks(library, ["first.flac"])
+    log = tmp_path / "up.out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trackprint.cli", "up", str(library), "--data-dir", str(data), "--analyzers", "1"],
+        stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True, env=without_rust(),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(_safe_rows(data)) < 1:
+            time.sleep(0.5)
+        persister = subprocess.run(["pgrep", "-f", f"persister --nats .* --db sqlite:///{data}"],
+                                   capture_output=True, text=True).stdout.split()
+        assert len(persister) == 1, persister
+        os.kill(int(persister[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "persister exited with status -9" not in log.read_text():
+            time.sleep(0.5)
+        assert "persister exited with status -9; restarting" in log.read_text()
+        write_tracks(library, ["second.flac"], seed=3)  # the restarted persister stores it
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(_safe_rows(data)) < 2:
+            time.sleep(0.5)
+        assert len(_safe_rows(data)) == 2
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=90)
+    assert "stopped cleanly" in log.read_text()
+
+
+def _safe_rows(data_dir):
+    try:
+        return rows(data_dir)
+    except sa_exc.SQLAlchemyError:
+        return {}
