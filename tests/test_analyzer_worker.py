@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import time
 
 import numpy as np
@@ -14,6 +13,7 @@ import soundfile as sf
 
 from analyzer.worker import AnalyzerWorker, Transient, WorkerConfig
 from trackprint import bus
+from trackprint.embedded import free_port
 from trackprint.contracts import AnalysisFailure, FileEvent, FingerprintResult, TrackMoved, TrackRemoved, \
     decode_result, encode
 from trackprint.errors import ErrorCode
@@ -34,12 +34,6 @@ def make_library(d):
     (d / "empty.flac").write_bytes(b"")
     (d / "text.mp3").write_text("hello, not audio " * 20)
     return d
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def results(js, stream=bus.RESULTS_STREAM):

@@ -9,11 +9,10 @@ import sys
 import time
 
 import nats
-import numpy as np
-import soundfile as sf
 from sqlalchemy import create_engine, text
 
 from trackprint import bus
+from tests.audio import write_tone_library
 from tests.procs import stop_all
 from trackprint.db import normalize_url
 from trackprint.embedded import free_port, nats_server_binary
@@ -89,10 +88,7 @@ def count(engine, sql):
 def test_leader_killed_mid_backfill_every_file_persisted_exactly_once(tmp_path, pg_url):
     library = tmp_path / "music"
     library.mkdir()
-    rng = np.random.default_rng(3)
-    for i in range(FILES):
-        tone = 0.2 * np.sin(2 * np.pi * (110 + 7 * i) * np.arange(SR) / SR) + 0.01 * rng.standard_normal(SR)
-        sf.write(library / f"f{i:03d}.flac", tone.astype(np.float32), SR, subtype="PCM_16")
+    write_tone_library(library, FILES, SR, base_hz=110, step_hz=7, seed=3)
 
     nodes = start_cluster(tmp_path / "nats")
     urls = ",".join(f"nats://127.0.0.1:{n.port}" for n in nodes)

@@ -7,10 +7,9 @@ import sys
 import time
 
 import httpx
-import numpy as np
-import soundfile as sf
 from sqlalchemy import create_engine, text
 
+from tests.audio import write_tone_library
 from tests.procs import stop_all
 from trackprint.db import normalize_url
 from trackprint.embedded import free_port, rust_server_binary
@@ -37,10 +36,7 @@ def test_kill_9_rust_server_mid_backfill(tmp_path, nats_server, db_url):
     assert binary, "trackprint-server is not built: run scripts/setup.sh"
     library = tmp_path / "music"
     library.mkdir()
-    rng = np.random.default_rng(5)
-    for i in range(FILES):
-        tone = 0.2 * np.sin(2 * np.pi * (100 + 9 * i) * np.arange(SR) / SR) + 0.01 * rng.standard_normal(SR)
-        sf.write(library / f"f{i:03d}.flac", tone.astype(np.float32), SR, subtype="PCM_16")
+    write_tone_library(library, FILES, SR, base_hz=100, step_hz=9, seed=5)
     port = free_port()
     server = start_server(binary, port, library, tmp_path / "server.log")
     url = f"http://127.0.0.1:{port}"

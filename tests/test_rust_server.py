@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from trackprint.embedded import free_port, rust_server_binary, rust_server_candidates
 from trackprint.fingerprint import DIMENSIONS, PARITY_TOLERANCE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,20 +38,11 @@ STATUS = {
 
 
 def server_binary() -> Path:
-    candidates = [Path(os.environ["TRACKPRINT_SERVER_BIN"])] if os.environ.get("TRACKPRINT_SERVER_BIN") else []
-    candidates += [REPO / ".venv" / "bin" / "trackprint-server", Path(sys.prefix) / "bin" / "trackprint-server",
-                   REPO / "rust-server" / "target" / "release" / "trackprint-server"]
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
-    pytest.fail("trackprint-server binary not found (looked in " + ", ".join(map(str, candidates))
-                + "); run scripts/setup.sh to build and install it")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    found = rust_server_binary()
+    if found is None:
+        pytest.fail("trackprint-server binary not found (looked in " + ", ".join(map(str, rust_server_candidates()))
+                    + "); run scripts/setup.sh to build and install it")
+    return Path(found)
 
 
 class Server:

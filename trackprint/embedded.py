@@ -37,16 +37,29 @@ def nats_server_binary() -> str | None:
     return shutil.which("nats-server")
 
 
-def rust_server_binary() -> str | None:
-    """``trackprint-server``: $TRACKPRINT_SERVER_BIN, the venv, PATH, or the crate's release build."""
+RUST_SERVER = "trackprint-server"
+RUST_BUILD_HINT = ("build it with scripts/setup.sh (or `cargo build --release` in rust-server/), "
+                   "or set TRACKPRINT_SERVER_BIN")
+
+
+def rust_server_candidates() -> list[Path]:
+    """Where ``trackprint-server`` is looked for, in order: $TRACKPRINT_SERVER_BIN (a file or a folder),
+    else the virtual environment, PATH, and the crate's release build."""
     override = os.environ.get("TRACKPRINT_SERVER_BIN")
-    if override is not None:
-        return override if os.path.isfile(override) and os.access(override, os.X_OK) else None
-    repo_build = Path(__file__).resolve().parent.parent / "rust-server" / "target" / "release" / "trackprint-server"
-    for path in [*_candidates("trackprint-server"), repo_build]:
+    if override:
+        path = Path(override)
+        return [path / RUST_SERVER if path.is_dir() else path]
+    on_path = shutil.which(RUST_SERVER)
+    repo_build = Path(__file__).resolve().parent.parent / "rust-server" / "target" / "release" / RUST_SERVER
+    return [*_candidates(RUST_SERVER), *([Path(on_path)] if on_path else []), repo_build]
+
+
+def rust_server_binary() -> str | None:
+    """The first executable of :func:`rust_server_candidates`, or None."""
+    for path in rust_server_candidates():
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)
-    return shutil.which("trackprint-server")
+    return None
 
 
 def free_port() -> int:

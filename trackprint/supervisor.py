@@ -43,9 +43,16 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
     stopping: bool = False
 
-    def add(self, child: Child) -> Child:
+    def launch(self, child: Child) -> Child:
+        """Supervise ``child`` from now on and start it."""
         self.children.append(child)
+        self.start(child)
         return child
+
+    def discard(self, child: Child, timeout_s: float = 5.0) -> None:
+        """Stop ``child`` and supervise it no more (a start-up that failed its readiness check)."""
+        self.children.remove(child)
+        self._stop(child, timeout_s)
 
     def start(self, child: Child) -> None:
         out = open(child.log_path, "ab") if child.log_path else subprocess.DEVNULL
@@ -58,10 +65,6 @@ class Supervisor:
                 out.close()
         child.started_at = time.monotonic()
         log.info("started %s (pid %d)", child.name, child.process.pid)
-
-    def start_all(self) -> None:
-        for child in self.children:
-            self.start(child)
 
     def check(self) -> list[str]:
         """Restart children that exited; returns human-readable notes about restarts."""

@@ -18,42 +18,20 @@ Python; ``rust`` fails every path with ``engine_unavailable``.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Iterator
 
+from trackprint.embedded import (RUST_BUILD_HINT, RUST_SERVER, free_port, rust_server_binary,
+                                 rust_server_candidates)
 from trackprint.errors import ErrorCode
 
-BINARY = "trackprint-server"
 DEFAULT_SERVER = "http://127.0.0.1:7878"
 FALLBACK_CODES = {ErrorCode.UNSUPPORTED_FORMAT.value, ErrorCode.CORRUPT.value}
 BUSY_RETRIES = 50
 REQUEST_TIMEOUT_S = 900.0
-_REPO = Path(__file__).resolve().parents[2]
-BUILD_HINT = "build it with scripts/setup.sh (or `cargo build --release` in rust-server/), or set TRACKPRINT_SERVER_BIN"
-
-
-def binary_candidates() -> list[Path]:
-    """Where the server binary is looked for, in order."""
-    override = os.environ.get("TRACKPRINT_SERVER_BIN")
-    if override:
-        path = Path(override)
-        return [path / BINARY if path.is_dir() else path]
-    found = shutil.which(BINARY)
-    return [p for p in (Path(sys.prefix) / "bin" / BINARY, Path(found) if found else None,
-                        _REPO / "rust-server" / "target" / "release" / BINARY) if p is not None]
-
-
-def find_binary() -> Path | None:
-    for path in binary_candidates():
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
-    return None
 
 
 def _healthy(client, url: str) -> bool:
@@ -65,12 +43,6 @@ def _healthy(client, url: str) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _roots(paths: list[str]) -> list[str]:
     parents = sorted({os.path.dirname(os.path.realpath(os.path.abspath(p))) for p in paths})
     existing = [p for p in parents if os.path.isdir(p)]
@@ -80,7 +52,7 @@ def _roots(paths: list[str]) -> list[str]:
 class LocalServer:
     """A trackprint-server child process on a free loopback port, stopped on exit."""
 
-    def __init__(self, binary: Path, roots: list[str], jobs: int):
+    def __init__(self, binary: str, roots: list[str], jobs: int):
         self.binary, self.roots, self.jobs = binary, roots, jobs
         self.process: subprocess.Popen | None = None
         self.url = ""
@@ -89,7 +61,7 @@ class LocalServer:
         import httpx
 
         for _ in range(3):  # a free port can be taken between the probe and the bind
-            port = _free_port()
+            port = free_port()
             args = [str(self.binary), "--bind", f"127.0.0.1:{port}", "--max-concurrency", str(self.jobs)]
             for root in self.roots:
                 args += ["--root", root]
@@ -177,12 +149,12 @@ def analyze_with_rust(paths: list[str], jobs: int, server: str | None, *, fallba
     with httpx.Client(limits=httpx.Limits(max_connections=jobs + 2)) as client:
         local: LocalServer | None = None
         if not _healthy(client, url):
-            binary = find_binary()
+            binary = rust_server_binary()
             problem = None
             if binary is None:
-                looked = ", ".join(str(p) for p in binary_candidates())
-                problem = (f"no Rust server answers at {url} and the {BINARY} binary was not found "
-                           f"(looked in {looked}); {BUILD_HINT}")
+                looked = ", ".join(str(p) for p in rust_server_candidates())
+                problem = (f"no Rust server answers at {url} and the {RUST_SERVER} binary was not found "
+                           f"(looked in {looked}); {RUST_BUILD_HINT}")
             else:
                 local = LocalServer(binary, _roots(paths), jobs)
                 try:

@@ -133,11 +133,12 @@ def start_rust_server(roots: list[str], jobs: int):
     """A trackprint-server for the bench (see trackprint.commands._engines); exits when the binary is missing."""
     import httpx
 
+    from trackprint import embedded
     from trackprint.commands import _engines
 
-    binary = _engines.find_binary()
+    binary = embedded.rust_server_binary()
     if binary is None:
-        raise SystemExit(f"bench: the {_engines.BINARY} binary was not found; {_engines.BUILD_HINT}, "
+        raise SystemExit(f"bench: the {embedded.RUST_SERVER} binary was not found; {embedded.RUST_BUILD_HINT}, "
                          "or leave the column out with --engines decode,python")
     server = _engines.LocalServer(binary, roots, jobs)
     with httpx.Client() as client:

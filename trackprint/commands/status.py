@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import socket
-import sys
 import time
 from urllib.parse import urlparse
 from typing import Any
@@ -237,6 +236,3 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"WARNING      {warning}")
     return "\n".join(lines)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run(argparse.Namespace(json=True, db=None, data_dir=None, nats=None)))

@@ -11,6 +11,7 @@ watcher's state live in the data directory).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -123,20 +124,19 @@ def run(args: argparse.Namespace) -> int:
         else:
             say(f"rust server: {server_url} (engine: rust, Python fallback per file)")
 
-        persister = sup.add(Child("persister", [*python, "persister", "--nats", nats_url, "--db", db_url, *metrics(0)],
-                                  log_path=str(logs / "persister.log")))
-        sup.start(persister)
+        sup.launch(Child("persister", [*python, "persister", "--nats", nats_url, "--db", db_url, *metrics(0)],
+                         log_path=str(logs / "persister.log")))
+        # together the analyzers ask for as many analyses as there are cores (and Rust slots): more
+        # would only queue as 503 busy retries, fewer would leave a core idle
+        per_analyzer = max(1, (os.cpu_count() or 1) // max(1, args.analyzers))
+        engine_args = ["--server", server_url] if server_url else ["--no-rust"]
         for i in range(max(1, args.analyzers)):
-            # together the analyzers ask for as many analyses as there are cores (and Rust slots): more
-            # would only queue as 503 busy retries, fewer would leave a core idle
-            per_analyzer = max(1, (os.cpu_count() or 1) // max(1, args.analyzers))
-            argv = [*python, "analyzer", "--nats", nats_url, "--concurrency", str(per_analyzer), *metrics(i + 1)]
-            argv += ["--server", server_url] if server_url else ["--no-rust"]
-            sup.start(sup.add(Child(f"analyzer-{i + 1}", argv, log_path=str(logs / f"analyzer-{i + 1}.log"))))
-        watcher = sup.add(Child("watcher", [*python, "watcher", "--nats", nats_url, *metrics(args.analyzers + 1),
-                                            "--state", str(data_dir / "watcher.sqlite"), *libraries],
-                                log_path=str(logs / "watcher.log")))
-        sup.start(watcher)
+            sup.launch(Child(f"analyzer-{i + 1}", [*python, "analyzer", "--nats", nats_url, "--concurrency",
+                                                   str(per_analyzer), *engine_args, *metrics(i + 1)],
+                             log_path=str(logs / f"analyzer-{i + 1}.log")))
+        sup.launch(Child("watcher", [*python, "watcher", "--nats", nats_url, *metrics(args.analyzers + 1),
+                                     "--state", str(data_dir / "watcher.sqlite"), *libraries],
+                         log_path=str(logs / "watcher.log")))
         (data_dir / "run.json").write_text(json.dumps(state, indent=2))
         say(f"trackprint up: libraries {', '.join(libraries)}; data in {data_dir}; logs in {logs}; Ctrl-C stops")
 
@@ -174,8 +174,7 @@ def start_nats(args, sup: Supervisor, data_dir: Path, logs: Path) -> tuple[str, 
     port, monitor = embedded.free_port(), embedded.free_port()
     config = data_dir / "nats.conf"
     config.write_text(embedded.nats_config(data_dir / "nats", port, monitor))
-    child = sup.add(Child("nats-server", [binary, "-c", str(config)], log_path=str(logs / "nats-server.log")))
-    sup.start(child)
+    sup.launch(Child("nats-server", [binary, "-c", str(config)], log_path=str(logs / "nats-server.log")))
     if not wait_for_port(port, 15):
         raise SystemExit(f"up: the embedded nats-server did not start; see {logs / 'nats-server.log'}")
     say(f"nats: embedded nats-server on 127.0.0.1:{port} (JetStream store {data_dir / 'nats'}, sync_interval: always)")
@@ -190,12 +189,10 @@ def start_rust(sup: Supervisor, libraries: list[str], logs: Path) -> tuple[str |
     argv = [binary, "--bind", f"127.0.0.1:{port}"]
     for library in libraries:
         argv += ["--root", library]
-    child = sup.add(Child("rust-server", argv, log_path=str(logs / "rust-server.log")))
-    sup.start(child)
+    child = sup.launch(Child("rust-server", argv, log_path=str(logs / "rust-server.log")))
     url = f"http://127.0.0.1:{port}"
     if not wait_ready(url, 15, child):
-        sup.children.remove(child)
-        sup._stop(child, 5)
+        sup.discard(child)
         return None, f"trackprint-server did not become ready; see {logs / 'rust-server.log'}"
     return url, None
 
@@ -224,18 +221,21 @@ def progress_snapshot(db_url: str, monitor_url: str | None) -> dict:
     return snapshot
 
 
-_engines: dict = {}
+@functools.cache
+def _db_engine(db_url: str):
+    """One SQLAlchemy engine per URL for the whole run, not one per progress tick."""
+    from sqlalchemy import create_engine
+
+    from trackprint.db import normalize_url
+
+    return create_engine(normalize_url(db_url))
 
 
 def database_counts(db_url: str) -> dict:
     """persister.queries counts, plus a rate from the fingerprints written in the last minute."""
-    from sqlalchemy import create_engine
-
     from persister.queries import counts
-    from trackprint.db import normalize_url
 
-    engine = _engines.get(db_url) or _engines.setdefault(db_url, create_engine(normalize_url(db_url)))
-    with engine.connect() as conn:
+    with _db_engine(db_url).connect() as conn:
         c = counts(conn, recent_minutes=1.0)
     return {
         "known": c.known, "fingerprinted": c.active, "pending": c.pending, "failed": c.failed,
