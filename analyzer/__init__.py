@@ -1,1 +1,1 @@
-"""The analyzer: the Python engine (``features``, ``decode``, ``engine``) and the bus worker."""
+"""The analyzer: takes FileEvents off the bus, chooses an engine per file (``engines``), publishes results."""

@@ -21,19 +21,15 @@ import logging
 import os
 import socket
 import time
-import traceback
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import msgspec
 
-from analyzer.server_client import RustServerClient, RustUnavailable
+from trackprint.analyzer.engines import Engines, RustClient, python_pool
 from trackprint import bus
 from trackprint.contracts import (
     AnalysisFailure,
-    DecodeFacts,
     FileEvent,
-    Fingerprint,
     FingerprintResult,
     Timings,
     TrackMoved,
@@ -42,15 +38,11 @@ from trackprint.contracts import (
     decode_result,
     encode,
 )
-from trackprint.errors import AnalysisError, ErrorCode
+from trackprint.errors import ErrorCode
 from trackprint.fingerprint import FINGERPRINT_VERSION
-from trackprint.identity import content_id
+from trackprint.pyengine.identity import content_id
 
 log = logging.getLogger("trackprint.analyzer")
-
-# Rust error codes after which the Python engine gets its own try (it decodes with other libraries)
-FALLBACK_CODES = {ErrorCode.UNSUPPORTED_FORMAT, ErrorCode.CORRUPT, ErrorCode.INTERNAL, ErrorCode.OUTSIDE_LIBRARY,
-                  ErrorCode.TIMEOUT, ErrorCode.BUSY, ErrorCode.ENGINE_UNAVAILABLE}
 
 try:
     from prometheus_client import Counter, Gauge, Histogram
@@ -71,33 +63,6 @@ except Exception:  # pragma: no cover - prometheus_client is a dependency
 def _inc(metric, *labels) -> None:
     if metric is not None:
         metric.labels(*labels).inc()
-
-
-def python_analyze(path: str, timeout_s: float) -> tuple:
-    """Runs in a worker process: ("ok", fingerprint, version, decode, timings) or ("err", code, message, stage)."""
-    from analyzer.engine import analyze_file
-
-    try:
-        out = analyze_file(path, deadline=time.monotonic() + timeout_s)
-    except AnalysisError as exc:
-        return ("err", exc.code.value, exc.message, exc.stage)
-    except MemoryError:
-        return ("err", ErrorCode.TOO_LARGE.value, "out of memory", "analyse")
-    except Exception as exc:
-        return ("err", ErrorCode.INTERNAL.value, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", "analyse")
-    return ("ok", out.fingerprint, out.fingerprint_version, msgspec.to_builtins(out.decode),
-            msgspec.to_builtins(out.timings))
-
-
-def _die_with_parent() -> None:
-    """Pool workers end when their analyzer dies, even by kill -9 (Linux PR_SET_PDEATHSIG)."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: nothing to do
-        pass
 
 
 class Transient(Exception):
@@ -128,11 +93,11 @@ class AnalyzerWorker:
         self.config = config
         self.js = js
         self.host = socket.gethostname()
-        self.rust = (RustServerClient(config.server, timeout_s=config.rust_timeout_s,
-                                      breaker_threshold=config.breaker_threshold,
-                                      breaker_cooldown_s=config.breaker_cooldown_s)
+        self.rust = (RustClient(config.server, timeout_s=config.rust_timeout_s,
+                                breaker_threshold=config.breaker_threshold,
+                                breaker_cooldown_s=config.breaker_cooldown_s)
                      if config.use_rust and config.server else None)
-        self.pool: ProcessPoolExecutor | None = None
+        self.engines: Engines | None = None
         self.kv = None
         self.sub = None
         self.max_deliver = 5
@@ -160,7 +125,9 @@ class AnalyzerWorker:
         info = await self.sub.consumer_info()
         self.max_deliver = info.config.max_deliver or 5
         self.ack_wait_s = info.config.ack_wait or 60.0
-        self.pool = ProcessPoolExecutor(max_workers=self.config.concurrency, initializer=_die_with_parent)
+        pool = python_pool(self.config.concurrency)
+        self.engines = Engines("auto" if self.rust else "python", rust=self.rust, python=pool,
+                               timeout_s=self.config.analysis_timeout_s)
         log.warning("analyzer %s pid %d: %d workers, Rust %s, max_deliver %d, ack_wait %.0f s",
                     self.host, os.getpid(), self.config.concurrency,
                     self.config.server if self.rust else "disabled (--no-rust)", self.max_deliver, self.ack_wait_s)
@@ -193,9 +160,8 @@ class AnalyzerWorker:
                 await asyncio.wait(tasks, timeout=self.config.analysis_timeout_s)
         finally:
             log.warning("analyzer stopped: %s", self.progress())
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            if self.rust:
-                await self.rust.aclose()
+            pool.shutdown(wait=False, cancel_futures=True)
+            await self.engines.aclose()
             if nc is not None:
                 await bus.close(nc, [self.sub])
             else:
@@ -382,45 +348,22 @@ class AnalyzerWorker:
             reused = await self._reuse(event, seq, cid, st, started)
             if reused is not None:
                 return reused
-        output, fallback_reason = None, None
-        if self.rust is not None:
-            try:
-                output = await self.rust.fingerprint(path)
-            except RustUnavailable as exc:
-                fallback_reason = f"rust unavailable: {exc}"
-            except AnalysisError as exc:
-                if exc.code in FALLBACK_CODES:
-                    fallback_reason = f"rust {exc.code.value}: {exc.message}"
-                else:
-                    return self._failure(event, seq, attempts, exc.code, exc.message, exc.stage, "rust", st)
-            if fallback_reason:
-                _inc(M_FALLBACKS, fallback_reason.split(":")[0])
-                log.info("%s: fallback to Python: %s", path, fallback_reason)
-        if output is None:
-            out = await loop.run_in_executor(self.pool, python_analyze, path, self.config.analysis_timeout_s)
-            if out[0] == "err":
-                code, message, stage = ErrorCode(out[1]), out[2], out[3]
-                if code == ErrorCode.INTERNAL:
-                    log.error("%s: Python engine BUG: %s", path, message)
-                    message = message.splitlines()[0]
-                if code.is_transient:
-                    raise Transient(code, message, stage, "python")
-                return self._failure(event, seq, attempts, code, message, stage, "python", st)
-            _, fp, version, decode, timings = out
-            fingerprint = msgspec.convert(fp, Fingerprint)
-            decode_facts = msgspec.convert(decode, DecodeFacts)
-            timings_obj = msgspec.convert(timings, Timings)
-            engine = "python"
-        else:
-            fingerprint = msgspec.convert(output.fingerprint, Fingerprint)
-            version, decode_facts, timings_obj, engine = (output.fingerprint_version, output.decode, output.timings,
-                                                          "rust")
+        outcome = await self.engines.analyse(path)
+        if outcome.fallback_reason:
+            _inc(M_FALLBACKS, outcome.fallback_reason.split(":")[0])
+        if outcome.error is not None:
+            problem = outcome.error
+            if problem.code.is_transient:
+                raise Transient(problem.code, problem.message, problem.stage, outcome.engine)
+            return self._failure(event, seq, attempts, problem.code, problem.message, problem.stage,
+                                 outcome.engine, st)
         if cid is None:
             cid = await loop.run_in_executor(None, content_id, path)
-        return FingerprintResult(path=path, fingerprint=fingerprint, fingerprint_version=version, engine=engine,
-                                 decode=decode_facts, timings=timings_obj, content_id=cid, size=st.st_size,
+        return FingerprintResult(path=path, fingerprint=outcome.fingerprint,
+                                 fingerprint_version=outcome.fingerprint_version, engine=outcome.engine,
+                                 decode=outcome.decode, timings=outcome.timings, content_id=cid, size=st.st_size,
                                  mtime_ns=st.st_mtime_ns, inode=st.st_ino, source_seq=seq,
-                                 fallback_reason=fallback_reason, host=self.host)
+                                 fallback_reason=outcome.fallback_reason, host=self.host)
 
     async def _reuse(self, event: FileEvent, seq: int, cid: str, st: os.stat_result, started: float):
         try:

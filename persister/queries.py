@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Connection, and_, exists, func, literal_column, select
 
-from persister.models import analysis_failures, track_fingerprints, tracks
+from trackprint.persister.models import analysis_failures, track_fingerprints, tracks
 from trackprint.fingerprint import FINGERPRINT_VERSION
 
 T, F, A = tracks.c, track_fingerprints.c, analysis_failures.c

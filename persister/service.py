@@ -32,7 +32,7 @@ import nats.errors
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
-from persister.store import BatchSummary, Meta, Store
+from trackprint.persister.store import BatchSummary, Meta, Store
 from trackprint.db import redact
 
 log = logging.getLogger("trackprint.persister")

@@ -49,7 +49,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, select, text, u
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from persister.models import analysis_failures, track_fingerprints, tracks
+from trackprint.persister.models import analysis_failures, track_fingerprints, tracks
 from trackprint.contracts import (
     AnalysisFailure,
     FingerprintResult,

@@ -16,7 +16,7 @@ import numpy as np
 import pyebur128
 import soundfile as sf
 
-from analyzer.engine import analyze_file
+from trackprint.pyengine.engine import analyze_file
 
 AUDIO = {".flac", ".wav", ".ogg", ".opus", ".mp3", ".aiff"}
 
@@ -34,7 +34,7 @@ def main(folder: str) -> int:
     paths = sorted(str(p) for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO)
     worst_i = worst_lra = 0.0
     for path in paths:
-        ours = analyze_file(path).fingerprint
+        ours = analyze_file(path).fingerprint.as_dict()
         lufs, lra = reference(path)
         d_i, d_lra = abs(ours["lufs"] - lufs), abs(ours["dynamic_range_variation"] - lra)
         worst_i, worst_lra = max(worst_i, d_i), max(worst_lra, d_lra)

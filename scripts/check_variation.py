@@ -32,11 +32,11 @@ PINNED_SHARE = 0.5
 
 
 def analyse(path: str):
-    from analyzer.engine import analyze_file
+    from trackprint.pyengine.engine import analyze_file
     from trackprint.errors import AnalysisError
 
     try:
-        return path, analyze_file(path).fingerprint, None
+        return path, analyze_file(path).fingerprint.as_dict(), None
     except AnalysisError as exc:
         return path, None, str(exc)
 

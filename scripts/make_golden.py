@@ -4,7 +4,7 @@
 Writes small audio files (short signals; < 3 MB in all) covering every kind of
 input the Python tests use plus one file per codec the Rust server decodes,
 then ``golden.json``: for each file the Python engine's answer
-(``analyzer.engine.analyze_file``), and ``tolerance.json``: a copy of
+(``trackprint.pyengine.engine.analyze_file``), and ``tolerance.json``: a copy of
 ``trackprint.fingerprint.PARITY_TOLERANCE`` so the Rust test needs no Python.
 
 Deterministic (fixed seeds). Run from the repository root:
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from analyzer.engine import analyze_file  # noqa: E402
+from trackprint.pyengine.engine import analyze_file  # noqa: E402
 from audio import click_track, sine, white_noise  # noqa: E402
 from trackprint.errors import AnalysisError  # noqa: E402
 from trackprint.fingerprint import DIMENSIONS, PARITY_TOLERANCE  # noqa: E402
@@ -116,7 +116,7 @@ def main() -> int:
             sf.write(path, samples, sr, format=fmt, subtype=subtype)
         try:
             out = analyze_file(str(path))
-            golden[name] = {"ok": True, "fingerprint": out.fingerprint,
+            golden[name] = {"ok": True, "fingerprint": out.fingerprint.as_dict(),
                             "decode": {"sample_rate": out.decode.sample_rate, "channels": out.decode.channels,
                                        "decoded_duration_s": out.decode.decoded_duration_s}}
         except AnalysisError as exc:

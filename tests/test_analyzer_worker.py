@@ -11,7 +11,7 @@ import time
 import numpy as np
 import soundfile as sf
 
-from analyzer.worker import AnalyzerWorker, Transient, WorkerConfig
+from trackprint.analyzer.worker import AnalyzerWorker, Transient, WorkerConfig
 from trackprint import bus
 from trackprint.embedded import free_port
 from trackprint.contracts import AnalysisFailure, FileEvent, FingerprintResult, TrackMoved, TrackRemoved, \

@@ -64,13 +64,13 @@ def test_json_one_object_per_line_in_input_order(library):
 
 
 def test_parallel_run_matches_the_engine_in_process(library):
-    from analyzer.engine import analyze_file
+    from trackprint.pyengine.engine import analyze_file
 
     paths = [str(p) for p in library]
     parallel = trackprint("analyze", "--engine", "python", "--json", "--jobs", "2", *paths)
     assert parallel.returncode == 0, parallel.stderr
     got = [json.loads(line)["fingerprint"] for line in parallel.stdout.splitlines()]
-    assert got == [analyze_file(p).fingerprint for p in paths]
+    assert got == [analyze_file(p).fingerprint.as_dict() for p in paths]
 
 
 def test_any_failure_gives_status_1_and_a_typed_error(library, tmp_path):

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from analyzer.engine import analyze_file
-from analyzer.features import fingerprint_of
+from trackprint.pyengine.engine import analyze_file
+from trackprint.pyengine.features import fingerprint_of
 from tests.audio import SR, assert_valid, id3v2_tag, multichannel, music_like, sine, stereo, write_m4a
 from trackprint.errors import AnalysisError
 
@@ -146,10 +146,10 @@ def test_engine_outcome(inputs, case):
         assert info.value.path == path and case.code in str(info.value)
         return
     out = analyze_file(path)
-    assert_valid(out.fingerprint)
+    assert_valid(out.fingerprint.as_dict())
     assert out.decode.codec == case.codec and out.decode.container == case.container
     assert out.decode.decoded_duration_s == pytest.approx(DURATION_S, abs=0.1)
-    fp = out.fingerprint
+    fp = out.fingerprint.as_dict()
     assert fp["lufs"] > -40 and fp["silence_ratio"] == 0.0
     assert fp["low_mid_pct"] > 20  # the chord of music_like
     if case.name != "mono.flac" and not case.name.startswith("six"):
@@ -175,8 +175,8 @@ def test_cli_outcome(inputs, cli_run, case):
 
 def _fp(path: Path) -> dict[str, float]:
     out = analyze_file(str(path))
-    assert_valid(out.fingerprint)
-    return out.fingerprint
+    assert_valid(out.fingerprint.as_dict())
+    return out.fingerprint.as_dict()
 
 
 def test_id3_tag_does_not_change_the_fingerprint(inputs):
@@ -241,7 +241,7 @@ def test_unreadable_file_is_typed(tmp_path):
     os.chmod(path, 0)
     try:
         if os.access(path, os.R_OK):  # running as root: permissions do not apply
-            assert_valid(analyze_file(str(path)).fingerprint)
+            assert_valid(analyze_file(str(path)).fingerprint.as_dict())
         else:
             with pytest.raises(AnalysisError) as info:
                 analyze_file(str(path))

@@ -1,7 +1,7 @@
 """Every one of the 25 dimensions on synthetic signals whose answer is known.
 
 Signals are generated in memory (tests/audio.py) and fed to
-analyzer.features.fingerprint_of, the same accumulator analyze_file uses.
+trackprint.pyengine.features.fingerprint_of, the same accumulator analyze_file uses.
 Every fingerprint is also checked to be finite and inside its range.
 """
 
@@ -11,8 +11,8 @@ import librosa
 import numpy as np
 import pytest
 
-from analyzer.features import fingerprint_of
-from analyzer.features.frames import SILENCE_MEAN_SQUARE, frame_params
+from trackprint.pyengine.features import fingerprint_of
+from trackprint.pyengine.features.frames import SILENCE_MEAN_SQUARE, frame_params
 from tests.audio import (
     SR,
     assert_valid,

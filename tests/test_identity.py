@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import soundfile as sf
 
-from trackprint.identity import content_id
+from trackprint.pyengine.identity import content_id
 
 
 def _signal(n=44100, seed=1):

@@ -9,7 +9,7 @@ import sys
 import pyarrow.parquet as pq
 from sqlalchemy import create_engine, text
 
-from persister.store import Store
+from trackprint.persister.store import Store
 from trackprint.contracts import (AnalysisFailure, DecodeFacts, Fingerprint, FingerprintResult, Timings,
                                   TrackRemoved)
 from trackprint.db import normalize_url

@@ -11,7 +11,7 @@ import numpy as np
 import pyebur128
 import pytest
 
-from analyzer.features import fingerprint_of
+from trackprint.pyengine.features import fingerprint_of
 from tests.audio import assert_valid, music_like, segments, white_noise
 
 RATES = (48_000, 44_100)

@@ -15,9 +15,9 @@ import nats
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from persister.models import analysis_failures, track_fingerprints, tracks
-from persister.service import PersisterConfig, PersisterService
-from persister.store import Store
+from trackprint.persister.models import analysis_failures, track_fingerprints, tracks
+from trackprint.persister.service import PersisterConfig, PersisterService
+from trackprint.persister.store import Store
 from trackprint import bus
 from trackprint.contracts import DecodeFacts, Fingerprint, FingerprintResult, Timings, encode
 from trackprint.db import normalize_url

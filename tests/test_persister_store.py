@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from persister import queries
-from persister.models import analysis_failures, track_fingerprints, tracks
-from persister.store import Meta, Store
+from trackprint.persister import queries
+from trackprint.persister.models import analysis_failures, track_fingerprints, tracks
+from trackprint.persister.store import Meta, Store
 from trackprint.contracts import (
     AnalysisFailure,
     DecodeFacts,

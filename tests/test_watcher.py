@@ -10,7 +10,7 @@ import time
 
 from trackprint import bus
 from trackprint.contracts import decode_event
-from watcher.service import Watcher, WatcherConfig
+from trackprint.watcher.service import Watcher, WatcherConfig
 
 QUIET = 1.0
 

@@ -86,6 +86,43 @@ class Timings(msgspec.Struct, kw_only=True):
     analysis_s: float | None = None
 
 
+class EngineProblem(msgspec.Struct, kw_only=True):
+    """Why an engine gave no fingerprint: the taxonomy's code, the stage, and the raw reason.
+
+    The same three fields whichever engine failed (the Rust server's error
+    body is exactly this), so a failure row never depends on the engine.
+    """
+
+    code: ErrorCode
+    stage: str
+    message: str  # the reason only: no path, no code (see trackprint.errors.describe)
+
+
+class EngineOutcome(msgspec.Struct, kw_only=True):
+    """What an engine says about one file: a fingerprint, or a typed error (exactly one of them).
+
+    The one shape of an analysis outcome in every process: the Python engine
+    returns it, the Rust server's JSON decodes into it (``{"path",
+    "fingerprint", "fingerprint_version", "engine", "decode", "timings"}`` or
+    ``{"error": {"code", "stage", "message"}}``), and
+    ``trackprint.analyzer.engines`` adds ``fallback_reason`` when the Python
+    engine stood in for Rust.
+    """
+
+    path: str = ""
+    engine: EngineName | None = None
+    fingerprint: Fingerprint | None = None
+    fingerprint_version: int | None = None
+    decode: DecodeFacts | None = None
+    timings: Timings | None = None
+    error: EngineProblem | None = None
+    fallback_reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
 class FileEvent(msgspec.Struct, kw_only=True, tag="file_event", tag_field="type"):
     """A change in the library seen by the watcher, published once the file is quiescent."""
 

@@ -55,8 +55,10 @@ class AnalysisError(Exception):
         self.stage = stage
 
     def __str__(self) -> str:
-        where = f"{self.path}: " if self.path else ""
-        return f"{where}{self.stage}: {self.code.value}: {self.message}"
+        return describe(self.path, self.stage, self.code, self.message)
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code.value, "message": str(self)}
+
+def describe(path: str | None, stage: str, code: ErrorCode | str, reason: str) -> str:
+    """The one human spelling of a failure: "PATH: STAGE: CODE: REASON" (logs, the CLI, status)."""
+    where = f"{path}: " if path else ""
+    return f"{where}{stage}: {ErrorCode(code).value}: {reason}"

@@ -12,7 +12,7 @@ from trackprint.fingerprint import DIMENSIONS, FINGERPRINT_VERSION
 
 def iter_fingerprints(db_url: str, *, include_stale: bool = True) -> Iterator[dict]:
     """Active (not tombstoned) tracks with a fingerprint: path, version, stale flag, engine, 25 values."""
-    from persister.models import track_fingerprints, tracks
+    from trackprint.persister.models import track_fingerprints, tracks
 
     t, f = tracks.c, track_fingerprints.c
     query = (

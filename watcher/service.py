@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from trackprint import bus
 from trackprint.contracts import FileEvent, encode
-from watcher.state import Entry, WatcherState, default_state_path
+from trackprint.watcher.state import Entry, WatcherState, default_state_path
 
 log = logging.getLogger("trackprint.watcher")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from persister.models import metadata
+from trackprint.persister.models import metadata
 
 MIGRATION_LOCK_KEY = 0x7472_6B70_6D69_6772  # "trkpmigr"
 

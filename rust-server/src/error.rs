@@ -1,13 +1,18 @@
 //! The error taxonomy shared with the Python engine (`trackprint/errors.py`).
 //!
-//! Every failure is an [`AnalysisError`]: a stable [`ErrorCode`] string, the
-//! stage where it happened and a message naming the file and the reason. The
-//! HTTP layer maps codes to statuses with [`ErrorCode::http_status`].
+//! Every failure is an [`AnalysisError`]: a stable [`ErrorCode`], the stage
+//! where it happened, the path it concerns (kept apart) and the raw reason.
+//! The message never names the path: the HTTP body carries `code`, `stage` and
+//! `message` separately, and only the log line ([`std::fmt::Display`]) joins
+//! them as `PATH: STAGE: CODE: REASON`. The HTTP status of a code is decided
+//! in the HTTP layer (`http::status_for`), not here.
 
 use serde::Serialize;
 use thiserror::Error;
 
-/// Why a file has no fingerprint. The strings are a contract with the Python side.
+/// Why a file has no fingerprint. The strings are a contract with the Python
+/// side: exactly the values of `trackprint.errors.ErrorCode`, in its order,
+/// plus `bad_request` (HTTP only; never reaches the bus).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -24,11 +29,20 @@ pub enum ErrorCode {
     TooLarge,
     IoError,
     Busy,
+    /// The requested engine cannot run. The server never produces it (the
+    /// Python client does, when the server is missing); it is here so that the
+    /// taxonomy is one list.
+    EngineUnavailable,
+    /// A bus message failed validation. The server never produces it (the
+    /// services do); it is here so that the taxonomy is one list.
+    InvalidMessage,
+    /// The request body is not `{"path": ...}` JSON. HTTP only.
     BadRequest,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 14] = [
+    /// Every code, in declaration order (`--list-error-codes` prints this).
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::NotFound,
         ErrorCode::NotAFile,
         ErrorCode::EmptyFile,
@@ -42,6 +56,8 @@ impl ErrorCode {
         ErrorCode::TooLarge,
         ErrorCode::IoError,
         ErrorCode::Busy,
+        ErrorCode::EngineUnavailable,
+        ErrorCode::InvalidMessage,
         ErrorCode::BadRequest,
     ];
 
@@ -60,35 +76,32 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::IoError => "io_error",
             ErrorCode::Busy => "busy",
+            ErrorCode::EngineUnavailable => "engine_unavailable",
+            ErrorCode::InvalidMessage => "invalid_message",
             ErrorCode::BadRequest => "bad_request",
-        }
-    }
-
-    /// The HTTP status the server answers with for this code.
-    pub fn http_status(self) -> u16 {
-        match self {
-            ErrorCode::NotFound => 404,
-            ErrorCode::NotAFile | ErrorCode::EmptyFile | ErrorCode::Corrupt => 422,
-            ErrorCode::Truncated | ErrorCode::TooShort => 422,
-            ErrorCode::UnsupportedFormat => 415,
-            ErrorCode::OutsideLibrary => 403,
-            ErrorCode::Timeout => 504,
-            ErrorCode::TooLarge => 413,
-            ErrorCode::IoError => 503,
-            ErrorCode::Internal => 500,
-            ErrorCode::Busy => 503,
-            ErrorCode::BadRequest => 400,
         }
     }
 }
 
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A typed, expected failure to fingerprint one file.
+///
+/// `message` is the raw reason only (no path, no stage, no code); `Display`
+/// is the log form `PATH: STAGE: CODE: REASON` (`PATH: ` omitted without a path).
 #[derive(Debug, Clone, Error)]
-#[error("{}{stage}: {}: {message}", path.as_deref().map(|p| format!("{p}: ")).unwrap_or_default(), code.as_str())]
+#[error("{}{stage}: {code}: {message}", path.as_deref().map(|p| format!("{p}: ")).unwrap_or_default())]
 pub struct AnalysisError {
     pub code: ErrorCode,
+    /// Where it happened: `admit`, `open`, `probe`, `decode`, `analyse`, `request`.
     pub stage: &'static str,
+    /// The file concerned, for the log line; never part of `message`.
     pub path: Option<String>,
+    /// The raw reason.
     pub message: String,
 }
 
@@ -106,3 +119,30 @@ impl AnalysisError {
 }
 
 pub type Result<T> = std::result::Result<T, AnalysisError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_snake_case() {
+        let names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len());
+        for code in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::Value::from(code.as_str()));
+        }
+        assert_eq!(names.last(), Some(&"bad_request"));
+    }
+
+    #[test]
+    fn display_is_the_log_line_and_message_is_raw() {
+        let e = AnalysisError::new(ErrorCode::Corrupt, "decode", "demuxing failed").with_path("/music/a.flac");
+        assert_eq!(e.to_string(), "/music/a.flac: decode: corrupt: demuxing failed");
+        assert_eq!(e.message, "demuxing failed");
+        let e = AnalysisError::new(ErrorCode::BadRequest, "request", "missing field `path`");
+        assert_eq!(e.to_string(), "request: bad_request: missing field `path`");
+    }
+}

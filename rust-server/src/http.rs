@@ -2,7 +2,7 @@
 
 use crate::engine::{self, EngineOutput, Limits};
 use crate::error::{AnalysisError, ErrorCode};
-use crate::features::{DIMENSIONS, FINGERPRINT_VERSION};
+use crate::features::FINGERPRINT_VERSION;
 use crate::limits::{self, Gate};
 use crate::metrics::Metrics;
 use crate::paths::Roots;
@@ -42,11 +42,42 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The HTTP status of an error code. The one place that maps codes to statuses.
+///
+/// 503 means "saturated, retry after `Retry-After`" and is what `busy` gets;
+/// `io_error` is 500: the OS failed a read of this file (EIO, dead mount,
+/// permission), which is a server-side failure about one file, not a full
+/// server, so a client must not read it as back-pressure (whether to retry it
+/// is said by the code, which the taxonomy marks transient).
+/// `engine_unavailable` and `invalid_message` are never produced by this server
+/// (they exist so the taxonomy is one list); they map to what they would mean
+/// here: 503 (no engine to serve) and 400 (a malformed message).
+pub fn status_for(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::NotAFile | ErrorCode::EmptyFile | ErrorCode::Corrupt => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::Truncated | ErrorCode::TooShort => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::UnsupportedFormat => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::OutsideLibrary => StatusCode::FORBIDDEN,
+        ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::IoError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::EngineUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::InvalidMessage | ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The error body: `{"error": {"code", "stage", "message"}}`, `message` being
+/// the raw reason (the path is the request's own, and only the log names it).
+pub fn error_body(err: &AnalysisError) -> Value {
+    json!({"error": {"code": err.code.as_str(), "stage": err.stage, "message": err.message}})
+}
+
 impl IntoResponse for AnalysisError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = Json(json!({"error": {"code": self.code.as_str(), "message": self.to_string()}}));
-        let mut response = (status, body).into_response();
+        let mut response = (status_for(self.code), Json(error_body(&self))).into_response();
         if self.code == ErrorCode::Busy {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -56,8 +87,8 @@ impl IntoResponse for AnalysisError {
 
 fn success_body(path: &str, out: &EngineOutput) -> Value {
     let mut fp = Map::new();
-    for (name, value) in DIMENSIONS.iter().zip(out.fingerprint.0.iter()) {
-        fp.insert((*name).to_string(), json!(value));
+    for (name, value) in out.fingerprint.named() {
+        fp.insert(name.to_string(), json!(value));
     }
     json!({
         "path": path,
@@ -141,4 +172,44 @@ async fn ready(State(state): State<Arc<AppState>>) -> Json<Value> {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        for code in ErrorCode::ALL {
+            let status = status_for(code);
+            assert!(status.is_client_error() || status.is_server_error(), "{code}: {status}");
+        }
+        assert_eq!(status_for(ErrorCode::Busy), StatusCode::SERVICE_UNAVAILABLE);
+        assert_ne!(status_for(ErrorCode::IoError), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(status_for(ErrorCode::IoError).is_server_error());
+        assert_eq!(status_for(ErrorCode::BadRequest), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn body_has_code_stage_and_the_raw_reason() {
+        let path = "/music/some album/a.flac";
+        let err = AnalysisError::new(ErrorCode::Truncated, "decode", "decoded 1.00 s of the 2.00 s the flac header declares")
+            .with_path(path);
+        let body = error_body(&err);
+        let e = &body["error"];
+        assert_eq!(e["code"], "truncated");
+        assert_eq!(e["stage"], "decode");
+        assert_eq!(e["message"], "decoded 1.00 s of the 2.00 s the flac header declares");
+        assert!(!body.to_string().contains(path));
+        assert_eq!(e.as_object().map(|o| o.len()), Some(3));
+    }
+
+    #[test]
+    fn retry_after_only_for_busy() {
+        for code in ErrorCode::ALL {
+            let response = AnalysisError::new(code, "admit", "x").into_response();
+            assert_eq!(response.status(), status_for(code));
+            assert_eq!(response.headers().contains_key(header::RETRY_AFTER), code == ErrorCode::Busy, "{code}");
+        }
+    }
 }

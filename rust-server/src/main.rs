@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use trackprint_server::engine::{Limits, DEFAULT_MAX_BYTES, DEFAULT_MAX_DURATION_S};
+use trackprint_server::error::ErrorCode;
 use trackprint_server::http::{router, AppState};
 use trackprint_server::limits::Gate;
 use trackprint_server::metrics::Metrics;
@@ -17,7 +18,7 @@ struct Args {
     #[arg(long, env = "TRACKPRINT_BIND", default_value = "127.0.0.1:7878")]
     bind: SocketAddr,
     /// A library root; repeatable. Paths resolving outside every root are refused.
-    #[arg(long = "root", env = "TRACKPRINT_ROOTS", value_delimiter = ':', required = true)]
+    #[arg(long = "root", env = "TRACKPRINT_ROOTS", value_delimiter = ':', required_unless_present = "list_error_codes")]
     roots: Vec<PathBuf>,
     /// Analyses at once (default: CPU cores); more requests get 503 busy.
     #[arg(long, env = "TRACKPRINT_MAX_CONCURRENCY")]
@@ -31,6 +32,9 @@ struct Args {
     /// Deadline for a request that does not send one, milliseconds.
     #[arg(long, env = "TRACKPRINT_DEFAULT_DEADLINE_MS", default_value_t = 300_000)]
     default_deadline_ms: u64,
+    /// Print every error code the server knows, one per line in declaration order, and exit.
+    #[arg(long)]
+    list_error_codes: bool,
 }
 
 async fn shutdown_signal() {
@@ -60,6 +64,12 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if args.list_error_codes {
+        for code in ErrorCode::ALL {
+            println!("{code}");
+        }
+        return std::process::ExitCode::SUCCESS;
+    }
     let roots = match Roots::new(&args.roots) {
         Ok(r) => r,
         Err(e) => {

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analyzer.worker import AnalyzerWorker, WorkerConfig
+    from trackprint.analyzer.worker import AnalyzerWorker, WorkerConfig
 
     logging.getLogger("trackprint").setLevel(min(logging.getLogger().level, logging.INFO))
     if args.metrics_port:

@@ -4,7 +4,7 @@ On the FLAC files in DIR it measures, in one run and on the same files:
 
 * ``decode``: libFLAC decoding only (soundfile reading every block as float32),
   the floor for any whole-track analysis;
-* ``python``: the Python engine (:func:`analyzer.engine.analyze_file`);
+* ``python``: the Python engine (:func:`trackprint.pyengine.engine.analyze_file`);
 * ``rust``: the Rust engine: ``POST /v1/fingerprint`` to a trackprint-server
   started for the run with ``--max-concurrency`` = ``--jobs`` (requests ``--jobs``
   at a time); its per-file seconds are the request's wall time and its RSS
@@ -58,7 +58,7 @@ def decode_only(path: str) -> dict[str, Any]:
     """libFLAC through soundfile: every block read as float32, nothing computed."""
     import soundfile
 
-    from analyzer.engine import block_frames
+    from trackprint.pyengine.engine import block_frames
 
     started = time.perf_counter()
     frames = 0
@@ -77,19 +77,20 @@ def decode_only(path: str) -> dict[str, Any]:
     return {"ok": True, "seconds": time.perf_counter() - started, "audio_s": frames / rate, "rss_kb": _rss_kb()}
 
 
+def _result(outcome, seconds: float, rss_kb: int) -> dict[str, Any]:
+    if outcome.error is not None:
+        return {"ok": False, "error": f"{outcome.error.code.value}: {outcome.error.message}", "seconds": seconds,
+                "audio_s": 0.0, "rss_kb": rss_kb}
+    return {"ok": True, "seconds": seconds, "audio_s": outcome.decode.decoded_duration_s, "rss_kb": rss_kb}
+
+
 def python_engine(path: str) -> dict[str, Any]:
     """The Python engine, whole file: decode + all 25 dimensions."""
-    from analyzer.engine import analyze_file
-    from trackprint.errors import AnalysisError
+    from trackprint.analyzer.engines import python_outcome
 
     started = time.perf_counter()
-    try:
-        out = analyze_file(path)
-    except AnalysisError as exc:
-        return {"ok": False, "error": str(exc), "seconds": time.perf_counter() - started, "audio_s": 0.0,
-                "rss_kb": _rss_kb()}
-    return {"ok": True, "seconds": time.perf_counter() - started, "audio_s": out.decode.decoded_duration_s,
-            "rss_kb": _rss_kb()}
+    outcome = python_outcome(path)
+    return _result(outcome, time.perf_counter() - started, _rss_kb())
 
 
 def _server_peak_rss_kb(pid: int) -> int:
@@ -104,46 +105,45 @@ def _server_peak_rss_kb(pid: int) -> int:
     return 0
 
 
-def rust_engine(path: str) -> dict[str, Any]:
-    """One request to the bench's trackprint-server; seconds = the request's wall time."""
-    import httpx
+_rust: dict[str, Any] = {}  # per worker process: its event loop and RustClient (made by _warm_rust)
 
+
+def rust_engine(path: str) -> dict[str, Any]:
+    """One request through the analyzers' own RustClient; seconds = the request's wall time."""
+    from trackprint.analyzer.engines import RustUnavailable, failed
+    from trackprint.errors import ErrorCode
+
+    if not _rust:
+        _warm_rust()
     started = time.perf_counter()
     try:
-        response = httpx.post(f"{os.environ[RUST_URL_ENV]}/v1/fingerprint", json={"path": os.path.abspath(path)},
-                              timeout=3600.0)
-        body = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        body, response = {"error": {"message": f"{type(exc).__name__}: {exc}"}}, None
-    seconds = time.perf_counter() - started
-    rss_kb = _server_peak_rss_kb(int(os.environ[RUST_PID_ENV]))
-    if response is None or response.status_code != 200:
-        return {"ok": False, "error": body["error"]["message"], "seconds": seconds, "audio_s": 0.0, "rss_kb": rss_kb}
-    return {"ok": True, "seconds": seconds, "audio_s": body["decode"]["decoded_duration_s"], "rss_kb": rss_kb}
+        outcome = _rust["loop"].run_until_complete(_rust["client"].analyse(path))
+    except RustUnavailable as exc:
+        outcome = failed(path, ErrorCode.ENGINE_UNAVAILABLE, str(exc), "analyse", "rust")
+    return _result(outcome, time.perf_counter() - started, _server_peak_rss_kb(int(os.environ[RUST_PID_ENV])))
 
 
 def _warm_rust() -> int:
-    import httpx
+    import asyncio
 
-    httpx.get(f"{os.environ[RUST_URL_ENV]}/health", timeout=5.0)
+    from trackprint.analyzer.engines import RustClient
+
+    _rust["loop"] = asyncio.new_event_loop()
+    _rust["client"] = RustClient(os.environ[RUST_URL_ENV], timeout_s=3600.0, busy_retries=50)
+    _rust["loop"].run_until_complete(_rust["client"].healthy())
     return os.getpid()
 
 
 def start_rust_server(roots: list[str], jobs: int):
-    """A trackprint-server for the bench (see trackprint.commands._engines); exits when the binary is missing."""
-    import httpx
-
+    """A trackprint-server for the bench; exits when the binary is missing."""
     from trackprint import embedded
-    from trackprint.commands import _engines
+    from trackprint.analyzer.engines import LocalServer
 
     binary = embedded.rust_server_binary()
     if binary is None:
         raise SystemExit(f"bench: the {embedded.RUST_SERVER} binary was not found; {embedded.RUST_BUILD_HINT}, "
                          "or leave the column out with --engines decode,python")
-    server = _engines.LocalServer(binary, roots, jobs)
-    with httpx.Client() as client:
-        server.start(client)
-    return server
+    return LocalServer(binary, roots, jobs).start()
 
 
 def _warm_python() -> int:
@@ -152,7 +152,8 @@ def _warm_python() -> int:
     import scipy.signal  # noqa: F401
     import soundfile  # noqa: F401
 
-    import analyzer.engine  # noqa: F401
+    import trackprint.analyzer.engines  # noqa: F401
+    import trackprint.pyengine.engine  # noqa: F401
 
     return os.getpid()
 
@@ -247,11 +248,13 @@ def write_long_file(sources: list[str], dest: str, seconds: float = LONG_FILE_SE
 
 _LONG_CHILD = """
 import json, resource, sys, time
-from analyzer.engine import analyze_file
+from trackprint.analyzer.engines import python_outcome
 t = time.perf_counter()
-out = analyze_file(sys.argv[1])
+out = python_outcome(sys.argv[1])
+if out.error is not None:
+    sys.exit(f"{out.error.stage}: {out.error.code.value}: {out.error.message}")
 print(json.dumps({"seconds": time.perf_counter() - t, "audio_s": out.decode.decoded_duration_s,
-                  "lufs": out.fingerprint["lufs"], "tempo_bpm": out.fingerprint["tempo_bpm"],
+                  "lufs": out.fingerprint.lufs, "tempo_bpm": out.fingerprint.tempo_bpm,
                   "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from persister.service import PersisterConfig, run_persister
+    from trackprint.persister.service import PersisterConfig, run_persister
 
     if not args.db:
         print("trackprint persister: --db (or TRACKPRINT_DB) is required", file=sys.stderr)

@@ -78,7 +78,7 @@ async def _temporary_consumer(js, stream: str, subjects: str, prefix: str) -> st
 async def replay_results(servers: str, db_url: str, batch_size: int) -> int:
     import nats.errors
 
-    from persister.store import Meta, Store
+    from trackprint.persister.store import Meta, Store
     from trackprint import bus
     from trackprint.db import redact
 

@@ -3,7 +3,7 @@
 Distance: see :mod:`trackprint.similarity` (robust z-scores per dimension,
 root-mean-square difference). Only current-version fingerprints are compared
 (a stale row would mix two definitions). A PATH that is not in the library is
-analysed on the spot with the Python engine.
+analysed on the spot (the engine choice of ``trackprint analyze``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import sys
 
 import numpy as np
 
+from trackprint.analyzer.engines import analyse_one
 from trackprint.config import add_location_arguments, resolve_db
 from trackprint.fingerprint import DIMENSIONS
+from trackprint.errors import describe
 from trackprint.paths import canonical
 from trackprint.similarity import nearest
 
@@ -49,15 +51,12 @@ def run(args: argparse.Namespace) -> int:
         query = library[index]
         origin = "library"
     else:
-        from analyzer.engine import analyze_file
-        from trackprint.errors import AnalysisError
-
-        try:
-            output = analyze_file(target if os.path.exists(target) else args.path)
-        except AnalysisError as exc:
-            print(f"similar: {exc}", file=sys.stderr)
+        outcome = analyse_one(target if os.path.exists(target) else args.path)
+        if outcome.error is not None:
+            e = outcome.error
+            print(f"similar: {describe(outcome.path, e.stage, e.code, e.message)}", file=sys.stderr)
             return 1
-        query = np.array([output.fingerprint[d] for d in DIMENSIONS])
+        query = np.array([getattr(outcome.fingerprint, d) for d in DIMENSIONS])
         origin = "analysed now (not in the library)"
     matches = nearest(library, query, args.k, exclude=index)
     if args.json:

@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 def database_status(db_url: str) -> dict[str, Any]:
     from sqlalchemy import create_engine
 
-    from persister.queries import counts
+    from trackprint.persister.queries import counts
     from trackprint.db import normalize_url, redact
 
     engine = create_engine(normalize_url(db_url))

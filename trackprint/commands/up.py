@@ -21,9 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 from trackprint import embedded
+from trackprint.analyzer.engines import server_command, wait_ready
 from trackprint.supervisor import Child, Supervisor
 
 log = logging.getLogger("trackprint.up")
@@ -62,20 +61,6 @@ def wait_for_port(port: int, timeout_s: float) -> bool:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return True
-        time.sleep(0.1)
-    return False
-
-
-def wait_ready(url: str, timeout_s: float, child: Child) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not child.running:
-            return False
-        try:
-            if httpx.get(f"{url}/ready", timeout=1.0).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
         time.sleep(0.1)
     return False
 
@@ -186,12 +171,10 @@ def start_rust(sup: Supervisor, libraries: list[str], logs: Path) -> tuple[str |
     if binary is None:
         return None, "the trackprint-server binary is missing"
     port = embedded.free_port()
-    argv = [binary, "--bind", f"127.0.0.1:{port}"]
-    for library in libraries:
-        argv += ["--root", library]
-    child = sup.launch(Child("rust-server", argv, log_path=str(logs / "rust-server.log")))
+    child = sup.launch(Child("rust-server", server_command(binary, port, libraries),
+                             log_path=str(logs / "rust-server.log")))
     url = f"http://127.0.0.1:{port}"
-    if not wait_ready(url, 15, child):
+    if not wait_ready(url, 15, lambda: child.running):
         sup.discard(child)
         return None, f"trackprint-server did not become ready; see {logs / 'rust-server.log'}"
     return url, None
@@ -233,7 +216,7 @@ def _db_engine(db_url: str):
 
 def database_counts(db_url: str) -> dict:
     """persister.queries counts, plus a rate from the fingerprints written in the last minute."""
-    from persister.queries import counts
+    from trackprint.persister.queries import counts
 
     with _db_engine(db_url).connect() as conn:
         c = counts(conn, recent_minutes=1.0)

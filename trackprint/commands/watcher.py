@@ -26,8 +26,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from watcher.service import DEFAULT_EXTENSIONS, Watcher, WatcherConfig
-    from watcher.state import default_state_path
+    from trackprint.watcher.service import DEFAULT_EXTENSIONS, Watcher, WatcherConfig
+    from trackprint.watcher.state import default_state_path
 
     logging.getLogger("trackprint").setLevel(min(logging.getLogger().level, logging.INFO))
     exts = tuple(e.strip() for e in args.extensions.split(",") if e.strip()) if args.extensions else DEFAULT_EXTENSIONS

@@ -8,8 +8,10 @@
 
 use super::fastmath;
 use super::fft::PowerSpectrum;
-use super::frames::{frame_params, periodic_hann, FrameParams, SILENCE_MEAN_SQUARE};
-use super::{dynamics, loudness, rhythm, spectral, stereo, stereo_pass, Fingerprint, DIMENSIONS};
+use super::frames::{bin_frequencies, frame_params, periodic_hann, FrameParams, LOG_POWER_FLOOR, SILENCE_MEAN_SQUARE};
+use super::harmonicity::{self, HarmonicSums};
+use super::spectral_shape::{self, ShapeSums};
+use super::{bands, dynamics, loudness, rhythm, stereo, stereo_pass, Fingerprint};
 use crate::error::{AnalysisError, ErrorCode, Result};
 
 /// Running loudness/level state for 100 ms sub-blocks.
@@ -145,23 +147,15 @@ struct Spectral {
     padded: Vec<f64>,
     band_ranges: [(usize, usize); 7],
     chroma_range: (usize, usize),
-    band_energy: [f64; 7],
-    active_frames: u64,
-    centroid_sum: f64,
-    rolloff_sum: f64,
-    flatness_sum: f64,
-    chroma_sum: f64,
-    tonal_power: f64,
-    audible_power: f64,
-    previous_pitch: i32,
-    pitch_pairs: u64,
-    pitch_same: u64,
+    band_energy: bands::BandEnergy,
+    shape: ShapeSums,
+    harmonic: HarmonicSums,
 }
 
 impl Spectral {
     fn new(sample_rate: u32, size: usize) -> Self {
-        let freqs = spectral::bin_frequencies(sample_rate, size);
-        let bands = spectral::band_index(&freqs);
+        let freqs = bin_frequencies(sample_rate, size);
+        let bands = bands::band_index(&freqs);
         let bins = freqs.len();
         let run = |pred: &dyn Fn(usize) -> bool| -> (usize, usize) {
             let lo = (0..bins).find(|&k| pred(k)).unwrap_or(0);
@@ -172,7 +166,7 @@ impl Spectral {
         for (b, range) in band_ranges.iter_mut().enumerate() {
             *range = run(&|k| bands[k] == b as i8);
         }
-        let pitch = spectral::pitch_classes(&freqs);
+        let pitch = harmonicity::pitch_classes(&freqs);
         let chroma_range = run(&|k| pitch[k] >= 0);
         Spectral {
             band_ranges,
@@ -189,18 +183,10 @@ impl Spectral {
             magnitude: vec![0.0; bins],
             log_power: vec![0.0; bins],
             scratch: Vec::with_capacity(bins),
-            padded: Vec::with_capacity(bins + 2 * spectral::TONAL_NEIGHBOURHOOD),
+            padded: Vec::with_capacity(bins + 2 * harmonicity::TONAL_NEIGHBOURHOOD),
             band_energy: [0.0; 7],
-            active_frames: 0,
-            centroid_sum: 0.0,
-            rolloff_sum: 0.0,
-            flatness_sum: 0.0,
-            chroma_sum: 0.0,
-            tonal_power: 0.0,
-            audible_power: 0.0,
-            previous_pitch: -1,
-            pitch_pairs: 0,
-            pitch_same: 0,
+            shape: ShapeSums::default(),
+            harmonic: HarmonicSums::default(),
         }
     }
 
@@ -226,21 +212,11 @@ impl Spectral {
         }
     }
 
-    fn pitch_step(&mut self, class: i32) {
-        if self.previous_pitch >= 0 && class >= 0 {
-            self.pitch_pairs += 1;
-            if self.previous_pitch == class {
-                self.pitch_same += 1;
-            }
-        }
-        self.previous_pitch = class;
-    }
-
     fn process_frame(&mut self) {
         let n = self.frame.len() as f64;
         let ms: f64 = self.frame.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>() / n;
         if ms < SILENCE_MEAN_SQUARE {
-            self.pitch_step(-1);
+            self.harmonic.pitch_step(None);
             return;
         }
         self.fft.compute(&self.frame, &self.window, &mut self.power);
@@ -248,28 +224,25 @@ impl Spectral {
         for (b, &(lo, hi)) in self.band_ranges.iter().enumerate() {
             let e: f64 = self.power[lo..hi].iter().map(|&p| p as f64).sum();
             self.band_energy[b] += e;
-            self.audible_power += e;
+            self.harmonic.audible_power += e;
         }
-        let mut chroma = [0f64; 12];
-        let (lo, hi) = self.chroma_range;
-        for (&p, &pc) in self.power[lo..hi].iter().zip(&self.pitch[lo..hi]) {
-            chroma[pc as usize] += p as f64;
-        }
+        let chroma = harmonicity::frame_chroma(&self.power, &self.pitch, self.chroma_range);
         for (m, &p) in self.magnitude.iter_mut().zip(&self.power) {
             *m = p.sqrt();
         }
-        fastmath::ln_floored(&self.power, spectral::LOG_POWER_FLOOR, &mut self.log_power);
-        let has_chroma = chroma.iter().sum::<f64>() > 0.0;
-        let class = if has_chroma { spectral::argmax(&chroma) as i32 } else { -1 };
-        self.pitch_step(class);
-        self.active_frames += 1;
-        let (centroid, rolloff, flatness) =
-            spectral::shape(&self.magnitude, &self.log_power, &self.freqs, &self.freqs_f32, &mut self.scratch);
-        self.centroid_sum += centroid;
-        self.rolloff_sum += rolloff;
-        self.flatness_sum += flatness;
-        self.chroma_sum += spectral::chroma_concentration(&chroma);
-        self.tonal_power += spectral::tonal_power(&self.log_power, &self.power, &self.audible, &mut self.padded);
+        fastmath::ln_floored(&self.power, LOG_POWER_FLOOR, &mut self.log_power);
+        let h = &mut self.harmonic;
+        h.pitch_step(harmonicity::dominant_pitch_class(&chroma));
+        h.active_frames += 1;
+        h.chroma_concentration += harmonicity::chroma_concentration(&chroma);
+        h.tonal_power += harmonicity::frame_tonal_power(&self.log_power, &self.power, &self.audible, &mut self.padded);
+        self.shape.add(spectral_shape::frame_shape(
+            &self.magnitude,
+            &self.log_power,
+            &self.freqs,
+            &self.freqs_f32,
+            &mut self.scratch,
+        ));
     }
 }
 
@@ -457,45 +430,43 @@ impl FingerprintAccumulator {
             ));
         }
         self.spectral.tail();
-        let l = &self.levels;
-        let s = &self.spectral;
+        let levels = &self.levels;
+        let (band_energy, shape, harmonic) = (&self.spectral.band_energy, &self.spectral.shape, &self.spectral.harmonic);
         let onsets = &self.onsets.values;
-        let bands = spectral::band_percentages(&s.band_energy);
-        let (tempo_bpm, rhythm_stability) = rhythm::tempo(onsets, self.params.onset_rate());
-        let active = s.active_frames as f64;
-        let per_frame = |sum: f64| if s.active_frames > 0 { sum / active } else { 0.0 };
-        let values = [
-            bands[0],
-            bands[1],
-            bands[2],
-            bands[3],
-            bands[4],
-            bands[5],
-            bands[6],
-            loudness::integrated_loudness(&l.energy),
-            dynamics::crest_db(&l.mean_square, &l.peaks),
-            spectral::bass_mid_ratio(&s.band_energy),
-            tempo_bpm,
-            rhythm_stability,
-            rhythm::transient_density(onsets, self.duration_s()),
-            dynamics::silence_ratio(&l.mean_square),
-            per_frame(s.centroid_sum),
-            per_frame(s.rolloff_sum),
-            per_frame(s.flatness_sum),
-            if s.audible_power > 0.0 { s.tonal_power / s.audible_power } else { 0.0 },
-            if s.pitch_pairs > 0 { s.pitch_same as f64 / s.pitch_pairs as f64 } else { 0.0 },
-            per_frame(s.chroma_sum),
-            loudness::loudness_range(&l.energy),
-            loudness::loudness_variation_std(&l.energy),
-            dynamics::peak_consistency(&l.mean_square, &l.peaks),
-            stereo::stereo_width(self.ll, self.rr, self.lr),
-            stereo::phase_correlation(self.ll, self.rr, self.lr),
-        ];
-        let bad: Vec<&str> = DIMENSIONS.iter().zip(values.iter()).filter(|(_, v)| !v.is_finite()).map(|(n, _)| *n).collect();
+        let tempo = rhythm::tempo(onsets, self.params.onset_rate());
+        let (ll, rr, lr) = (self.ll, self.rr, self.lr);
+        let fingerprint = Fingerprint {
+            sub_bass_pct: bands::sub_bass_pct(band_energy),
+            bass_pct: bands::bass_pct(band_energy),
+            low_mid_pct: bands::low_mid_pct(band_energy),
+            mid_pct: bands::mid_pct(band_energy),
+            upper_mid_pct: bands::upper_mid_pct(band_energy),
+            presence_pct: bands::presence_pct(band_energy),
+            air_pct: bands::air_pct(band_energy),
+            lufs: loudness::lufs(&levels.energy),
+            crest_db: dynamics::crest_db(&levels.mean_square, &levels.peaks),
+            bass_mid_ratio: bands::bass_mid_ratio(band_energy),
+            tempo_bpm: rhythm::tempo_bpm(&tempo),
+            rhythm_stability: rhythm::rhythm_stability(&tempo),
+            transient_density: rhythm::transient_density(onsets, self.duration_s()),
+            silence_ratio: dynamics::silence_ratio(&levels.mean_square),
+            spectral_centroid: spectral_shape::spectral_centroid(shape),
+            spectral_rolloff: spectral_shape::spectral_rolloff(shape),
+            spectral_flatness: spectral_shape::spectral_flatness(shape),
+            harmonic_ratio: harmonicity::harmonic_ratio(harmonic),
+            pitch_stability: harmonicity::pitch_stability(harmonic),
+            chroma_energy: harmonicity::chroma_energy(harmonic),
+            dynamic_range_variation: loudness::dynamic_range_variation(&levels.energy),
+            loudness_variation_std: loudness::loudness_variation_std(&levels.energy),
+            peak_consistency: dynamics::peak_consistency(&levels.mean_square, &levels.peaks),
+            stereo_width: stereo::stereo_width(ll, rr, lr),
+            phase_correlation: stereo::phase_correlation(ll, rr, lr),
+        };
+        let bad: Vec<&str> = fingerprint.named().into_iter().filter(|(_, v)| !v.is_finite()).map(|(n, _)| n).collect();
         if !bad.is_empty() {
             return Err(AnalysisError::new(ErrorCode::Internal, "analyse", format!("non-finite values for {}", bad.join(", "))));
         }
-        Ok(Fingerprint(values))
+        Ok(fingerprint)
     }
 }
 

@@ -1,4 +1,5 @@
-//! Frame geometry as a function of the sample rate (`analyzer/features/frames.py`).
+//! Frame geometry as a function of the sample rate, and what every spectral
+//! family shares (spec section 3; `analyzer/features/frames.py`).
 
 pub const MIN_SAMPLE_RATE: u32 = 8_000;
 pub const MAX_SAMPLE_RATE: u32 = 384_000;
@@ -44,6 +45,25 @@ pub fn frame_params(sample_rate: u32) -> FrameParams {
         onset_decimation: ((ONSET_DECIMATION_AT_44K as f64 * scale) as usize).max(1),
         onset_frame: ONSET_FRAME,
         onset_hop: ONSET_HOP,
+    }
+}
+
+/// Floor of the power before its logarithm: `ln max(P, 1e-20)` (spec 4.17, 4.18).
+pub const LOG_POWER_FLOOR: f32 = 1e-20;
+
+/// Bin frequencies of a spectral frame (spec 3.3): `f_k = k sr / N` Hz for k = 0..N/2.
+pub fn bin_frequencies(sample_rate: u32, n_fft: usize) -> Vec<f64> {
+    let step = sample_rate as f64 / n_fft as f64;
+    (0..=n_fft / 2).map(|k| k as f64 * step).collect()
+}
+
+/// Mean of a per-frame statistic over the T active spectral frames (spec 3.3):
+/// `sum / T`, 0 when T = 0 (silence).
+pub fn mean_over_active_frames(sum: f64, active_frames: u64) -> f64 {
+    if active_frames > 0 {
+        sum / active_frames as f64
+    } else {
+        0.0
     }
 }
 

@@ -1,7 +1,10 @@
-//! Loudness: ITU-R BS.1770-4 / EBU R128 as libebur128 (`analyzer/features/loudness.py`).
+//! Loudness: spec 4.8 `lufs`, 4.21 `dynamic_range_variation`, 4.22
+//! `loudness_variation_std`; ITU-R BS.1770-4 / EBU R128 as libebur128
+//! (`analyzer/features/loudness.py`: `integrated_loudness`, `loudness_range`,
+//! `loudness_variation_std`).
 //!
-//! Everything starts from sub-block energies z_j: for each complete 100 ms
-//! sub-block, sum_c G_c * mean(y_c^2) of the K-weighted signal.
+//! Everything starts from the sub-block energies z_j of spec 3.2: for each
+//! complete 100 ms sub-block, sum_c G_c * mean(y_c^2) of the K-weighted signal.
 
 /// LUFS: the absolute gate, and the value of silence.
 pub const LOUDNESS_FLOOR: f64 = -70.0;
@@ -127,8 +130,11 @@ pub fn gated_blocks(blocks: &[f64]) -> Vec<f64> {
     above.into_iter().filter(|&z| z >= relative).collect()
 }
 
-/// `lufs`: integrated loudness.
-pub fn integrated_loudness(z: &[f64]) -> f64 {
+/// `lufs` (4.8), LUFS, -70..40: integrated loudness,
+/// `-0.691 + 10 log10(mean of the gated Z_b)` over the 400 ms momentary blocks
+/// passing the absolute (-70 LUFS) and relative (-10 LU) gates; -70 for silence.
+/// ITU-R BS.1770-4; libebur128 `ebur128_loudness_global`.
+pub fn lufs(z: &[f64]) -> f64 {
     let gated = gated_blocks(&momentary_block_energies(z));
     if gated.is_empty() {
         return LOUDNESS_FLOOR;
@@ -136,7 +142,9 @@ pub fn integrated_loudness(z: &[f64]) -> f64 {
     energy_to_lufs(mean(&gated))
 }
 
-/// `loudness_variation_std`: population std of the gated momentary loudness.
+/// `loudness_variation_std` (4.22), LU, 0..100: population standard deviation
+/// of `-0.691 + 10 log10(Z_b)` over the gated momentary blocks of [`lufs`];
+/// 0 with fewer than 2 (silence, under 500 ms).
 pub fn loudness_variation_std(z: &[f64]) -> f64 {
     let gated = gated_blocks(&momentary_block_energies(z));
     if gated.len() < 2 {
@@ -147,8 +155,12 @@ pub fn loudness_variation_std(z: &[f64]) -> f64 {
     (levels.iter().map(|l| (l - m) * (l - m)).sum::<f64>() / levels.len() as f64).sqrt()
 }
 
-/// `dynamic_range_variation`: EBU Tech 3342 loudness range (LRA), LU.
-pub fn loudness_range(z: &[f64]) -> f64 {
+/// `dynamic_range_variation` (4.21), LU, 0..100: loudness range (LRA) of the
+/// 3 s short-term blocks every 1 s, gated at -70 LUFS and -20 LU,
+/// `max(0, 10 log10(s_hi / s_lo))` at the 10th and 95th percentiles
+/// (libebur128's indexing); 0 with fewer than 2 blocks (silence, under 4 s).
+/// EBU Tech 3342; libebur128 `ebur128_loudness_range`.
+pub fn dynamic_range_variation(z: &[f64]) -> f64 {
     if z.len() < 30 {
         return 0.0;
     }

@@ -1,7 +1,10 @@
-//! Tempo and rhythm from the onset-strength envelope (`analyzer/features/rhythm.py`).
+//! Rhythm: spec 4.11 `tempo_bpm`, 4.12 `rhythm_stability`, 4.13
+//! `transient_density`, from the onset envelope of spec 3.4
+//! (`analyzer/features/rhythm.py`).
 //!
 //! o_t = mean_k max(0, L_t[k] - L_{t-1}[k]) with L = 10 log10(P + 1e-5), at
-//! fps = sr / D / 128 frames per second.
+//! fps = sr / D / 128 frames per second. `tempo_bpm` and `rhythm_stability`
+//! come from one tempo estimate ([`tempo`]).
 
 pub const FLUX_FLOOR: f32 = 1e-5;
 pub const TEMPO_MIN_BPM: f64 = 40.0;
@@ -47,16 +50,34 @@ pub fn tempo_autocorrelation(onsets: &[f64], max_lag: usize) -> Vec<f64> {
     sums.iter().zip(&pairs).map(|(&s, &p)| if p > 0.0 { s / p } else { 0.0 }).collect()
 }
 
-/// (`tempo_bpm`, `rhythm_stability`).
-pub fn tempo(onsets: &[f64], fps: f64) -> (f64, f64) {
+/// The tempo estimate both `tempo_bpm` and `rhythm_stability` read (4.11, 4.12).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tempo {
+    /// `clamp(60 fps / (l* + delta), 40, 240)`, or 0 = no tempo.
+    pub bpm: f64,
+    /// `clamp(A[l*] / A[0], 0, 1)` at the unrefined lag `l*`, or 0.
+    pub stability: f64,
+}
+
+impl Tempo {
+    pub const NONE: Tempo = Tempo { bpm: 0.0, stability: 0.0 };
+}
+
+/// The tempo of an onset envelope at `fps` frames/s (4.11, 4.12): with `A` the
+/// [`tempo_autocorrelation`], the beat lag `l*` is the first lag in
+/// `ceil(60 fps / 240) ..= floor(60 fps / 40)` maximising
+/// `max(A[l], 0) * exp(-0.5 log2(bpm(l) / 120)^2)`, refined by a parabola
+/// through `A[l*-1..=l*+1]`. [`Tempo::NONE`] with fewer than 2 onsets,
+/// `A[0] <= 0` or no positive score.
+pub fn tempo(onsets: &[f64], fps: f64) -> Tempo {
     if onset_count(onsets) < MIN_ONSETS_FOR_TEMPO {
-        return (0.0, 0.0);
+        return Tempo::NONE;
     }
     let min_lag = (60.0 * fps / TEMPO_MAX_BPM).ceil() as usize;
     let max_lag = (60.0 * fps / TEMPO_MIN_BPM).floor() as usize;
     let acf = tempo_autocorrelation(onsets, max_lag + 1);
     if acf[0] <= 0.0 || min_lag < 1 {
-        return (0.0, 0.0);
+        return Tempo::NONE;
     }
     let mut best_lag = min_lag;
     let mut best_score = f64::NEG_INFINITY;
@@ -70,7 +91,7 @@ pub fn tempo(onsets: &[f64], fps: f64) -> (f64, f64) {
         }
     }
     if best_score <= 0.0 {
-        return (0.0, 0.0);
+        return Tempo::NONE;
     }
     let lag = best_lag;
     let (left, centre, right) = (acf[lag - 1], acf[lag], acf[lag + 1]);
@@ -79,7 +100,19 @@ pub fn tempo(onsets: &[f64], fps: f64) -> (f64, f64) {
     let offset = offset.clamp(-0.5, 0.5);
     let bpm = (60.0 * fps / (lag as f64 + offset)).clamp(TEMPO_MIN_BPM, TEMPO_MAX_BPM);
     let stability = (centre / acf[0]).clamp(0.0, 1.0);
-    (bpm, stability)
+    Tempo { bpm, stability }
+}
+
+/// `tempo_bpm` (4.11), BPM: 40..240, or exactly 0 when no tempo is found
+/// (silence, steady tones, noise, clips under ~0.3 s). Ellis (2007) prior.
+pub fn tempo_bpm(tempo: &Tempo) -> f64 {
+    tempo.bpm
+}
+
+/// `rhythm_stability` (4.12), ratio 0..1: `clamp(A[l*] / A[0], 0, 1)`, how
+/// self-similar the onset envelope is one beat apart (1 = metronome); 0 without tempo.
+pub fn rhythm_stability(tempo: &Tempo) -> f64 {
+    tempo.stability
 }
 
 /// Onsets: first maximum within +-3 frames, at least 1.5 dB above the mean within +-32.
@@ -116,7 +149,8 @@ pub fn onset_count(o: &[f64]) -> usize {
     count
 }
 
-/// `transient_density`: onsets per second.
+/// `transient_density` (4.13), onsets per second, 0..50: `onsets / duration_s`
+/// over the whole track (duration = decoded samples per channel / sr); 0 for silence.
 pub fn transient_density(onsets: &[f64], duration_s: f64) -> f64 {
     if duration_s <= 0.0 {
         return 0.0;

@@ -13,8 +13,8 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
-from analyzer.features import dynamics, loudness, rhythm, spectral, stereo
-from analyzer.features.frames import SILENCE_MEAN_SQUARE, frame_params
+from trackprint.pyengine.features import dynamics, loudness, rhythm, spectral, stereo
+from trackprint.pyengine.features.frames import SILENCE_MEAN_SQUARE, frame_params
 from trackprint.errors import AnalysisError, ErrorCode
 from trackprint.fingerprint import DIMENSIONS
 

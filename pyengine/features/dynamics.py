@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from analyzer.features.frames import SILENCE_MEAN_SQUARE
+from trackprint.pyengine.features.frames import SILENCE_MEAN_SQUARE
 
 PEAK_WINDOW_SUB_BLOCKS = 10  # 1 s windows for peak_consistency
 

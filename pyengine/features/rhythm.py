@@ -1,4 +1,6 @@
-"""Tempo and rhythm from an onset-strength envelope.
+"""Rhythm: spec 4.11 ``tempo_bpm``, 4.12 ``rhythm_stability``, 4.13 ``transient_density``.
+
+All three read an onset-strength envelope (spec 3.4).
 
 The envelope is a log-spectral flux of the mono downmix, decimated to ~11 kHz
 by averaging groups of D samples (D = 4 at 44.1/48 kHz, scaled with the
@@ -15,6 +17,7 @@ tracking by dynamic programming" (2007) for the tempo prior.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -71,32 +74,40 @@ def tempo_autocorrelation(onsets: np.ndarray, max_lag: int) -> np.ndarray:
 MIN_ONSETS_FOR_TEMPO = 2
 
 
-def tempo(onsets: np.ndarray, fps: float) -> tuple[float, float]:
-    """(``tempo_bpm``, ``rhythm_stability``).
+class Tempo(NamedTuple):
+    """The tempo estimate both ``tempo_bpm`` and ``rhythm_stability`` read (spec 4.11, 4.12)."""
 
-    tempo_bpm: the lag l in [60 fps / 240, 60 fps / 40] maximising
-    max(A[l], 0) * exp(-0.5 log2(bpm(l) / 120)^2), refined by a parabola
-    through A[l-1], A[l], A[l+1]; bpm = 60 fps / l. 40..240 BPM, or 0 when the
-    envelope has no periodicity or fewer than 2 onsets (see ``onset_count``):
-    silence, steady tones and noise, clips under ~0.3 s.
+    bpm: float  # clamp(60 fps / (l* + delta), 40, 240), or 0 = no tempo
+    stability: float  # clamp(A[l*] / A[0], 0, 1) at the unrefined lag l*, or 0
 
-    rhythm_stability: A[l*] / A[0] clipped to 0..1, the envelope's
-    self-similarity one beat apart. 1 = a metronome, ~0 = no steady pulse.
+
+NO_TEMPO = Tempo(0.0, 0.0)
+
+
+def tempo(onsets: np.ndarray, fps: float) -> Tempo:
+    """The beat lag l* of the envelope and what it gives: (bpm, stability).
+
+    l* is the first lag l in [ceil(60 fps / 240), floor(60 fps / 40)] maximising
+    max(A[l], 0) * exp(-0.5 log2(bpm(l) / 120)^2), bpm(l) = 60 fps / l, A from
+    :func:`tempo_autocorrelation`; it is refined by a parabola through
+    A[l-1], A[l], A[l+1]. :data:`NO_TEMPO` when the envelope has fewer than 2
+    onsets (:func:`onset_count`), A[0] <= 0 or no positive score: silence,
+    steady tones and noise, clips under ~0.3 s.
     """
     if onset_count(onsets) < MIN_ONSETS_FOR_TEMPO:
-        return 0.0, 0.0
+        return NO_TEMPO
     min_lag = int(math.ceil(60.0 * fps / TEMPO_MAX_BPM))
     max_lag = int(math.floor(60.0 * fps / TEMPO_MIN_BPM))
     acf = tempo_autocorrelation(onsets, max_lag + 1)
     if acf[0] <= 0.0:
-        return 0.0, 0.0
+        return NO_TEMPO
     lags = np.arange(min_lag, max_lag + 1)
     bpm = 60.0 * fps / lags
     weights = np.exp(-0.5 * np.log2(bpm / TEMPO_PRIOR_BPM) ** 2)
     scores = np.maximum(acf[lags], 0.0) * weights
     best = int(np.argmax(scores))
     if scores[best] <= 0.0:
-        return 0.0, 0.0
+        return NO_TEMPO
     lag = int(lags[best])
     left, centre, right = acf[lag - 1], acf[lag], acf[lag + 1]
     curvature = left - 2.0 * centre + right
@@ -104,7 +115,29 @@ def tempo(onsets: np.ndarray, fps: float) -> tuple[float, float]:
     offset = min(0.5, max(-0.5, offset))
     bpm_value = min(TEMPO_MAX_BPM, max(TEMPO_MIN_BPM, 60.0 * fps / (lag + offset)))
     stability = min(1.0, max(0.0, centre / acf[0]))
-    return float(bpm_value), float(stability)
+    return Tempo(float(bpm_value), float(stability))
+
+
+def tempo_bpm(estimate: Tempo) -> float:
+    """``tempo_bpm`` (Spec 4.11): the beat rate of the onset envelope, BPM.
+
+    60 fps / (l* + delta) clamped to 40..240, l* the prior-weighted
+    autocorrelation peak and delta its parabolic refinement (:func:`tempo`).
+    BPM, 40..240, or exactly 0 = no tempo found (silence, steady tones, noise,
+    clips under ~0.3 s). Higher is faster; the 120 BPM prior (Ellis 2007)
+    halves click tracks above ~170 BPM. ``estimate`` = ``tempo(onsets, fps)``.
+    """
+    return estimate.bpm
+
+
+def rhythm_stability(estimate: Tempo) -> float:
+    """``rhythm_stability`` (Spec 4.12): self-similarity of the onset envelope one beat apart.
+
+    clamp(A[l*] / A[0], 0, 1) at the unrefined beat lag l* (:func:`tempo`).
+    Ratio, 0..1: 1 = a metronome, ~0 = no steady pulse; 0 when there is no
+    tempo. ``estimate`` = ``tempo(onsets, fps)``.
+    """
+    return estimate.stability
 
 
 def onset_count(onsets: np.ndarray) -> int:
@@ -127,7 +160,12 @@ def onset_count(onsets: np.ndarray) -> int:
 
 
 def transient_density(onsets: np.ndarray, duration_s: float) -> float:
-    """``transient_density``: onsets per second of track, 1/s (0 for silence)."""
+    """``transient_density`` (Spec 4.13): onsets per second of track.
+
+    (number of onsets, :func:`onset_count`) / duration_s over the whole
+    track. Onsets per second, 0..50 (at most fps / 4, ~21.5 at 44.1 kHz);
+    higher means more note and drum attacks. 0 for silence.
+    """
     if duration_s <= 0.0:
         return 0.0
     return onset_count(onsets) / duration_s

@@ -1,33 +1,26 @@
 """The Python engine: one file in, 25 numbers (or a typed error) out.
 
-Glue between :mod:`analyzer.decode` (file I/O) and :mod:`analyzer.features`
+Glue between :mod:`trackprint.pyengine.decode` (file I/O) and :mod:`trackprint.pyengine.features`
 (pure computation): stream decoded blocks into the accumulator, check the
 deadline between blocks, and refuse to fingerprint a truncated stream.
+Success is an :class:`~trackprint.contracts.EngineOutcome`; a failure is an
+:class:`~trackprint.errors.AnalysisError` with its code and stage
+(``trackprint.analyzer.engines.python_outcome`` turns it into an outcome).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Iterable
 
-from analyzer import decode
-from analyzer.features import FingerprintAccumulator, frame_params
-from trackprint.contracts import DecodeFacts, Timings
+from trackprint.pyengine import decode
+from trackprint.pyengine.features import FingerprintAccumulator, frame_params
+from trackprint.contracts import DecodeFacts, EngineOutcome, Fingerprint, Timings
 from trackprint.errors import AnalysisError, ErrorCode
 from trackprint.fingerprint import FINGERPRINT_VERSION
 from trackprint.paths import inside_roots
 
 BLOCK_SUB_BLOCKS = 30  # 3 s per decoded block: bounded memory, few Python round trips
-
-
-@dataclass(frozen=True)
-class EngineOutput:
-    fingerprint: dict[str, float]
-    fingerprint_version: int
-    decode: DecodeFacts
-    timings: Timings
-    engine: str = "python"
 
 
 def block_frames(sample_rate: int) -> int:
@@ -41,7 +34,7 @@ def analyze_file(
     deadline: float | None = None,
     max_bytes: int = decode.DEFAULT_MAX_BYTES,
     max_duration_s: float = decode.DEFAULT_MAX_DURATION_S,
-) -> EngineOutput:
+) -> EngineOutcome:
     """Fingerprint one file. Raises :class:`AnalysisError` with a typed code on any failure.
 
     ``deadline`` is a ``time.monotonic()`` value; work stops at the next block after it.
@@ -106,7 +99,8 @@ def analyze_file(
         bits_per_sample=stream.bits_per_sample,
     )
     timings = Timings(total_s=round(total, 6), decode_s=round(decode_s, 6), analysis_s=round(total - decode_s, 6))
-    return EngineOutput(fingerprint, FINGERPRINT_VERSION, facts, timings)
+    return EngineOutcome(path=path, engine="python", fingerprint=Fingerprint(**fingerprint),
+                         fingerprint_version=FINGERPRINT_VERSION, decode=facts, timings=timings)
 
 
 def _check_complete(stream: decode.DecodedStream, path: str) -> None:

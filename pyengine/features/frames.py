@@ -1,4 +1,5 @@
-"""Frame geometry as a function of the sample rate (spec section "Frames").
+"""Frame geometry as a function of the sample rate, and what every spectral
+family shares (spec section 3).
 
 All durations are chosen at 44.1 kHz and scaled by the power of two nearest to
 ``sample_rate / 44100``, so that every analysis works on power-of-two FFT sizes
@@ -10,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 384_000
 
@@ -19,6 +22,10 @@ SPECTRAL_FRAME_AT_44K = 8192  # ~186 ms, not overlapped: resolves 50 Hz from 60 
 ONSET_FRAME = 512  # at the decimated onset rate (~46 ms at 11 kHz)
 ONSET_HOP = 128  # ~11.6 ms at 11 kHz
 ONSET_DECIMATION_AT_44K = 4  # onset analysis runs at ~11 kHz
+
+# Floor of the power before its logarithm, ln max(P, floor) (spec 4.17, 4.18): the square of
+# librosa's amin 1e-10 as Python computes it (1.0000000000000001e-20, not the literal 1e-20).
+LOG_POWER_FLOOR = 1e-10 ** 2
 
 
 @dataclass(frozen=True)
@@ -52,3 +59,13 @@ def frame_params(sample_rate: int) -> FrameParams:
         spectral_hop=spectral,
         onset_decimation=max(1, int(ONSET_DECIMATION_AT_44K * scale)),
     )
+
+
+def bin_frequencies(sample_rate: int, n_fft: int) -> np.ndarray:
+    """Bin frequencies of a spectral frame (spec 3.3): f_k = k * sr / N Hz for k = 0..N/2."""
+    return np.arange(n_fft // 2 + 1) * (sample_rate / n_fft)
+
+
+def mean_over_active_frames(total: float, active_frames: int) -> float:
+    """Mean of a per-frame statistic over the T active spectral frames (spec 3.3): total / T; 0 when T = 0."""
+    return total / active_frames if active_frames else 0.0

@@ -7,7 +7,7 @@ The normative text is ``docs/fingerprint-spec.md``; this package is its
 executable form and the reference the Rust engine is checked against.
 """
 
-from analyzer.features.accumulator import FingerprintAccumulator, fingerprint_of
-from analyzer.features.frames import FrameParams, frame_params
+from trackprint.pyengine.features.accumulator import FingerprintAccumulator, fingerprint_of
+from trackprint.pyengine.features.frames import FrameParams, frame_params
 
 __all__ = ["FingerprintAccumulator", "fingerprint_of", "FrameParams", "frame_params"]

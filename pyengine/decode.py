@@ -2,7 +2,7 @@
 
 Decoders: libsndfile through ``soundfile`` (libFLAC, libvorbis, libopus,
 mpg123, PCM) for FLAC, WAV, AIFF, Ogg and MP3; FFmpeg through PyAV for MP4
-(AAC, ALAC) and the rest. The container is chosen by :mod:`analyzer.sniff`
+(AAC, ALAC) and the rest. The container is chosen by :mod:`trackprint.pyengine.sniff`
 from the file's bytes. Blocks are fixed-size (a multiple of the 100 ms
 loudness sub-block) so memory is bounded by the block size, whatever the
 length of the track.
@@ -19,8 +19,8 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from analyzer import sniff
-from analyzer.features.frames import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from trackprint.pyengine import sniff
+from trackprint.pyengine.features.frames import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from trackprint.errors import AnalysisError, ErrorCode
 
 HEAD_BYTES = 1 << 16
