@@ -1,4 +1,7 @@
-"""Counts for ``trackprint status`` (pure SQLAlchemy Core; the same on SQLite and PostgreSQL).
+"""Every read of the database: counts for ``status`` and ``up``, and the fingerprints for ``similar`` and ``export``.
+
+Pure SQLAlchemy Core, the same on SQLite and PostgreSQL; engines come from
+:func:`trackprint.persister.db.make_engine`.
 
 Definitions (a track is a row of ``tracks``; tombstones are rows in state ``deleted``):
 
@@ -23,10 +26,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Connection, and_, exists, func, literal_column, select
+from typing import Iterator
+
+from sqlalchemy import Connection, Engine, and_, exists, func, literal_column, select
 
 from trackprint.persister.models import analysis_failures, track_fingerprints, tracks
-from trackprint.fingerprint import FINGERPRINT_VERSION
+from trackprint.fingerprint import DIMENSIONS, FINGERPRINT_VERSION
+from trackprint.persister.db import make_engine, redact
 
 T, F, A = tracks.c, track_fingerprints.c, analysis_failures.c
 
@@ -130,3 +136,52 @@ def counts(conn: Connection, *, recent_minutes: float = 10.0, now: datetime | No
         recent_persisted=recent[0],
         recent_analyzed=recent[1],
     )
+
+
+def read_counts(db_url: str, *, recent_minutes: float = 10.0, engine: Engine | None = None) -> Counts:
+    """:func:`counts` of the database at ``db_url`` (through ``engine`` when the caller keeps one open)."""
+    own = engine is None
+    engine = engine or make_engine(db_url, must_exist=True)
+    try:
+        with engine.connect() as conn:
+            return counts(conn, recent_minutes=recent_minutes)
+    finally:
+        if own:
+            engine.dispose()
+
+
+def database_status(db_url: str, *, recent_minutes: float = 10.0) -> dict:
+    """What ``status`` shows of the database: every count, its URL (password hidden) and the throughput."""
+    c = read_counts(db_url, recent_minutes=recent_minutes)
+    out = c.as_dict()
+    out["url"] = redact(db_url)
+    out["throughput_per_min"] = round(c.recent_persisted / recent_minutes, 2)
+    return out
+
+
+def iter_fingerprints(db_url: str, *, include_stale: bool = True) -> Iterator[dict]:
+    """Active (not tombstoned) tracks with a fingerprint, by path: path, version, stale flag, engine, 25 values."""
+    query = (
+        select(T.path, F.fingerprint_version, F.engine, F.duration_s, F.analyzed_at, *[F[name] for name in DIMENSIONS])
+        .select_from(tracks.join(track_fingerprints, F.track_id == T.id))
+        .where(T.state == "active")
+        .order_by(T.path)
+    )
+    if not include_stale:
+        query = query.where(F.fingerprint_version == FINGERPRINT_VERSION)
+    engine = make_engine(db_url, must_exist=True)
+    try:
+        with engine.connect() as conn:
+            for row in conn.execute(query):
+                m = row._mapping
+                yield {
+                    "path": m["path"],
+                    "fingerprint_version": m["fingerprint_version"],
+                    "stale": m["fingerprint_version"] != FINGERPRINT_VERSION,
+                    "engine": m["engine"],
+                    "duration_s": m["duration_s"],
+                    "analyzed_at": m["analyzed_at"].isoformat() if m["analyzed_at"] else None,
+                    **{name: m[name] for name in DIMENSIONS},
+                }
+    finally:
+        engine.dispose()

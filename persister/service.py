@@ -33,7 +33,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from trackprint.persister.store import BatchSummary, Meta, Store
-from trackprint.db import redact
+from trackprint.persister.db import redact
 
 log = logging.getLogger("trackprint.persister")
 

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import msgspec
-from sqlalchemy import Connection, Engine, create_engine, event, select, text, update
+from sqlalchemy import Connection, select, text, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
@@ -59,7 +59,7 @@ from trackprint.contracts import (
     decode_result,
     result_problems,
 )
-from trackprint.db import normalize_url, redact
+from trackprint.persister.db import make_engine, normalize_url, redact
 from trackprint.errors import ErrorCode
 from trackprint.fingerprint import DIMENSIONS
 
@@ -140,40 +140,6 @@ def _lock_key(path: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def make_engine(url: str, *, sqlite_busy_timeout_s: float = 30.0, echo: bool = False) -> Engine:
-    """An Engine configured for the persister (SQLite: WAL, busy_timeout, foreign keys, BEGIN IMMEDIATE)."""
-    parsed = normalize_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, echo=echo, connect_args={"timeout": sqlite_busy_timeout_s})
-        busy_ms = int(sqlite_busy_timeout_s * 1000)
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_connect(dbapi_connection, _record):  # noqa: ANN001
-            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (below)
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):  # noqa: ANN001
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    return create_engine(
-        parsed,
-        echo=echo,
-        pool_pre_ping=True,
-        pool_size=2,
-        max_overflow=2,
-        connect_args={"connect_timeout": 10, "application_name": "trackprint-persister"},
-    )
-
-
 def alembic_config(connection: Connection | None = None):
     """The Alembic config, built in code (works from an installed package; no alembic.ini)."""
     from alembic.config import Config
@@ -191,7 +157,8 @@ class Store:
 
     def __init__(self, url: str, *, sqlite_busy_timeout_s: float = 30.0, echo: bool = False):
         self.url = normalize_url(url)
-        self.engine = make_engine(url, sqlite_busy_timeout_s=sqlite_busy_timeout_s, echo=echo)
+        self.engine = make_engine(url, sqlite_busy_timeout_s=sqlite_busy_timeout_s, echo=echo,
+                                  application_name="trackprint-persister")
         self.dialect = self.engine.dialect.name
         self._insert = pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert
 

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from trackprint import bus
 from tests.audio import write_tone_library
 from tests.procs import stop_all
-from trackprint.db import normalize_url
+from trackprint.persister.db import normalize_url
 from trackprint.embedded import free_port, nats_server_binary
 
 FILES = 200

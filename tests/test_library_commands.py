@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from trackprint.persister.store import Store
 from trackprint.contracts import (AnalysisFailure, DecodeFacts, Fingerprint, FingerprintResult, Timings,
                                   TrackRemoved)
-from trackprint.db import normalize_url
+from trackprint.persister.db import normalize_url
 from trackprint.errors import ErrorCode
 from trackprint.fingerprint import DIMENSIONS, FINGERPRINT_VERSION
 

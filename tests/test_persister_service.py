@@ -20,7 +20,7 @@ from trackprint.persister.service import PersisterConfig, PersisterService
 from trackprint.persister.store import Store
 from trackprint import bus
 from trackprint.contracts import DecodeFacts, Fingerprint, FingerprintResult, Timings, encode
-from trackprint.db import normalize_url
+from trackprint.persister.db import normalize_url
 from trackprint.fingerprint import DIMENSIONS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

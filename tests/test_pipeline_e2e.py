@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 from sqlalchemy import create_engine, exc as sa_exc, text
 
-from trackprint.db import normalize_url
+from trackprint.persister.db import normalize_url
 
 pytestmark = pytest.mark.slow
 

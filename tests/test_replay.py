@@ -12,7 +12,7 @@ import soundfile as sf
 from sqlalchemy import create_engine, text
 
 from tests.procs import service, stop_all
-from trackprint.db import normalize_url
+from trackprint.persister.db import normalize_url
 
 SR = 16000
 WRITE_TIMES = {"created_at", "updated_at"}  # when the row was written, not what it says

@@ -11,7 +11,7 @@ import numpy as np
 import soundfile as sf
 from sqlalchemy import create_engine, exc as sa_exc, text
 
-from trackprint.db import normalize_url
+from trackprint.persister.db import normalize_url
 
 SR = 22050
 

@@ -13,8 +13,8 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
-from trackprint.pyengine.features import dynamics, loudness, rhythm, spectral, stereo
-from trackprint.pyengine.features.frames import SILENCE_MEAN_SQUARE, frame_params
+from trackprint.pyengine.features import bands, dynamics, harmonicity, loudness, rhythm, spectral_shape, stereo
+from trackprint.pyengine.features.frames import LOG_POWER_FLOOR, SILENCE_MEAN_SQUARE, bin_frequencies, frame_params
 from trackprint.errors import AnalysisError, ErrorCode
 from trackprint.fingerprint import DIMENSIONS
 
@@ -79,15 +79,16 @@ class FingerprintAccumulator:
         # spectral frames
         self._spec = _Framer(p.spectral_frame, p.spectral_hop)
         self._spec_window = _periodic_hann(p.spectral_frame)
-        self._freqs = spectral.bin_frequencies(sample_rate, p.spectral_frame)
-        self._bands = spectral.band_index(self._freqs)
+        self._freqs = bin_frequencies(sample_rate, p.spectral_frame)
+        self._bands = bands.band_index(self._freqs)
         self._audible = self._bands >= 0
-        self._chroma = spectral.chroma_matrix(self._freqs)
-        self._band_energy = np.zeros(7)
-        self._active_frames = 0
-        self._centroid_sum = self._rolloff_sum = self._flatness_sum = self._chroma_sum = 0.0
-        self._tonal_power = self._audible_power = 0.0
-        self._previous_pitch = -1
+        self._chroma = harmonicity.chroma_matrix(self._freqs)
+        self._band_energy = np.zeros(7)  # bands: E_b
+        self._active_frames = 0  # T
+        self._centroid_sum = self._rolloff_sum = self._flatness_sum = 0.0  # spectral_shape: per-frame sums
+        self._chroma_sum = 0.0  # harmonicity: sum of chroma_concentration
+        self._tonal_power = self._audible_power = 0.0  # harmonicity: harmonic_ratio
+        self._previous_pitch = -1  # harmonicity: pitch_stability pairs
         self._pitch_pairs = self._pitch_same = 0
 
         # onset envelope
@@ -168,22 +169,21 @@ class FingerprintAccumulator:
         self._audible_power += float(per_bin[self._audible].sum())
 
         chroma = power @ self._chroma
-        self._count_pitch_repeats(np.argmax(chroma, axis=1), chroma.sum(axis=1) > 0, runs)
+        self._count_pitch_repeats(harmonicity.dominant_pitch_class(chroma), runs)
 
         magnitude = np.sqrt(power)
-        log_power = np.log(np.maximum(power, spectral.LOG_POWER_FLOOR))
+        log_power = np.log(np.maximum(power, LOG_POWER_FLOOR))
         self._active_frames += len(power)
-        self._centroid_sum += float(spectral.spectral_centroid(magnitude, self._freqs).sum())
-        self._rolloff_sum += float(spectral.spectral_rolloff(magnitude, self._freqs).sum())
-        self._flatness_sum += float(spectral.spectral_flatness(log_power, magnitude).sum())
-        self._chroma_sum += float(spectral.chroma_concentration(chroma).sum())
-        tonal = spectral.tonal_mask(log_power)
+        self._centroid_sum += float(spectral_shape.frame_centroid(magnitude, self._freqs).sum())
+        self._rolloff_sum += float(spectral_shape.frame_rolloff(magnitude, self._freqs).sum())
+        self._flatness_sum += float(spectral_shape.frame_flatness(log_power, magnitude).sum())
+        self._chroma_sum += float(harmonicity.chroma_concentration(chroma).sum())
+        tonal = harmonicity.tonal_mask(log_power)
         tonal &= self._audible
         self._tonal_power += float(np.sum(power, where=tonal, dtype=np.float64))
 
-    def _count_pitch_repeats(self, pitch: np.ndarray, has_chroma: np.ndarray, runs: np.ndarray | None) -> None:
-        """pitch_stability counts pairs of consecutive frames, both non-silent with chroma power."""
-        classes = np.where(has_chroma, pitch, -1)
+    def _count_pitch_repeats(self, classes: np.ndarray, runs: np.ndarray | None) -> None:
+        """pitch_stability counts pairs of consecutive frames, both non-silent with chroma power (-1: none)."""
         if runs is not None:  # re-insert the silent frames as breaks in the sequence
             full = np.full(len(runs), -1, dtype=np.int64)
             full[runs] = classes
@@ -226,31 +226,38 @@ class FingerprintAccumulator:
         mean_square = np.concatenate(self._sub_mean_square)
         peak = np.concatenate(self._sub_peak)
         onsets = np.concatenate(self._onsets) if self._onsets else np.zeros(0)
-        bands = spectral.band_percentages(self._band_energy)
-        tempo_bpm, rhythm_stability = rhythm.tempo(onsets, self.params.onset_rate)
+        beat = rhythm.tempo(onsets, self.params.onset_rate)
+        band_energy = self._band_energy
         active = self._active_frames
 
-        values = {name: float(v) for name, v in zip(spectral.BAND_NAMES, bands)}
-        values.update(
-            lufs=loudness.integrated_loudness(energy),
-            crest_db=dynamics.crest_db(mean_square, peak),
-            bass_mid_ratio=spectral.bass_mid_ratio(self._band_energy),
-            tempo_bpm=tempo_bpm,
-            rhythm_stability=rhythm_stability,
-            transient_density=rhythm.transient_density(onsets, self.duration_s),
-            silence_ratio=dynamics.silence_ratio(mean_square),
-            spectral_centroid=self._centroid_sum / active if active else 0.0,
-            spectral_rolloff=self._rolloff_sum / active if active else 0.0,
-            spectral_flatness=self._flatness_sum / active if active else 0.0,
-            harmonic_ratio=self._tonal_power / self._audible_power if self._audible_power > 0 else 0.0,
-            pitch_stability=self._pitch_same / self._pitch_pairs if self._pitch_pairs else 0.0,
-            chroma_energy=self._chroma_sum / active if active else 0.0,
-            dynamic_range_variation=loudness.loudness_range(energy),
-            loudness_variation_std=loudness.loudness_variation_std(energy),
-            peak_consistency=dynamics.peak_consistency(mean_square, peak),
-            stereo_width=stereo.stereo_width(self._ll, self._rr, self._lr),
-            phase_correlation=stereo.phase_correlation(self._ll, self._rr, self._lr),
-        )
+        # one function per dimension, named as docs/fingerprint-spec.md section 4 names it
+        values = {
+            "sub_bass_pct": bands.sub_bass_pct(band_energy),
+            "bass_pct": bands.bass_pct(band_energy),
+            "low_mid_pct": bands.low_mid_pct(band_energy),
+            "mid_pct": bands.mid_pct(band_energy),
+            "upper_mid_pct": bands.upper_mid_pct(band_energy),
+            "presence_pct": bands.presence_pct(band_energy),
+            "air_pct": bands.air_pct(band_energy),
+            "lufs": loudness.lufs(energy),
+            "crest_db": dynamics.crest_db(mean_square, peak),
+            "bass_mid_ratio": bands.bass_mid_ratio(band_energy),
+            "tempo_bpm": rhythm.tempo_bpm(beat),
+            "rhythm_stability": rhythm.rhythm_stability(beat),
+            "transient_density": rhythm.transient_density(onsets, self.duration_s),
+            "silence_ratio": dynamics.silence_ratio(mean_square),
+            "spectral_centroid": spectral_shape.spectral_centroid(self._centroid_sum, active),
+            "spectral_rolloff": spectral_shape.spectral_rolloff(self._rolloff_sum, active),
+            "spectral_flatness": spectral_shape.spectral_flatness(self._flatness_sum, active),
+            "harmonic_ratio": harmonicity.harmonic_ratio(self._tonal_power, self._audible_power),
+            "pitch_stability": harmonicity.pitch_stability(self._pitch_same, self._pitch_pairs),
+            "chroma_energy": harmonicity.chroma_energy(self._chroma_sum, active),
+            "dynamic_range_variation": loudness.dynamic_range_variation(energy),
+            "loudness_variation_std": loudness.loudness_variation_std(energy),
+            "peak_consistency": dynamics.peak_consistency(mean_square, peak),
+            "stereo_width": stereo.stereo_width(self._ll, self._rr, self._lr),
+            "phase_correlation": stereo.phase_correlation(self._ll, self._rr, self._lr),
+        }
         result = {name: float(values[name]) for name in DIMENSIONS}
         bad = [name for name, v in result.items() if not np.isfinite(v)]
         if bad:  # a bug, never data: refuse to emit it

@@ -1,4 +1,6 @@
-"""Level statistics over 100 ms sub-blocks of the raw (unweighted) signal.
+"""Levels / dynamics: spec 4.9 ``crest_db``, 4.14 ``silence_ratio``, 4.23 ``peak_consistency``.
+
+Level statistics over 100 ms sub-blocks of the raw (unweighted) signal.
 
 Inputs are per sub-block: ``mean_square[j]`` = mean of x^2 over all samples
 of all channels, and ``peak[j]`` = max |x| over all channels (sample peak,
@@ -17,8 +19,9 @@ PEAK_WINDOW_SUB_BLOCKS = 10  # 1 s windows for peak_consistency
 
 
 def silence_ratio(mean_square: np.ndarray) -> float:
-    """``silence_ratio``: share of 100 ms sub-blocks whose RMS is below -60 dBFS, 0..1.
+    """``silence_ratio`` (Spec 4.14): share of the 100 ms sub-blocks whose RMS is below -60 dBFS.
 
+    mean over complete sub-blocks j of [mean_square[j] < 1e-6]. Ratio, 0..1:
     1 = silent throughout (digital silence or near-silence), 0 = never silent.
     """
     ms = np.asarray(mean_square, dtype=np.float64)
@@ -28,10 +31,11 @@ def silence_ratio(mean_square: np.ndarray) -> float:
 
 
 def crest_db(mean_square: np.ndarray, peak: np.ndarray) -> float:
-    """``crest_db``: sample peak over RMS of the non-silent sub-blocks, dB.
+    """``crest_db`` (Spec 4.9): sample peak over RMS of the non-silent sub-blocks, dB.
 
-    20 log10(max|x| / sqrt(mean of mean_square over sub-blocks >= -60 dBFS)).
-    3.01 dB for a sine, 0 for a square wave, ~10-20 dB for music; 0 for silence.
+    max(0, 20 log10(max|x| / sqrt(mean of mean_square over sub-blocks >= -60 dBFS))).
+    dB, 0..200; higher is peakier: 3.01 dB for a sine, 0 for a square wave,
+    ~13 for white noise, ~10-20 dB for music. 0 for silence.
     """
     ms = np.asarray(mean_square, dtype=np.float64)
     loud = ms[ms >= SILENCE_MEAN_SQUARE]
@@ -42,12 +46,13 @@ def crest_db(mean_square: np.ndarray, peak: np.ndarray) -> float:
 
 
 def peak_consistency(mean_square: np.ndarray, peak: np.ndarray) -> float:
-    """``peak_consistency``: mean over non-silent 1 s windows of (window peak / track peak), 0..1.
+    """``peak_consistency`` (Spec 4.23): mean over non-silent 1 s windows of (window peak / track peak).
 
     Windows are 10 consecutive sub-blocks (the last may be shorter); a window
     is non-silent when its mean square is >= -60 dBFS. 1 = every second
     reaches the track's peak (a limited master, a steady tone); low = peaks
-    are rare (dynamic classical, a single drum hit). 0 for silence.
+    are rare (dynamic classical, a single drum hit). "Track peak" is the
+    largest peak among the non-silent windows. Ratio, 0..1; 0 for silence.
     """
     ms = np.asarray(mean_square, dtype=np.float64)
     pk = np.asarray(peak, dtype=np.float64)

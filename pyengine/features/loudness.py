@@ -1,4 +1,6 @@
-"""Loudness: ITU-R BS.1770-4 / EBU R128 as implemented by libebur128.
+"""Loudness: spec 4.8 ``lufs``, 4.21 ``dynamic_range_variation``, 4.22 ``loudness_variation_std``.
+
+ITU-R BS.1770-4 / EBU R128 as implemented by libebur128.
 
 Everything here starts from *sub-block energies*: for each complete 100 ms
 sub-block ``j`` (``(sr + 5) // 10`` samples, libebur128's rounding) the
@@ -96,12 +98,14 @@ def gated_blocks(block_energies: np.ndarray) -> np.ndarray:
     return above_abs[above_abs >= relative_gate]
 
 
-def integrated_loudness(sub_energies: np.ndarray) -> float:
-    """``lufs``: integrated loudness, LUFS (= dB relative to a full-scale K-weighted sine, -3.01 dBFS RMS).
+def lufs(sub_energies: np.ndarray) -> float:
+    """``lufs`` (Spec 4.8): integrated loudness, LUFS (BS.1770-4 / EBU R128).
 
-    L_I = -0.691 + 10 log10(mean of the gated 400 ms block energies).
-    Range -70 (silence, or nothing above the absolute gate) to about +3 for a
-    full-scale square wave; typical masters -20..-6.
+    L_I = -0.691 + 10 log10(mean of the gated 400 ms block energies), gates
+    -70 LUFS absolute then -10 LU relative (:func:`gated_blocks`). LUFS, -70..40:
+    -70 for silence or nothing above the absolute gate, about +3 for a
+    full-scale square wave (more only for float files above full scale);
+    typical masters -20..-6. Higher is louder.
     """
     gated = gated_blocks(momentary_block_energies(sub_energies))
     if len(gated) == 0:
@@ -110,11 +114,12 @@ def integrated_loudness(sub_energies: np.ndarray) -> float:
 
 
 def loudness_variation_std(sub_energies: np.ndarray) -> float:
-    """``loudness_variation_std``: standard deviation (LU) of the momentary loudness of the gated blocks.
+    """``loudness_variation_std`` (Spec 4.22): spread of the momentary loudness, LU.
 
     sigma = std( -0.691 + 10 log10(z_b) ) over the 400 ms blocks that count
-    toward ``lufs`` (population std). 0 for a steady signal or fewer than 2
-    blocks; speech and dynamic music reach 4..8 LU.
+    toward ``lufs`` (same blocks, same gates; population std). LU, 0..100:
+    0 for a steady signal, silence or fewer than 2 blocks (under 0.5 s);
+    speech and dynamic music reach 4..8 LU.
     """
     gated = gated_blocks(momentary_block_energies(sub_energies))
     if len(gated) < 2:
@@ -123,14 +128,15 @@ def loudness_variation_std(sub_energies: np.ndarray) -> float:
     return float(np.std(levels))
 
 
-def loudness_range(sub_energies: np.ndarray) -> float:
-    """``dynamic_range_variation``: EBU Tech 3342 loudness range (LRA), LU.
+def dynamic_range_variation(sub_energies: np.ndarray) -> float:
+    """``dynamic_range_variation`` (Spec 4.21): EBU Tech 3342 loudness range (LRA), LU.
 
     Short-term blocks of 3 s every 1 s (sub-blocks [10j, 10j+30)), gated at
     -70 LUFS and then at -20 LU below their mean energy; LRA is the difference
     between the 95th and 10th percentiles of their loudness, with libebur128's
-    percentile indexing (floor((n-1) p + 0.5) in the sorted list). 0 for
-    tracks shorter than 3 s or with fewer than 2 blocks.
+    percentile indexing (floor((n-1) p + 0.5) in the sorted list). LU, 0..100;
+    higher means loud and quiet passages further apart. 0 for silence and
+    for tracks with fewer than 2 short-term blocks (under 4 s).
     """
     z = np.asarray(sub_energies, dtype=np.float64)
     if len(z) < 30:

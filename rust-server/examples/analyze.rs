@@ -5,7 +5,7 @@ use trackprint_server::engine::{analyze_file, Limits};
 fn main() {
     for path in std::env::args().skip(1) {
         match analyze_file(std::path::Path::new(&path), &Limits::default(), None) {
-            Ok(out) => println!("{path}: {:?} {:?}", out.timings, out.fingerprint.0),
+            Ok(out) => println!("{path}: {:?} {:?}", out.timings, out.fingerprint.values()),
             Err(e) => println!("{e}"),
         }
     }

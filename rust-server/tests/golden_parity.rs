@@ -21,6 +21,8 @@ fn load(name: &str) -> Value {
 fn rust_engine_matches_python_golden_values() {
     let golden = load("golden.json");
     let tolerance = load("tolerance.json");
+    let names: Vec<&str> = golden["dimensions"].as_array().expect("dimensions").iter().filter_map(Value::as_str).collect();
+    assert_eq!(names, DIMENSIONS, "the Rust DIMENSIONS are not golden.json's (trackprint.fingerprint.DIMENSIONS)");
     let files = golden["files"].as_object().expect("files");
     assert!(files.len() >= 20, "expected the full golden set");
     let mut failures = Vec::new();
@@ -44,7 +46,7 @@ fn rust_engine_matches_python_golden_values() {
         };
         for (i, dim) in DIMENSIONS.iter().enumerate() {
             let want = expected["fingerprint"][dim].as_f64().expect("number");
-            let got = out.fingerprint.0[i];
+            let got = out.fingerprint.get(dim).expect("a Rust dimension of that name");
             let tol = tolerance[dim].as_f64().expect("tolerance");
             let diff = (got - want).abs();
             worst[i] = worst[i].max(diff);

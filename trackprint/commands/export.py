@@ -29,7 +29,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trackprint.library import iter_fingerprints
+    from trackprint.persister.queries import iter_fingerprints
 
     db_url = resolve_db(args)
     rows = iter_fingerprints(db_url, include_stale=not args.current_only)

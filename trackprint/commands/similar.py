@@ -1,26 +1,16 @@
 """``trackprint similar PATH [-k 10] [--json]``: the tracks that sound most like PATH.
 
 Distance: see :mod:`trackprint.similarity` (robust z-scores per dimension,
-root-mean-square difference). Only current-version fingerprints are compared
-(a stale row would mix two definitions). A PATH that is not in the library is
-analysed on the spot (the engine choice of ``trackprint analyze``).
+root-mean-square difference); the search itself: :mod:`trackprint.search`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-import numpy as np
-
-from trackprint.analyzer.engines import analyse_one
 from trackprint.config import add_location_arguments, resolve_db
-from trackprint.fingerprint import DIMENSIONS
-from trackprint.errors import describe
-from trackprint.paths import canonical
-from trackprint.similarity import nearest
 
 
 def register(subparsers) -> None:
@@ -33,37 +23,26 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trackprint.library import iter_fingerprints
+    from trackprint.errors import AnalysisError
+    from trackprint.search import NothingToCompare, similar_tracks
 
     db_url = resolve_db(args)
     try:
-        rows = list(iter_fingerprints(db_url, include_stale=False))
+        found = similar_tracks(db_url, args.path, args.k)
+    except NothingToCompare as exc:
+        print(f"similar: {exc}", file=sys.stderr)
+        return 1
+    except AnalysisError as exc:
+        print(f"similar: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         print(f"similar: cannot read the database {db_url}: {exc}", file=sys.stderr)
         return 2
-    if not rows:
-        print(f"similar: no current fingerprints in {db_url}", file=sys.stderr)
-        return 1
-    library = np.array([[row[d] for d in DIMENSIONS] for row in rows])
-    target = canonical(args.path)
-    index = next((i for i, row in enumerate(rows) if row["path"] in (args.path, target)), None)
-    if index is not None:
-        query = library[index]
-        origin = "library"
-    else:
-        outcome = analyse_one(target if os.path.exists(target) else args.path)
-        if outcome.error is not None:
-            e = outcome.error
-            print(f"similar: {describe(outcome.path, e.stage, e.code, e.message)}", file=sys.stderr)
-            return 1
-        query = np.array([getattr(outcome.fingerprint, d) for d in DIMENSIONS])
-        origin = "analysed now (not in the library)"
-    matches = nearest(library, query, args.k, exclude=index)
     if args.json:
-        for i, distance in matches:
-            print(json.dumps({"path": rows[i]["path"], "distance": round(distance, 4)}))
+        for match in found.matches:
+            print(json.dumps({"path": match.path, "distance": round(match.distance, 4)}))
     else:
-        print(f"tracks most like {args.path} ({origin}); distance 0 = identical, ~1 = one typical spread apart")
-        for i, distance in matches:
-            print(f"{distance:8.3f}  {rows[i]['path']}")
+        print(f"tracks most like {args.path} ({found.origin}); distance 0 = identical, ~1 = one typical spread apart")
+        for match in found.matches:
+            print(f"{match.distance:8.3f}  {match.path}")
     return 0

@@ -290,6 +290,24 @@ async def publish(js, subject: str, payload: bytes, msg_id: str | None, *, timeo
         raise BusError(f"publish to {subject!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
+async def fetch(sub, batch: int, *, timeout: float = 1.0) -> list:
+    """Up to ``batch`` messages; [] when none arrive in ``timeout`` (nats-py raises TimeoutError for that).
+
+    Any other failure (disconnected: nats-py reconnects on its own) is logged
+    and also gives [], after a short pause, so that run loops never spin or die.
+    """
+    try:
+        return await sub.fetch(batch, timeout=timeout)
+    except (nats.errors.TimeoutError, asyncio.TimeoutError):
+        return []
+    except nats.errors.ConnectionClosedError:
+        raise
+    except nats.errors.Error as exc:
+        log.warning("fetch failed (%s: %s); retrying", type(exc).__name__, exc)
+        await asyncio.sleep(1.0)
+        return []
+
+
 async def close(nc: Client, subscriptions: Iterable[Any] = ()) -> None:
     """Unsubscribe pull subscriptions, then drain (draining with live pull subscriptions can hang)."""
     for sub in subscriptions:

@@ -1,0 +1,476 @@
+"""``trackprint bench DIR [--jobs N] [--limit N] [--long-file]``: what whole-track analysis costs.
+
+On the FLAC files in DIR it measures, in one run and on the same files:
+
+* ``decode``: libFLAC decoding only (soundfile reading every block as float32),
+  the floor for any whole-track analysis;
+* ``python``: the Python engine (:func:`trackprint.pyengine.engine.analyze_file`);
+* ``rust``: the Rust engine: ``POST /v1/fingerprint`` to a trackprint-server
+  started for the run with ``--max-concurrency`` = ``--jobs`` (requests ``--jobs``
+  at a time); its per-file seconds are the request's wall time and its RSS
+  column is the server's peak (VmHWM);
+
+each in a fresh pool of ``--jobs`` worker processes, started and warmed
+(imports done) before the clock starts. It prints wall seconds, tracks/s,
+times real time, the ratio to decode-only, per-file medians and the peak RSS
+of the workers. ``--long-file`` also writes (streaming) a 2-hour 44.1 kHz
+stereo FLAC from the tracks, analyses it in a subprocess and reports that
+process's peak RSS, which must stay under 500 MB; with the ``rust`` column it
+also analyses it on a fresh server and reports the server's peak RSS (limit
+150 MB).
+
+An engine is a top-level function ``path -> dict`` (keys ``ok``, ``seconds``,
+``audio_s``, ``rss_kb`` and, on failure, ``error``) that a process pool can
+run; :data:`ENGINES` lists them in column order. Another engine (the Rust
+server) is added by appending an :class:`Engine` to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+LONG_FILE_SECONDS = 2 * 3600
+LONG_FILE_RSS_LIMIT_MB = 500
+LONG_FILE_RATE = 44_100
+RUST_LONG_FILE_RSS_LIMIT_MB = 150
+RUST_URL_ENV, RUST_PID_ENV = "TRACKPRINT_BENCH_RUST_URL", "TRACKPRINT_BENCH_RUST_PID"
+
+
+# -- engines: top-level functions a process pool can pickle ----------------------------------
+def _rss_kb() -> int:
+    """This process's peak resident set so far, KiB (Linux ru_maxrss unit)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def decode_only(path: str) -> dict[str, Any]:
+    """libFLAC through soundfile: every block read as float32, nothing computed."""
+    import soundfile
+
+    from trackprint.pyengine.engine import block_frames
+
+    started = time.perf_counter()
+    frames = 0
+    try:
+        with soundfile.SoundFile(path) as sound:
+            size = block_frames(sound.samplerate)
+            rate = sound.samplerate
+            while True:
+                block = sound.read(size, dtype="float32", always_2d=True)
+                frames += len(block)
+                if len(block) < size:
+                    break
+    except Exception as exc:  # noqa: BLE001 - a bench reports, it does not stop
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - started,
+                "audio_s": 0.0, "rss_kb": _rss_kb()}
+    return {"ok": True, "seconds": time.perf_counter() - started, "audio_s": frames / rate, "rss_kb": _rss_kb()}
+
+
+def _result(outcome, seconds: float, rss_kb: int) -> dict[str, Any]:
+    if outcome.error is not None:
+        return {"ok": False, "error": f"{outcome.error.code.value}: {outcome.error.message}", "seconds": seconds,
+                "audio_s": 0.0, "rss_kb": rss_kb}
+    return {"ok": True, "seconds": seconds, "audio_s": outcome.decode.decoded_duration_s, "rss_kb": rss_kb}
+
+
+def python_engine(path: str) -> dict[str, Any]:
+    """The Python engine, whole file: decode + all 25 dimensions."""
+    from trackprint.analyzer.engines import python_outcome
+
+    started = time.perf_counter()
+    outcome = python_outcome(path)
+    return _result(outcome, time.perf_counter() - started, _rss_kb())
+
+
+def _server_peak_rss_kb(pid: int) -> int:
+    """VmHWM (peak resident set, KiB) of a process, from /proc."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+_rust: dict[str, Any] = {}  # per worker process: its event loop and RustClient (made by _warm_rust)
+
+
+def rust_engine(path: str) -> dict[str, Any]:
+    """One request through the analyzers' own RustClient; seconds = the request's wall time."""
+    from trackprint.analyzer.engines import RustUnavailable, failed
+    from trackprint.errors import ErrorCode
+
+    if not _rust:
+        _warm_rust()
+    started = time.perf_counter()
+    try:
+        outcome = _rust["loop"].run_until_complete(_rust["client"].analyse(path))
+    except RustUnavailable as exc:
+        outcome = failed(path, ErrorCode.ENGINE_UNAVAILABLE, str(exc), "analyse", "rust")
+    return _result(outcome, time.perf_counter() - started, _server_peak_rss_kb(int(os.environ[RUST_PID_ENV])))
+
+
+def _warm_rust() -> int:
+    import asyncio
+
+    from trackprint.analyzer.engines import RustClient
+
+    _rust["loop"] = asyncio.new_event_loop()
+    _rust["client"] = RustClient(os.environ[RUST_URL_ENV], timeout_s=3600.0, busy_retries=50)
+    _rust["loop"].run_until_complete(_rust["client"].healthy())
+    return os.getpid()
+
+
+def start_rust_server(roots: list[str], jobs: int):
+    """A trackprint-server for the bench; exits when the binary is missing."""
+    from trackprint import embedded
+    from trackprint.analyzer.engines import LocalServer
+
+    binary = embedded.rust_server_binary()
+    if binary is None:
+        raise SystemExit(f"bench: the {embedded.RUST_SERVER} binary was not found; {embedded.RUST_BUILD_HINT}, "
+                         "or leave the column out with --engines decode,python")
+    return LocalServer(binary, roots, jobs).start()
+
+
+def _warm_python() -> int:
+    """Import what the workers need before the clock starts."""
+    import scipy.fft  # noqa: F401
+    import scipy.signal  # noqa: F401
+    import soundfile  # noqa: F401
+
+    import trackprint.analyzer.engines  # noqa: F401
+    import trackprint.pyengine.engine  # noqa: F401
+
+    return os.getpid()
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    run: Callable[[str], dict[str, Any]]  # path -> result; top-level so a pool can pickle it
+    warm: Callable[[], Any] = _warm_python  # runs once per worker before timing
+    description: str = ""
+
+
+ENGINES: list[Engine] = [
+    Engine("decode", decode_only, description="libFLAC decode only (soundfile, float32)"),
+    Engine("python", python_engine, description="Python engine, analyze_file"),
+    Engine("rust", rust_engine, warm=_warm_rust,
+           description="Rust engine, POST /v1/fingerprint to trackprint-server --max-concurrency JOBS"),
+]
+BASELINE = "decode"
+
+
+@dataclass
+class EngineRun:
+    engine: Engine
+    wall_s: float
+    startup_s: float
+    results: list[dict[str, Any]]
+
+    @property
+    def ok(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if r["ok"]]
+
+    @property
+    def audio_s(self) -> float:
+        return sum(r["audio_s"] for r in self.ok)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return max((r["rss_kb"] for r in self.results), default=0) / 1024.0
+
+
+def run_engine(engine: Engine, paths: list[str], jobs: int) -> EngineRun:
+    """All ``paths`` through ``engine`` in a fresh pool of ``jobs`` warmed workers; wall time excludes startup."""
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        # one warm-up per worker: submit them together so each worker takes one
+        warm = [pool.submit(_warm_barrier, engine.warm, jobs) for _ in range(jobs)]
+        for future in warm:
+            future.result()
+        startup = time.perf_counter() - started
+        clock = time.perf_counter()
+        results = list(pool.map(engine.run, paths, chunksize=1))
+        wall = time.perf_counter() - clock
+    return EngineRun(engine, wall, startup, results)
+
+
+def _warm_barrier(warm: Callable[[], Any], jobs: int) -> Any:
+    out = warm()
+    time.sleep(0.2)  # hold this worker so the other warm-ups go to the other workers
+    return out
+
+
+# -- the 2-hour file --------------------------------------------------------------------
+def write_long_file(sources: list[str], dest: str, seconds: float = LONG_FILE_SECONDS) -> float:
+    """Concatenate ``sources`` (repeating them) into a 44.1 kHz stereo 16-bit FLAC, block by block."""
+    import numpy as np
+    import soundfile
+
+    target = int(seconds * LONG_FILE_RATE)
+    written = 0
+    usable = [s for s in sources if soundfile.info(s).samplerate == LONG_FILE_RATE]
+    if not usable:
+        raise SystemExit(f"no {LONG_FILE_RATE} Hz FLAC among the tracks to build the long file from")
+    partial = dest + ".part"
+    with soundfile.SoundFile(partial, "w", LONG_FILE_RATE, 2, "PCM_16", format="FLAC") as out:
+        while written < target:
+            for source in usable:
+                with soundfile.SoundFile(source) as sound:
+                    for block in sound.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
+                        if block.shape[1] == 1:
+                            block = np.repeat(block, 2, axis=1)
+                        block = block[:, :2][: target - written]
+                        out.write(block)
+                        written += len(block)
+                        if written >= target:
+                            break
+                if written >= target:
+                    break
+    os.replace(partial, dest)
+    return written / LONG_FILE_RATE
+
+
+_LONG_CHILD = """
+import json, resource, sys, time
+from trackprint.analyzer.engines import python_outcome
+t = time.perf_counter()
+out = python_outcome(sys.argv[1])
+if out.error is not None:
+    sys.exit(f"{out.error.stage}: {out.error.code.value}: {out.error.message}")
+print(json.dumps({"seconds": time.perf_counter() - t, "audio_s": out.decode.decoded_duration_s,
+                  "lufs": out.fingerprint.lufs, "tempo_bpm": out.fingerprint.tempo_bpm,
+                  "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def analyse_in_subprocess(path: str) -> dict[str, Any]:
+    """analyze_file in a fresh interpreter; its peak RSS from wait4 (the kernel's count, not its own)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", _LONG_CHILD, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout = proc.stdout.read()  # type: ignore[union-attr]
+    stderr = proc.stderr.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        return {"ok": False, "error": stderr.decode(errors="replace")[-2000:], "wall_s": wall,
+                "rss_mb": usage.ru_maxrss / 1024.0}
+    result = json.loads(stdout)
+    return {"ok": True, "wall_s": wall, "rss_mb": usage.ru_maxrss / 1024.0, **result}
+
+
+# -- the command ------------------------------------------------------------------------
+def _flac_files(root: str, limit: int) -> list[str]:
+    files = sorted(str(p) for p in Path(root).rglob("*") if p.suffix.lower() == ".flac" and p.is_file())
+    return files[:limit] if limit > 0 else files
+
+
+def run(args: argparse.Namespace) -> int:
+    if not os.path.isdir(args.dir):
+        print(f"bench: {args.dir}: not a directory", file=sys.stderr)
+        return 2
+    paths = _flac_files(args.dir, args.limit)
+    if not paths:
+        print(f"bench: no .flac files under {args.dir}", file=sys.stderr)
+        return 2
+    wanted = [n.strip() for n in args.engines.split(",") if n.strip()]
+    by_name = {e.name: e for e in ENGINES}
+    unknown = [n for n in wanted if n not in by_name]
+    if unknown:
+        print(f"bench: unknown engine(s) {', '.join(unknown)}; known: {', '.join(by_name)}", file=sys.stderr)
+        return 2
+    jobs = max(1, args.jobs)
+    size_mb = sum(os.path.getsize(p) for p in paths) / 1e6
+    print(f"bench: {len(paths)} FLAC files ({size_mb:.0f} MB) in {args.dir}, {jobs} worker processes per engine")
+
+    server = None
+    if "rust" in wanted:
+        server = start_rust_server(sorted({os.path.dirname(os.path.realpath(p)) for p in paths}), jobs)
+        os.environ[RUST_URL_ENV], os.environ[RUST_PID_ENV] = server.url, str(server.process.pid)
+    rounds = max(1, args.rounds)
+    all_runs: dict[str, list[EngineRun]] = {name: [] for name in wanted}
+    try:
+        for index in range(rounds):
+            # alternate the order so that a slow or fast phase of the machine hits every engine alike
+            for name in (wanted if index % 2 == 0 else list(reversed(wanted))):
+                all_runs[name].append(run_engine(by_name[name], paths, jobs))
+    finally:
+        if server is not None:
+            server.stop()
+    runs = [_median_run(all_runs[name]) for name in wanted]
+    ratios = _round_ratios(all_runs) if rounds > 1 else None
+    report = _report(runs, paths, ratios)
+    failed = any(len(r.ok) != len(paths) for r in runs)
+
+    long_result = rust_long = None
+    if args.long_file:
+        long_result = _long_file(paths, args.long_file_path)
+        failed = failed or not long_result["ok"] or long_result["rss_mb"] >= LONG_FILE_RSS_LIMIT_MB
+        if "rust" in wanted:
+            rust_long = _long_file_rust(long_result["path"])
+            failed = failed or not rust_long["ok"] or rust_long["rss_mb"] >= RUST_LONG_FILE_RSS_LIMIT_MB
+    if args.json:
+        print(json.dumps({"files": len(paths), "jobs": jobs, "engines": report, "round_ratios": ratios,
+                          "long_file": long_result,
+                          "rust_long_file": rust_long}))
+    return 1 if failed else 0
+
+
+def _median_run(runs: list[EngineRun]) -> EngineRun:
+    """The run with the median wall time (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda r: r.wall_s)[(len(runs) - 1) // 2]
+
+
+def _round_ratios(all_runs: dict[str, list[EngineRun]]) -> dict[str, Any]:
+    """Ratios measured side by side within each round, and their medians."""
+    pairs = [("python", BASELINE), ("rust", BASELINE), ("python", "rust")]
+    out: dict[str, Any] = {}
+    for top, bottom in pairs:
+        if top in all_runs and bottom in all_runs:
+            per_round = [a.wall_s / b.wall_s for a, b in zip(all_runs[top], all_runs[bottom]) if b.wall_s > 0]
+            out[f"{top}/{bottom}"] = {"per_round": per_round, "median": statistics.median(per_round)}
+    rounds = len(next(iter(all_runs.values())))
+    print(f"rounds: {rounds}, order alternated; wall seconds per round: "
+          + "; ".join(f"{name} " + " ".join(f"{r.wall_s:.1f}" for r in runs) for name, runs in all_runs.items()))
+    for key, value in out.items():
+        print(f"  {key}: per round " + " ".join(f"{x:.2f}x" for x in value["per_round"])
+              + f", median {value['median']:.2f}x")
+    print()
+    return out
+
+
+def _report(runs: list[EngineRun], paths: list[str], ratios: dict[str, Any] | None = None) -> dict[str, Any]:
+    baseline = next((r for r in runs if r.engine.name == BASELINE), None)
+    audio_s = max((r.audio_s for r in runs), default=0.0)
+    print(f"audio: {audio_s:.0f} s ({audio_s / 60:.1f} min), median track {_median_audio(runs):.0f} s")
+    print()
+    header = (f"{'engine':<8} {'wall s':>8} {'tracks/s':>9} {'x realtime':>11} {'vs decode':>10} "
+              f"{'median file s':>14} {'median vs decode':>17} {'peak worker RSS':>16} {'startup s':>10}")
+    print(header)
+    print("-" * len(header))
+    report: dict[str, Any] = {}
+    for r in runs:
+        ok = r.ok
+        per_file = [x["seconds"] for x in ok]
+        ratio = r.wall_s / baseline.wall_s if baseline and baseline.wall_s > 0 else float("nan")
+        per_file_ratio = float("nan")
+        if baseline is not None and r is not baseline:
+            pairs = [a["seconds"] / b["seconds"] for a, b in zip(r.results, baseline.results)
+                     if a["ok"] and b["ok"] and b["seconds"] > 0]
+            per_file_ratio = statistics.median(pairs) if pairs else float("nan")
+        elif r is baseline:
+            per_file_ratio = 1.0
+        entry = {
+            "wall_s": r.wall_s,
+            "startup_s": r.startup_s,
+            "tracks_per_s": len(ok) / r.wall_s if r.wall_s > 0 else 0.0,
+            "x_realtime": r.audio_s / r.wall_s if r.wall_s > 0 else 0.0,
+            "ratio_to_decode": ratio,
+            "median_file_s": statistics.median(per_file) if per_file else float("nan"),
+            "median_ratio_to_decode": per_file_ratio,
+            "peak_worker_rss_mb": r.peak_rss_mb,
+            "failed": len(r.results) - len(ok),
+        }
+        report[r.engine.name] = entry
+        print(f"{r.engine.name:<8} {entry['wall_s']:>8.2f} {entry['tracks_per_s']:>9.2f} {entry['x_realtime']:>10.0f}x "
+              f"{entry['ratio_to_decode']:>9.2f}x {entry['median_file_s']:>14.3f} {entry['median_ratio_to_decode']:>16.2f}x "
+              f"{entry['peak_worker_rss_mb']:>13.0f} MB {entry['startup_s']:>10.2f}")
+    print()
+    for r in runs:
+        print(f"  {r.engine.name}: {r.engine.description}")
+        for path, result in zip(paths, r.results):
+            if not result["ok"]:
+                print(f"    FAILED {path}: {result.get('error')}")
+    print("  wall s: from the first file submitted to the last result, workers already started and imports done")
+    print("  peak worker RSS: the largest ru_maxrss any worker reported (KiB from getrusage, shown in MB)")
+    basis = "median of the per-round ratios" if ratios else "one round"
+
+    def ratio_of(key: str, fallback: float) -> float:
+        return ratios[key]["median"] if ratios and key in ratios else fallback
+
+    if "python" in report:
+        ratio = ratio_of(f"python/{BASELINE}", report["python"]["ratio_to_decode"])
+        verdict = "OK" if ratio <= 4.0 else "ABOVE TARGET"
+        print(f"  python engine / decode-only: {ratio:.2f}x (target <= 4x: {verdict}; {basis})")
+    if "rust" in report:
+        ratio = ratio_of(f"rust/{BASELINE}", report["rust"]["ratio_to_decode"])
+        verdict = "OK" if ratio <= 1.5 else "ABOVE TARGET"
+        print(f"  rust engine / decode-only: {ratio:.2f}x (target <= 1.5x: {verdict}; {basis})")
+        if "python" in report and report["rust"]["wall_s"] > 0:
+            speedup = ratio_of("python/rust", report["python"]["wall_s"] / report["rust"]["wall_s"])
+            report["rust"]["python_over_rust"] = speedup
+            print(f"  python / rust: {speedup:.2f}x (target >= 2x: {'OK' if speedup >= 2 else 'BELOW TARGET'}; {basis})")
+    return report
+
+
+def _median_audio(runs: list[EngineRun]) -> float:
+    for r in runs:
+        if r.ok:
+            return statistics.median(x["audio_s"] for x in r.ok)
+    return 0.0
+
+
+def _long_file(paths: list[str], where: str | None) -> dict[str, Any]:
+    import soundfile
+
+    dest = where or os.path.join(tempfile.gettempdir(), "trackprint-bench-2h.flac")
+    print()
+    reuse = False
+    if os.path.exists(dest):
+        try:
+            info = soundfile.info(dest)
+            reuse = info.frames >= LONG_FILE_SECONDS * LONG_FILE_RATE and info.channels == 2
+        except RuntimeError:
+            reuse = False
+    if reuse:
+        print(f"long file: reusing {dest}")
+    else:
+        started = time.perf_counter()
+        seconds = write_long_file(paths, dest)
+        print(f"long file: wrote {dest} ({seconds / 3600:.2f} h, {os.path.getsize(dest) / 1e6:.0f} MB) "
+              f"in {time.perf_counter() - started:.1f} s, streaming")
+    result = {**analyse_in_subprocess(dest), "path": dest}
+    if not result["ok"]:
+        print(f"long file: FAILED: {result['error']}")
+        return result
+    limit = "OK" if result["rss_mb"] < LONG_FILE_RSS_LIMIT_MB else "ABOVE LIMIT"
+    print(f"long file: {result['audio_s'] / 3600:.2f} h analysed in {result['seconds']:.1f} s "
+          f"({result['audio_s'] / result['seconds']:.0f}x realtime; subprocess wall {result['wall_s']:.1f} s)")
+    print(f"long file: subprocess peak RSS {result['rss_mb']:.0f} MB (limit {LONG_FILE_RSS_LIMIT_MB} MB: {limit}); "
+          f"lufs {result['lufs']:.2f}, tempo {result['tempo_bpm']:.1f}")
+    return result
+
+
+def _long_file_rust(dest: str) -> dict[str, Any]:
+    """The 2-hour file on a fresh trackprint-server; its peak RSS (VmHWM) after the request."""
+    server = start_rust_server([os.path.dirname(os.path.realpath(dest))], 1)
+    try:
+        os.environ[RUST_URL_ENV], os.environ[RUST_PID_ENV] = server.url, str(server.process.pid)
+        result = rust_engine(dest)
+    finally:
+        server.stop()
+    rss_mb = result["rss_kb"] / 1024.0
+    if not result["ok"]:
+        print(f"long file (rust): FAILED: {result['error']}")
+        return {**result, "rss_mb": rss_mb}
+    limit = "OK" if rss_mb < RUST_LONG_FILE_RSS_LIMIT_MB else "ABOVE LIMIT"
+    print(f"long file (rust): {result['audio_s'] / 3600:.2f} h analysed in {result['seconds']:.1f} s "
+          f"({result['audio_s'] / result['seconds']:.0f}x realtime); server peak RSS {rss_mb:.0f} MB "
+          f"(limit {RUST_LONG_FILE_RSS_LIMIT_MB} MB: {limit})")
+    return {**result, "rss_mb": rss_mb}

@@ -1,0 +1,73 @@
+"""The state of a run, for a person: counts from the database, lag and health from the bus, and warnings.
+
+Works on a stopped system: whatever is unreachable is reported as such.
+Warnings name what needs attention; ``trackprint status`` prints this report
+and ``trackprint up`` shows the same warnings.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from trackprint.bus.inspect import bus_status
+from trackprint.persister.db import DatabaseMissing
+from trackprint.persister.queries import database_status
+
+FALLBACK_WARN_SHARE = 0.2  # more than this share by Python while Rust should run: say so
+STREAM_FULL_WARN = 0.8
+RECENT_MINUTES = 10.0
+WATCHER_SILENT_S = 60.0
+
+
+def collect(db_url: str, nats_url: str | None, run_state: dict[str, Any]) -> dict[str, Any]:
+    """The whole report: ``run`` (what `up` recorded), ``database``, ``bus`` and ``warnings``."""
+    report: dict[str, Any] = {"run": run_state}
+    try:
+        report["database"] = database_status(db_url, recent_minutes=RECENT_MINUTES)
+    except DatabaseMissing as exc:
+        report["database"] = {"error": f"{exc} (has `trackprint up` run with this --data-dir / --db?)"}
+    except Exception as exc:
+        report["database"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
+    report["bus"] = bus_status(nats_url)
+    report["warnings"] = warnings_for(report)
+    return report
+
+
+def warnings_for(report: dict[str, Any]) -> list[str]:
+    warnings: list[str] = []
+    state = report.get("run", {})
+    if state and state.get("rust_available") is False:
+        warnings.append(f"Rust server not running at the last start ({state.get('rust_reason')}): Python engine only, slower")
+    db = report.get("database") or {}
+    engines = db.get("engine_share") or {}
+    total = sum(engines.values())
+    if total and state.get("rust_available") and engines.get("python", 0) / total > FALLBACK_WARN_SHARE:
+        warnings.append(f"{100 * engines['python'] / total:.0f}% of fingerprints came from the Python fallback")
+    if db.get("stale"):
+        warnings.append(f"{db['stale']} fingerprints are stale (older fingerprint_version): run `trackprint replay --reanalyse`")
+    bus = report.get("bus") or {}
+    for name, stream in (bus.get("streams") or {}).items():
+        if stream and stream["fill"] >= STREAM_FULL_WARN:
+            warnings.append(f"stream {name} is {100 * stream['fill']:.0f}% full: new messages will be rejected at 100%")
+    for name, consumer in (bus.get("consumers") or {}).items():
+        if consumer and consumer["unacked"] >= consumer["max_ack_pending"] > 0:
+            warnings.append(f"consumer {name} reached max_ack_pending ({consumer['max_ack_pending']}): delivery paused")
+    if (bus.get("streams") or {}).get("TRACKPRINT_DEADLETTER", {}) and bus["streams"]["TRACKPRINT_DEADLETTER"]["messages"]:
+        warnings.append(f"{bus['streams']['TRACKPRINT_DEADLETTER']['messages']} messages in the dead-letter stream")
+    for host, watcher in (bus.get("watchers") or {}).items():
+        for root, reason in (watcher.get("offline") or {}).items():
+            warnings.append(f"library root offline on {host}: {root} ({reason}); no deletions are published for it")
+        inotify = watcher.get("inotify") or {}
+        if inotify and not inotify.get("enough", True):
+            warnings.append(f"inotify limit on {host} too low ({inotify['max_user_watches']} watches for "
+                            f"{inotify['directories']} directories): changes are missed until the reconcile; "
+                            "use --poll or raise fs.inotify.max_user_watches")
+        age = time.time() - float(watcher.get("updated_at", 0))
+        if age > WATCHER_SILENT_S:
+            warnings.append(f"watcher on {host} last reported {age / 60:.0f} min ago (stopped?)")
+    if db.get("error"):
+        warnings.append(f"database unreadable: {db['error']}")
+    if not bus.get("reachable"):
+        warnings.append(f"NATS not reachable ({bus.get('reason')}): consumer lag unknown")
+    return warnings
