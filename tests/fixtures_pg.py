@@ -24,7 +24,7 @@ import tempfile
 
 import pytest
 
-from trackprint.embedded import free_port
+from trackprint.binaries import free_port
 
 _counter = itertools.count(1)
 

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from trackprint.analyzer.worker import AnalyzerWorker, Transient, WorkerConfig
 from trackprint import bus
-from trackprint.embedded import free_port
+from trackprint.binaries import free_port
 from trackprint.contracts import AnalysisFailure, FileEvent, FingerprintResult, TrackMoved, TrackRemoved, \
     decode_result, encode
 from trackprint.errors import ErrorCode

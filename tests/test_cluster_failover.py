@@ -15,7 +15,7 @@ from trackprint import bus
 from tests.audio import write_tone_library
 from tests.procs import stop_all
 from trackprint.persister.db import normalize_url
-from trackprint.embedded import free_port, nats_server_binary
+from trackprint.binaries import free_port, nats_server_binary
 
 FILES = 200
 SR = 16000

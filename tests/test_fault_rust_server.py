@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from tests.audio import write_tone_library
 from tests.procs import stop_all
 from trackprint.persister.db import normalize_url
-from trackprint.embedded import free_port, rust_server_binary
+from trackprint.binaries import free_port, rust_server_binary
 
 FILES = 200
 SR = 16000

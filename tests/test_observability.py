@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import soundfile as sf
 
-from trackprint.embedded import free_port
+from trackprint.binaries import free_port
 
 
 def scrape(port):

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from trackprint.embedded import free_port, rust_server_binary, rust_server_candidates
+from trackprint.binaries import free_port, rust_server_binary, rust_server_candidates
 from trackprint.fingerprint import DIMENSIONS, PARITY_TOLERANCE
 
 REPO = Path(__file__).resolve().parent.parent

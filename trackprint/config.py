@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from trackprint import embedded
+from trackprint import binaries
 
 
 def add_location_arguments(parser, *, nats: bool = False) -> None:
     parser.add_argument("--db", default=None, help="database URL (default: the data directory's SQLite)")
-    parser.add_argument("--data-dir", default=None, help=f"data directory of `trackprint up` (default {embedded.data_dir_default()})")
+    parser.add_argument("--data-dir", default=None, help=f"data directory of `trackprint up` (default {binaries.data_dir_default()})")
     if nats:
         parser.add_argument("--nats", default=None, help="NATS URL(s), comma-separated (default: the data directory's)")
 
 
 def run_state(data_dir: str | None) -> dict:
     """What ``trackprint up`` recorded in DATA/run.json (empty when it never ran there)."""
-    directory = Path(data_dir).expanduser() if data_dir else embedded.data_dir_default()
+    directory = Path(data_dir).expanduser() if data_dir else binaries.data_dir_default()
     try:
         return json.loads((directory / "run.json").read_text())
     except (OSError, ValueError):
@@ -30,7 +30,7 @@ def resolve_db(args) -> str:
     state = run_state(getattr(args, "data_dir", None))
     if state.get("db_url"):
         return state["db_url"]
-    directory = Path(args.data_dir).expanduser() if getattr(args, "data_dir", None) else embedded.data_dir_default()
+    directory = Path(args.data_dir).expanduser() if getattr(args, "data_dir", None) else binaries.data_dir_default()
     return f"sqlite:///{directory / 'trackprint.db'}"
 
 

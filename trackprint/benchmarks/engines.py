@@ -5,7 +5,7 @@ On the FLAC files in DIR it measures, in one run and on the same files:
 * ``decode``: libFLAC decoding only (soundfile reading every block as float32),
   the floor for any whole-track analysis;
 * ``python``: the Python engine (:func:`trackprint.pyengine.engine.analyze_file`);
-* ``rust``: the Rust engine: ``POST /v1/fingerprint`` to a trackprint-server
+* ``rust``: the Rust engine, through the analyzers' own ``RustClient``, to a trackprint-server
   started for the run with ``--max-concurrency`` = ``--jobs`` (requests ``--jobs``
   at a time); its per-file seconds are the request's wall time and its RSS
   column is the server's peak (VmHWM);
@@ -136,12 +136,12 @@ def _warm_rust() -> int:
 
 def start_rust_server(roots: list[str], jobs: int):
     """A trackprint-server for the bench; exits when the binary is missing."""
-    from trackprint import embedded
+    from trackprint import binaries
     from trackprint.analyzer.engines import LocalServer
 
-    binary = embedded.rust_server_binary()
+    binary = binaries.rust_server_binary()
     if binary is None:
-        raise SystemExit(f"bench: the {embedded.RUST_SERVER} binary was not found; {embedded.RUST_BUILD_HINT}, "
+        raise SystemExit(f"bench: the {binaries.RUST_SERVER} binary was not found; {binaries.RUST_BUILD_HINT}, "
                          "or leave the column out with --engines decode,python")
     return LocalServer(binary, roots, jobs).start()
 
@@ -170,7 +170,7 @@ ENGINES: list[Engine] = [
     Engine("decode", decode_only, description="libFLAC decode only (soundfile, float32)"),
     Engine("python", python_engine, description="Python engine, analyze_file"),
     Engine("rust", rust_engine, warm=_warm_rust,
-           description="Rust engine, POST /v1/fingerprint to trackprint-server --max-concurrency JOBS"),
+           description="Rust engine, RustClient to trackprint-server --max-concurrency JOBS"),
 ]
 BASELINE = "decode"
 

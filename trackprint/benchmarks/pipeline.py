@@ -52,7 +52,7 @@ def engines_alone(paths: list[Path], jobs: int) -> float:
     """The engine the analyzers use, alone: `trackprint bench`'s Rust column (server already up, `jobs` at
     a time), or its Python column when the Rust server is not built."""
     from trackprint.benchmarks import engines as bench
-    from trackprint.embedded import rust_server_binary
+    from trackprint.binaries import rust_server_binary
 
     names = [str(p) for p in paths]
     engines = {e.name: e for e in bench.ENGINES}

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from trackprint import embedded
+from trackprint import binaries
 from trackprint.embedded import EmbeddedRun, StartError
 from trackprint.progress import format_progress, progress_snapshot
 
@@ -27,7 +27,7 @@ PROGRESS_EVERY_S = 5.0
 def register(subparsers) -> None:
     parser = subparsers.add_parser("up", help="run everything on this machine (embedded default)")
     parser.add_argument("libraries", nargs="+", metavar="LIBRARY")
-    parser.add_argument("--data-dir", default=None, help=f"default: {embedded.data_dir_default()}")
+    parser.add_argument("--data-dir", default=None, help=f"default: {binaries.data_dir_default()}")
     parser.add_argument("--db", default=None, help="database URL (default: SQLite in the data directory)")
     parser.add_argument("--nats", default=None, help="use this NATS instead of the embedded one")
     parser.add_argument("--analyzers", type=int, default=os.cpu_count() or 1, help="analyzer processes (default: cores)")
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"up: not a directory: {', '.join(missing)}", file=sys.stderr)
         return 2
-    data_dir = Path(args.data_dir).expanduser() if args.data_dir else embedded.data_dir_default()
+    data_dir = Path(args.data_dir).expanduser() if args.data_dir else binaries.data_dir_default()
     if args.log_format:  # the children log the same way
         os.environ["TRACKPRINT_LOG_FORMAT"] = args.log_format
     run_ = EmbeddedRun(libraries=libraries, data_dir=data_dir,
