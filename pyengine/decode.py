@@ -119,7 +119,10 @@ def _read_edges(handle: BinaryIO, size: int, path: str) -> tuple[bytes, bytes]:
 def open_stream(handle: BinaryIO, path: str, size: int, block_frames_for_rate) -> DecodedStream:
     """Recognise and open the audio in ``handle``; ``block_frames_for_rate(sr)`` sizes the blocks."""
     head, tail = _read_edges(handle, size, path)
-    found = sniff.sniff(head)
+    try:
+        found, head = sniff.sniff_file(handle, size)  # head: the first bytes after any ID3v2 tags
+    except OSError as exc:
+        raise AnalysisError(ErrorCode.IO_ERROR, f"read failed: {exc.strerror or exc}", path=path, stage="probe") from None
     if found is None:
         preview = head[:8]
         raise AnalysisError(
@@ -167,14 +170,14 @@ def _open_sndfile(handle, path, found: sniff.Sniffed, head: bytes, block_frames_
         codec = "pcm_" + subtype.lower().replace("pcm_", "s").replace("float", "f32").replace("double", "f64")
     declared_frames = None
     if found.container == "flac":
-        declared_frames = sniff.flac_declared_frames(head, found.audio_offset)
+        declared_frames = sniff.flac_declared_frames(head, 0)
     elif found.container == "wav":
-        declared_frames = sniff.wav_declared_frames(head, found.audio_offset)
+        declared_frames = sniff.wav_declared_frames(head, 0)
     elif found.container == "aiff":
-        declared_frames = sniff.aiff_declared_frames(head, found.audio_offset)
+        declared_frames = sniff.aiff_declared_frames(head, 0)
     declared = declared_frames / sound.samplerate if declared_frames else None
     if found.container == "mp3":
-        declared = sniff.mp3_declared_seconds(head, found.audio_offset)
+        declared = sniff.mp3_declared_seconds(head, 0)
     stream = DecodedStream(
         container=found.container,
         codec=codec,

@@ -40,6 +40,8 @@ import os
 import struct
 from typing import BinaryIO, Callable
 
+from trackprint.pyengine.sniff import leading_id3v2_size, sniff_file
+
 CHUNK = 1 << 20
 DIGEST_SIZE = 20
 
@@ -72,23 +74,6 @@ def _read_exact(f: BinaryIO, n: int) -> bytes:
     if len(data) != n:
         raise EOFError
     return data
-
-
-def _syncsafe(b: bytes) -> int:
-    return (b[0] & 0x7F) << 21 | (b[1] & 0x7F) << 14 | (b[2] & 0x7F) << 7 | (b[3] & 0x7F)
-
-
-def _skip_id3v2(f: BinaryIO, start: int, end: int) -> int:
-    """Offset after any ID3v2 tags at ``start`` (several can be stacked)."""
-    pos = start
-    while pos + 10 <= end:
-        f.seek(pos)
-        head = f.read(10)
-        if len(head) < 10 or head[:3] != b"ID3" or head[3] == 0xFF or any(x & 0x80 for x in head[6:10]):
-            break
-        size = _syncsafe(head[6:10]) + 10 + (10 if head[5] & 0x10 else 0)
-        pos += size
-    return min(pos, end)
 
 
 def _strip_trailing_tags(f: BinaryIO, start: int, end: int) -> int:
@@ -132,7 +117,7 @@ FLAC_EDGE = 1 << 16
 def _flac(f: BinaryIO, size: int) -> str:
     h = _Hasher("flac")
     md5 = b""
-    pos = _skip_id3v2(f, 0, size)
+    pos = leading_id3v2_size(f, size)
     end = _strip_trailing_tags(f, pos, size)
     f.seek(pos)
     if _read_exact(f, 4) != b"fLaC":
@@ -166,7 +151,7 @@ def _flac(f: BinaryIO, size: int) -> str:
 
 def _riff(f: BinaryIO, size: int, head: bytes) -> str:
     h = _Hasher("wav")
-    big_endian = head[:4] == b"FORM"
+    big_endian = head[:4] in (b"FORM", b"RIFX")
     if big_endian:
         h = _Hasher("aiff")
     keep = {b"fmt ", b"data", b"COMM", b"SSND"}
@@ -254,35 +239,16 @@ def _ogg(f: BinaryIO, size: int) -> str:
 
 def _generic(f: BinaryIO, size: int, fmt: str) -> str:
     h = _Hasher(fmt)
-    start = _skip_id3v2(f, 0, size)
+    start = leading_id3v2_size(f, size)
     end = _strip_trailing_tags(f, start, size)
     h.hash_range(f, start, end)
     return h.result()
 
 
-_EXT_FORMAT = {
-    ".mp3": "mp3", ".mp2": "mp3", ".aac": "aac", ".wv": "wavpack", ".ape": "ape", ".mpc": "mpc",
-}
-
-
-def detect_format(f: BinaryIO, size: int, path: str) -> str:
-    start = _skip_id3v2(f, 0, size)
-    f.seek(start)
-    head = f.read(12)
-    if head[:4] == b"fLaC":
-        return "flac"
-    f.seek(0)
-    head0 = f.read(12)
-    if head0[:4] in (b"RIFF", b"RF64") and head0[8:12] == b"WAVE":
-        return "wav"
-    if head0[:4] == b"FORM" and head0[8:12] in (b"AIFF", b"AIFC"):
-        return "aiff"
-    if head0[:4] == b"OggS":
-        return "ogg"
-    if head0[4:8] == b"ftyp":
-        return "mp4"
-    ext = os.path.splitext(path)[1].lower()
-    return _EXT_FORMAT.get(ext, "raw")
+def detect_format(f: BinaryIO, size: int) -> str:
+    """The container by content (the one sniffer decoding uses too); ``raw`` when it is not recognised."""
+    found, _ = sniff_file(f, size)
+    return found.container if found is not None else "raw"
 
 
 def content_id(path: str) -> str:
@@ -294,7 +260,7 @@ def content_id(path: str) -> str:
     """
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        fmt = detect_format(f, size, path)
+        fmt = detect_format(f, size)
         parser: Callable[[BinaryIO, int], str] | None = {
             "flac": _flac,
             "ogg": _ogg,

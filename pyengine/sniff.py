@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import BinaryIO
+
+HEAD_BYTES = 1 << 16  # what is read after the leading tags: every header the sniffers look at fits
 
 _MPEG_BITRATES = {  # (version_bits, layer_bits) -> kbps table index 0..15
     (3, 1): [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0],  # MPEG1 L3
@@ -38,6 +41,23 @@ def id3v2_size(head: bytes) -> int:
     size = (size_bytes[0] << 21) | (size_bytes[1] << 14) | (size_bytes[2] << 7) | size_bytes[3]
     footer = 10 if head[5] & 0x10 else 0
     return 10 + size + footer
+
+
+def leading_id3v2_size(f: BinaryIO, size: int) -> int:
+    """Bytes of ID3v2 tags at the start of a file, read from the file itself.
+
+    Several tags can be stacked, and a tag can be megabytes long (embedded
+    cover art), so this follows the tag headers instead of looking inside a
+    fixed window. Used by decoding and by the content id alike.
+    """
+    pos = 0
+    while pos + 10 <= size:
+        f.seek(pos)
+        tag = id3v2_size(f.read(10))
+        if tag == 0:
+            break
+        pos += tag
+    return min(pos, size)
 
 
 def mpeg_frame(head: bytes, pos: int) -> tuple[int, int, int] | None:
@@ -73,10 +93,23 @@ def looks_like_mpeg(head: bytes, pos: int) -> bool:
     return mpeg_frame(head, nxt) is not None
 
 
+def sniff_file(f: BinaryIO, size: int) -> tuple[Sniffed | None, bytes]:
+    """The container of an open file, and the first :data:`HEAD_BYTES` of its audio (after any ID3v2 tags)."""
+    offset = leading_id3v2_size(f, size)
+    f.seek(offset)
+    body = f.read(HEAD_BYTES)
+    f.seek(0)
+    return sniff_audio(body, offset), body
+
+
 def sniff(head: bytes) -> Sniffed | None:
     """The container of a file starting with ``head`` (at least 64 KiB when the file has it)."""
     offset = id3v2_size(head)
-    body = head[offset:]
+    return sniff_audio(head[offset:], offset)
+
+
+def sniff_audio(body: bytes, offset: int) -> Sniffed | None:
+    """The container of audio starting with ``body``, found ``offset`` bytes into the file (after its tags)."""
     if body[:4] == b"fLaC":
         return Sniffed("flac", offset, "flac")
     if body[:4] in (b"RIFF", b"RIFX") and body[8:12] == b"WAVE" or body[:4] == b"RF64":

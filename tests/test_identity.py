@@ -128,10 +128,23 @@ def test_ogg_comment_packet_ignored(tmp_path):
 
 
 def test_formats_never_collide(tmp_path):
-    payload = b"\x00" * 1000
-    (tmp_path / "x.mp3").write_bytes(payload)
-    (tmp_path / "x.aac").write_bytes(payload)
-    assert content_id(str(tmp_path / "x.mp3")) != content_id(str(tmp_path / "x.aac"))
+    """The format is read from the content (the decoder's own sniffer) and prefixes the id."""
+    data = _signal(4410)
+    wav = content_id(str(_write(tmp_path / "x.wav", data, "WAV", "PCM_16")))
+    aiff = content_id(str(_write(tmp_path / "x.aiff", data, "AIFF", "PCM_16")))
+    assert wav.startswith("wav-") and aiff.startswith("aiff-") and wav != aiff
+
+
+def test_the_id_does_not_depend_on_the_file_name(tmp_path):
+    """Same bytes, same id: the extension never decides the format (a renamed file keeps its fingerprint)."""
+    flac = _write(tmp_path / "x.flac", _signal(4410), "FLAC", "PCM_16")
+    renamed = tmp_path / "x.mp3"
+    renamed.write_bytes(flac.read_bytes())
+    assert content_id(str(renamed)) == content_id(str(flac))
+    junk = b"\x00" * 1000
+    (tmp_path / "a.mp3").write_bytes(junk)
+    (tmp_path / "a.aac").write_bytes(junk)
+    assert content_id(str(tmp_path / "a.mp3")) == content_id(str(tmp_path / "a.aac"))
 
 
 def test_flac_with_audio_md5_is_identified_without_reading_every_frame(tmp_path):
@@ -147,3 +160,17 @@ def test_flac_with_audio_md5_is_identified_without_reading_every_frame(tmp_path)
     assert content_id(str(retagged)) == content_id(str(original))
     assert content_id(str(cut)) != content_id(str(original))
     assert content_id(str(other)) != content_id(str(original))
+
+
+def test_a_tag_larger_than_the_sniffing_window_is_skipped(tmp_path):
+    """A FLAC behind a 3 MiB ID3v2 tag (embedded cover art) is still FLAC: decoded, and keyed by its audio."""
+    from tests.audio import id3v2_tag
+    from trackprint.pyengine.engine import analyze_file
+
+    plain = _write(tmp_path / "plain.flac", _signal(44100), "FLAC", "PCM_16")
+    tagged = tmp_path / "tagged.flac"
+    tagged.write_bytes(id3v2_tag("cover art", padding=3 << 20) + plain.read_bytes())
+    assert content_id(str(tagged)) == content_id(str(plain))
+    out = analyze_file(str(tagged))
+    assert out.decode.container == "flac"
+    assert out.fingerprint == analyze_file(str(plain)).fingerprint
