@@ -4,7 +4,7 @@ Pure data, no I/O. Encoded as JSON with msgspec so that any language can read
 the streams (the Rust server speaks the same shapes). Every message carries a
 ``schema`` integer; decoders reject unknown message types loudly.
 
-Streams (see ``trackprint/bus.py``):
+Streams (see ``trackprint/bus/__init__.py``):
 - events:  :class:`FileEvent` (watcher -> analyzers)
 - results: :data:`ResultMessage` = fingerprint | failure | removed | moved
   (analyzers -> persister)
@@ -159,7 +159,7 @@ class FingerprintResult(msgspec.Struct, kw_only=True, tag="fingerprint", tag_fie
     engine: EngineName
     decode: DecodeFacts
     timings: Timings
-    content_id: str  # audio-content identity, see trackprint/identity.py
+    content_id: str  # audio-content identity, see pyengine/identity.py
     size: int | None = None
     mtime_ns: int | None = None
     inode: int | None = None

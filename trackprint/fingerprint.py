@@ -1,7 +1,7 @@
 """The 25 fingerprint dimensions: names, order, version and validation.
 
 The normative definitions are in ``docs/fingerprint-spec.md``; the executable
-form is the package ``analyzer/features``. Bump :data:`FINGERPRINT_VERSION` whenever any
+form is the package ``pyengine/features`` (and ``rust-server/src/features``). Bump :data:`FINGERPRINT_VERSION` whenever any
 value for any input could change (a formula, a constant, a frame size, a
 decoder choice that changes samples): old rows then show up as stale.
 """
