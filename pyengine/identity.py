@@ -30,7 +30,10 @@ id's prefix, so ids of different formats never collide):
   tags at the start and ID3v1 (``TAG``, 128 bytes), Lyrics3v2 and APEv2 tags
   at the end.
 
-Files are read in 1 MiB chunks: memory stays bounded whatever the file size.
+The format is recognised by content with :mod:`trackprint.pyengine.sniff`, the
+sniffer decoding uses (never by the file name; unrecognised content is
+``raw``), so a renamed file keeps its id. Files are read in 1 MiB chunks:
+memory stays bounded whatever the file size.
 """
 
 from __future__ import annotations
