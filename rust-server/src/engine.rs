@@ -1,4 +1,4 @@
-//! One file in, 25 numbers (or a typed error) out (`analyzer/engine.py`).
+//! One file in, 25 numbers (or a typed error) out (`pyengine/engine.py`).
 //!
 //! Decode packet by packet into the accumulator (one streaming pass, bounded
 //! memory), check the deadline and the duration cap per packet, and refuse to

@@ -1,9 +1,9 @@
 //! trackprint-server: the fast engine for trackprint's 25-number fingerprint.
 //!
-//! Module map: [`error`] (typed errors -> HTTP), [`paths`] (library roots),
+//! Module map: [`error`] (the error taxonomy), [`paths`] (library roots),
 //! [`limits`] (semaphore, deadline), [`metrics`], [`decode`] (sniffing,
-//! symphonia, truncation), [`features`] (the port of `analyzer/features`),
-//! [`engine`] (one file -> fingerprint), [`http`] (axum routes).
+//! symphonia, truncation), [`features`] (the port of `pyengine/features`),
+//! [`engine`] (one file -> fingerprint), [`http`] (axum routes, error bodies, code -> status).
 
 pub mod decode;
 pub mod engine;

@@ -1,4 +1,4 @@
-//! Recognise a container by its first bytes, never by its name (`analyzer/sniff.py`),
+//! Recognise a container by its first bytes, never by its name (`pyengine/sniff.py`),
 //! and read the duration a container declares.
 
 #[derive(Debug, Clone, PartialEq, Eq)]

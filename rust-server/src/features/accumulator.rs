@@ -1,10 +1,15 @@
 //! Streams a track through every feature in one pass, in bounded memory
-//! (`analyzer/features/accumulator.py`).
+//! (`pyengine/features/accumulator.py`).
 //!
 //! Feed interleaved f32 samples with [`FingerprintAccumulator::add`] in chunks
 //! of any size (the result does not depend on the chunking); call
 //! [`FingerprintAccumulator::finish`] for the 25 numbers. Per track it keeps
 //! one float per 100 ms sub-block (3 arrays) and one per onset frame (~86/s).
+//!
+//! This module holds the streaming state only (sub-block sums, the spectral
+//! framer, the onset framer, the stereo sums); every dimension is computed by
+//! the function of its name in its family's module, and `finish` builds the
+//! [`Fingerprint`] field by field from them.
 
 use super::fastmath;
 use super::fft::PowerSpectrum;

@@ -1,5 +1,5 @@
 //! Bands / spectral balance: spec 4.1–4.7 (`*_pct`) and 4.10 (`bass_mid_ratio`);
-//! `analyzer/features/spectral.py` (`band_index`, `band_percentages`, `bass_mid_ratio`).
+//! `pyengine/features/spectral.py` (`band_index`, `band_percentages`, `bass_mid_ratio`).
 //!
 //! Input: the band energies `E_b = sum_{t active} sum_{k in b} P_t[k]` of the
 //! whole track (power of the active spectral frames, spec 3.3), summed per

@@ -1,6 +1,6 @@
 //! Level / dynamics: spec 4.9 `crest_db`, 4.14 `silence_ratio`, 4.23
 //! `peak_consistency` (the spec's "level features", section 2.3;
-//! `analyzer/features/dynamics.py`).
+//! `pyengine/features/dynamics.py`).
 //!
 //! Input: per complete 100 ms sub-block j (spec 3.2) of all channels,
 //! unweighted, the mean square `ms_j` and the sample peak `pk_j`.

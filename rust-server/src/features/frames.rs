@@ -1,5 +1,5 @@
 //! Frame geometry as a function of the sample rate, and what every spectral
-//! family shares (spec section 3; `analyzer/features/frames.py`).
+//! family shares (spec section 3; `pyengine/features/frames.py`).
 
 pub const MIN_SAMPLE_RATE: u32 = 8_000;
 pub const MAX_SAMPLE_RATE: u32 = 384_000;

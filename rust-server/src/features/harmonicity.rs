@@ -1,5 +1,5 @@
 //! Harmonicity (tonal content): spec 4.18 `harmonic_ratio`, 4.19
-//! `pitch_stability`, 4.20 `chroma_energy`; `analyzer/features/spectral.py`
+//! `pitch_stability`, 4.20 `chroma_energy`; `pyengine/features/spectral.py`
 //! (`tonal_mask`, `pitch_classes`, `chroma_matrix`, `chroma_concentration`).
 //!
 //! All three read the power `P_t[k]` of the active spectral frames (spec 3.3).

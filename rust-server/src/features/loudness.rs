@@ -1,6 +1,6 @@
 //! Loudness: spec 4.8 `lufs`, 4.21 `dynamic_range_variation`, 4.22
 //! `loudness_variation_std`; ITU-R BS.1770-4 / EBU R128 as libebur128
-//! (`analyzer/features/loudness.py`: `integrated_loudness`, `loudness_range`,
+//! (`pyengine/features/loudness.py`: `integrated_loudness`, `loudness_range`,
 //! `loudness_variation_std`).
 //!
 //! Everything starts from the sub-block energies z_j of spec 3.2: for each

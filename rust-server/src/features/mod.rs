@@ -1,5 +1,5 @@
 //! The 25-number fingerprint of `docs/fingerprint-spec.md`, a port of
-//! `analyzer/features/*.py`.
+//! `pyengine/features/*.py`.
 //!
 //! One module per family of the spec, and in it one function per dimension,
 //! named as the spec names the dimension (doc comment: formula, unit, spec

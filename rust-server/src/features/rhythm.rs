@@ -1,6 +1,6 @@
 //! Rhythm: spec 4.11 `tempo_bpm`, 4.12 `rhythm_stability`, 4.13
 //! `transient_density`, from the onset envelope of spec 3.4
-//! (`analyzer/features/rhythm.py`).
+//! (`pyengine/features/rhythm.py`).
 //!
 //! o_t = mean_k max(0, L_t[k] - L_{t-1}[k]) with L = 10 log10(P + 1e-5), at
 //! fps = sr / D / 128 frames per second. `tempo_bpm` and `rhythm_stability`

@@ -1,5 +1,5 @@
 //! Spectral shape: spec 4.15 `spectral_centroid`, 4.16 `spectral_rolloff`,
-//! 4.17 `spectral_flatness`; `analyzer/features/spectral.py`.
+//! 4.17 `spectral_flatness`; `pyengine/features/spectral.py`.
 //!
 //! Each is a per-frame statistic of the magnitude spectrum `A_t[k] = |X_t[k]|`
 //! of an active spectral frame (spec 3.3), averaged over the T active frames.

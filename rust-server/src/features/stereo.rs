@@ -1,5 +1,5 @@
 //! Stereo: spec 4.24 `stereo_width`, 4.25 `phase_correlation`
-//! (`analyzer/features/stereo.py`).
+//! (`pyengine/features/stereo.py`).
 //!
 //! Input: the whole-track float64 sums of the stereo pair (spec 2.3: channels
 //! 0 and 1, mono as L = R) over every decoded sample: `LL = sum L^2`,
