@@ -2,9 +2,9 @@
 EBU Tech 3341 loudness cases, typed errors for bad input, a fuzz run, library
 roots, saturation (503 busy) and the CLI's use of it.
 
-Runs the real binary (scripts/setup.sh builds it into .venv/bin). A missing
-binary is a failure, not a skip: the fast engine silently missing is the very
-failure this product exists to prevent.
+Runs the real binary (scripts/setup.sh builds it into .venv/bin) through
+tests/fixtures_rust.py. A missing binary is a failure, not a skip: the fast
+engine silently missing is the very failure this product exists to prevent.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,9 +20,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import soundfile as sf
 
-from trackprint.binaries import free_port, rust_server_binary, rust_server_candidates
+from tests.audio import id3v2_tag, music_like, segments, write_audio
+from tests.fixtures_rust import RustServer, rust_server_binary
+from tests.procs import run_cli
+from trackprint.binaries import free_port
 from trackprint.fingerprint import DIMENSIONS, PARITY_TOLERANCE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,58 +34,8 @@ SR = 44_100
 STATUS = {
     "not_found": 404, "not_a_file": 422, "empty_file": 422, "unsupported_format": 415, "corrupt": 422,
     "truncated": 422, "too_short": 422, "outside_library": 403, "timeout": 504, "too_large": 413,
-    "io_error": 503, "internal": 500, "busy": 503, "bad_request": 400,
+    "io_error": 500, "internal": 500, "busy": 503, "bad_request": 400,
 }
-
-
-def server_binary() -> Path:
-    found = rust_server_binary()
-    if found is None:
-        pytest.fail("trackprint-server binary not found (looked in " + ", ".join(map(str, rust_server_candidates()))
-                    + "); run scripts/setup.sh to build and install it")
-    return Path(found)
-
-
-class Server:
-    def __init__(self, roots: list[Path], *extra: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        args = [str(server_binary()), "--bind", f"127.0.0.1:{self.port}", *extra]
-        for root in roots:
-            args += ["--root", str(root)]
-        # the log goes to a file: an unread pipe would fill up and stall the server
-        self.log = open(Path(roots[0]) / f"server-{self.port}.log", "w+b")
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log)
-        self.client = httpx.Client(timeout=120.0, limits=httpx.Limits(max_connections=32))
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log_text()
-            try:
-                if self.client.get(f"{self.url}/ready").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise AssertionError("server did not become ready")
-
-    def log_text(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def fingerprint(self, path, **extra) -> httpx.Response:
-        return self.client.post(f"{self.url}/v1/fingerprint", json={"path": str(path), **extra})
-
-    def healthy(self) -> bool:
-        return self.process.poll() is None and self.client.get(f"{self.url}/health").status_code == 200
-
-    def stop(self) -> None:
-        self.client.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +44,9 @@ def library(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(library):
-    s = Server([library, GOLDEN], "--max-concurrency", "4")
+def server(library, tmp_path_factory):
+    s = RustServer([library, GOLDEN], max_concurrency=4, log_path=tmp_path_factory.mktemp("logs") / "server.log")
+    s.start()
     yield s
     assert s.healthy(), "the server died during the tests"
     s.stop()
@@ -144,15 +96,6 @@ def test_tolerance_copy_is_current():
 
 
 # -- EBU Tech 3341 ----------------------------------------------------------------------
-def _sine_segments(segments: list[tuple[float, float]], sr: int = 48_000) -> np.ndarray:
-    parts = []
-    for db, seconds in segments:
-        t = np.arange(int(round(seconds * sr))) / sr
-        parts.append(10 ** (db / 20) * np.sin(2 * np.pi * 1000 * t))
-    x = np.concatenate(parts).astype(np.float32)
-    return np.stack([x, x], 1)
-
-
 EBU_3341 = {
     1: ([(-23, 20)], -23.0),
     2: ([(-33, 20)], -33.0),
@@ -164,28 +107,16 @@ EBU_3341 = {
 
 @pytest.mark.parametrize("case", sorted(EBU_3341))
 def test_ebu_3341(server, library, case):
-    segments, expected = EBU_3341[case]
+    parts, expected = EBU_3341[case]
     path = library / f"ebu3341_case{case}.flac"
-    sf.write(path, _sine_segments(segments), 48_000, subtype="PCM_24")
+    write_audio(path, segments(parts, freq=1000.0, sr=48_000, channels=2), 48_000, subtype="PCM_24")
     body = assert_typed(server.fingerprint(path))
     assert abs(body["fingerprint"]["lufs"] - expected) <= 0.1
 
 
 # -- robustness ---------------------------------------------------------------------------
-def _id3_tag(payload: bytes = b"\x00" * 100) -> bytes:
-    frame = b"TIT2" + len(b"\x03title").to_bytes(4, "big") + b"\x00\x00" + b"\x03title"
-    body = frame + payload
-    size = len(body)
-    syncsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
-    return b"ID3\x03\x00\x00" + syncsafe + body
-
-
-def _music(seconds: float, sr: int = SR, channels: int = 2, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    x = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.exp(-((t * 2) % 1) * 8) * np.sin(2 * np.pi * 1500 * t)
-    cols = [x + 0.01 * rng.standard_normal(len(t)) for _ in range(channels)]
-    return np.stack(cols, 1).astype(np.float32)
+def _music(duration_s: float, sr: int = SR, channels: int = 2, seed: int = 0) -> np.ndarray:
+    return music_like(duration_s, sr, seed=seed, channels=channels)
 
 
 @pytest.fixture(scope="module")
@@ -203,25 +134,25 @@ def bad_inputs(library) -> dict[str, tuple[Path, str | None]]:
     cases["directory"] = (d / "a_directory.flac", "not_a_file")
     put("text.mp3", b"this is not audio, just some text\n" * 20, "unsupported_format")
     put("random.flac", random.Random(1).randbytes(50_000), "unsupported_format")
-    sf.write(d / "whole.flac", _music(4.0), SR, subtype="PCM_16")
+    write_audio(d / "whole.flac", _music(4.0), SR)
     whole = (d / "whole.flac").read_bytes()
     cases["whole.flac"] = (d / "whole.flac", None)
     put("truncated.flac", whole[: len(whole) // 2], "truncated")
     put("header_only.flac", whole[:8192 if len(whole) > 8192 else 100][:200], "truncated")
-    sf.write(d / "whole.wav", _music(4.0), SR, subtype="PCM_16")
+    write_audio(d / "whole.wav", _music(4.0), SR)
     wav = (d / "whole.wav").read_bytes()
     put("truncated.wav", wav[: len(wav) // 2], "truncated")
     put("flac_named.mp3", whole, None)
-    put("id3_prefixed.flac", _id3_tag() + whole, None)
-    sf.write(d / "hires.flac", _music(2.0, 96_000), 96_000, subtype="PCM_24")
+    put("id3_prefixed.flac", id3v2_tag("title", padding=100) + whole, None)
+    write_audio(d / "hires.flac", _music(2.0, 96_000), 96_000, subtype="PCM_24")
     cases["hires.flac"] = (d / "hires.flac", None)
-    sf.write(d / "mono.flac", _music(2.0, channels=1), SR, subtype="PCM_16")
+    write_audio(d / "mono.flac", _music(2.0, channels=1), SR)
     cases["mono.flac"] = (d / "mono.flac", None)
-    sf.write(d / "six.flac", _music(2.0, channels=6), SR, subtype="PCM_16")
+    write_audio(d / "six.flac", _music(2.0, channels=6), SR)
     cases["six.flac"] = (d / "six.flac", None)
-    sf.write(d / "five_ms.flac", _music(0.005), SR, subtype="PCM_16")
+    write_audio(d / "five_ms.flac", _music(0.005), SR)
     cases["five_ms.flac"] = (d / "five_ms.flac", "too_short")
-    sf.write(d / "silence.flac", np.zeros((2 * SR, 2), dtype=np.float32), SR, subtype="PCM_16")
+    write_audio(d / "silence.flac", np.zeros((2 * SR, 2), dtype=np.float32), SR)
     cases["silence.flac"] = (d / "silence.flac", None)
     cases["missing.flac"] = (d / "missing.flac", "not_found")
     return cases
@@ -237,7 +168,8 @@ def test_bad_and_odd_inputs_are_typed(server, bad_inputs, name):
     path, code = bad_inputs[name]
     body = assert_typed(server.fingerprint(path), code)
     if code is not None:
-        assert str(path) in body["error"]["message"]
+        # the raw reason and the stage: the path is the request's own, never repeated in the message
+        assert body["error"]["stage"] and str(path) not in body["error"]["message"]
     assert server.healthy()
 
 
@@ -288,10 +220,8 @@ def test_fuzz_mutated_files(server, library):
     d.mkdir()
     music = _music(0.6, 22_050, channels=2, seed=3)
     seeds = {}
-    for name, fmt, subtype in [("s.flac", "FLAC", "PCM_16"), ("s.wav", "WAV", "PCM_16"),
-                               ("s.mp3", "MP3", "MPEG_LAYER_III"), ("s.ogg", "OGG", "VORBIS")]:
-        sf.write(d / name, music, 22_050, format=fmt, subtype=subtype)
-        seeds[name] = (d / name).read_bytes()
+    for name in ("s.flac", "s.wav", "s.mp3", "s.ogg"):
+        seeds[name] = write_audio(d / name, music, 22_050).read_bytes()
     rng = random.Random(20240601)
     jobs = []
     for i in range(3200):
@@ -323,7 +253,7 @@ def test_fuzz_mutated_files(server, library):
 # -- library roots --------------------------------------------------------------------------
 def test_paths_outside_the_roots(server, library, tmp_path_factory):
     outside = tmp_path_factory.mktemp("outside")
-    sf.write(outside / "secret.flac", _music(1.0), SR, subtype="PCM_16")
+    write_audio(outside / "secret.flac", _music(1.0), SR)
     escape = library / ".." / outside.name / "secret.flac"
     assert_typed(server.fingerprint(escape), "outside_library")
     link = library / "escape_link.flac"
@@ -340,28 +270,25 @@ def test_paths_outside_the_roots(server, library, tmp_path_factory):
 @pytest.fixture(scope="module")
 def long_file(library) -> Path:
     path = library / "long.flac"
-    sf.write(path, _music(120.0, SR, channels=2, seed=9), SR, subtype="PCM_16")
+    write_audio(path, _music(120.0, SR, channels=2, seed=9), SR)
     return path
 
 
-def test_busy_when_saturated(library, long_file):
-    s = Server([library], "--max-concurrency", "1")
-    try:
-        with ThreadPoolExecutor(6) as pool:
-            responses = list(pool.map(lambda _: s.fingerprint(long_file), range(6)))
-        statuses = [r.status_code for r in responses]
-        assert 200 in statuses, statuses
-        busy = [r for r in responses if r.status_code == 503]
-        assert busy, statuses
-        for r in busy:
-            assert r.json()["error"]["code"] == "busy" and r.headers.get("retry-after")
-        ready = s.client.get(f"{s.url}/ready").json()
-        assert ready["max_concurrency"] == 1 and ready["free_slots"] == 1
-        metrics = s.client.get(f"{s.url}/metrics").text
-        assert 'trackprint_requests_total{outcome="busy"}' in metrics
-        assert s.healthy()
-    finally:
-        s.stop()
+def test_busy_when_saturated(library, long_file, start_rust_server):
+    s = start_rust_server([library], max_concurrency=1)
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(pool.map(lambda _: s.fingerprint(long_file), range(6)))
+    statuses = [r.status_code for r in responses]
+    assert 200 in statuses, statuses
+    busy = [r for r in responses if r.status_code == 503]
+    assert busy, statuses
+    for r in busy:
+        assert r.json()["error"]["code"] == "busy" and r.headers.get("retry-after")
+    ready = s.client.get(f"{s.url}/ready").json()
+    assert ready["max_concurrency"] == 1 and ready["free_slots"] == 1
+    metrics = s.client.get(f"{s.url}/metrics").text
+    assert 'trackprint_requests_total{outcome="busy"}' in metrics
+    assert s.healthy()
 
 
 def test_deadline_stops_the_work(server, long_file):
@@ -381,18 +308,16 @@ def test_endpoints(server, library):
         assert needle in metrics
 
 
-def test_sigterm_stops_cleanly(library):
-    s = Server([library])
+def test_sigterm_stops_cleanly(library, start_rust_server):
+    s = start_rust_server([library])
     s.process.terminate()
     assert s.process.wait(timeout=10) == 0
-    s.client.close()
 
 
 # -- the CLI ------------------------------------------------------------------------------------
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "TRACKPRINT_SERVER": f"http://127.0.0.1:{free_port()}", **env}
-    return subprocess.run([sys.executable, "-m", "trackprint.cli", "analyze", "--json", *args],
-                          capture_output=True, text=True, env=full_env, timeout=300)
+    return run_cli("analyze", "--json", *args, env=full_env, timeout=300)
 
 
 def _lines(out: subprocess.CompletedProcess) -> list[dict]:
@@ -401,7 +326,7 @@ def _lines(out: subprocess.CompletedProcess) -> list[dict]:
 
 def test_cli_starts_a_local_server(library):
     out = _cli(["--engine", "rust", str(GOLDEN / "tone_mid_1khz.flac"), str(GOLDEN / "click_120bpm.flac"),
-                str(library / "nope.flac")], {"TRACKPRINT_SERVER_BIN": str(server_binary())})
+                str(library / "nope.flac")], {"TRACKPRINT_SERVER_BIN": rust_server_binary()})
     results = _lines(out)
     assert [r["engine"] for r in results] == ["rust", "rust", "rust"], out.stderr
     assert results[0]["ok"] and results[0]["fingerprint"]["mid_pct"] > 99
@@ -435,7 +360,7 @@ def test_cli_auto_without_binary_warns_and_uses_python(tmp_path):
 
 def test_cli_auto_falls_back_per_file(server, library):
     opus = library / "speech.opus"
-    sf.write(opus, _music(1.0, 48_000), 48_000, format="OGG", subtype="OPUS")
+    write_audio(opus, _music(1.0, 48_000), 48_000)
     out = _cli(["--engine", "auto", "--server", server.url, str(opus), str(GOLDEN / "tone_mid_1khz.flac")], {})
     first, second = _lines(out)
     assert first["ok"] and first["engine"] == "python" and "unsupported_format" in first["fallback_reason"]
