@@ -46,6 +46,7 @@ import tenacity
 from trackprint import binaries
 from trackprint.contracts import EngineOutcome, EngineProblem
 from trackprint.errors import AnalysisError, ErrorCode
+from trackprint.supervisor import die_with_parent
 
 log = logging.getLogger("trackprint.analyzer.engines")
 
@@ -81,17 +82,6 @@ def python_outcome(path: str, timeout_s: float | None = None) -> EngineOutcome:
     except Exception as exc:  # a bug: loudly, with its traceback, and the pipeline goes on
         log.error("%s: analyse: internal: Python engine BUG\n%s", path, traceback.format_exc())
         return failed(path, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", "analyse", "python")
-
-
-def die_with_parent() -> None:
-    """Pool workers end when their parent dies, even by kill -9 (Linux PR_SET_PDEATHSIG)."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: nothing to do
-        pass
 
 
 def python_pool(workers: int) -> ProcessPoolExecutor:

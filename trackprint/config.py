@@ -15,11 +15,15 @@ def add_location_arguments(parser, *, nats: bool = False) -> None:
         parser.add_argument("--nats", default=None, help="NATS URL(s), comma-separated (default: the data directory's)")
 
 
-def run_state(data_dir: str | None) -> dict:
+def data_dir(given: str | None) -> Path:
+    """``--data-dir``, else the per-user default."""
+    return Path(given).expanduser() if given else binaries.data_dir_default()
+
+
+def run_state(given: str | None) -> dict:
     """What ``trackprint up`` recorded in DATA/run.json (empty when it never ran there)."""
-    directory = Path(data_dir).expanduser() if data_dir else binaries.data_dir_default()
     try:
-        return json.loads((directory / "run.json").read_text())
+        return json.loads((data_dir(given) / "run.json").read_text())
     except (OSError, ValueError):
         return {}
 
@@ -30,8 +34,7 @@ def resolve_db(args) -> str:
     state = run_state(getattr(args, "data_dir", None))
     if state.get("db_url"):
         return state["db_url"]
-    directory = Path(args.data_dir).expanduser() if getattr(args, "data_dir", None) else binaries.data_dir_default()
-    return f"sqlite:///{directory / 'trackprint.db'}"
+    return f"sqlite:///{data_dir(getattr(args, 'data_dir', None)) / 'trackprint.db'}"
 
 
 def resolve_nats(args) -> str | None:

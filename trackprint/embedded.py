@@ -47,6 +47,68 @@ class StartError(RuntimeError):
     """Something ``up`` needs could not start; the message says what and where its log is."""
 
 
+LOCK_FILE = "up.lock"
+REFUSED_FILE = "refused.json"
+
+
+class DataDirLock:
+    """One ``up`` per data directory: two nats-servers on one JetStream store damage it.
+
+    An exclusive ``flock`` on DATA/up.lock, held for the whole run (the kernel
+    releases it when the process dies, even by kill -9, so a stale lock never
+    blocks a restart); the holder's pid is written into the file so a refused
+    second instance can name it, and the refusal is recorded for ``status``.
+    """
+
+    def __init__(self, data_dir: Path):
+        self.path = data_dir / LOCK_FILE
+        self._file = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # not inherited by the children (Python opens non-inheritable)
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            (self.path.parent / REFUSED_FILE).write_text(json.dumps(
+                {"pid": os.getpid(), "at": time.time(), "holder": holder}))
+            raise StartError(f"another `trackprint up` (pid {holder}) is using the data directory "
+                             f"{self.path.parent}; stop it first (two would damage the stream store)") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def lock_holder(data_dir: Path) -> int | None:
+    """The pid of the ``up`` holding ``data_dir`` (None when none does)."""
+    import fcntl
+
+    try:
+        handle = open(data_dir / LOCK_FILE)
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return None
+
+
 @dataclass
 class EmbeddedRun:
     """Everything ``trackprint up`` starts, in order, under one :class:`Supervisor`."""
@@ -60,12 +122,15 @@ class EmbeddedRun:
     metrics_port: int = 0  # persister on PORT, analyzers on PORT+1.., the watcher after them
     supervisor: Supervisor = field(default_factory=Supervisor)
     state: dict = field(default_factory=dict)
+    lock: DataDirLock | None = None
 
     @property
     def logs(self) -> Path:
         return self.data_dir / "logs"
 
     def start(self) -> None:
+        self.lock = DataDirLock(self.data_dir)
+        self.lock.acquire()
         self.logs.mkdir(parents=True, exist_ok=True)
         self.state.update(libraries=self.libraries, db_url=self.db_url, pid=os.getpid(), started_at=time.time())
         nats_url, monitor_url = self._start_nats()
@@ -130,3 +195,5 @@ class EmbeddedRun:
 
     def stop(self) -> None:
         self.supervisor.stop_all()
+        if self.lock is not None:
+            self.lock.release()

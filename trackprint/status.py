@@ -7,10 +7,13 @@ and ``trackprint up`` shows the same warnings.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 from trackprint.bus.inspect import bus_status
+from trackprint.embedded import REFUSED_FILE, lock_holder
 from trackprint.persister.db import DatabaseMissing
 from trackprint.persister.queries import database_status
 
@@ -20,9 +23,25 @@ RECENT_MINUTES = 10.0
 WATCHER_SILENT_S = 60.0
 
 
-def collect(db_url: str, nats_url: str | None, run_state: dict[str, Any]) -> dict[str, Any]:
-    """The whole report: ``run`` (what `up` recorded), ``database``, ``bus`` and ``warnings``."""
+REFUSAL_WARN_S = 600.0
+
+
+def instance_status(data_dir: Path) -> dict[str, Any]:
+    """Whether an ``up`` holds the data directory, and the last second instance it refused."""
+    out: dict[str, Any] = {"data_dir": str(data_dir), "up_pid": lock_holder(data_dir)}
+    try:
+        out["refused"] = json.loads((data_dir / REFUSED_FILE).read_text())
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def collect(db_url: str, nats_url: str | None, run_state: dict[str, Any],
+            data_dir: Path | None = None) -> dict[str, Any]:
+    """The whole report: ``run`` (what `up` recorded), ``instance``, ``database``, ``bus`` and ``warnings``."""
     report: dict[str, Any] = {"run": run_state}
+    if data_dir is not None:
+        report["instance"] = instance_status(data_dir)
     try:
         report["database"] = database_status(db_url, recent_minutes=RECENT_MINUTES)
     except DatabaseMissing as exc:
@@ -36,6 +55,11 @@ def collect(db_url: str, nats_url: str | None, run_state: dict[str, Any]) -> dic
 
 def warnings_for(report: dict[str, Any]) -> list[str]:
     warnings: list[str] = []
+    refused = (report.get("instance") or {}).get("refused")
+    if refused and time.time() - float(refused.get("at", 0)) < REFUSAL_WARN_S:
+        warnings.append(f"a second `trackprint up` (pid {refused['pid']}) was refused "
+                        f"{(time.time() - refused['at']) / 60:.0f} min ago: pid {refused['holder']} holds the data "
+                        "directory (one `up` per data directory)")
     state = report.get("run", {})
     if state and state.get("rust_available") is False:
         warnings.append(f"Rust server not running at the last start ({state.get('rust_reason')}): Python engine only, slower")

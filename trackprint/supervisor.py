@@ -5,6 +5,9 @@ supervisor is running is restarted with a growing delay (capped), and every
 restart is counted and logged so a crash loop is visible, never silent.
 Stopping sends SIGTERM to the children in reverse start order (so producers
 stop before the consumers that drain them), waits, then SIGKILLs stragglers.
+Children die with their supervisor even when it is killed with SIGKILL
+(Linux PR_SET_PDEATHSIG): an orphaned nats-server would keep the data
+directory's store open under a new ``up``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,20 @@ from dataclasses import dataclass, field
 log = logging.getLogger("trackprint.supervisor")
 
 RESTART_DELAY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """In a child process: receive ``sig`` when the parent dies, even by kill -9 (Linux PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: nothing to do
+        pass
+
+
+def _child_setup() -> None:
+    die_with_parent(signal.SIGTERM)  # SIGTERM: a nats-server or a service still shuts down cleanly
 
 
 @dataclass
@@ -58,7 +75,8 @@ class Supervisor:
         out = open(child.log_path, "ab") if child.log_path else subprocess.DEVNULL
         try:
             child.process = subprocess.Popen(
-                child.argv, env=child.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                child.argv, env=child.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_child_setup,
             )
         finally:
             if child.log_path:

@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import Any
 
-from trackprint.config import add_location_arguments, resolve_db, resolve_nats, run_state
+from trackprint.config import add_location_arguments, data_dir, resolve_db, resolve_nats, run_state
 from trackprint.status import collect
 
 
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = collect(resolve_db(args), resolve_nats(args), run_state(getattr(args, "data_dir", None)))
+    report = collect(resolve_db(args), resolve_nats(args), run_state(args.data_dir), data_dir(args.data_dir))
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -34,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
 def render(report: dict[str, Any]) -> str:
     db, bus = report["database"], report["bus"]
     lines = []
+    instance = report.get("instance") or {}
+    if instance:
+        pid = instance.get("up_pid")
+        lines.append(f"up           {'running, pid ' + str(pid) if pid else 'not running'} ({instance['data_dir']})")
     if "error" in db:
         lines.append(f"database: {db['error']}")
     else:
