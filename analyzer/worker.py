@@ -40,7 +40,8 @@ from trackprint.contracts import (
 )
 from trackprint.errors import ErrorCode
 from trackprint.fingerprint import FINGERPRINT_VERSION
-from trackprint.pyengine.identity import content_id
+from trackprint.pyengine.identity import IdentityTimeout, content_id
+from trackprint.service import Service
 
 log = logging.getLogger("trackprint.analyzer")
 
@@ -88,90 +89,75 @@ class WorkerConfig:
     topology: bus.Topology | None = None  # None: bus.Topology() defaults (and TRACKPRINT_* environment)
 
 
-class AnalyzerWorker:
+class AnalyzerWorker(Service):
+    name = "analyzer"
+    work_in_hand = "the events in hand"
+    default_log_level = logging.INFO  # one line per event handled is the analyzer's main output
+
     def __init__(self, config: WorkerConfig, js=None):
-        self.config = config
-        self.js = js
         self.host = socket.gethostname()
+        super().__init__(config.nats, js=js, topology=config.topology,
+                         connection_name=f"trackprint-analyzer-{self.host}-{os.getpid()}")
+        self.config = config
         self.rust = (RustClient(config.server, timeout_s=config.rust_timeout_s,
                                 breaker_threshold=config.breaker_threshold,
                                 breaker_cooldown_s=config.breaker_cooldown_s)
                      if config.use_rust and config.server else None)
         self.engines: Engines | None = None
+        self.pool = None
         self.kv = None
         self.sub = None
+        self.tasks: set[asyncio.Task] = set()  # one per event being handled
         self.max_deliver = 5
         self.ack_wait_s = 60.0
         self.counts: dict[str, int] = {}
-        self._stop = asyncio.Event()
         self._started = time.monotonic()
 
     def count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
 
-    def stop(self) -> None:
-        log.warning("analyzer: stopping (finishing the events in hand)")
-        self._stop.set()
-
-    # ------------------------------------------------------------------ main
-    async def run(self) -> None:
-        nc = None
-        if self.js is None:
-            nc = await bus.connect(self.config.nats, f"trackprint-analyzer-{self.host}-{os.getpid()}")
-            self.js = nc.jetstream()
-        await bus.ensure_topology(self.js, self.config.topology)
-        self.kv = await bus.fingerprint_kv(self.js)
-        self.sub = await bus.bind_analyzer(self.js)
+    # ------------------------------------------------- the service skeleton's hooks
+    async def setup(self, js) -> None:
+        self.kv = await bus.fingerprint_kv(js)
+        self.sub = await bus.bind_analyzer(js)
         info = await self.sub.consumer_info()
         self.max_deliver = info.config.max_deliver or 5
         self.ack_wait_s = info.config.ack_wait or 60.0
-        pool = python_pool(self.config.concurrency)
-        self.engines = Engines("auto" if self.rust else "python", rust=self.rust, python=pool,
+        self.pool = python_pool(self.config.concurrency)
+        self.engines = Engines("auto" if self.rust else "python", rust=self.rust, python=self.pool,
                                timeout_s=self.config.analysis_timeout_s)
         log.warning("analyzer %s pid %d: %d workers, Rust %s, max_deliver %d, ack_wait %.0f s",
                     self.host, os.getpid(), self.config.concurrency,
                     self.config.server if self.rust else "disabled (--no-rust)", self.max_deliver, self.ack_wait_s)
-        tasks: set[asyncio.Task] = set()
-        last_report = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                free = self.config.concurrency - len(tasks)
-                if free <= 0:
-                    await asyncio.wait(tasks, timeout=1, return_when=asyncio.FIRST_COMPLETED)
-                    tasks = {t for t in tasks if not t.done()}
-                    continue
-                try:
-                    msgs = await self.sub.fetch(free, timeout=1)
-                except asyncio.TimeoutError:
-                    msgs = []
-                except Exception as exc:  # disconnected: nats-py reconnects on its own
-                    log.warning("analyzer: fetch failed (%s: %s); retrying", type(exc).__name__, exc)
-                    await asyncio.sleep(1)
-                    msgs = []
-                for msg in msgs:
-                    task = asyncio.create_task(self.handle(msg))
-                    tasks.add(task)
-                tasks = {t for t in tasks if not t.done()}
-                if time.monotonic() - last_report > 30:
-                    last_report = time.monotonic()
-                    log.warning("analyzer progress: %s", self.progress())
-                    await self._update_lag()
-            if tasks:
-                await asyncio.wait(tasks, timeout=self.config.analysis_timeout_s)
-        finally:
-            log.warning("analyzer stopped: %s", self.progress())
-            pool.shutdown(wait=False, cancel_futures=True)
+
+    async def step(self) -> None:
+        """Fetch only as many events as there are free slots: the rest stay with the consumer for other analyzers."""
+        free = self.config.concurrency - len(self.tasks)
+        if free <= 0:
+            await asyncio.wait(self.tasks, timeout=1, return_when=asyncio.FIRST_COMPLETED)
+        else:
+            for msg in await self.fetch(self.sub, free, timeout=1):
+                self.tasks.add(asyncio.create_task(self.handle(msg)))
+        self.tasks = {t for t in self.tasks if not t.done()}
+
+    async def finish_work_in_hand(self) -> None:
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=self.config.analysis_timeout_s)
+
+    async def refresh_metrics(self) -> None:
+        await self._update_lag()
+
+    async def teardown(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.engines is not None:
             await self.engines.aclose()
-            if nc is not None:
-                await bus.close(nc, [self.sub])
-            else:
-                try:
-                    await self.sub.unsubscribe()
-                except Exception:
-                    pass
+
+    def subscriptions(self) -> list:
+        return [self.sub]
 
     async def _update_lag(self) -> None:
-        if M_LAG is None:
+        if M_LAG is None or self.sub is None:
             return
         try:
             M_LAG.set((await self.sub.consumer_info()).num_pending)
@@ -339,7 +325,10 @@ class AnalyzerWorker:
         cid = None
         if st.st_size > 0:
             try:
-                cid = await loop.run_in_executor(None, content_id, path)
+                cid = await loop.run_in_executor(None, content_id, path,
+                                                 started + self.config.analysis_timeout_s)
+            except IdentityTimeout as exc:  # before OSError: TimeoutError is one
+                raise Transient(ErrorCode.TIMEOUT, str(exc), "identity") from None
             except FileNotFoundError:
                 return self._failure(event, seq, attempts, ErrorCode.NOT_FOUND, "vanished while hashing", "identity",
                                      None)

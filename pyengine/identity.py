@@ -41,12 +41,35 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import time
 from typing import BinaryIO, Callable
 
 from trackprint.pyengine.sniff import leading_id3v2_size, sniff_file
 
 CHUNK = 1 << 20
 DIGEST_SIZE = 20
+
+
+class IdentityTimeout(TimeoutError):
+    """Hashing did not finish before the deadline (a huge or pathological file)."""
+
+
+class _DeadlineReader:
+    """The file, with every read checking the deadline: no structure, however odd, can hold a worker."""
+
+    def __init__(self, f: BinaryIO, deadline: float | None):
+        self._f, self._deadline = f, deadline
+
+    def read(self, n: int = -1) -> bytes:
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise IdentityTimeout("the content id was not computed before the deadline")
+        return self._f.read(n)
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self._f.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
 
 
 class _Hasher:
@@ -165,6 +188,8 @@ def _riff(f: BinaryIO, size: int, head: bytes) -> str:
         if len(chunk_head) < 8:
             break
         cid = chunk_head[:4]
+        if not all(32 <= b < 127 for b in cid):
+            break  # not a chunk id (zeros of a preallocated download, garbage): the structure ends here
         csize = struct.unpack(">I" if big_endian else "<I", chunk_head[4:])[0]
         if head[:4] == b"RF64" and cid == b"data" and csize == 0xFFFFFFFF:
             csize = size - pos - 8
@@ -254,15 +279,17 @@ def detect_format(f: BinaryIO, size: int) -> str:
     return found.container if found is not None else "raw"
 
 
-def content_id(path: str) -> str:
+def content_id(path: str, deadline: float | None = None) -> str:
     """The audio-content id of ``path`` (``<format>-<40 hex>``).
 
-    Raises ``OSError`` when the file cannot be read. A file whose structure
-    does not parse falls back to the generic (whole-file minus tags) hash, so
-    a broken file still has a stable id.
+    Raises ``OSError`` when the file cannot be read, :class:`IdentityTimeout`
+    when ``deadline`` (a ``time.monotonic()`` value) passes first. A file
+    whose structure does not parse falls back to the generic (whole-file minus
+    tags) hash, so a broken file still has a stable id.
     """
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+    with open(path, "rb") as raw:
+        f = _DeadlineReader(raw, deadline)
+        size = os.fstat(raw.fileno()).st_size
         fmt = detect_format(f, size)
         parser: Callable[[BinaryIO, int], str] | None = {
             "flac": _flac,

@@ -7,6 +7,7 @@ import struct
 import numpy as np
 import soundfile as sf
 
+from tests.audio import id3v1_tag, id3v2_tag
 from trackprint.pyengine.identity import content_id
 
 
@@ -21,15 +22,10 @@ def _write(path, data, fmt, subtype=None):
 
 
 def _id3v2(text: str) -> bytes:
-    frame_body = b"\x03" + text.encode()
-    frame = b"TIT2" + struct.pack(">I", len(frame_body)) + b"\x00\x00" + frame_body
-    size = len(frame) + 64  # some padding
-    ss = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
-    return b"ID3\x04\x00\x00" + ss + frame + b"\x00" * 64
+    return id3v2_tag(text, padding=64)
 
 
-def _id3v1(title: str) -> bytes:
-    return b"TAG" + title.encode().ljust(30, b"\0") + b"\0" * 95
+_id3v1 = id3v1_tag
 
 
 def _vorbis_comment(tags: dict[str, str]) -> bytes:
@@ -174,3 +170,29 @@ def test_a_tag_larger_than_the_sniffing_window_is_skipped(tmp_path):
     out = analyze_file(str(tagged))
     assert out.decode.container == "flac"
     assert out.fingerprint == analyze_file(str(plain)).fingerprint
+
+
+def test_a_wav_header_followed_by_gigabytes_of_zeros_is_hashed_at_once(tmp_path):
+    """A preallocated partial download: a RIFF header, then zeros. The chunk walk stops at the first
+    non-chunk instead of stepping through the zeros 8 bytes at a time."""
+    import time
+
+    path = tmp_path / "partial.wav"
+    header = _write(tmp_path / "h.wav", _signal(441), "WAV", "PCM_16").read_bytes()[:44]
+    with open(path, "wb") as f:
+        f.write(header)
+        f.truncate(44 + (2 << 30))  # sparse: 2 GiB of zeros without using the disk
+    first = content_id(str(path), deadline=time.monotonic() + 120)  # it used to take many minutes
+    assert first.startswith("wav-") and first == content_id(str(path))
+
+
+def test_hashing_stops_at_the_deadline(tmp_path):
+    import pytest
+
+    from trackprint.pyengine.identity import IdentityTimeout
+
+    path = tmp_path / "big.mp3"
+    with open(path, "wb") as f:
+        f.truncate(64 << 20)
+    with pytest.raises(IdentityTimeout):
+        content_id(str(path), deadline=0.0)  # long past
