@@ -124,10 +124,10 @@ def open_stream(handle: BinaryIO, path: str, size: int, block_frames_for_rate) -
     except OSError as exc:
         raise AnalysisError(ErrorCode.IO_ERROR, f"read failed: {exc.strerror or exc}", path=path, stage="probe") from None
     if found is None:
-        preview = head[:8]
+        # the reason never quotes the file's bytes: they could be anything (a symlink to a secret)
         raise AnalysisError(
             ErrorCode.UNSUPPORTED_FORMAT,
-            f"not a recognised audio format (file starts with {preview!r})",
+            f"not a recognised audio format (no known container signature in the first {len(head)} bytes)",
             path=path,
             stage="probe",
         )

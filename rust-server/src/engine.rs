@@ -69,12 +69,12 @@ fn analyze_inner(path: &Path, limits: &Limits, deadline: Option<Instant>) -> Res
     let mut handle = std::fs::File::open(path)
         .map_err(|e| AnalysisError::new(ErrorCode::IoError, "open", format!("cannot open: {e}")))?;
     let (head, tail) = file::read_edges(&mut handle, size)?;
+    // The reason never quotes the file's bytes: they could be anything (a symlink to a secret).
     let found = sniff::sniff(&head).ok_or_else(|| {
-        let preview: String = head.iter().take(8).map(|b| std::ascii::escape_default(*b).to_string()).collect();
         AnalysisError::new(
             ErrorCode::UnsupportedFormat,
             "probe",
-            format!("not a recognised audio format (file starts with b'{preview}')"),
+            format!("not a recognised audio format (no known container signature in the first {} bytes)", head.len()),
         )
     })?;
     let mut stream = DecodedStream::open(handle, size, &found, &head, &tail)?;
