@@ -23,17 +23,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats.errors
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
-from trackprint.persister.store import BatchSummary, Meta, Store
+from trackprint import bus
 from trackprint.persister.db import redact
+from trackprint.persister.store import BatchSummary, Meta, Store
+from trackprint.service import Service
 
 log = logging.getLogger("trackprint.persister")
 
@@ -42,7 +42,12 @@ UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutErr
 
 
 class Metrics:
-    """Small set of counters, mirrored in a prometheus_client registry (HTTP only with a port)."""
+    """Small set of counters, mirrored in a prometheus_client registry of their own.
+
+    Their own registry, not the default one: several PersisterService objects
+    can live in one process (tests, replay) without clashing metric names.
+    The service skeleton serves it when a metrics port is given.
+    """
 
     NAMES = {
         "persisted": "fingerprints written",
@@ -71,10 +76,8 @@ class Metrics:
             self.values[name] += n
             self._counters[name].inc(n)
 
-    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
-        from prometheus_client import start_http_server
-
-        start_http_server(port, addr=addr, registry=self.registry)
+    def summary(self) -> str:
+        return ", ".join(f"{name} {value}" for name, value in self.values.items())
 
 
 @dataclass
@@ -91,15 +94,16 @@ class PersisterConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class PersisterService:
+class PersisterService(Service):
+    name = "persister"
+    work_in_hand = "the in-flight batch"
+
     def __init__(self, config: PersisterConfig):
+        super().__init__(config.nats, connection_name=config.name)  # provides stop_event and stop()
         self.config = config
         self.metrics = Metrics()
         self.store: Store | None = None
-        self.stop_event = asyncio.Event()
-
-    def stop(self) -> None:
-        self.stop_event.set()
+        self.sub = None
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -145,55 +149,35 @@ class PersisterService:
         with self.store.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE, i.e. the write lock
             conn.execute(text("SELECT 1"))
 
-    async def run(self, *, install_signal_handlers: bool = True) -> int:
-        from trackprint import bus
+    # -- the service skeleton's hooks (trackprint.service) --------------------------------
+    async def prepare(self) -> bool:
+        """The schema first: results are only worth fetching once they can be written."""
+        self.store = Store(self.config.db, sqlite_busy_timeout_s=self.config.sqlite_busy_timeout_s)
+        return await self._migrate()
 
-        cfg = self.config
-        if install_signal_handlers:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                try:
-                    loop.add_signal_handler(sig, self._on_signal, sig)
-                except (NotImplementedError, RuntimeError):
-                    pass
-        if cfg.metrics_port:
-            self.metrics.serve(cfg.metrics_port)
-        self.store = Store(cfg.db, sqlite_busy_timeout_s=cfg.sqlite_busy_timeout_s)
-        nc = sub = None
-        try:
-            if not await self._migrate():
-                return 0
-            nc = await bus.connect(cfg.nats, cfg.name)
-            js = nc.jetstream()
-            await bus.ensure_topology(js)
-            sub = await bus.bind_persister(js)
-            log.warning("persister running: %s -> %s (batch %d, wait %.2f s)",
-                        bus.RESULTS_STREAM, redact(cfg.db), cfg.batch, cfg.batch_wait_s)
-            while not self.stop_event.is_set():
-                try:
-                    msgs = await sub.fetch(cfg.batch, timeout=cfg.batch_wait_s)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                    continue
-                except nats.errors.ConnectionClosedError:
-                    if self.stop_event.is_set():
-                        break
-                    raise
-                except nats.errors.Error as exc:
-                    log.warning("fetch from %s failed (%s: %s); retrying", bus.RESULTS_STREAM, type(exc).__name__, exc)
-                    await self._sleep(1.0)
-                    continue
-                if msgs:
-                    await self.process(msgs)  # finishes even when a stop was asked meanwhile
-            return 0
-        finally:
-            if nc is not None:
-                await bus.close(nc, [sub] if sub is not None else [])
+    async def setup(self, js) -> None:
+        self.sub = await bus.bind_persister(js)
+        log.warning("persister running: %s -> %s (batch %d, wait %.2f s)",
+                    bus.RESULTS_STREAM, redact(self.config.db), self.config.batch, self.config.batch_wait_s)
+
+    async def step(self) -> None:
+        msgs = await self.fetch(self.sub, self.config.batch, timeout=self.config.batch_wait_s)
+        if msgs:
+            await self.process(msgs)  # finishes even when a stop was asked meanwhile
+
+    def progress(self) -> str:
+        return self.metrics.summary()
+
+    async def teardown(self) -> None:
+        if self.store is not None:
             self.store.close()
-            log.warning("persister stopped: %s", self.metrics.values)
 
-    def _on_signal(self, sig: int) -> None:
-        log.warning("signal %s: finishing the in-flight batch, then stopping", signal.Signals(sig).name)
-        self.stop_event.set()
+    def subscriptions(self) -> list:
+        return [self.sub]
+
+    @property
+    def metrics_registry(self):
+        return self.metrics.registry
 
     # -- one batch ------------------------------------------------------------------------
     async def process(self, msgs: list) -> None:
@@ -293,4 +277,5 @@ def _reason(exc: BaseException) -> str:
 
 
 async def run_persister(config: PersisterConfig) -> int:
-    return await PersisterService(config).run()
+    """The persister as this process's service: signal handlers, and metrics when the config names a port."""
+    return await PersisterService(config).run(install_signal_handlers=True, metrics_port=config.metrics_port)

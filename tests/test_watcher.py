@@ -154,6 +154,25 @@ def test_root_renamed_away_is_offline_not_removed(nats_server, tmp_path, caplog)
     run(main())
 
 
+def test_root_missing_at_start_is_offline_until_it_appears(nats_server, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="trackprint.watcher")
+
+    async def main():
+        async with Harness(nats_server, tmp_path) as h:
+            h.lib.rmdir()
+            h.start()
+            await asyncio.sleep(QUIET + 1)
+            assert not h.task.done(), "the watcher died over a missing root"
+            assert "LIBRARY ROOT OFFLINE" in caplog.text
+            h.lib.mkdir()
+            (h.lib / "late.flac").write_bytes(b"late")
+            ev = await wait_events(h.js, lambda e: len(e) >= 1)
+            assert kinds(ev) == [("added", "late.flac")]
+            assert "back online" in caplog.text
+
+    run(main())
+
+
 def test_reconcile_after_downtime(nats_server, tmp_path):
     async def main():
         async with Harness(nats_server, tmp_path) as h:
@@ -184,7 +203,7 @@ def test_periodic_reconcile_catches_missed_events(nats_server, tmp_path):
         async with Harness(nats_server, tmp_path, reconcile_s=1.0) as h:
             h.start()
             await asyncio.sleep(0.5)
-            h.watcher._unwatch(str(h.lib))  # as if inotify missed everything
+            h.watcher.live_watch.unwatch(str(h.lib))  # as if inotify missed everything
             (h.lib / "missed.flac").write_bytes(b"m")
             os.utime(h.lib / "missed.flac", (time.time() - 60, time.time() - 60))
             ev = await wait_events(h.js, lambda e: len(e) >= 1)

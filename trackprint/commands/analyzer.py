@@ -7,10 +7,7 @@ results; start as many as you like on any host (see analyzer/README.md, "Worker"
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
-import signal
 
 
 def register(subparsers) -> None:
@@ -31,23 +28,10 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trackprint.analyzer.worker import AnalyzerWorker, WorkerConfig
+    from trackprint.service import run_service
 
-    logging.getLogger("trackprint").setLevel(min(logging.getLogger().level, logging.INFO))
-    if args.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(args.metrics_port, addr="127.0.0.1")
     config = WorkerConfig(nats=args.nats, server=args.server, use_rust=not args.no_rust,
                           concurrency=max(1, args.concurrency), analysis_timeout_s=args.analysis_timeout_s,
                           nak_delay_s=args.nak_delay_s, breaker_threshold=args.breaker_threshold,
                           breaker_cooldown_s=args.breaker_cooldown_s)
-
-    async def main() -> None:
-        worker = AnalyzerWorker(config)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, worker.stop)
-        await worker.run()
-
-    asyncio.run(main())
-    return 0
+    return run_service(AnalyzerWorker(config), metrics_port=args.metrics_port)

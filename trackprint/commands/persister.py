@@ -9,7 +9,6 @@ SIGTERM/SIGINT after the in-flight batch. See ``persister/README.md``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 
@@ -29,7 +28,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trackprint.persister.service import PersisterConfig, run_persister
+    from trackprint.persister.service import PersisterConfig, PersisterService
+    from trackprint.service import run_service
 
     if not args.db:
         print("trackprint persister: --db (or TRACKPRINT_DB) is required", file=sys.stderr)
@@ -37,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1 or args.batch_wait_s <= 0:
         print("trackprint persister: --batch must be >= 1 and --batch-wait-s > 0", file=sys.stderr)
         return 2
-    config = PersisterConfig(
-        nats=args.nats, db=args.db, batch=args.batch, batch_wait_s=args.batch_wait_s,
-        metrics_port=args.metrics_port, nak_delay_s=args.nak_delay_s,
-        sqlite_busy_timeout_s=args.sqlite_busy_timeout_s,
-    )
-    return asyncio.run(run_persister(config))
+    config = PersisterConfig(nats=args.nats, db=args.db, batch=args.batch, batch_wait_s=args.batch_wait_s,
+                             metrics_port=args.metrics_port, nak_delay_s=args.nak_delay_s,
+                             sqlite_busy_timeout_s=args.sqlite_busy_timeout_s)
+    return run_service(PersisterService(config), metrics_port=config.metrics_port)

@@ -7,9 +7,6 @@ removed) to the events stream; see watcher/README.md.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import signal
 
 
 def register(subparsers) -> None:
@@ -26,26 +23,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from trackprint.service import run_service
     from trackprint.watcher.service import DEFAULT_EXTENSIONS, Watcher, WatcherConfig
     from trackprint.watcher.state import default_state_path
 
-    logging.getLogger("trackprint").setLevel(min(logging.getLogger().level, logging.INFO))
     exts = tuple(e.strip() for e in args.extensions.split(",") if e.strip()) if args.extensions else DEFAULT_EXTENSIONS
     config = WatcherConfig(roots=args.roots, nats=args.nats, poll=args.poll, quiet_s=args.quiet_s,
                            reconcile_s=args.reconcile_s, extensions=exts,
                            state_path=args.state or default_state_path())
-
-    if args.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(args.metrics_port, addr="127.0.0.1")
-
-    async def main() -> None:
-        watcher = Watcher(config)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, watcher.stop)
-        await watcher.run()
-
-    asyncio.run(main())
-    return 0
+    return run_service(Watcher(config), metrics_port=args.metrics_port)

@@ -1,0 +1,110 @@
+"""Phase "quiescence": dirty -> waiting -> quiet (and dirty -> gone).
+
+Scan and watch only say "look at this path". Each tick, every dirty path is
+stat'ed: an existing file starts *waiting*; a path the state knows but the
+disk no longer has becomes *gone* (removed later, by the publish phase, if
+nothing claims it). A waiting file is *quiet*, ready to publish, once its size
+and mtime have not changed for ``--quiet-s``: a file being copied is published
+once, when complete. A file whose mtime is already older than that counts as
+quiet since its mtime, so a start-up scan does not wait for nothing.
+Paths under an offline root are left alone until it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat as statmod
+from dataclasses import dataclass
+from typing import Iterator
+
+from trackprint.watcher.roots import LibraryRoots
+from trackprint.watcher.state import WatcherState
+
+log = logging.getLogger("trackprint.watcher")
+
+
+@dataclass
+class WaitingFile:
+    """A file seen to exist, waiting for its size and mtime to stay put for the quiet period."""
+
+    origin: str  # scan, watch or reconcile: what first marked it
+    size: int | None = None
+    mtime_ns: int | None = None
+    last_change: float = 0.0
+
+
+@dataclass
+class QuietFile:
+    path: str
+    root: str
+    stat: os.stat_result
+    origin: str
+
+
+class Quiescence:
+    def __init__(self, roots: LibraryRoots, state: WatcherState, quiet_s: float):
+        self.roots = roots
+        self.state = state
+        self.quiet_s = quiet_s
+        self.dirty: dict[str, str] = {}  # path -> origin
+        self.waiting: dict[str, WaitingFile] = {}
+        self.gone: dict[str, tuple[float, str]] = {}  # path -> (first seen gone, origin)
+
+    def mark_dirty(self, path: str, origin: str) -> None:
+        self.dirty.setdefault(path, origin)
+
+    def sort_dirty(self, now: float) -> None:
+        """Every dirty path becomes waiting (it exists), gone (known, not on disk), or is dropped."""
+        dirty, self.dirty = self.dirty, {}
+        for path, origin in dirty.items():
+            root = self.roots.root_of(path)
+            if root is None or root in self.roots.offline:
+                continue  # a root coming back is reconciled as a whole
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                self.waiting.pop(path, None)
+                if self.state.get(path) is not None:
+                    self.gone.setdefault(path, (now, origin))
+                continue
+            except OSError as exc:
+                log.warning("%s: stat: %s; will retry", path, exc)
+                self.dirty[path] = origin
+                continue
+            if not statmod.S_ISREG(st.st_mode):
+                continue
+            self.gone.pop(path, None)
+            if path not in self.waiting:
+                self.waiting[path] = WaitingFile(origin, st.st_size, st.st_mtime_ns, min(now, st.st_mtime_ns / 1e9))
+
+    def quiet_files(self, now: float) -> Iterator[QuietFile]:
+        """The waiting files that are quiet now, one at a time (the caller publishes each, then ``done``)."""
+        for path in list(self.waiting):
+            w = self.waiting.get(path)
+            if w is None:
+                continue
+            root = self.roots.root_of(path)
+            if root in self.roots.offline:
+                continue
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                del self.waiting[path]
+                if self.state.get(path) is not None:
+                    self.gone.setdefault(path, (now, w.origin))
+                continue
+            except OSError as exc:
+                log.warning("%s: stat: %s; will retry", path, exc)
+                continue
+            if (st.st_size, st.st_mtime_ns) != (w.size, w.mtime_ns):
+                w.size, w.mtime_ns, w.last_change = st.st_size, st.st_mtime_ns, now
+                log.debug("%s: quiescence: still changing", path)
+                continue
+            if now - w.last_change < self.quiet_s:
+                continue
+            yield QuietFile(path, root, st, w.origin)
+
+    def done(self, path: str) -> None:
+        """The quiet file is published (or had nothing new): it waits no more."""
+        self.waiting.pop(path, None)

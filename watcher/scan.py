@@ -1,0 +1,114 @@
+"""Phase "scan": the start-up scan and the periodic reconcile walk.
+
+Both compare the disk with the state (what was last published) and mark every
+difference *dirty*; nothing is published from here. The start-up scan finds
+what changed while the watcher was down; the reconcile (every
+``--reconcile-s``) catches whatever the live watch missed. A directory that
+cannot be listed keeps its files as they were: a permission problem must not
+read as a deletion.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+from trackprint.watcher.roots import LibraryRoots
+from trackprint.watcher.state import WatcherState
+
+log = logging.getLogger("trackprint.watcher")
+
+MarkDirty = Callable[[str, str], None]  # (path, origin)
+
+
+def audio_name_test(extensions) -> Callable[[str], bool]:
+    """``is_audio(name)``: whether a file name has one of ``extensions`` (case-insensitive, dot optional)."""
+    suffixes = {"." + e.lower().lstrip(".") for e in extensions}
+    return lambda name: os.path.splitext(name)[1].lower() in suffixes
+
+
+class RootUnlistable(Exception):
+    """The root itself could not be listed during a walk: the root is offline."""
+
+
+@dataclass
+class AudioTree:
+    """One walk of a root: its audio files, the paths that could not be read, how many directories."""
+
+    files: dict[str, os.stat_result] = field(default_factory=dict)
+    unreadable: set[str] = field(default_factory=set)
+    directories: int = 0
+
+    def covers_unreadable(self, path: str) -> bool:
+        """Whether ``path`` is, or is below, something the walk could not read (so its absence means nothing)."""
+        return any(path == u or path.startswith(u + os.sep) for u in self.unreadable)
+
+
+def walk_audio_files(root: str, is_audio: Callable[[str], bool]) -> AudioTree:
+    """Every audio file under ``root`` (symlinks not followed); raises RootUnlistable when the root fails."""
+    tree = AudioTree()
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        tree.directories += 1
+        try:
+            with os.scandir(d) as it:
+                entries = list(it)
+        except OSError as exc:
+            if d == root:
+                raise RootUnlistable(f"cannot list the root: {exc}") from exc
+            log.warning("%s: scan: cannot list directory: %s; its files are left as they were", d, exc)
+            tree.unreadable.add(d)
+            continue
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif e.is_file() and is_audio(e.name):
+                    tree.files[e.path] = e.stat()
+            except OSError as exc:
+                log.warning("%s: scan: cannot stat: %s", e.path, exc)
+                tree.unreadable.add(e.path)
+    return tree
+
+
+class LibraryScan:
+    """Walks online roots and marks what differs from the state dirty."""
+
+    def __init__(self, roots: LibraryRoots, state: WatcherState, is_audio: Callable[[str], bool],
+                 mark_dirty: MarkDirty):
+        self.roots = roots
+        self.state = state
+        self.is_audio = is_audio
+        self.mark_dirty = mark_dirty
+
+    def scan_root(self, root: str, origin: str) -> int:
+        """Mark the differences under one root dirty (origin "scan" or "reconcile"); the directories walked."""
+        reason = self.roots.offline_reason(root)
+        if reason:
+            self.roots.mark_offline(root, reason, origin)
+            return 0
+        try:
+            tree = walk_audio_files(root, self.is_audio)
+        except RootUnlistable as exc:
+            self.roots.mark_offline(root, str(exc), origin)
+            return 0
+        marked = 0
+        for path, st in tree.files.items():
+            e = self.state.get(path)
+            if e is None or e.size != st.st_size or e.mtime_ns != st.st_mtime_ns or e.inode != st.st_ino:
+                self.mark_dirty(path, origin)
+                marked += 1
+        for e in self.state.under(root):
+            if e.path not in tree.files and not tree.covers_unreadable(e.path):
+                self.mark_dirty(e.path, origin)  # gone from the disk: quiescence decides whether it is removed
+                marked += 1
+        log.info("%s: %s: %d audio files in %d directories, %d to look at", root, origin, len(tree.files),
+                 tree.directories, marked)
+        return tree.directories
+
+    def scan_all(self, origin: str) -> int:
+        """Every root (offline ones are skipped and said so); the directories walked in total."""
+        return sum(self.scan_root(root, origin) for root in self.roots.paths)
