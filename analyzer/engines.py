@@ -46,6 +46,7 @@ import tenacity
 from trackprint import binaries
 from trackprint.contracts import EngineOutcome, EngineProblem
 from trackprint.errors import AnalysisError, ErrorCode
+from trackprint.paths import Library
 from trackprint.supervisor import die_with_parent
 
 log = logging.getLogger("trackprint.analyzer.engines")
@@ -55,10 +56,11 @@ MODES: tuple[Mode, ...] = ("auto", "rust", "python")
 DEFAULT_SERVER = "http://127.0.0.1:7878"
 
 # Rust error codes after which the Python engine gets its own try: it decodes with other libraries
-# (unsupported_format, corrupt), it has its own bugs (internal), the server may have other roots
-# (outside_library), more time (timeout), or the server cannot take the file now (busy, engine_unavailable).
+# (unsupported_format, corrupt), it has its own bugs (internal), more time (timeout), or the server
+# cannot take the file now (busy, engine_unavailable). Never outside_library: the library boundary is
+# a refusal, not a decoding problem, and the Python engine applies the same rule.
 FALLBACK_CODES = frozenset({
-    ErrorCode.UNSUPPORTED_FORMAT, ErrorCode.CORRUPT, ErrorCode.INTERNAL, ErrorCode.OUTSIDE_LIBRARY,
+    ErrorCode.UNSUPPORTED_FORMAT, ErrorCode.CORRUPT, ErrorCode.INTERNAL,
     ErrorCode.TIMEOUT, ErrorCode.BUSY, ErrorCode.ENGINE_UNAVAILABLE,
 })
 
@@ -69,12 +71,13 @@ def failed(path: str, code: ErrorCode, message: str, stage: str, engine: str | N
 
 
 # -- the Python engine ------------------------------------------------------------------------------
-def python_outcome(path: str, timeout_s: float | None = None) -> EngineOutcome:
+def python_outcome(path: str, timeout_s: float | None = None, library: Library | None = None) -> EngineOutcome:
     """The Python engine on one file; never raises (safe in a process pool)."""
     from trackprint.pyengine.engine import analyze_file
 
     try:
-        return analyze_file(path, deadline=None if timeout_s is None else time.monotonic() + timeout_s)
+        return analyze_file(path, deadline=None if timeout_s is None else time.monotonic() + timeout_s,
+                            library=library)
     except AnalysisError as exc:
         return failed(path, exc.code, exc.message, exc.stage, "python")
     except MemoryError:
@@ -300,14 +303,15 @@ class Engines:
 
     ``rust`` is None when no server is to be asked; ``rust_problem`` then says
     why (it becomes the ``fallback_reason`` in ``auto`` mode and the
-    ``engine_unavailable`` message in ``rust`` mode).
+    ``engine_unavailable`` message in ``rust`` mode). With ``library``, the Python engine refuses paths
+    outside it exactly as the Rust server refuses paths outside its roots.
     """
 
     def __init__(self, mode: Mode, *, rust: RustClient | None, python: Executor | None,
-                 timeout_s: float | None = None, rust_problem: str | None = None):
+                 timeout_s: float | None = None, rust_problem: str | None = None, library: Library | None = None):
         if mode not in MODES:
             raise ValueError(f"unknown engine mode {mode!r}; one of {', '.join(MODES)}")
-        self.mode, self.rust, self.python, self.timeout_s = mode, rust, python, timeout_s
+        self.mode, self.rust, self.python, self.timeout_s, self.library = mode, rust, python, timeout_s, library
         self.rust_problem = rust_problem or ("disabled" if rust is None else None)
         self.fallbacks: dict[str, int] = {}  # reason code -> files, for metrics and progress
 
@@ -339,7 +343,7 @@ class Engines:
 
     async def _python(self, path: str) -> EngineOutcome:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.python, python_outcome, path, self.timeout_s)
+        return await loop.run_in_executor(self.python, python_outcome, path, self.timeout_s, self.library)
 
     async def aclose(self) -> None:
         if self.rust is not None:

@@ -41,6 +41,7 @@ from trackprint.contracts import (
 from trackprint.errors import ErrorCode
 from trackprint.fingerprint import FINGERPRINT_VERSION
 from trackprint.pyengine.identity import IdentityTimeout, content_id
+from trackprint.paths import Library
 from trackprint.service import Service
 
 log = logging.getLogger("trackprint.analyzer")
@@ -86,6 +87,7 @@ class WorkerConfig:
     breaker_threshold: int = 3
     breaker_cooldown_s: float = 30.0
     rust_timeout_s: float = 300.0
+    library: Library = Library(())  # the roots this analyzer may read; nothing outside is ever opened
     topology: bus.Topology | None = None  # None: bus.Topology() defaults (and TRACKPRINT_* environment)
 
 
@@ -125,10 +127,12 @@ class AnalyzerWorker(Service):
         self.ack_wait_s = info.config.ack_wait or 60.0
         self.pool = python_pool(self.config.concurrency)
         self.engines = Engines("auto" if self.rust else "python", rust=self.rust, python=self.pool,
-                               timeout_s=self.config.analysis_timeout_s)
-        log.warning("analyzer %s pid %d: %d workers, Rust %s, max_deliver %d, ack_wait %.0f s",
+                               timeout_s=self.config.analysis_timeout_s, library=self.config.library)
+        log.warning("analyzer %s pid %d: %d workers, Rust %s, max_deliver %d, ack_wait %.0f s, library %s%s",
                     self.host, os.getpid(), self.config.concurrency,
-                    self.config.server if self.rust else "disabled (--no-rust)", self.max_deliver, self.ack_wait_s)
+                    self.config.server if self.rust else "disabled (--no-rust)", self.max_deliver, self.ack_wait_s,
+                    ", ".join(self.config.library.roots),
+                    " (symlinks may leave it)" if self.config.library.allow_symlinks_outside else "")
 
     async def step(self) -> None:
         """Fetch only as many events as there are free slots: the rest stay with the consumer for other analyzers."""
@@ -193,6 +197,13 @@ class AnalyzerWorker(Service):
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             await self._deadletter(msg, seq, f"malformed event: {exc}")
             return
+        if event.kind in ("moved", "removed"):
+            # a removal or a move of a path outside the library is no file of ours: a forged or misrouted event
+            for path in (event.path, event.old_path) if event.kind == "moved" else (event.path,):
+                refusal = self.config.library.refusal(path or "")
+                if refusal:
+                    await self._deadletter(msg, seq, f"{event.kind} event for {path!r}: {refusal}")
+                    return
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         try:
             try:
@@ -313,6 +324,9 @@ class AnalyzerWorker(Service):
         loop = asyncio.get_running_loop()
         path = event.path
         started = time.monotonic()
+        refusal = self.config.library.refusal(path)
+        if refusal:  # checked before anything touches the file, whoever published the event
+            return self._failure(event, seq, attempts, ErrorCode.OUTSIDE_LIBRARY, refusal, "open", None)
         try:
             st = os.stat(path)
         except FileNotFoundError:

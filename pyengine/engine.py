@@ -18,7 +18,7 @@ from trackprint.pyengine.features import FingerprintAccumulator, frame_params
 from trackprint.contracts import DecodeFacts, EngineOutcome, Fingerprint, Timings
 from trackprint.errors import AnalysisError, ErrorCode
 from trackprint.fingerprint import FINGERPRINT_VERSION
-from trackprint.paths import inside_roots
+from trackprint.paths import Library
 
 BLOCK_SUB_BLOCKS = 30  # 3 s per decoded block: bounded memory, few Python round trips
 
@@ -30,18 +30,20 @@ def block_frames(sample_rate: int) -> int:
 def analyze_file(
     path: str,
     *,
-    library_roots: Iterable[str] | None = None,
+    library: Library | None = None,
     deadline: float | None = None,
     max_bytes: int = decode.DEFAULT_MAX_BYTES,
     max_duration_s: float = decode.DEFAULT_MAX_DURATION_S,
 ) -> EngineOutcome:
     """Fingerprint one file. Raises :class:`AnalysisError` with a typed code on any failure.
 
-    ``deadline`` is a ``time.monotonic()`` value; work stops at the next block after it.
+    ``deadline`` is a ``time.monotonic()`` value; work stops at the next block after it. With
+    ``library``, a path outside its roots (or a symlink leading out of them) is ``outside_library``.
     """
     started = time.monotonic()
-    if library_roots is not None and not inside_roots(path, library_roots):
-        raise AnalysisError(ErrorCode.OUTSIDE_LIBRARY, "path is outside the library roots", path=path, stage="open")
+    refusal = library.refusal(path) if library is not None else None
+    if refusal:
+        raise AnalysisError(ErrorCode.OUTSIDE_LIBRARY, refusal, path=path, stage="open")
     st = decode.check_file(path, max_bytes)
     try:
         handle = open(path, "rb")

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import soundfile as sf
 
+from trackprint.paths import Library
 from trackprint.analyzer.worker import AnalyzerWorker, Transient, WorkerConfig
 from trackprint import bus
 from trackprint.binaries import free_port
@@ -82,7 +83,7 @@ def test_python_engine_results_failures_reuse_and_deadletter(nats_server, tmp_pa
     lib = make_library(tmp_path / "lib")
 
     async def main():
-        cfg = WorkerConfig(use_rust=False, concurrency=2)
+        cfg = WorkerConfig(use_rust=False, concurrency=2, library=Library((str(tmp_path),)))
         async with Running(nats_server.url, cfg) as r:
             js = r.js
             names = ["ok.flac", "ok.wav", "trunc.flac", "empty.flac", "text.mp3", "missing.flac"]
@@ -139,7 +140,7 @@ def test_dead_rust_server_costs_one_connection_failure(nats_server, tmp_path):
 
     async def main():
         cfg = WorkerConfig(use_rust=True, server=f"http://127.0.0.1:{free_port()}", concurrency=1,
-                           breaker_threshold=1, breaker_cooldown_s=600)
+                           breaker_threshold=1, breaker_cooldown_s=600, library=Library((str(tmp_path),)))
         async with Running(nats_server.url, cfg) as r:
             for name in ("ok.flac", "ok.wav", "text.mp3"):
                 await publish_event(r.js, kind="added", path=str(lib / name))
@@ -164,7 +165,8 @@ def test_transient_error_naks_then_final_failure_and_term(nats_server, tmp_path,
 
     async def main():
         topo = bus.Topology(max_deliver=3, ack_wait_s=5)
-        cfg = WorkerConfig(use_rust=False, concurrency=1, nak_delay_s=0.2, topology=topo)
+        cfg = WorkerConfig(use_rust=False, concurrency=1, nak_delay_s=0.2, topology=topo,
+                           library=Library((str(tmp_path),)))
         async with Running(nats_server.url, cfg, topo) as r:
             await publish_event(r.js, kind="added", path=str(tmp_path / "x.flac"))
             msgs = await wait_results(r.js, 1, timeout=30)
@@ -174,5 +176,39 @@ def test_transient_error_naks_then_final_failure_and_term(nats_server, tmp_path,
             assert r.worker.counts["naks"] == 2
             dead = await wait_results(r.js, 1, stream=bus.DEADLETTER_STREAM)
             assert "MSG_TERMINATED" in dead[0].subject
+
+    run(main())
+
+
+def test_the_library_boundary_holds_whatever_the_bus_says(nats_server, start_rust_server, tmp_path):
+    """Events naming paths outside the library, directly or through a symlink, are refused by both
+    engines alike (no fallback), no byte of such a file reaches any message, and a removal or move
+    outside the library is a dead letter, not a tombstone."""
+    lib = make_library(tmp_path / "lib")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:*:19000:0:99999:7:::\n")
+    (lib / "link.flac").symlink_to(secret)
+    server = start_rust_server([lib])
+
+    async def main():
+        cfg = WorkerConfig(use_rust=True, server=server.url, concurrency=1, library=Library((str(lib),)))
+        async with Running(nats_server.url, cfg) as r:
+            js = r.js
+            await publish_event(js, kind="added", path=str(secret))
+            await publish_event(js, kind="added", path=str(lib / "link.flac"))
+            await publish_event(js, kind="added", path=str(lib / ".." / "secret.txt"))
+            got = await wait_results(js, 3)
+            for m in got:
+                assert b"root:" not in m.data
+                result = decode_result(m.data)
+                assert isinstance(result, AnalysisFailure) and result.code == ErrorCode.OUTSIDE_LIBRARY, result
+                assert result.engine is None  # refused before any engine saw it
+            assert any("symlink" in decode_result(m.data).message for m in got)
+            await publish_event(js, kind="removed", path="/etc/passwd")
+            await publish_event(js, kind="moved", path="/etc/passwd", old_path=str(lib / "ok.flac"))
+            dead = await wait_results(js, 2, stream=bus.DEADLETTER_STREAM)
+            reasons = [json.loads(m.data)["reason"] for m in dead if m.subject == "trackprint.deadletter.malformed"]
+            assert len(reasons) == 2 and all("outside the library" in r for r in reasons), reasons
+            assert len(await results(js)) == 3
 
     run(main())

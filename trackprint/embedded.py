@@ -237,7 +237,7 @@ class EmbeddedRun:
             self.supervisor.launch(Child(
                 f"analyzer-{i + 1}",
                 [*python, "analyzer", "--nats", nats_url, "--concurrency", str(per_analyzer), *engine_args,
-                 *self._metrics(i + 1)],
+                 *[arg for root in self.libraries for arg in ("--library", root)], *self._metrics(i + 1)],
                 log_path=str(self.logs / f"analyzer-{i + 1}.log")))
         self.supervisor.launch(Child("watcher", [*python, "watcher", "--nats", nats_url, *self._metrics(count + 1),
                                                  "--state", str(self.data_dir / "watcher.sqlite"), *self.libraries],
