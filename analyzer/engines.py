@@ -112,6 +112,19 @@ class _ConnectionProblem(Exception):
 _outcome_decoder = msgspec.json.Decoder(EngineOutcome)
 
 
+def _bad_request(path: str, body: bytes) -> EngineOutcome | None:
+    """The server's ``bad_request`` (a path no file can have: a NUL byte, longer than PATH_MAX...), as the
+    file's ``not_found``: the one code outside the shared taxonomy never reaches the bus."""
+    try:
+        error = msgspec.json.decode(body).get("error") or {}
+    except (msgspec.DecodeError, AttributeError):
+        return None
+    if error.get("code") != "bad_request":
+        return None
+    return failed(path, ErrorCode.NOT_FOUND, f"no file can have this path: {error.get('message', '')}", "request",
+                  "rust")
+
+
 class RustClient:
     """``POST {server}/v1/fingerprint {"path": ...}``, decided by the answer's ``code``, never by HTTP status.
 
@@ -169,6 +182,9 @@ class RustClient:
         try:
             outcome = _outcome_decoder.decode(response.content)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            refused = _bad_request(path, response.content)
+            if refused is not None:
+                return refused
             raise RustUnavailable(f"HTTP {response.status_code} with a malformed answer: {exc}") from None
         if outcome.error is not None and outcome.error.code == ErrorCode.BUSY:
             retry_after = response.headers.get("Retry-After")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import logging
 import os
 import socket
@@ -332,7 +333,10 @@ class AnalyzerWorker(Service):
         except FileNotFoundError:
             return self._failure(event, seq, attempts, ErrorCode.NOT_FOUND, "the file does not exist (any more)",
                                  "open", None)
-        except OSError as exc:
+        except (ValueError, OSError) as exc:
+            if isinstance(exc, ValueError) or exc.errno == errno.ENAMETOOLONG:  # a NUL byte, an over-long name
+                return self._failure(event, seq, attempts, ErrorCode.NOT_FOUND, f"no file can have this path: {exc}",
+                                     "open", None)
             raise Transient(ErrorCode.IO_ERROR, f"stat: {exc}", "open") from None
         if not os.path.isfile(path):
             return self._failure(event, seq, attempts, ErrorCode.NOT_A_FILE, "not a regular file", "open", None, st)

@@ -45,6 +45,8 @@ class Library:
         """None when ``path`` may be read, else the reason (for an ``outside_library`` outcome)."""
         if not os.path.isabs(path):
             return "not an absolute path"
+        if "\0" in path:
+            return "the path contains a NUL byte (no file can have it)"
         if inside_roots(path, self.roots, allow_symlinks_outside=self.allow_symlinks_outside):
             return None
         if inside_roots(path, self.roots, allow_symlinks_outside=True):

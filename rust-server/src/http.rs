@@ -1,13 +1,20 @@
 //! The HTTP API (axum): POST /v1/fingerprint, GET /health, /ready, /metrics.
+//!
+//! The async threads only parse requests and check paths as strings
+//! (`paths::check_request_path`); everything that makes system calls on the
+//! requested path (resolving it, then the analysis) runs on a blocking thread
+//! holding an analysis slot, so `/health` and `/ready` answer however slow the
+//! filesystem is. A request body must arrive within `body_timeout` and be at
+//! most [`MAX_BODY_BYTES`]; every rejection is a typed error body.
 
 use crate::engine::{self, EngineOutput, Limits};
 use crate::error::{AnalysisError, ErrorCode};
 use crate::features::FINGERPRINT_VERSION;
 use crate::limits::{self, Gate};
 use crate::metrics::Metrics;
-use crate::paths::Roots;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::State;
+use crate::paths::{self, Roots};
+use axum::body::{Body, HttpBody};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,6 +22,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +32,15 @@ pub struct AppState {
     pub limits: Limits,
     pub default_deadline_ms: u64,
     pub metrics: Metrics,
+    /// Time for a request body to arrive once its head has (slow clients get `bad_request`).
+    pub body_timeout: Duration,
 }
+
+/// Largest request body, bytes. A valid request is `{"path": P}` with P at most
+/// `PATH_MAX` (4096) bytes, under 30 KiB even with every byte `\u`-escaped;
+/// the margin lets an over-long path get the precise `bad_request` (PATH_MAX)
+/// rather than `too_large`. Larger bodies: 413 `too_large`, stage `request`.
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub struct FingerprintRequest {
@@ -39,6 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -100,11 +117,74 @@ fn success_body(path: &str, out: &EngineOutput) -> Value {
     })
 }
 
-async fn fingerprint(State(state): State<Arc<AppState>>, body: Result<Json<FingerprintRequest>, JsonRejection>) -> Response {
+/// Bytes of an over-long body read (and thrown away) before answering
+/// `too_large`, so that a client still sending it reads the answer instead of
+/// a connection reset; a larger body is cut off with the answer.
+pub const DRAIN_MAX_BYTES: u64 = 16 << 20;
+
+enum BodyProblem {
+    TooLarge,
+    TimedOut,
+    Failed(String),
+}
+
+/// The body, at most `limit` bytes of it kept; an over-long one is drained up
+/// to [`DRAIN_MAX_BYTES`]; all of it within `deadline`.
+async fn read_body(mut body: Body, limit: usize, deadline: tokio::time::Instant) -> Result<Vec<u8>, BodyProblem> {
+    let mut kept = Vec::new();
+    let mut total: u64 = 0;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx))).await {
+            Err(_) if total > limit as u64 => return Err(BodyProblem::TooLarge),
+            Err(_) => return Err(BodyProblem::TimedOut),
+            Ok(None) => break,
+            Ok(Some(Err(_))) if total > limit as u64 => return Err(BodyProblem::TooLarge),
+            Ok(Some(Err(e))) => return Err(BodyProblem::Failed(e.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            total += data.len() as u64;
+            if total <= limit as u64 {
+                kept.extend_from_slice(&data);
+            } else if total > DRAIN_MAX_BYTES {
+                return Err(BodyProblem::TooLarge);
+            }
+        }
+    }
+    if total > limit as u64 {
+        Err(BodyProblem::TooLarge)
+    } else {
+        Ok(kept)
+    }
+}
+
+/// The request, or why not: `too_large` (413) for a body over [`MAX_BODY_BYTES`];
+/// `bad_request` (400) for a body that does not arrive within `body_timeout`
+/// and for everything axum's `Json` rejects (not JSON, JSON syntax, a missing
+/// or mistyped field, a `Content-Type` other than `application/json`, which
+/// axum alone would answer 415/422).
+async fn read_request(state: &Arc<AppState>, request: Request) -> Result<FingerprintRequest, AnalysisError> {
+    let bad = |message: String| AnalysisError::new(ErrorCode::BadRequest, "request", message);
+    let (parts, body) = request.into_parts();
+    let deadline = tokio::time::Instant::now() + state.body_timeout;
+    let bytes = read_body(body, MAX_BODY_BYTES, deadline).await.map_err(|problem| match problem {
+        BodyProblem::TooLarge => {
+            AnalysisError::new(ErrorCode::TooLarge, "request", format!("the request body is larger than {MAX_BODY_BYTES} bytes"))
+        }
+        BodyProblem::TimedOut => bad(format!("the request body did not arrive within {} ms", state.body_timeout.as_millis())),
+        BodyProblem::Failed(e) => bad(format!("cannot read the request body: {e}")),
+    })?;
+    match Json::<FingerprintRequest>::from_request(Request::from_parts(parts, Body::from(bytes)), state).await {
+        Ok(Json(request)) => Ok(request),
+        Err(rejection) => Err(bad(rejection.body_text())),
+    }
+}
+
+async fn fingerprint(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let _in_flight = state.metrics.enter();
-    let result = match body {
-        Ok(Json(request)) => run(&state, request).await,
-        Err(rejection) => Err((String::new(), AnalysisError::new(ErrorCode::BadRequest, "request", rejection.body_text()))),
+    let result = match read_request(&state, request).await {
+        Ok(request) => run(&state, request).await,
+        Err(err) => Err((String::new(), err)),
     };
     match result {
         Ok((path, out)) => {
@@ -126,14 +206,20 @@ async fn fingerprint(State(state): State<Arc<AppState>>, body: Result<Json<Finge
 async fn run(state: &Arc<AppState>, request: FingerprintRequest) -> Result<(String, EngineOutput), (String, AnalysisError)> {
     let path = request.path.clone();
     let fail = |e: AnalysisError| (path.clone(), e.with_path(&request.path));
-    let resolved = state.roots.resolve(&request.path).map_err(fail)?;
+    // string checks only here (NUL, PATH_MAX, NAME_MAX, absolute): no system call on the async threads
+    paths::check_request_path(&request.path).map_err(fail)?;
     let permit = state.gate.try_acquire().map_err(fail)?;
     let deadline = limits::deadline(request.deadline_ms, state.default_deadline_ms);
     let limits = state.limits;
+    let roots = state.roots.clone();
     let display = request.path.clone();
     let task = tokio::task::spawn_blocking(move || {
         let _permit = permit; // released only when the work has stopped
-        std::panic::catch_unwind(AssertUnwindSafe(|| engine::analyze_file(&resolved, &limits, Some(deadline))))
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            // resolving makes system calls (canonicalize: can be slow, or hang on a dead mount)
+            let resolved = roots.resolve(&display)?;
+            engine::analyze_file(&resolved, &limits, Some(deadline))
+        }))
             .unwrap_or_else(|panic| {
                 let what = panic
                     .downcast_ref::<&str>()

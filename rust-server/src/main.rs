@@ -4,12 +4,14 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use trackprint_server::engine::{Limits, DEFAULT_MAX_BYTES, DEFAULT_MAX_DURATION_S};
 use trackprint_server::error::ErrorCode;
 use trackprint_server::http::{router, AppState};
 use trackprint_server::limits::Gate;
 use trackprint_server::metrics::Metrics;
 use trackprint_server::paths::Roots;
+use trackprint_server::serve::{self, ServeConfig, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS};
 
 #[derive(Debug, Parser)]
 #[command(name = "trackprint-server", version, about = "trackprint's fast fingerprint engine (HTTP, loopback by default)")]
@@ -32,6 +34,19 @@ struct Args {
     /// Deadline for a request that does not send one, milliseconds.
     #[arg(long, env = "TRACKPRINT_DEFAULT_DEADLINE_MS", default_value_t = 300_000)]
     default_deadline_ms: u64,
+    /// Time for a request head to arrive (from the connection's start or the
+    /// previous answer), milliseconds; slower connections are closed.
+    #[arg(long, env = "TRACKPRINT_HEADER_TIMEOUT_MS", default_value_t = DEFAULT_HEADER_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_ms: u64,
+    /// Time for a request body to arrive once its head has, milliseconds; slower: 400 bad_request.
+    #[arg(long, env = "TRACKPRINT_BODY_TIMEOUT_MS", default_value_t = DEFAULT_BODY_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout_ms: u64,
+    /// Connections held at once; more wait in the listen backlog until one closes.
+    #[arg(long, env = "TRACKPRINT_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    max_connections: usize,
     /// Print every error code the server knows, one per line in declaration order, and exit.
     #[arg(long)]
     list_error_codes: bool,
@@ -85,7 +100,12 @@ fn main() -> std::process::ExitCode {
         limits: Limits { max_bytes: args.max_file_bytes, max_duration_s: args.max_duration_s },
         default_deadline_ms: args.default_deadline_ms,
         metrics: Metrics::default(),
+        body_timeout: Duration::from_millis(args.body_timeout_ms),
     });
+    let serve_config = ServeConfig {
+        header_read_timeout: Duration::from_millis(args.header_timeout_ms),
+        max_connections: args.max_connections,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).max_blocking_threads(max + 4).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -95,8 +115,10 @@ fn main() -> std::process::ExitCode {
     };
     let result: std::io::Result<()> = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.bind).await?;
-        tracing::info!(bind = %listener.local_addr()?, max_concurrency = max, roots = ?state.roots.list(), "trackprint-server listening");
-        axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
+        tracing::info!(bind = %listener.local_addr()?, max_concurrency = max, max_connections = serve_config.max_connections,
+                       header_timeout_ms = args.header_timeout_ms, body_timeout_ms = args.body_timeout_ms,
+                       roots = ?state.roots.list(), "trackprint-server listening");
+        serve::serve(listener, router(state), serve_config, shutdown_signal()).await
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
