@@ -314,6 +314,14 @@ def roots_of(paths: Iterable[str]) -> list[str]:
 
 
 # -- the choice -------------------------------------------------------------------------------------
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 class Engines:
     """The engine choice for one process: ``await engines.analyse(path)`` -> EngineOutcome (never raises).
 
@@ -336,6 +344,8 @@ class Engines:
             return await self._python(path)
         if self.rust is None:
             return await self._unavailable(path, f"rust engine unavailable: {self.rust_problem}")
+        if not _utf8(path):  # JSON carries text: a name that is not UTF-8 cannot be sent to the server
+            return await self._unavailable(path, "the file name is not UTF-8 (the Rust server takes UTF-8 paths)")
         try:
             outcome = await self.rust.analyse(path)
         except RustUnavailable as exc:

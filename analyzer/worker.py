@@ -42,7 +42,7 @@ from trackprint.contracts import (
 from trackprint.errors import ErrorCode
 from trackprint.fingerprint import FINGERPRINT_VERSION
 from trackprint.pyengine.identity import IdentityTimeout, content_id
-from trackprint.paths import Library
+from trackprint.paths import Library, to_fs
 from trackprint.service import Service
 
 log = logging.getLogger("trackprint.analyzer")
@@ -201,7 +201,7 @@ class AnalyzerWorker(Service):
         if event.kind in ("moved", "removed"):
             # a removal or a move of a path outside the library is no file of ours: a forged or misrouted event
             for path in (event.path, event.old_path) if event.kind == "moved" else (event.path,):
-                refusal = self.config.library.refusal(path or "")
+                refusal = self.config.library.refusal(to_fs(path or ""))
                 if refusal:
                     await self._deadletter(msg, seq, f"{event.kind} event for {path!r}: {refusal}")
                     return
@@ -323,7 +323,7 @@ class AnalyzerWorker(Service):
 
     async def _analyse(self, event: FileEvent, seq: int, attempts: int):
         loop = asyncio.get_running_loop()
-        path = event.path
+        path = to_fs(event.path)  # the file's own name (bytes that are not UTF-8 included); results keep the text form
         started = time.monotonic()
         refusal = self.config.library.refusal(path)
         if refusal:  # checked before anything touches the file, whoever published the event
@@ -366,7 +366,7 @@ class AnalyzerWorker(Service):
                                  outcome.engine, st)
         if cid is None:
             cid = await loop.run_in_executor(None, content_id, path)
-        return FingerprintResult(path=path, fingerprint=outcome.fingerprint,
+        return FingerprintResult(path=event.path, fingerprint=outcome.fingerprint,
                                  fingerprint_version=outcome.fingerprint_version, engine=outcome.engine,
                                  decode=outcome.decode, timings=outcome.timings, content_id=cid, size=st.st_size,
                                  mtime_ns=st.st_mtime_ns, inode=st.st_ino, source_seq=seq,

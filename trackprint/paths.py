@@ -10,9 +10,49 @@ it leads. The Rust server applies the same rule to its ``--root``s
 
 from __future__ import annotations
 
+import codecs
 import os
+import re
 from dataclasses import dataclass
 from typing import Iterable
+
+# -- paths as text ---------------------------------------------------------------------------------
+# A Linux file name is bytes; messages (JSON), SQL text columns and the Rust server want valid UTF-8.
+# The text form of a path keeps every valid UTF-8 name as it is and writes each byte that is not
+# valid UTF-8 as "//xHH". A normalised absolute path never contains "//", so the form is reversible
+# and cannot be confused with a real name.
+_ESCAPE = re.compile(r"//x([0-9A-F]{2})")
+
+
+def _escape_bytes(error: UnicodeError) -> tuple[str, int]:
+    bad = error.object[error.start:error.end]  # type: ignore[attr-defined]
+    return "".join(f"//x{b:02X}" for b in bad), error.end  # type: ignore[attr-defined]
+
+
+codecs.register_error("trackprint-path", _escape_bytes)
+
+
+def to_text(path: str) -> str:
+    """The text form of a filesystem path (``str`` as ``os`` gives it, undecodable bytes as surrogates)."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "trackprint-path")
+
+
+def to_fs(text: str) -> str:
+    """The filesystem path of a text form (the inverse of :func:`to_text`)."""
+    if "//x" not in text:
+        return text
+    data = bytearray()
+    last = 0
+    for match in _ESCAPE.finditer(text):
+        data += text[last:match.start()].encode("utf-8")
+        data.append(int(match.group(1), 16))
+        last = match.end()
+    data += text[last:].encode("utf-8")
+    return os.fsdecode(bytes(data))
 
 
 def canonical(path: str) -> str:

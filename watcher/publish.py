@@ -20,6 +20,7 @@ import os
 
 from trackprint import bus
 from trackprint.contracts import FileEvent, encode
+from trackprint.paths import to_text
 from trackprint.watcher.health import count_published
 from trackprint.watcher.quiescence import Quiescence
 from trackprint.watcher.roots import LibraryRoots
@@ -58,8 +59,9 @@ class EventPublisher:
             return True  # nothing new
         else:
             kind = "changed"
-        event = FileEvent(kind=kind, path=path, root=root, size=st.st_size, mtime_ns=st.st_mtime_ns,
-                          inode=st.st_ino, old_path=old_path, origin=origin)
+        event = FileEvent(kind=kind, path=to_text(path), root=to_text(root), size=st.st_size,
+                          mtime_ns=st.st_mtime_ns, inode=st.st_ino, old_path=to_text(old_path) if old_path else None,
+                          origin=origin)
         if not await self._publish(event, "quiescent" if kind != "moved" else f"same inode as {old_path}"):
             return False
         if old_path:
@@ -86,8 +88,8 @@ class EventPublisher:
                 continue
             if now - since < self.removal_delay_s:
                 continue  # give a move's destination the chance to claim the inode
-            event = FileEvent(kind="removed", path=path, root=root, size=old.size, mtime_ns=old.mtime_ns,
-                              inode=old.inode, origin=origin)
+            event = FileEvent(kind="removed", path=to_text(path), root=to_text(root), size=old.size,
+                              mtime_ns=old.mtime_ns, inode=old.inode, origin=origin)
             if await self._publish(event, "file is gone"):
                 self.state.delete(path)
                 del gone[path]
@@ -98,7 +100,13 @@ class EventPublisher:
 
     async def _publish(self, event: FileEvent, reason: str) -> bool:
         try:
-            ack = await bus.publish(self.js, bus.event_subject(event.kind), encode(event), event.msg_id())
+            payload = encode(event)
+        except (UnicodeError, ValueError, TypeError) as exc:  # one file's problem, never the watcher's
+            log.error("%s: publish %s: cannot encode the event (%s: %s); this file is skipped", event.path,
+                      event.kind, type(exc).__name__, exc)
+            return False
+        try:
+            ack = await bus.publish(self.js, bus.event_subject(event.kind), payload, event.msg_id())
         except bus.BusError as exc:
             log.error("%s: publish %s: FAILED (%s); will retry", event.path, event.kind, exc)
             return False

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+
+from trackprint.paths import to_fs, to_text
 from dataclasses import dataclass
 
 
@@ -41,11 +43,12 @@ class WatcherState:
         self.db.commit()
         self.files: dict[str, Entry] = {}
         self.by_inode: dict[tuple[int, int], str] = {}
-        for row in self.db.execute("SELECT path, root, size, mtime_ns, inode, dev, kind FROM files"):
-            e = Entry(*row)
+        for path, root, *rest in self.db.execute("SELECT path, root, size, mtime_ns, inode, dev, kind FROM files"):
+            e = Entry(to_fs(path), to_fs(root), *rest)
             self.files[e.path] = e
             self.by_inode[(e.dev, e.inode)] = e.path
-        self.root_devs: dict[str, int] = dict(self.db.execute("SELECT root, dev FROM roots").fetchall())
+        self.root_devs: dict[str, int] = {to_fs(root): dev
+                                          for root, dev in self.db.execute("SELECT root, dev FROM roots")}
 
     def get(self, path: str) -> Entry | None:
         return self.files.get(path)
@@ -65,18 +68,18 @@ class WatcherState:
         self.by_inode[(e.dev, e.inode)] = e.path
         self.db.execute(
             "INSERT OR REPLACE INTO files (path, root, size, mtime_ns, inode, dev, kind) VALUES (?,?,?,?,?,?,?)",
-            (e.path, e.root, e.size, e.mtime_ns, e.inode, e.dev, e.kind),
+            (to_text(e.path), to_text(e.root), e.size, e.mtime_ns, e.inode, e.dev, e.kind),
         )
 
     def delete(self, path: str) -> None:
         old = self.files.pop(path, None)
         if old is not None and self.by_inode.get((old.dev, old.inode)) == path:
             del self.by_inode[(old.dev, old.inode)]
-        self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+        self.db.execute("DELETE FROM files WHERE path = ?", (to_text(path),))
 
     def set_root_dev(self, root: str, dev: int) -> None:
         self.root_devs[root] = dev
-        self.db.execute("INSERT OR REPLACE INTO roots (root, dev) VALUES (?, ?)", (root, dev))
+        self.db.execute("INSERT OR REPLACE INTO roots (root, dev) VALUES (?, ?)", (to_text(root), dev))
         self.db.commit()
 
     def commit(self) -> None:

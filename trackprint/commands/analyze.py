@@ -26,6 +26,7 @@ import msgspec
 from trackprint.analyzer.engines import MODES, analyse_many, warn_on_stderr
 from trackprint.contracts import EngineOutcome
 from trackprint.errors import describe
+from trackprint.paths import to_text
 
 
 def register(subparsers) -> None:
@@ -48,6 +49,7 @@ async def _print_all(args: argparse.Namespace) -> int:
     if not args.json:
         print(TABLE_HEADER)
     async for outcome in analyse_many(args.paths, args.engine, max(1, args.jobs), args.server, warn_on_stderr):
+        outcome.path = to_text(outcome.path)  # printable whatever bytes the name holds
         ok, failed = ok + outcome.ok, failed + (not outcome.ok)
         print(json.dumps(as_json(outcome), ensure_ascii=False) if args.json else table_row(outcome), flush=True)
     if not args.json:
