@@ -136,7 +136,18 @@ class AnalysisFailure(Base):
     )
 
 
+class PersisterHeartbeat(Base):
+    """One row per persister host, rewritten by the outage probe: a real write, so a full disk or a
+    read-only database is noticed (a ``SELECT 1`` succeeds on both)."""
+
+    __tablename__ = "persister_heartbeat"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
 tracks = Track.__table__
 track_fingerprints = TrackFingerprint.__table__
 analysis_failures = AnalysisFailure.__table__
+persister_heartbeat = PersisterHeartbeat.__table__
 metadata = Base.metadata

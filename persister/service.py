@@ -8,27 +8,30 @@ Phases of one loop turn:
    invalid messages become ``invalid_message`` failure rows of the same transaction);
 3. only after the commit: ``ack_sync()`` every message.
 
-On a database error nothing is acked: every message of the batch is nak'ed
-with a delay, the error is logged with its reason, and the service stops
-fetching until the database answers again (probing with exponential backoff),
-so an outage costs each message one delivery, not ``max_deliver`` of them.
+When the database cannot take writes (down, locked, disk full, read-only),
+nothing is acked and nothing is nak'ed: the batch is held, kept alive with
+``in_progress`` so that it spends no delivery, the error is logged with its
+reason and reported to ``status``, and fetching stops until a probe *write*
+commits (a ``SELECT`` succeeds on a full disk); then the same batch is applied.
 An error that is not about availability (constraint, data, a bug) re-applies the
 batch one message at a time, so a single poison message is nak'ed alone (and
 ends in the dead-letter advisories after ``max_deliver``) while the rest is
-persisted and acked.
+persisted and acked. When idle, results whose deliveries ran out are re-driven
+from the dead-letter stream (:meth:`PersisterService.redrive_dead_letters`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 
 from trackprint import bus
 from trackprint.persister.db import redact
@@ -36,6 +39,8 @@ from trackprint.persister.store import BatchSummary, Meta, Store
 from trackprint.service import Service
 
 log = logging.getLogger("trackprint.persister")
+
+HEARTBEAT_S = 5.0  # in_progress on held messages at least this often (ack_wait is 60 s)
 
 # Errors that mean "the database is not reachable / not writable right now".
 UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
@@ -59,6 +64,7 @@ class Metrics:
         "db_errors": "batches not persisted because of a database error (nak'ed)",
         "acked": "messages acked after commit",
         "ack_errors": "acks that failed after commit (the message is redelivered; the write is idempotent)",
+        "redriven": "dead-lettered results applied again once the database took writes",
     }
 
     def __init__(self) -> None:
@@ -104,6 +110,11 @@ class PersisterService(Service):
         self.metrics = Metrics()
         self.store: Store | None = None
         self.sub = None
+        self.redrive = None
+        self.js = None
+        self.host = socket.gethostname()
+        self._db_ok = True
+        self._db_down_since: float | None = None
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -130,24 +141,66 @@ class PersisterService(Service):
                 await self._sleep(delay)
         return False
 
-    async def _wait_for_db(self) -> None:
-        """Probe until the database accepts a write transaction again (or stop)."""
+    async def _hold_until_writable(self, msgs: list, reason: str) -> bool:
+        """Keep ``msgs`` unacked and in progress (no redelivery is spent) until a probe write commits.
+
+        True when the database takes writes again, False when a stop was asked meanwhile (the batch is
+        then nak'ed so that the next persister gets it at once).
+        """
+        await self._report(db_ok=False, reason=reason)
         attempt = 0
         while not self.stop_event.is_set():
-            delay = self._backoff(attempt)
+            delay = min(self._backoff(attempt), HEARTBEAT_S)
             attempt += 1
             await self._sleep(delay)
+            await self._in_progress(msgs)
             try:
                 await asyncio.to_thread(self._probe)
-                log.warning("database %s is back after %d probe(s); resuming", redact(self.config.db), attempt)
-                return
             except UNAVAILABLE as exc:
-                log.error("database %s still unavailable (%s); next probe in %.1f s",
-                          redact(self.config.db), _reason(exc), self._backoff(attempt))
+                reason = _reason(exc)
+                if attempt == 1 or attempt % 10 == 0:
+                    log.error("database %s still unavailable (%s); %d results held on the stream, unacked",
+                              redact(self.config.db), reason, len(msgs))
+                await self._report(db_ok=False, reason=reason)
+                continue
+            log.warning("database %s takes writes again after %d probe(s); resuming", redact(self.config.db), attempt)
+            await self._report(db_ok=True)
+            return True
+        await self._nak_all(msgs)
+        return False
+
+    async def _wait_for_db(self) -> None:
+        """Probe until the database takes a write again (or stop); nothing in hand."""
+        await self._hold_until_writable([], "unavailable")
 
     def _probe(self) -> None:
-        with self.store.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE, i.e. the write lock
-            conn.execute(text("SELECT 1"))
+        self.store.probe_write(self.host)
+
+    async def _in_progress(self, msgs: list) -> None:
+        for msg in msgs:
+            try:
+                await msg.in_progress()
+            except Exception as exc:  # disconnected: the message comes back after ack_wait, applied idempotently
+                log.debug("in_progress: %s", exc)
+
+    async def _report(self, *, db_ok: bool, reason: str | None = None) -> None:
+        """The database's state for `trackprint status` (the status KV bucket, key persister.<host>)."""
+        if db_ok == self._db_ok and db_ok:
+            return
+        if not db_ok and self._db_down_since is None:
+            self._db_down_since = time.time()
+        report = {"db_ok": db_ok, "reason": reason, "since": self._db_down_since, "updated_at": time.time(),
+                  "db": redact(self.config.db)}
+        self._db_ok = db_ok
+        if db_ok:
+            self._db_down_since = None
+        if self.js is None:
+            return
+        try:
+            kv = await bus.status_kv(self.js)
+            await kv.put(f"persister.{self.host}", json.dumps(report).encode())
+        except Exception as exc:  # a report, never a reason to stop
+            log.debug("status report: %s", exc)
 
     # -- the service skeleton's hooks (trackprint.service) --------------------------------
     async def prepare(self) -> bool:
@@ -156,7 +209,10 @@ class PersisterService(Service):
         return await self._migrate()
 
     async def setup(self, js) -> None:
+        self.js = js
         self.sub = await bus.bind_persister(js)
+        self.redrive = await bus.bind_redrive(js)
+        await self._report(db_ok=True)
         log.warning("persister running: %s -> %s (batch %d, wait %.2f s)",
                     bus.RESULTS_STREAM, redact(self.config.db), self.config.batch, self.config.batch_wait_s)
 
@@ -164,6 +220,8 @@ class PersisterService(Service):
         msgs = await self.fetch(self.sub, self.config.batch, timeout=self.config.batch_wait_s)
         if msgs:
             await self.process(msgs)  # finishes even when a stop was asked meanwhile
+        elif self.redrive is not None:
+            await self.redrive_dead_letters()
 
     def progress(self) -> str:
         return self.metrics.summary()
@@ -173,7 +231,7 @@ class PersisterService(Service):
             self.store.close()
 
     def subscriptions(self) -> list:
-        return [self.sub]
+        return [sub for sub in (self.sub, self.redrive) if sub is not None]
 
     @property
     def metrics_registry(self):
@@ -184,21 +242,22 @@ class PersisterService(Service):
         items = [(m.data, _meta(m)) for m in msgs]
         seqs = f"results seq {items[0][1].stream_seq}..{items[-1][1].stream_seq}"
         started = time.monotonic()
-        try:
-            summary = await asyncio.to_thread(self.store.apply, items)
-        except UNAVAILABLE as exc:
-            self.metrics.inc("db_errors")
-            log.error("DATABASE ERROR: batch of %d (%s) NOT persisted, nak'ing every message (delay %.1f s): %s",
-                      len(msgs), seqs, self.config.nak_delay_s, _reason(exc))
-            await self._nak_all(msgs)
-            await self._wait_for_db()
-            return
-        except Exception as exc:  # constraint/data error or a bug: isolate the poison message
-            self.metrics.inc("db_errors")
-            log.error("batch of %d (%s) failed (%s: %s); applying one message at a time",
-                      len(msgs), seqs, type(exc).__name__, _reason(exc), exc_info=not isinstance(exc, sa_exc.DBAPIError))
-            await self._one_by_one(msgs, items)
-            return
+        while True:
+            try:
+                summary = await asyncio.to_thread(self.store.apply, items)
+                break
+            except UNAVAILABLE as exc:
+                self.metrics.inc("db_errors")
+                log.error("DATABASE UNAVAILABLE: batch of %d (%s) NOT persisted; it stays on the stream, unacked, "
+                          "until the database takes writes again: %s", len(msgs), seqs, _reason(exc))
+                if not await self._hold_until_writable(msgs, _reason(exc)):
+                    return
+            except Exception as exc:  # constraint/data error or a bug: isolate the poison message
+                self.metrics.inc("db_errors")
+                log.error("batch of %d (%s) failed (%s: %s); applying one message at a time", len(msgs), seqs,
+                          type(exc).__name__, _reason(exc), exc_info=not isinstance(exc, sa_exc.DBAPIError))
+                await self._one_by_one(msgs, items)
+                return
         self._account(summary)
         await self._ack_all(msgs)
         log.info("batch of %d (%s) committed in %.3f s: %d fingerprints, %d failures, %d invalid, %d stale",
@@ -211,9 +270,12 @@ class PersisterService(Service):
                 summary = await asyncio.to_thread(self.store.apply, [item])
             except UNAVAILABLE as exc:
                 self.metrics.inc("db_errors")
-                log.error("DATABASE ERROR on results seq %d, nak'ing: %s", item[1].stream_seq, _reason(exc))
-                await self._nak_all([msg])
-                continue
+                log.error("DATABASE UNAVAILABLE on results seq %d; holding the rest of the batch: %s",
+                          item[1].stream_seq, _reason(exc))
+                rest = msgs[msgs.index(msg):]
+                if await self._hold_until_writable(rest, _reason(exc)):
+                    await self._one_by_one(rest, items[items.index(item):])
+                return
             except Exception as exc:
                 self.metrics.inc("db_errors")
                 log.error("results seq %d (delivery %d) cannot be persisted, nak'ing (dead-letter after max_deliver): "
@@ -260,6 +322,39 @@ class PersisterService(Service):
             except Exception as exc:
                 log.warning("nak of results seq %s failed (%s); it is redelivered after ack_wait",
                             _meta(msg).stream_seq, exc)
+
+
+    # -- dead letters back in ---------------------------------------------------------------
+    async def redrive_dead_letters(self) -> None:
+        """Results that exhausted their deliveries (the MAX_DELIVERIES advisories in the dead-letter
+        stream) are applied again from the results stream, now that the database takes writes."""
+        if not self._db_ok:
+            return
+        advisories = await self.fetch(self.redrive, 50, timeout=0.05)
+        for advisory in advisories:
+            try:
+                seq = int(json.loads(advisory.data)["stream_seq"])
+                original = await self.js.get_msg(bus.RESULTS_STREAM, seq)
+            except Exception as exc:  # the original is gone (limits) or the advisory is unreadable: say so, move on
+                log.error("dead letter %s cannot be re-driven (%s: %s); it stays in %s", advisory.data[:200],
+                          type(exc).__name__, exc, bus.DEADLETTER_STREAM)
+                await advisory.ack()
+                continue
+            try:
+                summary = await asyncio.to_thread(self.store.apply, [(original.data, Meta(stream_seq=seq))])
+            except UNAVAILABLE as exc:
+                await advisory.nak(delay=self.config.nak_delay_s)
+                await self._report(db_ok=False, reason=_reason(exc))
+                return
+            except Exception as exc:
+                log.error("results seq %d from the dead-letter stream still cannot be persisted (%s: %s); it stays "
+                          "in %s", seq, type(exc).__name__, _reason(exc), bus.DEADLETTER_STREAM)
+                await advisory.ack()
+                continue
+            self._account(summary)
+            self.metrics.inc("redriven")
+            log.warning("results seq %d re-driven from the dead-letter stream and committed", seq)
+            await advisory.ack()
 
 
 def _meta(msg) -> Meta:

@@ -49,7 +49,7 @@ from sqlalchemy import Connection, select, text, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from trackprint.persister.models import analysis_failures, track_fingerprints, tracks
+from trackprint.persister.models import analysis_failures, persister_heartbeat, track_fingerprints, tracks
 from trackprint.contracts import (
     AnalysisFailure,
     FingerprintResult,
@@ -175,6 +175,14 @@ class Store:
 
         with self.engine.begin() as connection:
             command.upgrade(alembic_config(connection), "head")
+
+    def probe_write(self, host: str) -> None:
+        """Write and commit one row: raises the database's own error when it cannot take writes now
+        (down, locked past busy_timeout, disk full, read-only)."""
+        values = {"host": host, "written_at": datetime.now(timezone.utc)}
+        with self.engine.begin() as conn:
+            conn.execute(self._insert(persister_heartbeat).values(**values)
+                         .on_conflict_do_update(index_elements=["host"], set_={"written_at": values["written_at"]}))
 
     def current_revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext

@@ -11,7 +11,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from trackprint.persister import queries
-from trackprint.persister.models import analysis_failures, track_fingerprints, tracks
+from trackprint.persister.models import analysis_failures, persister_heartbeat, track_fingerprints, tracks
 from trackprint.persister.store import Meta, Store
 from trackprint.contracts import (
     AnalysisFailure,
@@ -85,15 +85,16 @@ def count(store: Store, table) -> int:
 
 def test_migrations_create_the_schema_and_are_idempotent(store):
     store.migrate()  # second run is a no-op
-    assert store.current_revision() == "0001"
+    assert store.current_revision() == "0002"
     insp = inspect(store.engine)
-    assert {"tracks", "track_fingerprints", "analysis_failures", "alembic_version"} <= set(insp.get_table_names())
+    assert {"tracks", "track_fingerprints", "analysis_failures", "persister_heartbeat",
+            "alembic_version"} <= set(insp.get_table_names())
     cols = {c["name"]: c for c in insp.get_columns("track_fingerprints")}
     for name in DIMENSIONS:
         assert name in cols and cols[name]["nullable"] is False, name
     assert cols["fingerprint_version"]["nullable"] is False and cols["engine"]["nullable"] is False
     for table, model in (("tracks", tracks), ("track_fingerprints", track_fingerprints),
-                         ("analysis_failures", analysis_failures)):
+                         ("analysis_failures", analysis_failures), ("persister_heartbeat", persister_heartbeat)):
         assert {c["name"] for c in insp.get_columns(table)} == {c.name for c in model.c}, table
     indexed = {tuple(ix["column_names"]) for t in ("tracks", "track_fingerprints", "analysis_failures")
                for ix in insp.get_indexes(t)}

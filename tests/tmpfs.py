@@ -19,15 +19,14 @@ def tmpfs(where: Path, size: str):
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def fill(folder: Path, leave_bytes: int = 0) -> Path:
-    """Write a ballast file until the filesystem of ``folder`` has at most ``leave_bytes`` free."""
+def fill(folder: Path) -> Path:
+    """Write a ballast file until the filesystem of ``folder`` is full (ENOSPC); delete it to free the space."""
     ballast = folder / "ballast"
-    chunk = b"\0" * (1 << 20)
-    with open(ballast, "ab") as out:
-        while os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize > leave_bytes + len(chunk):
+    with open(ballast, "ab", buffering=0) as out:
+        for size in (1 << 20, 1 << 12, 1):
             try:
-                out.write(chunk)
-                out.flush()
-            except OSError:
-                break
+                while True:
+                    out.write(b"\0" * size)
+            except OSError:  # ENOSPC at this granularity: go finer
+                continue
     return ballast

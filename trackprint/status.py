@@ -94,6 +94,12 @@ def warnings_for(report: dict[str, Any]) -> list[str]:
         age = time.time() - float(watcher.get("updated_at", 0))
         if age > WATCHER_SILENT_S:
             warnings.append(f"watcher on {host} last reported {age / 60:.0f} min ago (stopped?)")
+    for host, persister in (bus.get("persisters") or {}).items():
+        if persister.get("db_ok") is False:
+            since = persister.get("since") or time.time()
+            warnings.append(f"database not taking writes for {(time.time() - since) / 60:.0f} min (persister on {host}: "
+                            f"{persister.get('reason')}); results are held on the stream, nothing is lost; it "
+                            "resumes by itself once the database is writable (disk space, server up)")
     if db.get("error"):
         warnings.append(f"database unreadable: {db['error']}")
     if not bus.get("reachable"):

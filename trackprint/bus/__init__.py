@@ -45,6 +45,7 @@ RESULTS_STREAM = "TRACKPRINT_RESULTS"
 DEADLETTER_STREAM = "TRACKPRINT_DEADLETTER"
 ANALYZER_CONSUMER = "analyzer"
 PERSISTER_CONSUMER = "persister"
+REDRIVE_CONSUMER = "persister-redrive"  # on the dead-letter stream: results that exhausted their deliveries
 FINGERPRINT_KV = "fingerprints_by_content"
 STATUS_KV = "trackprint_status"  # services' health reports (watcher.<host>: offline roots, inotify)
 
@@ -254,6 +255,8 @@ async def ensure_topology(js, topology: Topology | None = None) -> None:
                                             max(MIN_STREAM_BYTES, topo.max_bytes // DEADLETTER_SHARE)))
     await js.add_consumer(EVENTS_STREAM, consumer_config(ANALYZER_CONSUMER, EVENTS_SUBJECTS, topo))
     await js.add_consumer(RESULTS_STREAM, consumer_config(PERSISTER_CONSUMER, RESULTS_SUBJECTS, topo))
+    await js.add_consumer(DEADLETTER_STREAM, consumer_config(
+        REDRIVE_CONSUMER, advisory_subject("MAX_DELIVERIES", RESULTS_STREAM, PERSISTER_CONSUMER), topo))
     for bucket in (FINGERPRINT_KV, STATUS_KV):
         await _ensure_kv(js, bucket, topo)
 
@@ -279,6 +282,11 @@ async def bind_analyzer(js):
 async def bind_persister(js):
     """Pull subscription on the durable ``persister`` consumer (ensure_topology first)."""
     return await js.pull_subscribe_bind(consumer=PERSISTER_CONSUMER, stream=RESULTS_STREAM)
+
+
+async def bind_redrive(js):
+    """Pull subscription on the persister's dead-letter re-drive consumer (ensure_topology first)."""
+    return await js.pull_subscribe_bind(consumer=REDRIVE_CONSUMER, stream=DEADLETTER_STREAM)
 
 
 async def fingerprint_kv(js):

@@ -55,7 +55,7 @@ async def _bus_status(servers: str) -> dict[str, Any]:
     try:
         js = nc.jetstream()
         return {"reachable": True, "url": servers, "streams": await _streams(js), "consumers": await _consumers(js),
-                "watchers": await watcher_reports(js)}
+                "watchers": await service_reports(js, "watcher"), "persisters": await service_reports(js, "persister")}
     finally:
         await nc.close()
 
@@ -100,15 +100,16 @@ async def _consumers(js) -> dict[str, Any]:
     return consumers
 
 
-async def watcher_reports(js) -> dict[str, Any]:
-    """The watchers' own health reports (offline roots, inotify limit) from the status KV bucket."""
+async def service_reports(js, service: str) -> dict[str, Any]:
+    """The services' own health reports from the status KV bucket, by host: the watchers' (offline roots,
+    inotify limit) and the persisters' (whether the database takes writes)."""
     reports: dict[str, Any] = {}
     try:
         kv = await js.key_value(bus.STATUS_KV)
         for key in await kv.keys():
-            if key.startswith("watcher."):
+            if key.startswith(f"{service}."):
                 entry = await kv.get(key)
-                reports[key.removeprefix("watcher.")] = json.loads(entry.value)
+                reports[key.removeprefix(f"{service}.")] = json.loads(entry.value)
     except Exception:  # no bucket yet, or no keys: nothing reported
         pass
     return reports
