@@ -224,10 +224,7 @@ class AnalyzerWorker(Service):
                 final_term = True
             else:
                 final_term = False
-            try:
-                await bus.publish(self.js, bus.result_subject(self._type(result)), encode(result), f"result-{seq}")
-            except bus.BusError as exc:
-                log.error("%s: publish result: %s; the event will be redelivered", event.path, exc)
+            if not await self._publish_until_stored(event, result, seq):
                 _inc(M_NAKS, "publish")
                 self.count("naks")
                 try:
@@ -253,6 +250,27 @@ class AnalyzerWorker(Service):
                                 exc)
         finally:
             heartbeat.cancel()
+
+    async def _publish_until_stored(self, event: FileEvent, result, seq: int) -> bool:
+        """Publish the result, retrying while the bus cannot store it (a full JetStream disk, a stream at its
+        limit, a server restarting). The event is held meanwhile (the heartbeat keeps it in progress), so no
+        delivery is spent and it recovers by itself once space returns. False only when asked to stop."""
+        payload = encode(result)
+        attempt = 0
+        while True:
+            try:
+                await bus.publish(self.js, bus.result_subject(self._type(result)), payload, f"result-{seq}")
+                if attempt:
+                    log.warning("%s: result stored after %d failed publishes", event.path, attempt)
+                return True
+            except bus.BusError as exc:
+                if attempt == 0 or attempt % 10 == 0:
+                    log.error("%s: publish result: %s; holding the event and retrying (free disk space or let the "
+                              "persister catch up if a stream is full)", event.path, exc)
+                attempt += 1
+                if self.stopping:
+                    return False
+                await self.sleep(min(30.0, 0.5 * 2 ** min(attempt, 6)))
 
     def _account(self, event: FileEvent, result) -> None:
         t = self._type(result)

@@ -196,3 +196,36 @@ def test_dead_lettered_results_are_re_driven_once_the_database_takes_writes(tmp_
         assert "re-driven from the dead-letter stream" in (tmp_path / "p.log").read_text()
     finally:
         stop_all([persister])
+
+
+def test_a_full_data_disk_under_up_recovers_by_itself_once_space_returns(tmp_path):
+    """JetStream's store and SQLite share a full disk: no service crash-loops, status names the cause,
+    and once space is freed every file lands with no restart and no replay."""
+    from tests.procs import service, stop_all
+    from tests.tmpfs import fill
+    from tests.waiting import wait_until
+
+    library = tmp_path / "music"
+    write_tones(library, [f"a{i}.flac" for i in range(3)], SR, base_hz=300, step_hz=41, seed=7, duration_s=1.0)
+    with tmpfs(tmp_path / "data", "200m") as data:
+        up = service("up", str(library), "--data-dir", str(data), "--analyzers", "1", log=tmp_path / "up.log",
+                     env=dict(__import__("os").environ, TRACKPRINT_STREAM_MAX_BYTES=str(32 << 20)))
+
+        def report():
+            return json.loads(run_cli("status", "--json", "--data-dir", str(data), timeout=60).stdout)
+
+        try:
+            wait_until(lambda: report()["database"].get("active"), 120, 1.0, "the first files persisted",
+                       until=lambda n: n == 3, ignore=(ValueError, KeyError))
+            ballast = fill(data)
+            write_tones(library, [f"b{i}.flac" for i in range(3)], SR, base_hz=900, step_hz=41, seed=8)
+            wait_until(lambda: report()["warnings"], 90, 1.0, "status to say the disk is full",
+                       until=lambda w: any("disk is full" in x for x in w))
+            ballast.unlink()
+            wait_until(lambda: report()["database"].get("active"), 180, 1.0, "every file persisted after the disk "
+                       "had space again", until=lambda n: n == 6, ignore=(ValueError, KeyError))
+            assert report()["database"]["pending"] == 0 and not report()["database"]["failed_by_code"]
+            assert up.poll() is None
+            assert "restarting" not in (tmp_path / "up.log").read_text()  # nothing crashed on the full disk
+        finally:
+            stop_all([up])

@@ -8,6 +8,7 @@ and ``trackprint up`` shows the same warnings.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,16 @@ WATCHER_SILENT_S = 60.0
 REFUSAL_WARN_S = 600.0
 
 
+DISK_FULL_BYTES = 32 << 20
+
+
 def instance_status(data_dir: Path) -> dict[str, Any]:
-    """Whether an ``up`` holds the data directory, and the last second instance it refused."""
+    """Whether an ``up`` holds the data directory, the last second instance it refused, its disk's free space."""
     out: dict[str, Any] = {"data_dir": str(data_dir), "up_pid": lock_holder(data_dir)}
+    try:
+        out["disk_free_bytes"] = shutil.disk_usage(data_dir).free
+    except OSError:
+        pass
     try:
         out["refused"] = json.loads((data_dir / REFUSED_FILE).read_text())
     except (OSError, ValueError):
@@ -55,7 +63,13 @@ def collect(db_url: str, nats_url: str | None, run_state: dict[str, Any],
 
 def warnings_for(report: dict[str, Any]) -> list[str]:
     warnings: list[str] = []
-    refused = (report.get("instance") or {}).get("refused")
+    instance = report.get("instance") or {}
+    free = instance.get("disk_free_bytes")
+    if free is not None and free < DISK_FULL_BYTES and instance.get("up_pid"):
+        warnings.append(f"the data directory's disk is full ({free >> 20} MiB free): JetStream and SQLite cannot "
+                        "store new events, results or rows; everything is held and resumes by itself once space "
+                        "is freed")
+    refused = instance.get("refused")
     if refused and time.time() - float(refused.get("at", 0)) < REFUSAL_WARN_S:
         warnings.append(f"a second `trackprint up` (pid {refused['pid']}) was refused "
                         f"{(time.time() - refused['at']) / 60:.0f} min ago: pid {refused['holder']} holds the data "

@@ -96,7 +96,13 @@ class EventPublisher:
 
     def commit(self) -> None:
         """Write the state changes of this tick: all of them follow a PubAck."""
-        self.state.commit()
+        failing = self.state.commit_error
+        if not self.state.commit():
+            if not failing:
+                log.error("watcher state %s: cannot write (%s); keeping %d changes in memory and retrying every "
+                          "tick (free disk space)", self.state.path, self.state.commit_error, len(self.state.unsaved))
+        elif failing:
+            log.warning("watcher state written again after: %s", failing)
 
     async def _publish(self, event: FileEvent, reason: str) -> bool:
         try:

@@ -32,6 +32,7 @@ class Entry:
 
 class WatcherState:
     def __init__(self, path: str):
+        self.path = path
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.db = sqlite3.connect(path)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -42,6 +43,8 @@ class WatcherState:
         self.db.execute("CREATE TABLE IF NOT EXISTS roots (root TEXT PRIMARY KEY, dev INTEGER NOT NULL)")
         self.db.commit()
         self.files: dict[str, Entry] = {}
+        self.unsaved: dict[str, Entry | None] = {}  # changed since the last commit (None: deleted)
+        self.commit_error: str | None = None
         self.by_inode: dict[tuple[int, int], str] = {}
         for path, root, *rest in self.db.execute("SELECT path, root, size, mtime_ns, inode, dev, kind FROM files"):
             e = Entry(to_fs(path), to_fs(root), *rest)
@@ -66,25 +69,49 @@ class WatcherState:
             del self.by_inode[(old.dev, old.inode)]
         self.files[e.path] = e
         self.by_inode[(e.dev, e.inode)] = e.path
-        self.db.execute(
-            "INSERT OR REPLACE INTO files (path, root, size, mtime_ns, inode, dev, kind) VALUES (?,?,?,?,?,?,?)",
-            (to_text(e.path), to_text(e.root), e.size, e.mtime_ns, e.inode, e.dev, e.kind),
-        )
+        self.unsaved[e.path] = e
 
     def delete(self, path: str) -> None:
         old = self.files.pop(path, None)
         if old is not None and self.by_inode.get((old.dev, old.inode)) == path:
             del self.by_inode[(old.dev, old.inode)]
-        self.db.execute("DELETE FROM files WHERE path = ?", (to_text(path),))
+        self.unsaved[path] = None
 
     def set_root_dev(self, root: str, dev: int) -> None:
         self.root_devs[root] = dev
-        self.db.execute("INSERT OR REPLACE INTO roots (root, dev) VALUES (?, ?)", (to_text(root), dev))
-        self.db.commit()
+        try:
+            self.db.execute("INSERT OR REPLACE INTO roots (root, dev) VALUES (?, ?)", (to_text(root), dev))
+            self.db.commit()
+        except sqlite3.Error:  # remembered in memory; written with a later root check
+            self.db.rollback()
 
-    def commit(self) -> None:
-        self.db.commit()
+    def commit(self) -> bool:
+        """Write what changed since the last commit. False when the disk refuses it (full, read-only):
+        the changes stay in memory and are written by a later commit, so a full disk costs at most
+        re-publishing (deduplicated by the stream), never the watcher."""
+        if not self.unsaved:
+            return True
+        try:
+            for path, e in self.unsaved.items():
+                if e is None:
+                    self.db.execute("DELETE FROM files WHERE path = ?", (to_text(path),))
+                else:
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO files (path, root, size, mtime_ns, inode, dev, kind) "
+                        "VALUES (?,?,?,?,?,?,?)",
+                        (to_text(e.path), to_text(e.root), e.size, e.mtime_ns, e.inode, e.dev, e.kind))
+            self.db.commit()
+        except sqlite3.Error as exc:
+            try:
+                self.db.rollback()
+            except sqlite3.Error:
+                pass
+            self.commit_error = f"{type(exc).__name__}: {exc}"
+            return False
+        self.unsaved.clear()
+        self.commit_error = None
+        return True
 
     def close(self) -> None:
-        self.db.commit()
+        self.commit()
         self.db.close()

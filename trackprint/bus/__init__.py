@@ -189,6 +189,12 @@ def _stream_config(name: str, subjects: list[str], topo: Topology, max_bytes: in
     )
 
 
+def _differs(existing: api.StreamConfig, wanted: api.StreamConfig) -> bool:
+    return any(getattr(existing, name) != getattr(wanted, name)
+               for name in ("subjects", "retention", "storage", "discard", "max_bytes", "max_msgs",
+                            "duplicate_window", "num_replicas"))
+
+
 def _insufficient_storage(exc: Exception) -> bool:
     return getattr(exc, "err_code", None) == 10047 or "insufficient storage" in str(exc).lower()
 
@@ -203,6 +209,8 @@ async def _ensure_stream(js, config: api.StreamConfig) -> None:
         existing = None
     if existing is not None:
         config.max_bytes = max(config.max_bytes, existing.config.max_bytes or 0)
+        if not _differs(existing.config, config):
+            return  # nothing to write: a service restarting on a full disk must not need the disk
         await js.update_stream(config)
         return
     wanted = config.max_bytes
