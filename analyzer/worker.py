@@ -208,7 +208,7 @@ class AnalyzerWorker(Service):
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         try:
             try:
-                result = await self._result_for(event, seq, attempts)
+                results = await self._results_for(event, seq, attempts)
             except Transient as exc:
                 if attempts < self.max_deliver:
                     delay = min(self.config.nak_delay_s * 2 ** (attempts - 1), self.config.max_nak_delay_s)
@@ -218,28 +218,31 @@ class AnalyzerWorker(Service):
                     self.count("naks")
                     await msg.nak(delay=delay)
                     return
-                result = AnalysisFailure(path=event.path, code=exc.code, message=exc.message, stage=exc.stage,
-                                         attempts=attempts, engine=exc.engine, size=event.size,
-                                         mtime_ns=event.mtime_ns, source_seq=seq, host=self.host)
+                results = [AnalysisFailure(path=event.path, code=exc.code, message=exc.message, stage=exc.stage,
+                                           attempts=attempts, engine=exc.engine, size=event.size,
+                                           mtime_ns=event.mtime_ns, source_seq=seq, host=self.host)]
                 final_term = True
             else:
                 final_term = False
-            if not await self._publish_until_stored(event, result, seq):
-                _inc(M_NAKS, "publish")
-                self.count("naks")
-                try:
-                    await msg.nak(delay=self.config.nak_delay_s)
-                except Exception:
-                    pass
-                return
-            if isinstance(result, FingerprintResult) and not result.reused:
-                try:
-                    await self.kv.put(bus.fingerprint_kv_key(result.fingerprint_version, result.content_id),
-                                      encode(result))
-                except Exception as exc:  # a cache: a miss only costs a re-analysis later
-                    log.warning("%s: KV put failed (%s); the result is published, only the reuse cache misses it",
-                                event.path, exc)
-            self._account(event, result)
+            for index, result in enumerate(results):
+                # one message id per result of this event: a redelivery republishes nothing new
+                msg_id = f"result-{seq}" if index == 0 else f"result-{seq}-{index}"
+                if not await self._publish_until_stored(event, result, msg_id):
+                    _inc(M_NAKS, "publish")
+                    self.count("naks")
+                    try:
+                        await msg.nak(delay=self.config.nak_delay_s)
+                    except Exception:
+                        pass
+                    return
+                if isinstance(result, FingerprintResult) and not result.reused:
+                    try:
+                        await self.kv.put(bus.fingerprint_kv_key(result.fingerprint_version, result.content_id),
+                                          encode(result))
+                    except Exception as exc:  # a cache: a miss only costs a re-analysis later
+                        log.warning("%s: KV put failed (%s); the result is published, only the reuse cache misses "
+                                    "it", event.path, exc)
+                self._account(event, result)
             if final_term:
                 await msg.term()
             else:
@@ -251,7 +254,7 @@ class AnalyzerWorker(Service):
         finally:
             heartbeat.cancel()
 
-    async def _publish_until_stored(self, event: FileEvent, result, seq: int) -> bool:
+    async def _publish_until_stored(self, event: FileEvent, result, msg_id: str) -> bool:
         """Publish the result, retrying while the bus cannot store it (a full JetStream disk, a stream at its
         limit, a server restarting). The event is held meanwhile (the heartbeat keeps it in progress), so no
         delivery is spent and it recovers by itself once space returns. False only when asked to stop."""
@@ -259,7 +262,7 @@ class AnalyzerWorker(Service):
         attempt = 0
         while True:
             try:
-                await bus.publish(self.js, bus.result_subject(self._type(result)), payload, f"result-{seq}")
+                await bus.publish(self.js, bus.result_subject(self._type(result)), payload, msg_id)
                 if attempt:
                     log.warning("%s: result stored after %d failed publishes", event.path, attempt)
                 return True
@@ -324,14 +327,22 @@ class AnalyzerWorker(Service):
         await msg.term()
 
     # ---------------------------------------------------------------- analysis
-    async def _result_for(self, event: FileEvent, seq: int, attempts: int):
+    async def _results_for(self, event: FileEvent, seq: int, attempts: int) -> list:
+        """The results of one event, in publishing order.
+
+        A move is TrackMoved *and* the file at its new path: the move carries the row across, and the
+        new path gets its own outcome too (a reuse by content id when the audio was fingerprinted, so
+        no analysis; an analysis when the move raced the file's first analysis). So a file renamed
+        while queued or being analysed never stays pending, nor failed at a valid path.
+        """
         if event.kind == "removed":
-            return TrackRemoved(path=event.path, source_seq=seq, observed_at=event.observed_at)
+            return [TrackRemoved(path=event.path, source_seq=seq, observed_at=event.observed_at)]
         if event.kind == "moved":
-            return TrackMoved(old_path=event.old_path or "", path=event.path, size=event.size,
-                              mtime_ns=event.mtime_ns, inode=event.inode, source_seq=seq,
-                              observed_at=event.observed_at)
-        return await self._analyse(event, seq, attempts)
+            moved = TrackMoved(old_path=event.old_path or "", path=event.path, size=event.size,
+                               mtime_ns=event.mtime_ns, inode=event.inode, source_seq=seq,
+                               observed_at=event.observed_at)
+            return [moved, await self._analyse(event, seq, attempts)]
+        return [await self._analyse(event, seq, attempts)]
 
     def _failure(self, event: FileEvent, seq: int, attempts: int, code: ErrorCode, message: str, stage: str,
                  engine: str | None, st: os.stat_result | None = None) -> AnalysisFailure:

@@ -111,13 +111,14 @@ def test_python_engine_results_failures_reuse_and_deadletter(nats_server, tmp_pa
             shutil.copy(lib / "ok.flac", copy)
             engine_runs = r.worker.counts.get("engine_python", 0)
             await publish_event(js, kind="added", path=str(copy), size=copy.stat().st_size)
+            os.rename(lib / "ok.flac", lib / "new.flac")  # a move carries the row and gives the new path its outcome
             await publish_event(js, kind="moved", path=str(lib / "new.flac"), old_path=str(lib / "ok.flac"))
             await publish_event(js, kind="removed", path=str(lib / "ok.wav"))
-            msgs = await wait_results(js, len(names) + 3)
+            msgs = await wait_results(js, len(names) + 4)
             extra = [decode_result(m.data) for m in msgs[len(names):]]
             reused = [x for x in extra if isinstance(x, FingerprintResult)]
-            assert len(reused) == 1 and reused[0].reused and reused[0].fingerprint == ok.fingerprint
-            assert reused[0].path == str(copy)
+            assert len(reused) == 2 and all(x.reused and x.fingerprint == ok.fingerprint for x in reused)
+            assert {x.path for x in reused} == {str(copy), str(lib / "new.flac")}
             assert r.worker.counts.get("engine_python", 0) == engine_runs
             assert any(isinstance(x, TrackMoved) and x.old_path == str(lib / "ok.flac") for x in extra)
             assert any(isinstance(x, TrackRemoved) and x.path == str(lib / "ok.wav") for x in extra)
@@ -128,7 +129,7 @@ def test_python_engine_results_failures_reuse_and_deadletter(nats_server, tmp_pa
             records = [json.loads(m.data) for m in dead if m.subject == "trackprint.deadletter.malformed"]
             assert records and "malformed event" in records[0]["reason"]
             await wait_results(js, 2, stream=bus.DEADLETTER_STREAM)  # + the MSG_TERMINATED advisory
-            assert len(await results(js)) == len(names) + 3  # no result for it
+            assert len(await results(js)) == len(names) + 4  # no result for it
             info = await js.consumer_info(bus.EVENTS_STREAM, bus.ANALYZER_CONSUMER)
             assert info.num_ack_pending == 0
 
