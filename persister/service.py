@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 
 from trackprint import bus
+from trackprint.paths import Library
 from trackprint.persister.db import redact
 from trackprint.persister.store import BatchSummary, Meta, Store
 from trackprint.service import Service
@@ -97,6 +98,7 @@ class PersisterConfig:
     max_backoff_s: float = 30.0
     sqlite_busy_timeout_s: float = 30.0
     name: str = "trackprint-persister"
+    library: Library | None = None  # when given, a result for a path outside it is recorded, never applied
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -205,7 +207,10 @@ class PersisterService(Service):
     # -- the service skeleton's hooks (trackprint.service) --------------------------------
     async def prepare(self) -> bool:
         """The schema first: results are only worth fetching once they can be written."""
-        self.store = Store(self.config.db, sqlite_busy_timeout_s=self.config.sqlite_busy_timeout_s)
+        self.store = Store(self.config.db, sqlite_busy_timeout_s=self.config.sqlite_busy_timeout_s,
+                           library=self.config.library)
+        if self.config.library is None:
+            log.warning("persister: no --library given: result paths are not checked against the library roots")
         return await self._migrate()
 
     async def setup(self, js) -> None:

@@ -51,6 +51,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from trackprint.persister.models import analysis_failures, persister_heartbeat, track_fingerprints, tracks
 from trackprint.contracts import (
+    MAX_SEQUENCE,
     AnalysisFailure,
     FingerprintResult,
     ResultMessage,
@@ -61,6 +62,7 @@ from trackprint.contracts import (
 )
 from trackprint.persister.db import make_engine, normalize_url, redact
 from trackprint.errors import ErrorCode
+from trackprint.paths import Library, to_fs
 from trackprint.fingerprint import DIMENSIONS
 
 log = logging.getLogger("trackprint.persister.store")
@@ -75,6 +77,7 @@ class Meta:
 
     stream_seq: int = 0
     num_delivered: int = 1
+    problem: str | None = None  # found by the service before the batch (e.g. a source_seq that is no event)
 
 
 @dataclass
@@ -155,8 +158,10 @@ def alembic_config(connection: Connection | None = None):
 class Store:
     """Migrations plus batched, idempotent, last-write-wins writes. Thread-safe (one Engine)."""
 
-    def __init__(self, url: str, *, sqlite_busy_timeout_s: float = 30.0, echo: bool = False):
+    def __init__(self, url: str, *, sqlite_busy_timeout_s: float = 30.0, echo: bool = False,
+                 library: Library | None = None):
         self.url = normalize_url(url)
+        self.library = library  # when given, a result for a path outside it is invalid_message, never a row
         self.engine = make_engine(url, sqlite_busy_timeout_s=sqlite_busy_timeout_s, echo=echo,
                                   application_name="trackprint-persister")
         self.dialect = self.engine.dialect.name
@@ -230,11 +235,20 @@ class Store:
         if not isinstance(message, (FingerprintResult, AnalysisFailure, TrackRemoved, TrackMoved)):
             return self._invalid(raw, meta, f"not a results message: {type(message).__name__}")
         problems = result_problems(message)
+        if meta.problem:
+            problems.append(meta.problem)
+        outside = False
+        for path in (message.path, getattr(message, "old_path", None)):
+            refusal = self.library.refusal(to_fs(path)) if self.library is not None and path else None
+            if refusal:
+                problems.append(f"{path}: {refusal}")
+                outside = True
         if problems:
             prepared = self._invalid(raw, meta, "; ".join(problems))
-            prepared.raw_path = message.path
+            prepared.raw_path = None if outside else message.path  # no row is ever made outside the library
             prepared.raw_engine = getattr(message, "engine", None)
-            prepared.seq = message.source_seq or meta.stream_seq
+            in_range = 0 < message.source_seq <= MAX_SEQUENCE
+            prepared.seq = message.source_seq if in_range else meta.stream_seq
             return prepared
         return _Prepared(message=message, meta=meta, seq=message.source_seq or meta.stream_seq)
 
@@ -252,8 +266,9 @@ class Store:
                     path = loose["path"]
                 if isinstance(loose.get("engine"), str):
                     engine = loose["engine"][:16]
-                if isinstance(loose.get("source_seq"), int) and not isinstance(loose.get("source_seq"), bool):
-                    source_seq = max(0, loose["source_seq"])
+                value = loose.get("source_seq")
+                if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEQUENCE:
+                    source_seq = value
         return _Prepared(
             message=None, meta=meta, seq=source_seq or meta.stream_seq, problem=problem, raw_path=path, raw_engine=engine
         )

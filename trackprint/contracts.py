@@ -235,11 +235,20 @@ def decode_result(data: bytes) -> ResultMessage:
     return _result_decoder.decode(data)
 
 
+MAX_SEQUENCE = 2**63 - 1  # a stream sequence is a uint64 that SQL BIGINT must hold
+
+
 def result_problems(message: ResultMessage) -> list[str]:
     """Semantic problems of a decoded result (empty list when it may be stored)."""
-    if not isinstance(message, FingerprintResult):
-        return []
-    problems = message.fingerprint.problems()
-    if message.fingerprint_version not in KNOWN_VERSIONS:
-        problems.append(f"unknown fingerprint_version {message.fingerprint_version}")
+    problems: list[str] = []
+    if not 0 <= message.source_seq <= MAX_SEQUENCE:
+        problems.append(f"source_seq {message.source_seq} is not a stream sequence")
+    for name in ("path", "old_path"):
+        value = getattr(message, name, None)
+        if value is not None and not value.startswith("/"):
+            problems.append(f"{name} {value!r} is not an absolute path")
+    if isinstance(message, FingerprintResult):
+        problems += message.fingerprint.problems()
+        if message.fingerprint_version not in KNOWN_VERSIONS:
+            problems.append(f"unknown fingerprint_version {message.fingerprint_version}")
     return problems

@@ -226,8 +226,10 @@ class EmbeddedRun:
     def _start_services(self) -> None:
         python = [sys.executable, "-m", "trackprint.cli"]
         nats_url, server_url = self.state["nats_url"], self.state["server_url"]
+        libraries = [arg for root in self.libraries for arg in ("--library", root)]
         self.supervisor.launch(Child("persister", [*python, "persister", "--nats", nats_url, "--db", self.db_url,
-                                                   *self._metrics(0)], log_path=str(self.logs / "persister.log")))
+                                                   *libraries, *self._metrics(0)],
+                                     log_path=str(self.logs / "persister.log")))
         # together the analyzers ask for as many analyses as there are cores (and Rust slots): more
         # would only queue as busy retries, fewer would leave a core idle
         count = max(1, self.analyzers)
@@ -237,7 +239,7 @@ class EmbeddedRun:
             self.supervisor.launch(Child(
                 f"analyzer-{i + 1}",
                 [*python, "analyzer", "--nats", nats_url, "--concurrency", str(per_analyzer), *engine_args,
-                 *[arg for root in self.libraries for arg in ("--library", root)], *self._metrics(i + 1)],
+                 *libraries, *self._metrics(i + 1)],
                 log_path=str(self.logs / f"analyzer-{i + 1}.log")))
         self.supervisor.launch(Child("watcher", [*python, "watcher", "--nats", nats_url, *self._metrics(count + 1),
                                                  "--state", str(self.data_dir / "watcher.sqlite"), *self.libraries],

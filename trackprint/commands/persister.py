@@ -19,6 +19,9 @@ def register(subparsers) -> None:
                         help="NATS server URL(s), comma-separated (default $TRACKPRINT_NATS or nats://127.0.0.1:4222)")
     parser.add_argument("--db", default=os.environ.get("TRACKPRINT_DB"),
                         help="database: sqlite:///FILE, postgresql+psycopg://..., or a file path (default $TRACKPRINT_DB)")
+    parser.add_argument("--library", action="append", default=[], metavar="ROOT",
+                        help="a library root (repeat for several; default $TRACKPRINT_LIBRARY): results for paths "
+                             "outside them are recorded as invalid_message, never stored as tracks")
     parser.add_argument("--batch", type=int, default=100, help="messages per transaction (default 100)")
     parser.add_argument("--batch-wait-s", type=float, default=0.5, help="how long a fetch waits for messages (default 0.5)")
     parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus counters on 127.0.0.1:PORT")
@@ -29,6 +32,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trackprint.persister.service import PersisterConfig, PersisterService
+    from trackprint.paths import library_from_env
     from trackprint.service import run_service
 
     if not args.db:
@@ -37,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1 or args.batch_wait_s <= 0:
         print("trackprint persister: --batch must be >= 1 and --batch-wait-s > 0", file=sys.stderr)
         return 2
+    library = library_from_env(args.library)
     config = PersisterConfig(nats=args.nats, db=args.db, batch=args.batch, batch_wait_s=args.batch_wait_s,
+                             library=library if library.roots else None,
                              metrics_port=args.metrics_port, nak_delay_s=args.nak_delay_s,
                              sqlite_busy_timeout_s=args.sqlite_busy_timeout_s)
     return run_service(PersisterService(config), metrics_port=config.metrics_port)
