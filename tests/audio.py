@@ -1,13 +1,19 @@
-"""Test-signal generators shared by the test files (in memory, numpy only, deterministic).
+"""Test signals and test audio files, shared by every test file (deterministic).
 
-Every generator returns float32 samples shaped (n,) for mono or (n, channels),
-full scale +-1.0. ``db`` levels are the *peak* level of a sine in dBFS unless
-the docstring says otherwise.
+Signal generators (in memory, numpy only) return float32 samples shaped (n,)
+for mono or (n, channels), full scale +-1.0. ``db`` levels are the *peak*
+level of a sine in dBFS unless the docstring says otherwise.
+
+File writers: :func:`write_audio` (one file, the format from its extension),
+:func:`write_tones` / :func:`write_tone_library` (a folder of short, distinct
+tones: a music library for the services), :func:`write_m4a`, and the tag
+makers :func:`id3v2_tag` / :func:`id3v1_tag`.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -182,13 +188,64 @@ def id3v2_tag(title: str = "A title", padding: int = 1024) -> bytes:
     return b"ID3\x04\x00\x00" + synchsafe + body
 
 
-def write_tone_library(folder, count: int, sr: int, base_hz: float, step_hz: float, seed: int) -> None:
-    """``count`` one-second mono FLACs f000.flac..: a distinct quiet tone plus a little noise each
-    (distinct audio, so no two share a content id), for backfill tests."""
+def id3v1_tag(title: str) -> bytes:
+    """A 128-byte ID3v1 tag (what taggers append to MP3 files)."""
+    return b"TAG" + title.encode().ljust(30, b"\0") + b"\0" * 95
+
+
+def noisy_tone(freq: float, duration_s: float, sr: int = SR, amplitude: float = 0.3, noise: float = 0.02,
+               seed: int | np.random.Generator = 0) -> np.ndarray:
+    """A sine of peak ``amplitude`` plus Gaussian noise of RMS ``noise``, mono; ``seed`` may be a
+    Generator (then it is drawn from, so a series of tones gets different noise)."""
+    rng = np.random.default_rng(seed)
+    n = seconds(duration_s, sr)
+    t = np.arange(n) / sr
+    return (amplitude * np.sin(2 * np.pi * freq * t) + noise * rng.standard_normal(n)).astype(np.float32)
+
+
+# extension -> (soundfile format, default subtype); .m4a goes through PyAV (write_m4a)
+_SOUNDFILE_FORMATS = {
+    ".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".mp3": ("MP3", "MPEG_LAYER_III"),
+    ".ogg": ("OGG", "VORBIS"), ".opus": ("OGG", "OPUS"),
+}
+
+
+def write_audio(path, x: np.ndarray, sr: int = SR, subtype: str | None = None) -> Path:
+    """Write samples (n,) or (n, channels) to ``path`` in the format its extension names: .wav and
+    .flac (16-bit PCM unless ``subtype``, e.g. "PCM_24", "FLOAT"), .mp3, .ogg (Vorbis), .opus
+    (48 kHz), .m4a (AAC, or ALAC with ``subtype="alac"``). Returns the path."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".m4a":
+        write_m4a(path, x, sr, subtype or "aac")
+        return path
     import soundfile as sf
 
+    fmt, default_subtype = _SOUNDFILE_FORMATS[suffix]
+    sf.write(str(path), x, sr, format=fmt, subtype=subtype or default_subtype)
+    return path
+
+
+def write_tones(folder, names: list[str], sr: int, base_hz: float, step_hz: float, seed: int, *,
+                duration_s: float = 1.0, amplitude: float = 0.2, noise: float = 0.01, channels: int = 1,
+                subtype: str | None = None) -> list[Path]:
+    """One file per name in ``folder`` (created if missing; the format from each extension): file i a
+    tone of ``base_hz + step_hz * i`` plus a little noise, so no two share a content id. With
+    ``channels`` > 1, channel c is the same signal at ``1 - 0.2 c`` of the level."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    t = np.arange(sr) / sr
-    for i in range(count):
-        tone = 0.2 * np.sin(2 * np.pi * (base_hz + step_hz * i) * t) + 0.01 * rng.standard_normal(sr)
-        sf.write(folder / f"f{i:03d}.flac", tone.astype(np.float32), sr, subtype="PCM_16")
+    paths = []
+    for i, name in enumerate(names):
+        x = noisy_tone(base_hz + step_hz * i, duration_s, sr, amplitude=amplitude, noise=noise, seed=rng)
+        if channels > 1:
+            x = np.stack([x * (1.0 - 0.2 * c) for c in range(channels)], axis=1).astype(np.float32)
+        paths.append(write_audio(folder / name, x, sr, subtype))
+    return paths
+
+
+def write_tone_library(folder, count: int, sr: int, base_hz: float, step_hz: float, seed: int,
+                       name: str = "f{i:03d}.flac", **kwargs) -> list[Path]:
+    """``count`` one-second mono files f000.flac.. (``name`` formats ``i``): :func:`write_tones`,
+    for backfill tests."""
+    return write_tones(folder, [name.format(i=i) for i in range(count)], sr, base_hz, step_hz, seed, **kwargs)

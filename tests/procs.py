@@ -1,4 +1,13 @@
-"""Starting and stopping the project's services as real subprocesses in tests."""
+"""Running the ``trackprint`` CLI and its services as real subprocesses in tests.
+
+- :func:`run_cli`: ``trackprint ARGS...`` to completion, output captured (text).
+- :func:`service`: ``trackprint ARGS...`` in the background (a watcher, an
+  analyzer, the persister, ``up``), its output to a log file when given.
+- :func:`stop_all`: SIGTERM, wait, SIGKILL what does not stop.
+
+The Rust server has its own fixture (tests/fixtures_rust.py), nats-server and
+PostgreSQL theirs (tests/fixtures_nats.py, tests/fixtures_pg.py).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +18,20 @@ import sys
 CLI = [sys.executable, "-m", "trackprint.cli"]
 
 
-def service(*args: str, log=None, env=None) -> subprocess.Popen:
-    """``trackprint ARGS...`` in the background (output to ``log`` when given)."""
+def run_cli(*args: str, env=None, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """``trackprint ARGS...`` to completion; stdout and stderr captured as UTF-8 text."""
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, encoding="utf-8", env=env,
+                          timeout=timeout, **kwargs)
+
+
+def service(*args: str, log=None, env=None, **popen_kwargs) -> subprocess.Popen:
+    """``trackprint ARGS...`` in the background: stdout and stderr appended to ``log`` when given,
+    else as ``popen_kwargs`` say (e.g. ``stdout=subprocess.PIPE, text=True``), else inherited."""
     out = open(log, "ab") if log else None
+    if out:
+        popen_kwargs.update(stdout=out, stderr=subprocess.STDOUT)
     try:
-        return subprocess.Popen([*CLI, *args], stdout=out, stderr=subprocess.STDOUT if out else None, env=env)
+        return subprocess.Popen([*CLI, *args], env=env, **popen_kwargs)
     finally:
         if out:
             out.close()
@@ -21,6 +39,7 @@ def service(*args: str, log=None, env=None) -> subprocess.Popen:
 
 def stop_all(procs, timeout: float = 30.0) -> None:
     """SIGTERM every process (they finish what they hold), then wait; kill what does not stop."""
+    procs = list(procs)
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

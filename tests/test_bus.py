@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.waiting import wait_until_async
 from trackprint import bus
 
 
@@ -81,8 +82,9 @@ def test_max_deliveries_and_term_advisories_are_captured(nats_server):
         await bus.publish(js, bus.event_subject("added"), b"poison", "p1")
         await bus.publish(js, bus.event_subject("added"), b"terminate-me", "p2")
         sub = await bus.bind_analyzer(js)
-        deadline = asyncio.get_running_loop().time() + 15
-        while asyncio.get_running_loop().time() < deadline:
+
+        async def dead_letters() -> int:
+            """One round of a consumer that never acks; the number of dead letters captured so far."""
             try:
                 msgs = await sub.fetch(2, timeout=0.5)
             except asyncio.TimeoutError:
@@ -92,9 +94,9 @@ def test_max_deliveries_and_term_advisories_are_captured(nats_server):
                     await m.term()
                 else:
                     await m.nak()  # never acked: exhausts max_deliver
-            info = await js.stream_info(bus.DEADLETTER_STREAM)
-            if info.state.messages >= 2:
-                break
+            return (await js.stream_info(bus.DEADLETTER_STREAM)).state.messages
+
+        await wait_until_async(dead_letters, 15, 0, "2 dead letters", until=lambda n: n >= 2)
         info = await js.stream_info(bus.DEADLETTER_STREAM)
         assert info.state.messages >= 2
         kinds = {}

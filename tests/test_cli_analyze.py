@@ -4,28 +4,25 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 
-from tests.audio import SR, assert_valid, click_track, music_like, sine, stereo
+from tests.audio import SR, assert_valid, click_track, music_like, sine, stereo, write_audio
+from tests.procs import run_cli
 from trackprint.fingerprint import DIMENSIONS, FINGERPRINT_VERSION
 
 OK_KEYS = {"path", "ok", "fingerprint", "fingerprint_version", "engine", "duration_s"}
 
 
 def trackprint(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "trackprint.cli", *args], capture_output=True, text=True,
-                          encoding="utf-8", timeout=300)
+    return run_cli(*args, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> list[Path]:
     """Six short, different tracks."""
     d = tmp_path_factory.mktemp("library")
-    paths = []
     signals = [
         stereo(sine(1000, 2.0)),
         stereo(click_track(120, 6.0)),
@@ -34,11 +31,7 @@ def library(tmp_path_factory) -> list[Path]:
         stereo(sine(100, 2.5, db=-12)),
         music_like(2.0, seed=3),
     ]
-    for i, x in enumerate(signals):
-        path = d / f"track{i}.flac"
-        sf.write(path, x, SR, subtype="PCM_16")
-        paths.append(path)
-    return paths
+    return [write_audio(d / f"track{i}.flac", x, SR) for i, x in enumerate(signals)]
 
 
 def test_json_one_object_per_line_in_input_order(library):

@@ -5,17 +5,21 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import nats
+import pytest
 from sqlalchemy import create_engine, text
 
 from trackprint import bus
 from tests.audio import write_tone_library
-from tests.procs import stop_all
+from tests.procs import service, stop_all
+from tests.waiting import wait_until, wait_until_async
 from trackprint.persister.db import normalize_url
 from trackprint.binaries import free_port, nats_server_binary
+
+# a whole pipeline of real processes: left out of the quick loop (scripts/test.sh -m "not slow")
+pytestmark = pytest.mark.slow
 
 FILES = 200
 SR = 16000
@@ -56,19 +60,17 @@ def start_cluster(base):
     return nodes
 
 
+async def jetstream_answers(url):
+    nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0)
+    try:
+        return await nc.jetstream().account_info()
+    finally:
+        await nc.close()
+
+
 async def wait_for_jetstream(url, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0)
-            try:
-                await nc.jetstream().account_info()
-                return
-            finally:
-                await nc.close()
-        except Exception:
-            await asyncio.sleep(0.5)
-    raise AssertionError("the 3-node cluster never elected a JetStream meta leader")
+    await wait_until_async(lambda: jetstream_answers(url), timeout, 0.5,
+                           "the 3-node cluster to elect a JetStream meta leader", ignore=(Exception,))
 
 
 async def stream_leader(url):
@@ -96,33 +98,24 @@ def test_leader_killed_mid_backfill_every_file_persisted_exactly_once(tmp_path, 
     procs = []
     try:
         asyncio.run(wait_for_jetstream(f"nats://127.0.0.1:{nodes[0].port}"))
-        python = [sys.executable, "-m", "trackprint.cli"]
         logs = tmp_path / "logs"
         logs.mkdir()
 
         def spawn(name, *args):
-            proc = subprocess.Popen([*python, *args], env=env, stdout=open(logs / f"{name}.log", "ab"),
-                                    stderr=subprocess.STDOUT)
+            proc = service(*args, log=logs / f"{name}.log", env=env)
             procs.append(proc)
             return proc
 
         spawn("persister", "persister", "--nats", urls, "--db", pg_url)
-        spawn("analyzer-1", "analyzer", "--nats", urls, "--no-rust")
-        spawn("analyzer-2", "analyzer", "--nats", urls, "--no-rust")
+        spawn("analyzer-1", "analyzer", "--nats", urls, "--library", str(library), "--no-rust")
+        spawn("analyzer-2", "analyzer", "--nats", urls, "--library", str(library), "--no-rust")
         spawn("watcher", "watcher", "--nats", urls, "--state", str(tmp_path / "watcher.sqlite"),
               "--quiet-s", "0.5", str(library))
 
         engine = create_engine(normalize_url(pg_url))
-        deadline = time.monotonic() + 120
-        done = 0
-        while time.monotonic() < deadline:
-            try:
-                done = count(engine, "SELECT count(*) FROM track_fingerprints")
-            except Exception:
-                done = 0
-            if done >= FILES // 5:
-                break
-            time.sleep(0.5)
+        done = wait_until(lambda: count(engine, "SELECT count(*) FROM track_fingerprints"), 120, 0.5,
+                          "the backfill to reach the kill point", until=lambda n: n >= FILES // 5,
+                          ignore=(Exception,))
         assert 0 < done < FILES, f"backfill did not reach the kill point in time ({done} rows)"
 
         leader, replicas = asyncio.run(stream_leader(urls.split(",")[0]))
@@ -130,12 +123,8 @@ def test_leader_killed_mid_backfill_every_file_persisted_exactly_once(tmp_path, 
         victim = next(n for n in nodes if n.name == leader)
         victim.kill()  # the events stream's leader dies in the middle of the backfill
 
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            done = count(engine, "SELECT count(*) FROM track_fingerprints")
-            if done >= FILES:
-                break
-            time.sleep(1.0)
+        wait_until(lambda: count(engine, "SELECT count(*) FROM track_fingerprints"), 240, 1.0,
+                   f"{FILES} fingerprint rows", until=lambda n: n >= FILES)
         time.sleep(3.0)  # anything still in flight would show up as a duplicate or an extra row now
         assert count(engine, "SELECT count(*) FROM track_fingerprints") == FILES
         assert count(engine, "SELECT count(*) FROM tracks") == FILES

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from trackprint.pyengine.engine import analyze_file
 from trackprint.pyengine.features import fingerprint_of
-from tests.audio import SR, assert_valid, id3v2_tag, multichannel, music_like, sine, stereo, write_m4a
+from tests.audio import SR, assert_valid, id3v2_tag, multichannel, music_like, sine, stereo, write_audio
+from tests.procs import run_cli
 from trackprint.errors import AnalysisError
 
 DURATION_S = 3.0
@@ -89,24 +87,24 @@ def inputs(tmp_path_factory) -> Path:
     (d / "random.flac").write_bytes(np.random.default_rng(0).bytes(20_000))
 
     for subtype, name in (("PCM_16", "pcm16"), ("PCM_24", "pcm24"), ("PCM_32", "pcm32"), ("FLOAT", "float")):
-        sf.write(d / f"{name}.wav", x, SR, subtype=subtype)
+        write_audio(d / f"{name}.wav", x, SR, subtype=subtype)
     for subtype, name in (("PCM_16", "pcm16"), ("PCM_24", "pcm24")):
-        sf.write(d / f"{name}.flac", x, SR, subtype=subtype)
-    sf.write(d / "mp3.mp3", x, SR, format="MP3")
-    sf.write(d / "vorbis.ogg", x, SR, format="OGG", subtype="VORBIS")
-    sf.write(d / "opus.opus", _signal(48_000), 48_000, format="OGG", subtype="OPUS")
-    write_m4a(d / "aac.m4a", x, SR, "aac")
-    write_m4a(d / "alac.m4a", x, SR, "alac")
-    sf.write(d / "rate_8k.flac", _signal(8_000), 8_000, subtype="PCM_16")
-    sf.write(d / "rate_192k.flac", _signal(192_000), 192_000, subtype="PCM_24")
-    sf.write(d / "mono.flac", x[:, 0], SR, subtype="PCM_16")
+        write_audio(d / f"{name}.flac", x, SR, subtype=subtype)
+    write_audio(d / "mp3.mp3", x, SR)
+    write_audio(d / "vorbis.ogg", x, SR)
+    write_audio(d / "opus.opus", _signal(48_000), 48_000)
+    write_audio(d / "aac.m4a", x, SR)
+    write_audio(d / "alac.m4a", x, SR, subtype="alac")
+    write_audio(d / "rate_8k.flac", _signal(8_000), 8_000)
+    write_audio(d / "rate_192k.flac", _signal(192_000), 192_000, subtype="PCM_24")
+    write_audio(d / "mono.flac", x[:, 0], SR)
     six = multichannel(x[:, 0], 6)
-    sf.write(d / "six.flac", six, SR, subtype="PCM_16")
-    sf.write(d / "six.wav", six, SR, subtype="PCM_16")
+    write_audio(d / "six.flac", six, SR)
+    write_audio(d / "six.wav", six, SR)
     broken = x.copy()
     broken[SR, 0], broken[2 * SR, 1] = np.nan, np.inf
-    sf.write(d / "nan.wav", broken, SR, subtype="FLOAT")
-    sf.write(d / "no_frames.wav", np.zeros((0, 2), dtype=np.float32), SR, subtype="PCM_16")
+    write_audio(d / "nan.wav", broken, SR, subtype="FLOAT")
+    write_audio(d / "no_frames.wav", np.zeros((0, 2), dtype=np.float32), SR)
 
     flac = (d / "pcm16.flac").read_bytes()
     (d / "really_flac.mp3").write_bytes(flac)
@@ -129,11 +127,7 @@ def inputs(tmp_path_factory) -> Path:
 def cli_run(inputs):
     """One ``trackprint analyze --json`` run over every case, in CASES order."""
     paths = [str(inputs / c.name) for c in CASES]
-    out = subprocess.run(
-        [sys.executable, "-m", "trackprint.cli", "analyze", "--engine", "python", "--json", *paths],
-        capture_output=True, text=True, encoding="utf-8", timeout=300,
-    )
-    return out
+    return run_cli("analyze", "--engine", "python", "--json", *paths, timeout=300)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -229,7 +223,7 @@ def test_rates_and_channels_keep_the_answers(inputs):
 def test_wav_with_a_tone_matches_memory(tmp_path):
     """A full-scale-correct decode: 16-bit samples divided by 32768, never by 2**31."""
     x = stereo(sine(1000, 2.0, db=-20.0))
-    sf.write(tmp_path / "tone.flac", x, SR, subtype="PCM_16")
+    write_audio(tmp_path / "tone.flac", x, SR)
     fp = _fp(tmp_path / "tone.flac")
     assert fp["lufs"] == pytest.approx(-20.0, abs=0.1)
     assert fp["mid_pct"] > 99
@@ -237,7 +231,7 @@ def test_wav_with_a_tone_matches_memory(tmp_path):
 
 def test_unreadable_file_is_typed(tmp_path):
     path = tmp_path / "secret.flac"
-    sf.write(path, stereo(sine(1000, 1.0)), SR, subtype="PCM_16")
+    write_audio(path, stereo(sine(1000, 1.0)), SR)
     os.chmod(path, 0)
     try:
         if os.access(path, os.R_OK):  # running as root: permissions do not apply

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.audio import write_tones
 from tests.procs import run_cli
 from tests.tmpfs import tmpfs
@@ -11,6 +13,7 @@ from tests.tmpfs import tmpfs
 SR = 22050
 
 
+@pytest.mark.slow  # the whole `up`
 def test_up_starts_on_a_2_gib_data_disk_and_says_the_streams_are_small(tmp_path):
     library = tmp_path / "music"
     write_tones(library, [f"t{i}.flac" for i in range(6)], SR, base_hz=250, step_hz=53, seed=5, duration_s=1.0)

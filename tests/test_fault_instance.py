@@ -7,9 +7,14 @@ import os
 import signal
 import subprocess
 
+import pytest
+
 from tests.audio import write_tones
 from tests.procs import run_cli, service, stop_all
 from tests.waiting import wait_until
+
+# a whole pipeline of real processes: left out of the quick loop (scripts/test.sh -m "not slow")
+pytestmark = pytest.mark.slow
 
 SR = 22050
 

@@ -4,11 +4,11 @@ import csv
 import io
 import json
 import subprocess
-import sys
 
 import pyarrow.parquet as pq
 from sqlalchemy import create_engine, text
 
+from tests.procs import run_cli
 from trackprint.persister.store import Store
 from trackprint.contracts import (AnalysisFailure, DecodeFacts, Fingerprint, FingerprintResult, Timings,
                                   TrackRemoved)
@@ -47,7 +47,7 @@ def populate(db_url: str) -> None:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "trackprint.cli", *args], capture_output=True, text=True, timeout=120)
+    return run_cli(*args, timeout=120)
 
 
 def test_status_json_agrees_with_direct_sql(db_url):

@@ -2,14 +2,12 @@
 
 import json
 import signal
-import subprocess
-import sys
-import time
 
 import httpx
-import numpy as np
-import soundfile as sf
 
+from tests.audio import write_tones
+from tests.procs import service
+from tests.waiting import wait_until
 from trackprint.binaries import free_port
 
 
@@ -32,28 +30,28 @@ def metric(text, name):
 def test_services_serve_metrics_and_json_logs_name_the_file(tmp_path, nats_server, db_url):
     library = tmp_path / "music"
     library.mkdir()
-    for i in range(3):
-        sf.write(library / f"t{i}.wav", (0.2 * np.sin(np.arange(8000) * (0.05 + i / 100))).astype(np.float32), 8000)
+    write_tones(library, [f"t{i}.wav" for i in range(3)], 8000, base_hz=64, step_hz=13, seed=0)
     (library / "bad.flac").write_bytes(b"definitely not audio")
     ports = {name: free_port() for name in ("persister", "analyzer", "watcher")}
-    python = [sys.executable, "-m", "trackprint.cli", "--log-format", "json"]
+    json_logs = ("--log-format", "json")
     db = db_url
     analyzer_log = tmp_path / "analyzer.log"
     procs = [
-        subprocess.Popen([*python, "persister", "--nats", nats_server.url, "--db", db,
-                          "--metrics-port", str(ports["persister"])]),
-        subprocess.Popen([*python, "analyzer", "--nats", nats_server.url, "--no-rust",
-                          "--metrics-port", str(ports["analyzer"])], stderr=open(analyzer_log, "w")),
-        subprocess.Popen([*python, "watcher", "--nats", nats_server.url, "--state", str(tmp_path / "w.sqlite"),
-                          "--quiet-s", "0.3", "--metrics-port", str(ports["watcher"]), str(library)]),
+        service(*json_logs, "persister", "--nats", nats_server.url, "--db", db,
+                "--metrics-port", str(ports["persister"])),
+        service(*json_logs, "analyzer", "--nats", nats_server.url, "--library", str(library), "--no-rust",
+                "--metrics-port", str(ports["analyzer"]), log=analyzer_log),
+        service(*json_logs, "watcher", "--nats", nats_server.url, "--state", str(tmp_path / "w.sqlite"),
+                "--quiet-s", "0.3", "--metrics-port", str(ports["watcher"]), str(library)),
     ]
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if metric(scrape(ports["persister"]), "trackprint_persister_persisted_total") >= 3 and \
-                    metric(scrape(ports["persister"]), "trackprint_persister_failures_recorded_total") >= 1:
-                break
-            time.sleep(0.5)
+        def persisted():
+            text = scrape(ports["persister"])
+            return (metric(text, "trackprint_persister_persisted_total"),
+                    metric(text, "trackprint_persister_failures_recorded_total"))
+
+        wait_until(persisted, 60, 0.5, "3 persisted and 1 failure recorded (persisted, failures)",
+                   until=lambda seen: seen[0] >= 3 and seen[1] >= 1)
         persister, analyzer, watcher = (scrape(ports[n]) for n in ("persister", "analyzer", "watcher"))
         assert metric(persister, "trackprint_persister_persisted_total") == 3
         assert metric(persister, "trackprint_persister_failures_recorded_total") == 1

@@ -9,12 +9,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
+import threading
 
 import nats
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
+from tests.waiting import wait_until, wait_until_async
 from trackprint.persister.models import analysis_failures, track_fingerprints, tracks
 from trackprint.persister.service import PersisterConfig, PersisterService
 from trackprint.persister.store import Store
@@ -83,13 +84,8 @@ def db_counts(db_url: str) -> tuple[int, int, int, int]:
 
 
 async def _wait(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    """tests.waiting.wait_until_async under the name the start-up code below calls."""
+    return await wait_until_async(predicate, timeout, interval, what)
 
 
 async def _drained(url: str) -> bool:
@@ -136,7 +132,7 @@ def test_results_are_persisted_and_acked(nats_server, db_url):
                              (bus.result_subject("fingerprint"), json.dumps(nan_doc).encode())]
         publish_payloads += [(bus.result_subject("fingerprint"), encode(result(i))) for i in range(10)]  # redelivered
         await _publish(nats_server.url, publish_payloads)
-        await _wait(lambda: _drained(nats_server.url), 60, "every result acked")
+        await wait_until_async(lambda: _drained(nats_server.url), 60, message="every result acked")
         await _stop(service, task)
         return service
 
@@ -158,25 +154,69 @@ def test_results_are_persisted_and_acked(nats_server, db_url):
     assert m["persisted"] == n + 10 and m["invalid"] == 2 and m["acked"] == n + 12 and m["db_errors"] == 0
 
 
+class SqliteLock:
+    """An exclusive lock on a SQLite file, held by one dedicated thread from ``acquire()`` to ``release()``.
+
+    A sqlite3 connection may only be used by the thread that opened it, and the
+    test calls from the event loop through ``asyncio.to_thread``, which runs
+    each call on whichever pool thread is free: so the connection is opened,
+    locked, rolled back and closed all inside this class's own thread, and
+    nothing depends on which thread calls ``acquire``/``release``.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._locked = threading.Event()
+        self._release = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._hold, name="sqlite-lock-holder", daemon=True)
+
+    def _hold(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            try:
+                conn.execute("BEGIN EXCLUSIVE")
+                self._locked.set()
+                self._release.wait()
+                conn.execute("ROLLBACK")
+            finally:
+                conn.close()
+        except BaseException as exc:  # reported by acquire()/release()
+            self._error = exc
+        finally:
+            self._locked.set()
+
+    def acquire(self, timeout_s: float = 60) -> None:
+        self._thread.start()
+        assert self._locked.wait(timeout_s), f"no exclusive lock on {self.path} within {timeout_s} s"
+        if self._error is not None:
+            raise self._error
+
+    def release(self, timeout_s: float = 60) -> None:
+        self._release.set()
+        self._thread.join(timeout_s)
+        assert not self._thread.is_alive(), f"the lock on {self.path} was not released within {timeout_s} s"
+        if self._error is not None:
+            raise self._error
+
+
 def test_database_outage_naks_and_persists_everything_once_it_is_back(nats_server, db_url, request):
     n = 120
     is_pg = db_url.startswith("postgresql")
     pg = request.getfixturevalue("pg_server") if is_pg else None
-    lock_holder: list[sqlite3.Connection] = []
+    lock = None if is_pg else SqliteLock(normalize_url(db_url).database)
 
     def make_unavailable():
         if is_pg:
             pg.stop(mode="fast")
         else:
-            conn = sqlite3.connect(normalize_url(db_url).database, isolation_level=None, timeout=30)
-            conn.execute("BEGIN EXCLUSIVE")
-            lock_holder.append(conn)
+            lock.acquire()
 
     def make_available():
         if is_pg:
             pg.start()
         else:
-            lock_holder.pop().execute("ROLLBACK")
+            lock.release()
 
     async def main():
         service = _service(nats_server.url, db_url, batch=25, sqlite_busy_timeout_s=0.3)
@@ -184,14 +224,15 @@ def test_database_outage_naks_and_persists_everything_once_it_is_back(nats_serve
         await asyncio.to_thread(make_unavailable)
         try:
             await _publish(nats_server.url, [(bus.result_subject("fingerprint"), encode(result(i))) for i in range(n)])
-            await _wait(lambda: _ready(service.metrics.values["db_errors"] >= 1), 60, "a database error")
+            await wait_until_async(lambda: service.metrics.values["db_errors"], 60, message="a database error",
+                                   until=lambda errors: errors >= 1)
             await asyncio.sleep(1.0)
             assert service.metrics.values["acked"] == 0, "acked while the database was down"
             info = await _consumer(nats_server.url)
             assert info.ack_floor.stream_seq == 0  # nothing acked
         finally:
             await asyncio.to_thread(make_available)
-        await _wait(lambda: _drained(nats_server.url), 90, "every result acked after the outage")
+        await wait_until_async(lambda: _drained(nats_server.url), 90, message="every result acked after the outage")
         await _stop(service, task)
         return service
 
@@ -199,10 +240,6 @@ def test_database_outage_naks_and_persists_everything_once_it_is_back(nats_serve
     total, distinct, fps, failures = db_counts(db_url)
     assert (total, distinct, fps, failures) == (n, n, n, 0)
     assert service.metrics.values["acked"] >= n and service.metrics.values["db_errors"] >= 1
-
-
-async def _ready(value):
-    return value
 
 
 def _spawn(nats_url: str, db_url: str, log_path: str) -> subprocess.Popen:
@@ -218,6 +255,7 @@ def _spawn(nats_url: str, db_url: str, log_path: str) -> subprocess.Popen:
         log.close()
 
 
+@pytest.mark.slow  # 1600 results through a persister subprocess, killed and restarted
 def test_kill_9_mid_stream_then_restart_gives_exact_rows(nats_server, db_url, tmp_path):
     n = 1500
     Store(db_url).migrate()
@@ -225,18 +263,19 @@ def test_kill_9_mid_stream_then_restart_gives_exact_rows(nats_server, db_url, tm
     publish_results(nats_server.url, 0, n)
     proc = _spawn(nats_server.url, db_url, log_path)
     try:
-        deadline = time.monotonic() + 60
-        while db_counts(db_url)[2] < 50:
+        def persisted():
             assert proc.poll() is None, open(log_path).read()[-3000:]
-            assert time.monotonic() < deadline, "no progress: " + open(log_path).read()[-3000:]
-            time.sleep(0.05)
+            return db_counts(db_url)[2]
+
+        wait_until(persisted, 60, 0.05, lambda: "progress: " + open(log_path).read()[-3000:],
+                   until=lambda rows: rows >= 50)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         mid = db_counts(db_url)[2]
         print(f"persister killed with {mid}/{n} rows written")
         publish_results(nats_server.url, n, 100)  # more arrive while it is down
         proc = _spawn(nats_server.url, db_url, log_path)
-        asyncio.run(_wait(lambda: _drained(nats_server.url), 120, "every result acked after restart"))
+        asyncio.run(wait_until_async(lambda: _drained(nats_server.url), 120, message="every result acked after restart"))
         proc.send_signal(signal.SIGTERM)  # graceful stop
         assert proc.wait(30) == 0, open(log_path).read()[-3000:]
     finally:

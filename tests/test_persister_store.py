@@ -365,3 +365,33 @@ def test_queries_agree_with_hand_counted_sql(store):
 
         later = queries.counts(c, recent_minutes=5, now=datetime.now(timezone.utc) + timedelta(hours=1))
         assert later.recent_persisted == 0
+
+
+def test_results_outside_the_library_or_with_impossible_sequences_are_recorded_not_applied(db_url, tmp_path):
+    """A persister that knows the library refuses a result for /etc/..., a move into /etc/..., and a
+    source_seq no stream can have (2**64 used to raise OverflowError until dead-letter)."""
+    from trackprint.contracts import encode
+    from trackprint.paths import Library
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    store = Store(db_url, sqlite_busy_timeout_s=5, library=Library((str(lib),)))
+    store.migrate()
+    try:
+        inside = str(lib / "a.flac")
+        apply(store, result(inside, 1))
+        huge = json.loads(encode(result(str(lib / "b.flac"), 2)))
+        huge["source_seq"] = 2**64
+        summary = store.apply([
+            (result("/etc/passwd", 3), Meta(stream_seq=10)),
+            (TrackMoved(old_path=inside, path="/etc/shadow", source_seq=4), Meta(stream_seq=11)),
+            (TrackRemoved(path="/etc/hosts", source_seq=5), Meta(stream_seq=12)),
+            (json.dumps(huge).encode(), Meta(stream_seq=13)),
+        ])
+        assert summary.invalid == 4
+        assert track(store, inside).state == "active" and fingerprint_of(store, inside) is not None
+        assert track(store, "/etc/passwd") is None and track(store, "/etc/shadow") is None
+        codes = [r.code for r in rows(store, analysis_failures)]
+        assert codes == ["invalid_message"] * 4
+    finally:
+        store.close()

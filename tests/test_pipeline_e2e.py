@@ -10,25 +10,25 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-import soundfile as sf
 from sqlalchemy import create_engine, exc as sa_exc, text
 
+from tests.audio import noisy_tone, write_audio, write_tone_library
+from tests.procs import service, stop_all
+from tests.waiting import wait_until
 from trackprint.persister.db import normalize_url
 
+# a whole pipeline of real processes: left out of the quick loop (scripts/test.sh -m "not slow")
 pytestmark = pytest.mark.slow
 
 SR = 22050
 
 
 def tone(freq, seconds=1.5, seed=0):
-    t = np.arange(int(SR * seconds)) / SR
-    rng = np.random.default_rng(seed)
-    return (0.3 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(t.size)).astype("float32")
+    return noisy_tone(freq, seconds, SR, amplitude=0.3, noise=0.02, seed=seed)
 
 
 class Pipeline:
@@ -45,31 +45,23 @@ class Pipeline:
         self.env = env
 
     def start(self, name):
-        cmd = [sys.executable, "-m", "trackprint.cli", "-v"]
+        cmd = ["-v"]
         if name == "persister":
             cmd += ["persister", "--nats", self.url, "--db", self.db_url, "--batch-wait-s", "0.2"]
         elif name.startswith("analyzer"):
-            cmd += ["analyzer", "--nats", self.url, "--no-rust", "--concurrency", "2", "--nak-delay-s", "0.5"]
+            cmd += ["analyzer", "--nats", self.url, "--library", str(self.lib), "--no-rust", "--concurrency", "2",
+                    "--nak-delay-s", "0.5"]
         elif name == "watcher":
             cmd += ["watcher", "--nats", self.url, "--quiet-s", "1", "--state", str(self.tmp / "w.sqlite"),
                     str(self.lib)]
-        log = open(self.tmp / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        log.close()
+        self.procs[name] = service(*cmd, log=self.tmp / f"{name}.log", env=self.env)
 
     def kill(self, name):
         self.procs[name].send_signal(signal.SIGKILL)
         self.procs[name].wait(10)
 
     def stop_all(self):
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs.values():
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(self.procs.values(), timeout=15)
 
     def query(self, sql, *args):
         """Rows as tuples; ``?`` placeholders are bound in order (on either backend)."""
@@ -82,15 +74,14 @@ class Pipeline:
             return []
 
     def wait(self, what, predicate, timeout=120):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """``wait_until(predicate)``, failing at once when a service died (not by our kill -9 or SIGTERM)."""
+        def check():
             for name, p in self.procs.items():
                 if p.poll() is not None and p.returncode not in (0, -9, -15):
                     raise AssertionError(f"{name} died ({p.returncode}): {self.log(name)}")
-            if predicate():
-                return
-            time.sleep(0.3)
-        raise AssertionError(f"timed out waiting for {what}\n" + "\n".join(
+            return predicate()
+
+        wait_until(check, timeout, 0.3, lambda: f"{what}\n" + "\n".join(
             f"--- {n}\n{self.log(n)}" for n in self.procs))
 
     def log(self, name, n=3000):
@@ -116,9 +107,9 @@ def pipeline(tmp_path, nats_server, db_url):
 
 def test_pipeline_files_failures_modify_move_delete(pipeline):
     lib = pipeline.lib
-    sf.write(str(lib / "a.flac"), np.stack([tone(440), tone(660, seed=1)], 1), SR)
-    sf.write(str(lib / "b.wav"), tone(220, seed=2), SR)
-    sf.write(str(lib / "c.mp3"), tone(330, seed=3), SR, format="MP3")  # the soundfile wheel's libsndfile encodes MP3
+    write_audio(lib / "a.flac", np.stack([tone(440), tone(660, seed=1)], 1), SR)
+    write_audio(lib / "b.wav", tone(220, seed=2), SR)
+    write_audio(lib / "c.mp3", tone(330, seed=3), SR)  # the soundfile wheel's libsndfile encodes MP3
     valid = ["a.flac", "b.wav", "c.mp3"]
     data = (lib / "a.flac").read_bytes()
     (lib / "trunc.flac").write_bytes(data[: len(data) // 2])
@@ -143,7 +134,7 @@ def test_pipeline_files_failures_modify_move_delete(pipeline):
     before = fp_of("b.wav")[0]
     assert before[3] == "python"
     # modify: the row is updated
-    sf.write(str(lib / "b.wav"), tone(1000, seed=9) * 0.5, SR)
+    write_audio(lib / "b.wav", tone(1000, seed=9) * 0.5, SR)
     pipeline.wait("modified row", lambda: fp_of("b.wav") and fp_of("b.wav")[0][0] != before[0])
     assert fp_of("b.wav")[0][1] != before[1]
     # move: same fingerprint under the new path, no re-analysis
@@ -162,8 +153,8 @@ def test_pipeline_files_failures_modify_move_delete(pipeline):
 def test_kill_9_analyzer_and_nats_server_mid_backfill(pipeline, nats_server):
     lib = pipeline.lib
     n = 200
-    for i in range(n):
-        sf.write(str(lib / f"t{i:03d}.wav"), tone(100 + 7 * i, seconds=1.2, seed=i), SR, subtype="PCM_16")
+    write_tone_library(lib, n, SR, base_hz=100, step_hz=7, seed=0, name="t{i:03d}.wav", duration_s=1.2,
+                       amplitude=0.3, noise=0.02)
     for name in ("persister", "analyzer1", "analyzer2", "watcher"):
         pipeline.start(name)
     pipeline.wait("first rows", lambda: pipeline.count("track_fingerprints") >= 20, timeout=180)

@@ -2,17 +2,19 @@
 
 import json
 import os
-import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 
-import numpy as np
-import soundfile as sf
+import pytest
 from sqlalchemy import create_engine, text
 
-from tests.procs import service, stop_all
+from tests.audio import write_tone_library
+from tests.procs import run_cli, service, stop_all
+from tests.waiting import wait_until
 from trackprint.persister.db import normalize_url
+
+# a whole pipeline of real processes: left out of the quick loop (scripts/test.sh -m "not slow")
+pytestmark = pytest.mark.slow
 
 SR = 16000
 WRITE_TIMES = {"created_at", "updated_at"}  # when the row was written, not what it says
@@ -46,21 +48,13 @@ def start_pipeline(nats_url, db_url, library, tmp_path):
     """persister + one Python-only analyzer + watcher on ``library``."""
     return [
         service("persister", "--nats", nats_url, "--db", db_url),
-        service("analyzer", "--nats", nats_url, "--no-rust"),
+        service("analyzer", "--nats", nats_url, "--library", str(library), "--no-rust"),
         service("watcher", "--nats", nats_url, "--state", str(tmp_path / "w.sqlite"), "--quiet-s", "0.5", str(library)),
     ]
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+# The database is created by the persister once it runs: until then a query fails, which is "not yet".
+NOT_YET = (Exception,)
 
 
 def count(db_url, sql):
@@ -75,20 +69,18 @@ def count(db_url, sql):
 def test_replay_into_an_empty_database_gives_the_same_rows_and_twice_changes_nothing(tmp_path, nats_server, db_url):
     library = tmp_path / "music"
     library.mkdir()
-    for i in range(8):
-        tone = 0.3 * np.sin(2 * np.pi * (150 + 40 * i) * np.arange(SR) / SR)
-        sf.write(library / f"t{i}.flac", tone.astype(np.float32), SR, subtype="PCM_16")
+    write_tone_library(library, 8, SR, base_hz=150, step_hz=40, seed=0, name="t{i}.flac")
     (library / "broken.flac").write_bytes(b"\x00" * 64)
     original = f"sqlite:///{tmp_path / 'original.db'}"
-    python = [sys.executable, "-m", "trackprint.cli"]
     procs = start_pipeline(nats_server.url, original, library, tmp_path)
     try:
-        wait_for(lambda: count(original, "SELECT count(*) FROM track_fingerprints") == 8, 120, "8 fingerprints")
+        wait_until(lambda: count(original, "SELECT count(*) FROM track_fingerprints") == 8, 120, 0.5,
+                   "8 fingerprints", ignore=NOT_YET)
         os.remove(library / "t3.flac")  # a tombstone
         os.rename(library / "t5.flac", library / "moved.flac")  # a move
-        wait_for(lambda: count(original, "SELECT count(*) FROM tracks WHERE state = 'deleted'") == 2
-                 and count(original, "SELECT count(*) FROM tracks WHERE path LIKE '%moved.flac'") == 1,
-                 120, "the tombstone and the move")
+        wait_until(lambda: count(original, "SELECT count(*) FROM tracks WHERE state = 'deleted'") == 2
+                   and count(original, "SELECT count(*) FROM tracks WHERE path LIKE '%moved.flac'") == 1,
+                   120, 0.5, "the tombstone and the move", ignore=NOT_YET)
         time.sleep(2)
     finally:
         stop_all(procs)
@@ -96,8 +88,7 @@ def test_replay_into_an_empty_database_gives_the_same_rows_and_twice_changes_not
     before = snapshot(original)
     assert len(before["failures"]) == 1 and before["failures"][0][1] == "unsupported_format"
 
-    replay = subprocess.run([*python, "replay", "--nats", nats_server.url, "--db", db_url],
-                            capture_output=True, text=True, timeout=180)
+    replay = run_cli("replay", "--nats", nats_server.url, "--db", db_url, timeout=180)
     assert replay.returncode == 0, replay.stderr
     assert "replay: done" in replay.stderr
     rebuilt = snapshot(db_url)
@@ -106,8 +97,7 @@ def test_replay_into_an_empty_database_gives_the_same_rows_and_twice_changes_not
             assert a == b, (table, a, b)
     assert rebuilt == before
 
-    again = subprocess.run([*python, "replay", "--nats", nats_server.url, "--db", db_url],
-                           capture_output=True, text=True, timeout=180)
+    again = run_cli("replay", "--nats", nats_server.url, "--db", db_url, timeout=180)
     assert again.returncode == 0, again.stderr
     assert snapshot(db_url) == before
 
@@ -127,16 +117,15 @@ def test_reanalyse_republishes_current_files_and_the_stale_count_goes_to_zero(tm
 
     library = tmp_path / "music"
     library.mkdir()
-    for i in range(6):
-        tone = 0.3 * np.sin(2 * np.pi * (300 + 50 * i) * np.arange(SR) / SR)
-        sf.write(library / f"t{i}.flac", tone.astype(np.float32), SR, subtype="PCM_16")
+    write_tone_library(library, 6, SR, base_hz=300, step_hz=50, seed=1, name="t{i}.flac")
     db = db_url
-    python = [sys.executable, "-m", "trackprint.cli"]
     procs = start_pipeline(nats_server.url, db, library, tmp_path)
     try:
-        wait_for(lambda: count(db, "SELECT count(*) FROM track_fingerprints") == 6, 120, "6 fingerprints")
+        wait_until(lambda: count(db, "SELECT count(*) FROM track_fingerprints") == 6, 120, 0.5, "6 fingerprints",
+                   ignore=NOT_YET)
         os.remove(library / "t0.flac")
-        wait_for(lambda: count(db, "SELECT count(*) FROM tracks WHERE state = 'deleted'") == 1, 60, "a tombstone")
+        wait_until(lambda: count(db, "SELECT count(*) FROM tracks WHERE state = 'deleted'") == 1, 60, 0.5,
+                   "a tombstone", ignore=NOT_YET)
         engine = create_engine(normalize_url(db))
         with engine.begin() as conn:
             conn.execute(text("UPDATE track_fingerprints SET fingerprint_version = 0"))
@@ -148,17 +137,15 @@ def test_reanalyse_republishes_current_files_and_the_stale_count_goes_to_zero(tm
             await nc.close()
 
         asyncio.run(purge_cache())
-        status = subprocess.run([*python, "status", "--json", "--db", db, "--nats", nats_server.url],
-                                capture_output=True, text=True, timeout=60)
+        status = run_cli("status", "--json", "--db", db, "--nats", nats_server.url, timeout=60)
         assert json.loads(status.stdout)["database"]["stale"] == 5
 
-        out = subprocess.run([*python, "replay", "--reanalyse", "--nats", nats_server.url, "--rate", "20"],
-                             capture_output=True, text=True, timeout=120)
+        out = run_cli("replay", "--reanalyse", "--nats", nats_server.url, "--rate", "20", timeout=120)
         assert out.returncode == 0, out.stderr
         assert "5 current files" in out.stderr  # the removed file is not re-analysed
-        wait_for(lambda: count(db, "SELECT count(*) FROM track_fingerprints f JOIN tracks t ON t.id = f.track_id "
-                                   "WHERE t.state = 'active' AND f.fingerprint_version = 0") == 0,
-                 120, "stale rows to be re-analysed")
+        wait_until(lambda: count(db, "SELECT count(*) FROM track_fingerprints f JOIN tracks t ON t.id = f.track_id "
+                                     "WHERE t.state = 'active' AND f.fingerprint_version = 0") == 0,
+                   120, 0.5, "stale rows to be re-analysed", ignore=NOT_YET)
         assert count(db, "SELECT count(*) FROM track_fingerprints WHERE reused") == 0  # analysed, not copied
         assert count(db, "SELECT count(*) FROM tracks WHERE state = 'active'") == 5
     finally:

@@ -16,8 +16,9 @@ import signal
 import httpx
 import pytest
 
+from tests.waiting import wait_until_async
 from trackprint import bus
-from trackprint.embedded import free_port
+from trackprint.binaries import free_port
 from trackprint.service import EXIT_ABORTED, Service
 
 
@@ -106,8 +107,7 @@ def test_first_signal_finishes_the_work_in_hand_second_cuts_it_short(nats_server
     async def main():
         patient = Toy(nats_server.url, step_s=1.0)
         task = asyncio.create_task(patient.run(install_signal_handlers=True))
-        while patient.steps == 0:
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: patient.steps, 30, 0.05, "the patient toy's first step")
         os.kill(os.getpid(), signal.SIGTERM)
         assert await asyncio.wait_for(task, 10) == 0
         assert patient.finished_steps == patient.steps  # the step in hand was finished
@@ -115,8 +115,7 @@ def test_first_signal_finishes_the_work_in_hand_second_cuts_it_short(nats_server
 
         hasty = Toy(nats_server.url, step_s=30.0)
         task = asyncio.create_task(hasty.run(install_signal_handlers=True))
-        while hasty.steps == 0:
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: hasty.steps, 30, 0.05, "the hasty toy's first step")
         os.kill(os.getpid(), signal.SIGTERM)
         await asyncio.sleep(0.1)
         os.kill(os.getpid(), signal.SIGINT)

@@ -1,23 +1,15 @@
 """The CLI answers a valid file with a fingerprint and a missing one with a typed error."""
 
 import json
-import subprocess
-import sys
 
-import numpy as np
-import soundfile as sf
+from tests.audio import sine, stereo, write_audio
+from tests.procs import run_cli
 
 
 def test_analyze_json_contract(tmp_path):
-    sr = 44100
-    t = np.arange(sr * 2) / sr
-    tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
-    sf.write(tmp_path / "tone.flac", np.stack([tone, tone], 1), sr, subtype="PCM_16")
-    out = subprocess.run(
-        [sys.executable, "-m", "trackprint.cli", "analyze", "--engine", "python", "--json",
-         str(tmp_path / "tone.flac"), str(tmp_path / "missing.flac")],
-        capture_output=True, text=True,
-    )
+    write_audio(tmp_path / "tone.flac", stereo(sine(1000, 2.0, db=-6.02)))
+    out = run_cli("analyze", "--engine", "python", "--json", str(tmp_path / "tone.flac"),
+                  str(tmp_path / "missing.flac"))
     assert out.returncode == 1, out.stderr
     ok, missing = [json.loads(line) for line in out.stdout.splitlines()]
     assert ok["ok"] and ok["engine"] == "python" and len(ok["fingerprint"]) == 25

@@ -9,9 +9,9 @@ import subprocess
 import httpx
 import pytest
 
-from tests.audio import SR, music_like
-from trackprint.analyzer.engines import Engines, LocalServer, RustClient
-from trackprint.binaries import rust_server_binary
+from tests.audio import SR, music_like, write_audio
+from tests.fixtures_rust import rust_server_binary
+from trackprint.analyzer.engines import Engines, RustClient
 from trackprint.errors import ErrorCode
 
 STAGES = {"open", "probe", "decode", "analyse", "identity", "request"}
@@ -19,9 +19,7 @@ STAGES = {"open", "probe", "decode", "analyse", "identity", "request"}
 
 @pytest.fixture(scope="module")
 def binary() -> str:
-    found = rust_server_binary()
-    assert found, "trackprint-server is not built: run scripts/setup.sh"
-    return found
+    return rust_server_binary()
 
 
 def test_rust_codes_are_the_python_codes_plus_bad_request(binary):
@@ -34,13 +32,11 @@ def test_rust_codes_are_the_python_codes_plus_bad_request(binary):
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory):
     """One file per failure the two engines both recognise, named by the code they must give."""
-    import soundfile as sf
-
     folder = tmp_path_factory.mktemp("bad")
     (folder / "empty.flac").write_bytes(b"")
     (folder / "text.flac").write_bytes(b"hello, this is not audio at all\n" * 100)
     good = folder / "good.flac"
-    sf.write(good, music_like(3.0, seed=4), SR, subtype="PCM_16")
+    write_audio(good, music_like(3.0, seed=4), SR)
     (folder / "cut.flac").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     (folder / "folder.flac").mkdir()
     return folder, {"empty.flac": ErrorCode.EMPTY_FILE, "text.flac": ErrorCode.UNSUPPORTED_FORMAT,
@@ -62,11 +58,11 @@ def _outcomes(mode: str, url: str | None, paths: list[str]):
     return asyncio.run(run())
 
 
-def test_a_failure_looks_the_same_from_either_engine(binary, bad_files):
+def test_a_failure_looks_the_same_from_either_engine(bad_files, start_rust_server):
     folder, expected = bad_files
     paths = [str(folder / name) for name in expected]
-    with LocalServer(binary, [str(folder)], 2) as server:
-        rust = _outcomes("rust", server.url, paths)
+    server = start_rust_server([folder], max_concurrency=2)
+    rust = _outcomes("rust", server.url, paths)
     python = _outcomes("python", None, paths)
     for path, from_rust, from_python in zip(paths, rust, python):
         code = expected[path.rsplit("/", 1)[1]]
@@ -82,13 +78,13 @@ def test_a_failure_looks_the_same_from_either_engine(binary, bad_files):
         assert from_rust.error.stage == from_python.error.stage, (path, from_rust.error, from_python.error)
 
 
-def test_the_rust_error_body_names_code_stage_and_reason(binary, bad_files):
+def test_the_rust_error_body_names_code_stage_and_reason(bad_files, start_rust_server):
     """What `curl` shows: {"error": {"code", "stage", "message"}}, the HTTP status derived from the code."""
     folder, _ = bad_files
-    with LocalServer(binary, [str(folder)], 1) as server:
-        body = httpx.post(f"{server.url}/v1/fingerprint", json={"path": str(folder / "text.flac")}).json()
-        assert set(body["error"]) == {"code", "stage", "message"}
-        assert body["error"]["code"] == "unsupported_format" and body["error"]["stage"] == "probe"
-        bad = httpx.post(f"{server.url}/v1/fingerprint", content=b"{not json",
-                         headers={"content-type": "application/json"})
-        assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_request"
+    server = start_rust_server([folder], max_concurrency=1)
+    body = httpx.post(f"{server.url}/v1/fingerprint", json={"path": str(folder / "text.flac")}).json()
+    assert set(body["error"]) == {"code", "stage", "message"}
+    assert body["error"]["code"] == "unsupported_format" and body["error"]["stage"] == "probe"
+    bad = httpx.post(f"{server.url}/v1/fingerprint", content=b"{not json",
+                     headers={"content-type": "application/json"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_request"

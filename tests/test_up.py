@@ -4,38 +4,34 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 
-import numpy as np
-import soundfile as sf
+import pytest
 from sqlalchemy import create_engine, exc as sa_exc, text
 
+from tests.audio import write_tones
+from tests.procs import run_cli, service
+from tests.waiting import wait_until
 from trackprint.persister.db import normalize_url
+
+# a whole pipeline of real processes: left out of the quick loop (scripts/test.sh -m "not slow")
+pytestmark = pytest.mark.slow
 
 SR = 22050
 
 
 def write_tracks(folder, names, seed=0):
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, name in enumerate(names):
-        t = np.arange(int(SR * 1.5)) / SR
-        tone = 0.3 * np.sin(2 * np.pi * (200 + 97 * i + 13 * seed) * t) + 0.02 * rng.standard_normal(len(t))
-        sf.write(folder / name, np.stack([tone, tone * 0.8], 1).astype(np.float32), SR, subtype="PCM_16")
+    """1.5 s stereo tones, a different pitch per name and per ``seed``."""
+    write_tones(folder, names, SR, base_hz=200 + 13 * seed, step_hz=97, seed=seed, duration_s=1.5,
+                amplitude=0.3, noise=0.02, channels=2)
 
 
 def up(library, data_dir, *extra, env=None, timeout=240):
-    return subprocess.run(
-        [sys.executable, "-m", "trackprint.cli", "up", str(library), "--data-dir", str(data_dir),
-         "--analyzers", "2", "--exit-when-idle", *extra],
-        capture_output=True, text=True, timeout=timeout, env=env,
-    )
+    return run_cli("up", str(library), "--data-dir", str(data_dir), "--analyzers", "2", "--exit-when-idle", *extra,
+                   timeout=timeout, env=env)
 
 
 def status(data_dir):
-    out = subprocess.run([sys.executable, "-m", "trackprint.cli", "status", "--json", "--data-dir", str(data_dir)],
-                         capture_output=True, text=True, timeout=60)
+    out = run_cli("status", "--json", "--data-dir", str(data_dir), timeout=60)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -90,20 +86,13 @@ def test_up_interrupted_midway_then_restarted_loses_nothing(tmp_path, db_url):
     else:
         db_args = ["--db", db_url]
     write_tracks(library, [f"t{i:02d}.wav" for i in range(30)])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "trackprint.cli", "up", str(library), "--data-dir", str(data), "--analyzers", "2",
-         *db_args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=without_rust(),
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if len(rows(data, db_url)) >= 3:
-                break
-        except sa_exc.SQLAlchemyError:
-            pass
-        time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc = service("up", str(library), "--data-dir", str(data), "--analyzers", "2", *db_args,
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=without_rust())
+    try:
+        wait_until(lambda: len(rows(data, db_url)), 120, 0.5, "3 rows before the interruption",
+                   until=lambda n: n >= 3, ignore=(sa_exc.SQLAlchemyError,))
+    finally:
+        proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=90)
     assert proc.returncode == 0, output
     assert "stopped cleanly" in output
@@ -119,26 +108,18 @@ def test_up_restarts_a_crashed_service_and_says_so(tmp_path):
     library, data = tmp_path / "music", tmp_path / "data"
     write_tracks(library, ["first.flac"])
     log = tmp_path / "up.out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "trackprint.cli", "up", str(library), "--data-dir", str(data), "--analyzers", "1"],
-        stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True, env=without_rust(),
-    )
+    proc = service("up", str(library), "--data-dir", str(data), "--analyzers", "1", log=log, env=without_rust())
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(_safe_rows(data)) < 1:
-            time.sleep(0.5)
+        wait_until(lambda: len(_safe_rows(data)), 120, 0.5, "the first row", until=lambda n: n >= 1)
         persister = subprocess.run(["pgrep", "-f", f"persister --nats .* --db sqlite:///{data}"],
                                    capture_output=True, text=True).stdout.split()
         assert len(persister) == 1, persister
         os.kill(int(persister[0]), signal.SIGKILL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and "persister exited with status -9" not in log.read_text():
-            time.sleep(0.5)
+        wait_until(lambda: "persister exited with status -9" in log.read_text(), 60, 0.5,
+                   "up to report the persister's death")
         assert "persister exited with status -9; restarting" in log.read_text()
         write_tracks(library, ["second.flac"], seed=3)  # the restarted persister stores it
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(_safe_rows(data)) < 2:
-            time.sleep(0.5)
+        wait_until(lambda: len(_safe_rows(data)), 120, 0.5, "the second row", until=lambda n: n >= 2)
         assert len(_safe_rows(data)) == 2
     finally:
         proc.send_signal(signal.SIGINT)
