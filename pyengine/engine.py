@@ -11,7 +11,6 @@ Success is an :class:`~trackprint.contracts.EngineOutcome`; a failure is an
 from __future__ import annotations
 
 import time
-from typing import Iterable
 
 from trackprint.pyengine import decode
 from trackprint.pyengine.features import FingerprintAccumulator, frame_params
