@@ -105,6 +105,11 @@ def warnings_for(report: dict[str, Any]) -> list[str]:
             warnings.append(f"inotify limit on {host} too low ({inotify['max_user_watches']} watches for "
                             f"{inotify['directories']} directories): changes are missed until the reconcile; "
                             "use --poll or raise fs.inotify.max_user_watches")
+        for mount, reason in (watcher.get("missing_mounts") or {}).items():
+            warnings.append(f"mount missing on {host}: {mount} ({reason}); no removals are published for its files")
+        for root, held in (watcher.get("held_deletions") or {}).items():
+            warnings.append(f"{held['count']} of {held['known']} files under {root} vanished at once on {host}: the "
+                            f"removals are held; if they are real, run `trackprint confirm-deletions {root}`")
         age = time.time() - float(watcher.get("updated_at", 0))
         if age > WATCHER_SILENT_S:
             warnings.append(f"watcher on {host} last reported {age / 60:.0f} min ago (stopped?)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 from trackprint import bus
 from trackprint.contracts import FileEvent, encode
@@ -27,6 +28,29 @@ from trackprint.watcher.roots import LibraryRoots
 from trackprint.watcher.state import Entry, WatcherState
 
 log = logging.getLogger("trackprint.watcher")
+
+MASS_DELETION_MIN = 10  # fewer removals at once are never held
+MASS_DELETION_SHARE = 0.5  # more than this share of a root's known files gone at once is held
+
+
+def missing_mount(path: str, dev: int, root: str) -> str | None:
+    """The directory below ``root`` whose file system went away, when ``path`` (on device ``dev``) is gone
+    because its mount is: the nearest existing ancestor is on another device than the file was."""
+    parent = os.path.dirname(path)
+    while parent and not os.path.isdir(parent):
+        parent = os.path.dirname(parent)
+    try:
+        if os.stat(parent).st_dev == dev:
+            return None
+    except OSError:
+        return None
+    if parent == root or not parent.startswith(root.rstrip(os.sep) + os.sep):
+        return None  # the root itself changed device: the roots phase calls that offline
+    return parent
+
+
+def _mounted_again(directory: str, _reason: str) -> bool:
+    return os.path.ismount(directory)
 
 
 class EventPublisher:
@@ -39,6 +63,9 @@ class EventPublisher:
         self.removal_delay_s = removal_delay_s
         self.published = 0
         self.published_by_kind: dict[str, int] = {}
+        self.missing_mounts: dict[str, str] = {}  # directory -> why its files count as unmounted, not deleted
+        self.held_deletions: dict[str, dict] = {}  # root -> removals waiting for a person's confirmation
+        self.held_since: dict[str, float] = {}
 
     async def publish_quiet_files(self, now: float) -> None:
         for quiet in self.quiescence.quiet_files(now):
@@ -71,8 +98,11 @@ class EventPublisher:
         return True
 
     async def publish_due_removals(self, now: float) -> None:
-        """``removed`` for each path gone for longer than the removal delay (never under an offline root)."""
+        """``removed`` for each path gone for longer than the removal delay, unless the absence means
+        something else: an offline root, a file system no longer mounted below the root, or a mass
+        deletion that waits for a person's confirmation (see :meth:`_hold_mass_deletions`)."""
         gone = self.quiescence.gone
+        due: dict[str, list[tuple[str, Entry, str]]] = {}
         for path in list(gone):
             since, origin = gone[path]
             root = self.roots.root_of(path)
@@ -88,11 +118,54 @@ class EventPublisher:
                 continue
             if now - since < self.removal_delay_s:
                 continue  # give a move's destination the chance to claim the inode
-            event = FileEvent(kind="removed", path=to_text(path), root=to_text(root), size=old.size,
-                              mtime_ns=old.mtime_ns, inode=old.inode, origin=origin)
-            if await self._publish(event, "file is gone"):
-                self.state.delete(path)
-                del gone[path]
+            mount = missing_mount(path, old.dev, root)
+            if mount is not None:
+                if mount not in self.missing_mounts:
+                    log.warning("MOUNT MISSING under %s: %s held files of device %d that is no longer mounted "
+                                "there; publishing no removals for them until it is back", root, mount, old.dev)
+                self.missing_mounts[mount] = f"files of device {old.dev} are gone: unmounted?"
+                continue
+            due.setdefault(root, []).append((path, old, origin))
+        self.missing_mounts = {m: r for m, r in self.missing_mounts.items() if not _mounted_again(m, r)}
+        for root, removals in due.items():
+            if await self._hold_mass_deletions(root, len(removals)):
+                continue
+            for path, old, origin in removals:
+                event = FileEvent(kind="removed", path=to_text(path), root=to_text(root), size=old.size,
+                                  mtime_ns=old.mtime_ns, inode=old.inode, origin=origin)
+                if await self._publish(event, "file is gone"):
+                    self.state.delete(path)
+                    del gone[path]
+
+    async def _hold_mass_deletions(self, root: str, count: int) -> bool:
+        """True (hold them) when ``count`` removals would take most of a root at once: a drive replaced by
+        another folder, a half-finished sync. They wait until a person confirms with
+        ``trackprint confirm-deletions ROOT`` (a key in the status KV bucket); status shows the hold."""
+        known = len(self.state.under(root))
+        if count < MASS_DELETION_MIN or count <= MASS_DELETION_SHARE * known:
+            self.held_deletions.pop(root, None)
+            return False
+        if await self._confirmed(root):
+            log.warning("%s: %d removals confirmed by a person; publishing them", root, count)
+            self.held_deletions.pop(root, None)
+            return False
+        if root not in self.held_deletions:
+            log.warning("MASS DELETION HELD under %s: %d of %d known files are gone at once; no removals are "
+                        "published until confirmed with `trackprint confirm-deletions %s`", root, count, known, root)
+        self.held_deletions[root] = {"count": count, "known": known}
+        return True
+
+    async def _confirmed(self, root: str) -> bool:
+        try:
+            kv = await bus.status_kv(self.js)
+            entry = await kv.get(bus.deletion_confirmation_key(root))
+        except Exception:  # no key: not confirmed
+            return False
+        try:
+            confirmed_at = float(entry.value)
+        except ValueError:
+            return False
+        return confirmed_at >= self.held_since.setdefault(root, time.time()) - 3600
 
     def commit(self) -> None:
         """Write the state changes of this tick: all of them follow a PubAck."""

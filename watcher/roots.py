@@ -26,6 +26,7 @@ class RootChanges:
 
     went_offline: list[str] = field(default_factory=list)
     came_back: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)  # another directory now at the root's path (mv lib old; mv new lib)
 
 
 class LibraryRoots:
@@ -34,6 +35,7 @@ class LibraryRoots:
         self.state = state
         self.offline: set[str] = set()
         self.offline_reasons: dict[str, str] = {}  # what the health report shows, per offline root
+        self.identity: dict[str, tuple[int, int]] = {}  # root -> (dev, inode) of the directory being watched
 
     def root_of(self, path: str) -> str | None:
         for root in self.paths:
@@ -81,6 +83,17 @@ class LibraryRoots:
                 self.offline.discard(root)
                 log.warning("library root back online: %s; reconciling it", root)
                 changes.came_back.append(root)
+            if not reason:
+                try:
+                    st = os.stat(root)
+                except OSError:
+                    continue
+                seen = self.identity.get(root)
+                self.identity[root] = (st.st_dev, st.st_ino)
+                if seen is not None and seen != (st.st_dev, st.st_ino) and root not in changes.came_back:
+                    log.warning("library root %s is another directory than before (replaced or renamed); "
+                                "watching the new one and reconciling it", root)
+                    changes.replaced.append(root)
         return changes
 
     def mark_offline(self, root: str, reason: str, skipped: str) -> None:

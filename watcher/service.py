@@ -112,6 +112,10 @@ class Watcher(Service):
         for root in changes.came_back:
             self.live_watch.watch(root)
             self.scan_root_into_dirty(root, "reconcile")  # whatever changed while it was away
+        for root in changes.replaced:  # the old watch follows the old directory: watch the one now there
+            self.live_watch.unwatch(root)
+            self.live_watch.watch(root)
+            self.scan_root_into_dirty(root, "reconcile")
 
     async def tick(self) -> None:
         self.refresh_roots()
@@ -133,5 +137,7 @@ class Watcher(Service):
             "published": self.publisher.published if self.publisher else 0,
             "published_by_kind": dict(self.publisher.published_by_kind) if self.publisher else {},
             "waiting_for_quiescence": len(self.quiescence.waiting),
+            "missing_mounts": dict(self.publisher.missing_mounts) if self.publisher else {},
+            "held_deletions": dict(self.publisher.held_deletions) if self.publisher else {},
             "updated_at": time.time(),
         }

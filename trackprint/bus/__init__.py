@@ -76,6 +76,13 @@ def advisory_subject(kind: str, stream: str, consumer: str) -> str:
     return f"$JS.EVENT.ADVISORY.CONSUMER.{kind}.{stream}.{consumer}"
 
 
+def deletion_confirmation_key(root: str) -> str:
+    """The status-KV key by which a person confirms a held mass deletion under ``root``."""
+    import hashlib
+
+    return "confirm-deletions." + hashlib.blake2b(root.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+
+
 def fingerprint_kv_key(version: int, content_id: str) -> str:
     return f"v{version}.{content_id}"
 
