@@ -337,7 +337,6 @@ class Engines:
             raise ValueError(f"unknown engine mode {mode!r}; one of {', '.join(MODES)}")
         self.mode, self.rust, self.python, self.timeout_s, self.library = mode, rust, python, timeout_s, library
         self.rust_problem = rust_problem or ("disabled" if rust is None else None)
-        self.fallbacks: dict[str, int] = {}  # reason code -> files, for metrics and progress
 
     async def analyse(self, path: str) -> EngineOutcome:
         if self.mode == "python":
@@ -351,17 +350,15 @@ class Engines:
         except RustUnavailable as exc:
             return await self._unavailable(path, f"rust unavailable: {exc}")
         if outcome.error is not None and self.mode == "auto" and outcome.error.code in FALLBACK_CODES:
-            return await self._fall_back(path, f"rust {outcome.error.code.value}: {outcome.error.message}",
-                                         outcome.error.code.value)
+            return await self._fall_back(path, f"rust {outcome.error.code.value}: {outcome.error.message}")
         return outcome
 
     async def _unavailable(self, path: str, reason: str) -> EngineOutcome:
         if self.mode == "rust":
             return failed(path, ErrorCode.ENGINE_UNAVAILABLE, reason, "analyse", "rust")
-        return await self._fall_back(path, reason, "unavailable")
+        return await self._fall_back(path, reason)
 
-    async def _fall_back(self, path: str, reason: str, key: str) -> EngineOutcome:
-        self.fallbacks[key] = self.fallbacks.get(key, 0) + 1
+    async def _fall_back(self, path: str, reason: str) -> EngineOutcome:
         log.info("%s: fallback to Python: %s", path, reason)
         outcome = await self._python(path)
         outcome.fallback_reason = reason

@@ -118,12 +118,6 @@ class PersisterService(Service):
         self._db_ok = True
         self._db_down_since: float | None = None
 
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
-            pass
-
     def _backoff(self, attempt: int) -> float:
         base = min(self.config.max_backoff_s, 0.5 * 2 ** min(attempt, 10))
         return base * (0.75 + random.random() / 2)
@@ -140,7 +134,7 @@ class PersisterService(Service):
                 attempt += 1
                 log.error("database %s unavailable at start (%s); retrying in %.1f s",
                           redact(self.config.db), _reason(exc), delay)
-                await self._sleep(delay)
+                await self.sleep(delay)
         return False
 
     async def _hold_until_writable(self, msgs: list, reason: str) -> bool:
@@ -154,7 +148,7 @@ class PersisterService(Service):
         while not self.stop_event.is_set():
             delay = min(self._backoff(attempt), HEARTBEAT_S)
             attempt += 1
-            await self._sleep(delay)
+            await self.sleep(delay)
             await self._in_progress(msgs)
             try:
                 await asyncio.to_thread(self._probe)
@@ -170,10 +164,6 @@ class PersisterService(Service):
             return True
         await self._nak_all(msgs)
         return False
-
-    async def _wait_for_db(self) -> None:
-        """Probe until the database takes a write again (or stop); nothing in hand."""
-        await self._hold_until_writable([], "unavailable")
 
     def _probe(self) -> None:
         self.store.probe_write(self.host)

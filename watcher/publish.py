@@ -49,10 +49,6 @@ def missing_mount(path: str, dev: int, root: str) -> str | None:
     return parent
 
 
-def _mounted_again(directory: str, _reason: str) -> bool:
-    return os.path.ismount(directory)
-
-
 class EventPublisher:
     def __init__(self, js, state: WatcherState, roots: LibraryRoots, quiescence: Quiescence, *,
                  removal_delay_s: float):
@@ -126,7 +122,7 @@ class EventPublisher:
                 self.missing_mounts[mount] = f"files of device {old.dev} are gone: unmounted?"
                 continue
             due.setdefault(root, []).append((path, old, origin))
-        self.missing_mounts = {m: r for m, r in self.missing_mounts.items() if not _mounted_again(m, r)}
+        self.missing_mounts = {m: r for m, r in self.missing_mounts.items() if not os.path.ismount(m)}
         for root, removals in due.items():
             if await self._hold_mass_deletions(root, len(removals)):
                 continue
