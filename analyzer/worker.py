@@ -129,11 +129,11 @@ class AnalyzerWorker(Service):
         self.pool = python_pool(self.config.concurrency)
         self.engines = Engines("auto" if self.rust else "python", rust=self.rust, python=self.pool,
                                timeout_s=self.config.analysis_timeout_s, library=self.config.library)
-        log.warning("analyzer %s pid %d: %d workers, Rust %s, max_deliver %d, ack_wait %.0f s, library %s%s",
-                    self.host, os.getpid(), self.config.concurrency,
-                    self.config.server if self.rust else "disabled (--no-rust)", self.max_deliver, self.ack_wait_s,
-                    ", ".join(self.config.library.roots),
-                    " (symlinks may leave it)" if self.config.library.allow_symlinks_outside else "")
+        log.info("analyzer %s pid %d: %d workers, Rust %s, max_deliver %d, ack_wait %.0f s, library %s%s",
+                 self.host, os.getpid(), self.config.concurrency,
+                 self.config.server if self.rust else "disabled (--no-rust)", self.max_deliver, self.ack_wait_s,
+                 ", ".join(self.config.library.roots),
+                 " (symlinks may leave it)" if self.config.library.allow_symlinks_outside else "")
 
     async def step(self) -> None:
         """Fetch only as many events as there are free slots: the rest stay with the consumer for other analyzers."""

@@ -208,8 +208,8 @@ class PersisterService(Service):
         self.sub = await bus.bind_persister(js)
         self.redrive = await bus.bind_redrive(js)
         await self._report(db_ok=True)
-        log.warning("persister running: %s -> %s (batch %d, wait %.2f s)",
-                    bus.RESULTS_STREAM, redact(self.config.db), self.config.batch, self.config.batch_wait_s)
+        log.info("persister running: %s -> %s (batch %d, wait %.2f s)",
+                 bus.RESULTS_STREAM, redact(self.config.db), self.config.batch, self.config.batch_wait_s)
 
     async def step(self) -> None:
         msgs = await self.fetch(self.sub, self.config.batch, timeout=self.config.batch_wait_s)

@@ -68,7 +68,7 @@ class Toy(Service):
 
 
 def test_lifecycle_on_its_own_connection_with_progress_lines(nats_server, caplog):
-    caplog.set_level(logging.WARNING, logger="trackprint.toy")
+    caplog.set_level(logging.INFO, logger="trackprint.toy")
 
     async def main():
         toy = Toy(nats_server.url)

@@ -85,6 +85,22 @@ class StartError(RuntimeError):
     """Something ``up`` needs could not start; the message says what and where its log is."""
 
 
+def write_run_json(data_dir: Path, state: dict) -> None:
+    """DATA/run.json for ``status``, ``replay`` and friends; the data directory's own SQLite is named relative
+    to the directory (``"db": "trackprint.db"``), so a copied data directory reads its copy, never the original
+    (trackprint.config.resolve_db reads both this and the older absolute ``db_url``)."""
+    recorded = dict(state)
+    url = str(state.get("db_url") or "")
+    if url.startswith("sqlite:///"):
+        db_path = Path(url[len("sqlite:///"):])
+        try:
+            recorded["db"] = str(db_path.resolve().relative_to(data_dir.resolve()))
+            del recorded["db_url"]
+        except ValueError:  # a database outside the data directory keeps its absolute URL
+            pass
+    (data_dir / "run.json").write_text(json.dumps(recorded, indent=2))
+
+
 LOCK_FILE = "up.lock"
 REFUSED_FILE = "refused.json"
 
@@ -182,7 +198,7 @@ class EmbeddedRun:
         server_url, rust_reason = self._start_rust() if self.use_rust else (None, "disabled with --no-rust")
         self.state.update(server_url=server_url, rust_available=server_url is not None, rust_reason=rust_reason)
         self._start_services()
-        (self.data_dir / "run.json").write_text(json.dumps(self.state, indent=2))
+        write_run_json(self.data_dir, self.state)
 
     def _start_nats(self) -> tuple[str, str | None]:
         if self.nats_url:

@@ -19,11 +19,26 @@ import time
 _FILE_PROBLEM = re.compile(r"^(?P<path>/[^:]+): (?P<stage>[a-z_]+): (?P<code>[a-z_]+): ")
 
 
+def timestamp(created: float) -> str:
+    """The one timestamp format of every log line: ISO 8601, UTC, milliseconds (2026-11-29T22:01:11.274Z)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created * 1000) % 1000:03d}Z"
+
+
+class TextFormatter(logging.Formatter):
+    """``TS LEVEL logger: message`` with :func:`timestamp`, the same instant format as the JSON lines."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return timestamp(record.created)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
         out = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "pid": record.process,
@@ -37,13 +52,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def configure(verbosity: int = 0, fmt: str | None = None) -> None:
+def configure(verbosity: int = 0, fmt: str | None = None, *, base_level: int = logging.WARNING) -> None:
+    """Log to stderr as text or JSON. ``base_level``: WARNING for commands a person runs, INFO for the
+    long-running services (their start-up and progress lines are information, logged at INFO); each ``-v``
+    goes one level lower."""
     fmt = fmt or os.environ.get("TRACKPRINT_LOG_FORMAT", "text")
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING - 10 * min(verbosity, 2))
+    root.setLevel(max(logging.DEBUG, base_level - 10 * verbosity))

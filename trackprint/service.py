@@ -123,7 +123,7 @@ class Service(abc.ABC):
     def stop(self) -> None:
         """Finish the work in hand, then stop (idempotent)."""
         if not self.stop_event.is_set():
-            self.log.warning("%s: stopping (finishing %s)", self.name, self.work_in_hand)
+            self.log.info("%s: stopping (finishing %s)", self.name, self.work_in_hand)
             self.stop_event.set()
 
     async def sleep(self, seconds: float) -> None:
@@ -150,8 +150,8 @@ class Service(abc.ABC):
         self._signals_seen += 1
         name = signal.Signals(sig).name
         if self._signals_seen == 1:
-            self.log.warning("signal %s: finishing %s, then stopping (a second signal stops at once)",
-                             name, self.work_in_hand)
+            self.log.info("signal %s: finishing %s, then stopping (a second signal stops at once)",
+                          name, self.work_in_hand)
             self.stop_event.set()
         elif self._task is not None and not self._aborted:
             self.log.warning("signal %s again: stopping NOW; what was not acked is redelivered", name)
@@ -201,7 +201,7 @@ class Service(abc.ABC):
                 await self.step()
                 if time.monotonic() >= next_progress:
                     next_progress = time.monotonic() + self.progress_every_s
-                    self.log.warning("%s progress: %s", self.name, self.progress())
+                    self.log.info("%s progress: %s", self.name, self.progress())
                     await self.refresh_metrics()
             await self.finish_work_in_hand()
             return 0
@@ -210,7 +210,7 @@ class Service(abc.ABC):
                 await self.teardown()
             finally:
                 await self._close(nc)
-                self.log.warning("%s stopped: %s", self.name, self.progress())
+                self.log.info("%s stopped: %s", self.name, self.progress())
 
     async def _ensure_topology(self) -> bool:
         """``bus.ensure_topology`` until it succeeds (False: stopped meanwhile).

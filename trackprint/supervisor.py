@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -34,6 +35,51 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
         pass
 
 
+LOG_MAX_BYTES = 10 << 20  # per log file; TRACKPRINT_LOG_MAX_BYTES overrides
+LOG_BACKUPS = 3  # NAME.log.1 .. NAME.log.3 kept, the oldest dropped
+
+
+class CappedLog:
+    """A child's output (stdout and stderr) in DATA/logs/NAME.log, rotated by size like
+    logging.handlers.RotatingFileHandler: at ``max_bytes`` NAME.log becomes NAME.log.1 (.1 becomes .2, ...),
+    ``backups`` files are kept. Rotation happens at a line boundary; restarts of the child append."""
+
+    def __init__(self, path: str, max_bytes: int | None = None, backups: int = LOG_BACKUPS):
+        self.path = path
+        self.max_bytes = max_bytes or int(os.environ.get("TRACKPRINT_LOG_MAX_BYTES") or LOG_MAX_BYTES)
+        self.backups = backups
+        self._lock = threading.Lock()
+
+    def copy_from(self, pipe) -> None:
+        """Copy ``pipe`` line by line until the child closes it (it exited)."""
+        with pipe:
+            for line in iter(pipe.readline, b""):
+                try:
+                    self.write(line)
+                except OSError:  # a full or vanished log disk must not block the child: drop the line
+                    pass
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            try:
+                size = os.path.getsize(self.path)
+            except OSError:
+                size = 0
+            if size and size + len(data) > self.max_bytes:
+                self._rotate()
+            with open(self.path, "ab") as out:
+                out.write(data)
+
+    def _rotate(self) -> None:
+        for i in range(self.backups - 1, 0, -1):
+            if os.path.exists(f"{self.path}.{i}"):
+                os.replace(f"{self.path}.{i}", f"{self.path}.{i + 1}")
+        if self.backups:
+            os.replace(self.path, f"{self.path}.1")
+        else:
+            os.remove(self.path)
+
+
 def _child_setup() -> None:
     die_with_parent(signal.SIGTERM)  # SIGTERM: a nats-server or a service still shuts down cleanly
 
@@ -49,6 +95,8 @@ class Child:
     last_exit: int | None = None
     next_start: float = 0.0
     started_at: float = 0.0
+    log: "CappedLog | None" = None
+    reader: threading.Thread | None = None  # copies the child's output into its log
 
     @property
     def running(self) -> bool:
@@ -72,15 +120,17 @@ class Supervisor:
         self._stop(child, timeout_s)
 
     def start(self, child: Child) -> None:
-        out = open(child.log_path, "ab") if child.log_path else subprocess.DEVNULL
-        try:
-            child.process = subprocess.Popen(
-                child.argv, env=child.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_child_setup,
-            )
-        finally:
-            if child.log_path:
-                out.close()
+        out = subprocess.PIPE if child.log_path else subprocess.DEVNULL
+        child.process = subprocess.Popen(
+            child.argv, env=child.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_child_setup,
+        )
+        if child.log_path:
+            if child.log is None:
+                child.log = CappedLog(child.log_path)
+            child.reader = threading.Thread(target=child.log.copy_from, args=(child.process.stdout,), daemon=True,
+                                            name=f"log-{child.name}")
+            child.reader.start()
         child.started_at = time.monotonic()
         log.info("started %s (pid %d)", child.name, child.process.pid)
 
@@ -133,3 +183,5 @@ class Supervisor:
             except ProcessLookupError:
                 pass
             child.process.wait()
+        if child.reader is not None:
+            child.reader.join(5)  # the last lines the child wrote reach its log
