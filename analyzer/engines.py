@@ -242,11 +242,15 @@ class RustClient:
 
 
 # -- the local server's lifecycle -------------------------------------------------------------------
-def server_command(binary: str, port: int, roots: Iterable[str], max_concurrency: int | None = None) -> list[str]:
-    """The trackprint-server command line: loopback only, reading only under ``roots``."""
+def server_command(binary: str, port: int, roots: Iterable[str], max_concurrency: int | None = None,
+                   allow_symlinks_outside: bool = False) -> list[str]:
+    """The trackprint-server command line: loopback only, reading only under ``roots`` (and where
+    symlinks in them lead when ``allow_symlinks_outside``: the same policy as :class:`Library`)."""
     argv = [binary, "--bind", f"127.0.0.1:{port}"]
     if max_concurrency:
         argv += ["--max-concurrency", str(max_concurrency)]
+    if allow_symlinks_outside:
+        argv += ["--allow-symlinks-outside"]
     for root in roots:
         argv += ["--root", root]
     return argv
@@ -273,8 +277,10 @@ def missing_binary_reason() -> str:
 class LocalServer:
     """A trackprint-server child process on a free loopback port, stopped on exit."""
 
-    def __init__(self, binary: str, roots: list[str], max_concurrency: int, *, log_path: str | None = None):
+    def __init__(self, binary: str, roots: list[str], max_concurrency: int, *, log_path: str | None = None,
+                 allow_symlinks_outside: bool = False):
         self.binary, self.roots, self.max_concurrency, self.log_path = binary, roots, max_concurrency, log_path
+        self.allow_symlinks_outside = allow_symlinks_outside
         self.process: subprocess.Popen | None = None
         self.url = ""
 
@@ -282,7 +288,8 @@ class LocalServer:
         for _ in range(3):  # a free port can be taken between the probe and the bind
             port = binaries.free_port()
             out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-            self.process = subprocess.Popen(server_command(self.binary, port, self.roots, self.max_concurrency),
+            self.process = subprocess.Popen(server_command(self.binary, port, self.roots, self.max_concurrency,
+                                                           self.allow_symlinks_outside),
                                             stdout=out, stderr=out)
             self.url = f"http://127.0.0.1:{port}"
             if wait_ready(self.url, 15.0, lambda: self.process.poll() is None):

@@ -46,8 +46,9 @@ def rust_server_binary() -> str:
 
 class RustServer:
     def __init__(self, roots, *, max_concurrency: int | None = None, port: int | None = None,
-                 log_path: str | os.PathLike | None = None):
+                 log_path: str | os.PathLike | None = None, allow_symlinks_outside: bool = False):
         self.roots = [str(r) for r in roots]
+        self.allow_symlinks_outside = allow_symlinks_outside
         self.max_concurrency = max_concurrency
         self.port = port or binaries.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -66,7 +67,8 @@ class RustServer:
     def start(self, timeout_s: float = 20.0) -> "RustServer":
         """Start (or restart, on the same port) and wait until ``GET /ready`` answers 200."""
         assert self.process is None or self.process.poll() is not None, "already running"
-        argv = server_command(rust_server_binary(), self.port, self.roots, self.max_concurrency)
+        argv = server_command(rust_server_binary(), self.port, self.roots, self.max_concurrency,
+                              self.allow_symlinks_outside)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         if not wait_ready(self.url, timeout_s, lambda: self.process.poll() is None):
@@ -111,7 +113,7 @@ class RustServer:
 
 @pytest.fixture
 def start_rust_server(tmp_path):
-    """``start_rust_server(roots, max_concurrency=None, port=None)``: a started :class:`RustServer`,
+    """``start_rust_server(roots, max_concurrency=None, port=None, allow_symlinks_outside=False)``: a started :class:`RustServer`,
     logging to ``tmp_path``; each is stopped after the test."""
     started: list[RustServer] = []
 

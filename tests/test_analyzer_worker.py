@@ -12,6 +12,7 @@ import numpy as np
 import soundfile as sf
 
 from trackprint.paths import Library
+from trackprint.analyzer.engines import python_outcome
 from trackprint.analyzer.worker import AnalyzerWorker, Transient, WorkerConfig
 from trackprint import bus
 from trackprint.binaries import free_port
@@ -213,3 +214,32 @@ def test_the_library_boundary_holds_whatever_the_bus_says(nats_server, start_rus
             assert len(await results(js)) == 3
 
     run(main())
+
+
+def test_symlinks_leaving_the_library_when_the_user_allows_them(nats_server, start_rust_server, tmp_path):
+    """With allow_symlinks_outside, a symlink in the library to music elsewhere is analysed, by the
+    Rust engine (no fallback: both engines apply the same policy) and the Python engine alike, to the
+    same fingerprint; a path that is itself outside, or escapes with ``..``, is still refused."""
+    lib, elsewhere = tmp_path / "lib", make_library(tmp_path / "elsewhere")
+    lib.mkdir()
+    (lib / "link.flac").symlink_to(elsewhere / "ok.flac")
+    allowing = Library((str(lib),), allow_symlinks_outside=True)
+    server = start_rust_server([lib], allow_symlinks_outside=True)
+
+    async def main():
+        cfg = WorkerConfig(use_rust=True, server=server.url, concurrency=1, library=allowing)
+        async with Running(nats_server.url, cfg) as r:
+            await publish_event(r.js, kind="added", path=str(lib / "link.flac"))
+            await publish_event(r.js, kind="added", path=str(elsewhere / "ok.flac"))
+            await publish_event(r.js, kind="added", path=str(lib / ".." / "elsewhere" / "ok.wav"))
+            return [decode_result(m.data) for m in await wait_results(r.js, 3)]
+
+    got = run(main())
+    linked = next(x for x in got if x.path == str(lib / "link.flac"))
+    assert isinstance(linked, FingerprintResult) and linked.engine == "rust", linked
+    refused = [x for x in got if x is not linked]
+    assert all(isinstance(x, AnalysisFailure) and x.code == ErrorCode.OUTSIDE_LIBRARY for x in refused), refused
+    python = python_outcome(str(lib / "link.flac"), library=allowing)
+    assert python.error is None and python.engine == "python", python
+    by_engine = {"rust": linked.fingerprint, "python": python.fingerprint}
+    assert abs(by_engine["rust"].lufs - by_engine["python"].lufs) < 0.5, by_engine

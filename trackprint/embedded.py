@@ -228,13 +228,20 @@ class EmbeddedRun:
         if binary is None:
             return None, "the trackprint-server binary is missing"
         port = free_port()
-        child = self.supervisor.launch(Child("rust-server", server_command(binary, port, self.libraries),
+        child = self.supervisor.launch(Child("rust-server", server_command(binary, port, self.libraries,
+                                                                       allow_symlinks_outside=self._allow_symlinks_outside()),
                                              log_path=str(self.logs / "rust-server.log")))
         url = f"http://127.0.0.1:{port}"
         if not wait_ready(url, 15, lambda: child.running):
             self.supervisor.discard(child)
             return None, f"trackprint-server did not become ready; see {self.logs / 'rust-server.log'}"
         return url, None
+
+    def _allow_symlinks_outside(self) -> bool:
+        """The analyzers' symlink policy (settings or environment), so both engines apply the same one."""
+        from trackprint.paths import library_from_env
+
+        return library_from_env(self.libraries).allow_symlinks_outside
 
     def _metrics(self, offset: int) -> list[str]:
         return ["--metrics-port", str(self.metrics_port + offset)] if self.metrics_port else []

@@ -68,10 +68,19 @@ def _under(target: str, base: str) -> bool:
 
 
 def inside_roots(path: str, roots: Iterable[str], *, allow_symlinks_outside: bool = False) -> bool:
-    """True when ``path`` lies under one of ``roots`` (see the module docstring for symlinks)."""
-    target = os.path.normpath(os.path.abspath(path)) if allow_symlinks_outside else canonical(path)
-    return any(_under(target, os.path.normpath(os.path.abspath(root)) if allow_symlinks_outside else canonical(root))
-               for root in roots)
+    """True when ``path`` lies under one of ``roots``: its canonical form under a root's canonical
+    form, or (only with ``allow_symlinks_outside``) its lexical form under a root as given."""
+    roots = list(roots)
+    target = canonical(path)
+    if any(_under(target, canonical(root)) for root in roots):
+        return True
+    return allow_symlinks_outside and _lexically_inside(path, roots)
+
+
+def _lexically_inside(path: str, roots: Iterable[str]) -> bool:
+    """``..`` applied to the text, no symlink followed."""
+    target = os.path.normpath(os.path.abspath(path))
+    return any(_under(target, os.path.normpath(os.path.abspath(root))) for root in roots)
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,7 @@ class Library:
             return "the path contains a NUL byte (no file can have it)"
         if inside_roots(path, self.roots, allow_symlinks_outside=self.allow_symlinks_outside):
             return None
-        if inside_roots(path, self.roots, allow_symlinks_outside=True):
+        if _lexically_inside(path, self.roots):
             return "a symlink that leads outside the library roots (allow_symlinks_outside is off)"
         return "the path is outside the library roots"
 

@@ -22,6 +22,10 @@ struct Args {
     /// A library root; repeatable. Paths resolving outside every root are refused.
     #[arg(long = "root", env = "TRACKPRINT_ROOTS", value_delimiter = ':', required_unless_present = "list_error_codes")]
     roots: Vec<PathBuf>,
+    /// Allow symlinks in the library that lead outside every root (off: such
+    /// a path is refused as outside_library, like a path outside the roots).
+    #[arg(long, env = "TRACKPRINT_ALLOW_SYMLINKS_OUTSIDE", value_parser = clap::builder::FalseyValueParser::new())]
+    allow_symlinks_outside: bool,
     /// Analyses at once (default: CPU cores); more requests get 503 busy.
     #[arg(long, env = "TRACKPRINT_MAX_CONCURRENCY")]
     max_concurrency: Option<usize>,
@@ -87,7 +91,7 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     let roots = match Roots::new(&args.roots) {
-        Ok(r) => r,
+        Ok(r) => r.allowing_symlinks_outside(args.allow_symlinks_outside),
         Err(e) => {
             eprintln!("trackprint-server: {e}");
             return std::process::ExitCode::from(2);

@@ -42,35 +42,77 @@ pub fn check_request_path(path: &str) -> Result<()> {
     Ok(())
 }
 
-/// The canonical library roots (cheap to clone: shared).
+/// The library roots and the symlink policy (cheap to clone: shared).
+///
+/// A path is inside when its canonical form lies under a root's canonical
+/// form. With `allow_symlinks_outside` (off by default, `--allow-symlinks-outside`)
+/// a path is also inside when its lexical form (`..` applied, symlinks not
+/// followed) lies under a root as given: a symlink in the library may then
+/// lead anywhere. `trackprint/paths.py` applies the same rule.
 #[derive(Debug, Clone)]
-pub struct Roots(Arc<[PathBuf]>);
+pub struct Roots {
+    canonical: Arc<[PathBuf]>,
+    lexical: Arc<[PathBuf]>,
+    allow_symlinks_outside: bool,
+}
 
 impl Roots {
     /// Canonicalises every root; a root that does not exist is a startup error.
     pub fn new(roots: &[PathBuf]) -> std::io::Result<Self> {
-        let mut out = Vec::new();
+        let mut canonical = Vec::new();
         for r in roots {
-            out.push(std::fs::canonicalize(r).map_err(|e| std::io::Error::new(e.kind(), format!("library root {}: {e}", r.display())))?);
+            canonical.push(std::fs::canonicalize(r).map_err(|e| std::io::Error::new(e.kind(), format!("library root {}: {e}", r.display())))?);
         }
-        Ok(Roots(out.into()))
+        let lexical: Vec<PathBuf> = roots.iter().map(|r| lexical_absolute(r)).collect();
+        Ok(Roots { canonical: canonical.into(), lexical: lexical.into(), allow_symlinks_outside: false })
+    }
+
+    /// The same roots, with symlinks leading outside them allowed (or not).
+    pub fn allowing_symlinks_outside(mut self, allow: bool) -> Self {
+        self.allow_symlinks_outside = allow;
+        self
     }
 
     pub fn list(&self) -> Vec<String> {
-        self.0.iter().map(|p| p.display().to_string()).collect()
+        self.canonical.iter().map(|p| p.display().to_string()).collect()
     }
 
-    /// The canonical form of `path` when it lies under a root, else `outside_library`
-    /// (or `bad_request` when [`check_request_path`] refuses it). Blocking: system calls.
+    /// The canonical form of `path` when it is inside the library (see [`Roots`]),
+    /// else `outside_library` (or `bad_request` when [`check_request_path`]
+    /// refuses it). Blocking: system calls.
     pub fn resolve(&self, path: &str) -> Result<PathBuf> {
         check_request_path(path).map_err(|e| e.with_path(path))?;
         let target = realpath(Path::new(path));
-        if self.0.iter().any(|root| target.starts_with(root)) {
-            Ok(target)
-        } else {
-            Err(AnalysisError::new(ErrorCode::OutsideLibrary, "open", "path is outside the library roots").with_path(path))
+        if self.canonical.iter().any(|root| target.starts_with(root)) {
+            return Ok(target);
+        }
+        let lexically_inside = self.lexical.iter().any(|root| lexical_absolute(Path::new(path)).starts_with(root));
+        match (lexically_inside, self.allow_symlinks_outside) {
+            (true, true) => Ok(target),
+            (true, false) => Err(AnalysisError::new(
+                ErrorCode::OutsideLibrary,
+                "open",
+                "a symlink that leads outside the library roots (allow_symlinks_outside is off)",
+            )
+            .with_path(path)),
+            (false, _) => Err(AnalysisError::new(ErrorCode::OutsideLibrary, "open", "path is outside the library roots").with_path(path)),
         }
     }
+}
+
+/// `os.path.normpath(os.path.abspath(path))`: `.` and `..` applied to the text, no symlink followed.
+fn lexical_absolute(path: &Path) -> PathBuf {
+    let mut out = if path.is_absolute() { PathBuf::new() } else { std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")) };
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 /// `os.path.realpath`: canonicalise the longest existing prefix, then apply the rest lexically.

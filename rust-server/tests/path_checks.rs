@@ -111,3 +111,32 @@ fn realpath_bisection_matches_the_linear_search() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn symlinks_leading_outside_are_refused_unless_allowed() {
+    let base = std::env::temp_dir().join(format!("trackprint-symlinks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (library, elsewhere) = (base.join("library"), base.join("elsewhere"));
+    std::fs::create_dir_all(&library).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("secret.flac"), b"x").unwrap();
+    std::fs::write(library.join("real.flac"), b"x").unwrap();
+    std::os::unix::fs::symlink(elsewhere.join("secret.flac"), library.join("link.flac")).unwrap();
+    let link = library.join("link.flac").display().to_string();
+    let outside = elsewhere.join("secret.flac").display().to_string();
+    let real = library.join("real.flac").display().to_string();
+
+    let strict = Roots::new(std::slice::from_ref(&library)).unwrap();
+    let refused = strict.resolve(&link).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::OutsideLibrary);
+    assert!(refused.message.contains("symlink"), "{}", refused.message);
+    assert!(strict.resolve(&real).is_ok());
+
+    let allowing = strict.clone().allowing_symlinks_outside(true);
+    assert_eq!(allowing.resolve(&link).unwrap(), std::fs::canonicalize(elsewhere.join("secret.flac")).unwrap());
+    // allowing symlinks never lets in a path that is itself outside, nor `..` out of a root
+    assert_eq!(allowing.resolve(&outside).unwrap_err().code, ErrorCode::OutsideLibrary);
+    let dotdot = format!("{}/../elsewhere/secret.flac", library.display());
+    assert_eq!(allowing.resolve(&dotdot).unwrap_err().code, ErrorCode::OutsideLibrary);
+    let _ = std::fs::remove_dir_all(&base);
+}
