@@ -185,3 +185,55 @@ def iter_fingerprints(db_url: str, *, include_stale: bool = True) -> Iterator[di
                 }
     finally:
         engine.dispose()
+
+
+def iter_failed(db_url: str) -> Iterator[dict]:
+    """``status --failed``: tracks in state failed, by path: code, path, and the stage and message of the
+    latest failure recorded for the track (``analysis_failures``)."""
+    latest = (
+        select(A.track_id, func.max(A.id).label("id")).where(A.track_id.is_not(None)).group_by(A.track_id).subquery()
+    )
+    query = (
+        select(T.path, func.coalesce(T.last_failure_code, A.code, literal_column("'unknown'")).label("code"),
+               A.stage, A.message, A.engine, A.attempts)
+        .select_from(tracks.outerjoin(latest, latest.c.track_id == T.id).outerjoin(analysis_failures,
+                                                                                  A.id == latest.c.id))
+        .where(T.state == "failed")
+        .order_by(T.path)
+    )
+    engine = make_engine(db_url, must_exist=True)
+    try:
+        with engine.connect() as conn:
+            for row in conn.execute(query):
+                yield dict(row._mapping)
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class Done:
+    """What the ``up`` console counts as finished: tracks with a fingerprint or a failure, and the audio done."""
+
+    fingerprinted: dict[str, str] = field(default_factory=dict)  # path -> engine
+    failed: dict[str, str] = field(default_factory=dict)  # path -> reason code
+    audio_s: float = 0.0  # seconds of audio fingerprinted
+    latest: str | None = None  # the path persisted last
+
+
+def read_done(conn: Connection) -> Done:
+    """:class:`Done` in one read of the known (not tombstoned) tracks."""
+    done = Done()
+    rows = conn.execute(
+        select(T.path, T.state, T.last_failure_code, F.engine, F.duration_s)
+        .select_from(tracks.outerjoin(track_fingerprints, F.track_id == T.id))
+        .where(T.state.in_(("active", "failed")))
+    )
+    for path, state, code, engine, duration in rows:
+        if state == "failed":
+            done.failed[path] = code or "unknown"
+        elif engine is not None:
+            done.fingerprinted[path] = engine
+            done.audio_s += duration or 0.0
+    done.latest = conn.execute(select(T.path).where(T.state.in_(("active", "failed")))
+                               .order_by(T.updated_at.desc(), T.id.desc()).limit(1)).scalar()
+    return done

@@ -1,70 +1,320 @@
-"""The ``up`` console's progress line: each stage's count, failures by reason, rate, ETA, engine share."""
+"""The ``up`` console: what a person watching a run needs, and nothing repeated.
+
+Where the numbers come from:
+
+- files discovered: the watcher's state (DATA/watcher.sqlite: one row per file it published, so files, not
+  events), plus the files still settling (its health report in the status KV bucket);
+- files done and audio done: the database (tracks fingerprinted or failed; the fingerprints' durations);
+- moved / deleted: the watcher's report (events published by kind in this run: a rename is "moved");
+- lag, offline roots, missing mounts, held deletions, a database not taking writes: the bus
+  (:func:`trackprint.bus.inspect.bus_status`).
+
+The rate is measured over a sliding window (:data:`RATE_WINDOW_S`) of files and audio seconds done. The
+ETA is audio time: the audio still to do is estimated from the remaining files' sizes and the seconds of
+audio per byte of the files already fingerprinted, divided by the audio seconds done per second in the
+window; until durations are known it says "measuring".
+
+On a terminal: a tqdm bar, events printed above it. Otherwise: one plain line whenever something
+changed (never the same line again while idle), events as their own lines.
+"""
 
 from __future__ import annotations
 
-import functools
+import collections
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TextIO
 
-from trackprint.bus.inspect import monitor_counts
-from trackprint.persister.db import make_engine
-from trackprint.persister.queries import read_counts
+RATE_WINDOW_S = 60.0
 
 
-def progress_snapshot(db_url: str, monitor_url: str | None) -> dict:
-    """Counts for the progress line: from the database, and the consumers' lag from the NATS monitor."""
-    snapshot: dict = {}
+@dataclass
+class Snapshot:
+    """One reading of the run, for one console update."""
+
+    at: float
+    files: dict[str, int] | None = None  # path -> size, from the watcher's state (None: not readable yet)
+    settling: int = 0
+    fingerprinted: dict[str, str] = field(default_factory=dict)  # path -> engine
+    failed: dict[str, str] = field(default_factory=dict)  # path -> code
+    audio_s: float = 0.0
+    latest: str | None = None
+    db_error: str | None = None
+    bus: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done_paths(self) -> set[str]:
+        return set(self.fingerprinted) | set(self.failed)
+
+    @property
+    def total(self) -> int:
+        """Files published by the watcher (those still settling are shown apart: its report lags)."""
+        known = len(self.files) if self.files is not None else 0
+        return max(known, len(self.fingerprinted) + len(self.failed))
+
+    @property
+    def done(self) -> int:
+        return len(self.fingerprinted) + len(self.failed)
+
+    @property
+    def remaining(self) -> list[str]:
+        return sorted(self.files.keys() - self.done_paths) if self.files is not None else []
+
+    def consumer(self, name: str) -> dict:
+        return ((self.bus.get("consumers") or {}).get(name)) or {}
+
+    @property
+    def lag(self) -> int | None:
+        if not self.bus.get("reachable"):
+            return None
+        return sum(c.get("pending", 0) + c.get("unacked", 0) for c in (self.bus.get("consumers") or {}).values() if c)
+
+    @property
+    def events(self) -> int:
+        from trackprint import bus
+
+        stream = (self.bus.get("streams") or {}).get(bus.EVENTS_STREAM) or {}
+        return stream.get("messages", 0)
+
+    def watcher(self) -> dict:
+        return next(iter((self.bus.get("watchers") or {}).values()), {})
+
+
+def read_watcher_files(state_path: Path) -> dict[str, int] | None:
+    """path -> size of every file the watcher published (read-only; None while it does not exist yet)."""
+    if not state_path.exists():
+        return None
     try:
-        snapshot.update(database_counts(db_url))
-    except Exception as exc:  # the persister may still be creating the schema
-        snapshot["db_error"] = str(exc).splitlines()[0][:120]
-    if monitor_url:
-        try:
-            snapshot.update(monitor_counts(monitor_url))
-        except Exception:  # the monitor is a nicety: the line shows "?" for what it did not say
-            pass
-    return snapshot
+        with sqlite3.connect(f"file:{state_path}?mode=ro", uri=True, timeout=2) as db:
+            return dict(db.execute("SELECT path, size FROM files"))
+    except sqlite3.Error:
+        return None
 
 
-@functools.cache
-def _db_engine(db_url: str):
-    """One SQLAlchemy engine per URL for the whole run, not one per progress tick."""
-    return make_engine(db_url)
+def take_snapshot(db_engine, watcher_state: Path, nats_url: str | None) -> Snapshot:
+    """Read the watcher's state, the database and the bus; whatever fails is left empty, never raised."""
+    from trackprint.bus.inspect import bus_status
+    from trackprint.persister.queries import read_done
+
+    snap = Snapshot(at=time.monotonic(), files=read_watcher_files(watcher_state))
+    try:
+        with db_engine.connect() as conn:
+            done = read_done(conn)
+        snap.fingerprinted, snap.failed, snap.audio_s, snap.latest = (done.fingerprinted, done.failed,
+                                                                      done.audio_s, done.latest)
+    except Exception as exc:  # the persister may still be creating the database or its schema
+        snap.db_error = str(getattr(exc, "orig", None) or exc).splitlines()[0][:120]
+    if nats_url:
+        snap.bus = bus_status(nats_url)
+        snap.settling = int(snap.watcher().get("waiting_for_quiescence") or 0)
+    return snap
 
 
-def database_counts(db_url: str) -> dict:
-    """The query module's counts, plus a rate from the fingerprints written in the last minute."""
-    c = read_counts(db_url, recent_minutes=1.0, engine=_db_engine(db_url))
-    return {
-        "known": c.known, "fingerprinted": c.active, "pending": c.pending, "failed": c.failed,
-        "failed_by_code": c.failed_by_code, "tombstoned": c.tombstoned, "engines": c.engine_share,
-        "rate_per_min": c.recent_persisted, "stale": c.stale,
-    }
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
-def format_progress(s: dict, state: dict) -> str:
-    """One line per tick: each stage's count, failures by reason, rate, ETA, engines and fallback share."""
-    if "db_error" in s and "known" not in s:
-        if "no such table" in s["db_error"] or "does not exist" in s["db_error"]:
-            return "progress: starting (the persister is creating the database schema)"
-        return f"progress: waiting for the database ({s['db_error']})"
-    failed = ", ".join(f"{code} {n}" for code, n in sorted(s.get("failed_by_code", {}).items())) or "none"
-    engines = s.get("engines", {})
-    total = sum(engines.values())
-    share = (f"rust {engines.get('rust', 0)}, python {engines.get('python', 0)} "
-             f"({100 * engines.get('python', 0) / total:.0f}% fallback)") if total else "-"
-    if not state.get("rust_available"):
-        share += "; RUST SERVER DOWN: Python engine only"
-    rate = s.get("rate_per_min", 0)
-    waiting = s.get("analyzer_waiting")
-    if waiting is None:
-        eta = "?"
-    elif waiting == 0:
-        eta = "idle"
-    elif rate:
-        eta = f"{waiting / rate:.1f} min"
-    else:
-        eta = "measuring"
-    return (
-        f"progress: discovered {s.get('events', '?')}, queued {waiting if waiting is not None else '?'}, "
-        f"analysed {s.get('results', '?')}, persisted {s.get('fingerprinted', 0)}, failed {s.get('failed', 0)} "
-        f"({failed}), deleted {s.get('tombstoned', 0)}; {rate}/min, ETA {eta}; engines: {share}"
-    )
+class Console:
+    """Turns successive :class:`Snapshot`\\ s into a progress display and event lines."""
+
+    def __init__(self, out: TextIO | None = None, *, tty: bool | None = None, rust_available: bool = True,
+                 clock: Callable[[], float] = time.monotonic):
+        self.out = out or sys.stdout
+        self.tty = self.out.isatty() if tty is None else tty
+        self.rust_available = rust_available
+        self.clock = clock
+        self.window: collections.deque[tuple[float, int, float]] = collections.deque()
+        self.last: Snapshot | None = None
+        self.last_key: tuple | None = None
+        self.bar = None
+
+    # -- what happened since the last snapshot -------------------------------------------------------------
+    def events_between(self, old: Snapshot | None, new: Snapshot) -> list[str]:
+        notes: list[str] = []
+        if old is None:
+            return notes
+        for path in sorted(new.failed.keys() - old.failed.keys()):
+            notes.append(f"failed: {path}: {new.failed[path]}")
+        for path in sorted(p for p, engine in new.fingerprinted.items()
+                           if engine == "python" and old.fingerprinted.get(p) != "python"):
+            if self.rust_available:
+                notes.append(f"fallback: {path}: analysed by the Python engine (the Rust engine could not)")
+        old_w, new_w = old.watcher(), new.watcher()
+        if new.bus.get("reachable") and old.bus.get("reachable"):
+            for key, what, back in (("offline", "library root OFFLINE", "library root back online"),
+                                    ("missing_mounts", "mount MISSING", "mount back")):
+                before, now = old_w.get(key) or {}, new_w.get(key) or {}
+                for root in sorted(now.keys() - before.keys()):
+                    notes.append(f"{what}: {root} ({now[root]}); no removals are published for it")
+                for root in sorted(before.keys() - now.keys()):
+                    notes.append(f"{back}: {root}")
+            held_before, held_now = old_w.get("held_deletions") or {}, new_w.get("held_deletions") or {}
+            for root in sorted(held_now.keys() - held_before.keys()):
+                notes.append(f"MASS DELETION HELD under {root}: {held_now[root].get('count')} files vanished at once; "
+                             f"if that is real, run `trackprint confirm-deletions {root}`")
+            for host, persister in (new.bus.get("persisters") or {}).items():
+                was = (old.bus.get("persisters") or {}).get(host) or {}
+                if persister.get("db_ok") is False and was.get("db_ok") is not False:
+                    notes.append(f"database not taking writes ({persister.get('reason')}): results are held, "
+                                 "nothing is lost")
+                elif persister.get("db_ok") is True and was.get("db_ok") is False:
+                    notes.append("database takes writes again")
+        return notes
+
+    # -- rates ---------------------------------------------------------------------------------------------
+    def _rates(self, snap: Snapshot) -> tuple[float | None, float | None]:
+        """(files per minute, audio seconds per second) over the sliding window; None until measurable."""
+        self.window.append((snap.at, snap.done, snap.audio_s))
+        while len(self.window) > 2 and snap.at - self.window[1][0] >= RATE_WINDOW_S:
+            self.window.popleft()
+        t0, done0, audio0 = self.window[0]
+        elapsed = snap.at - t0
+        if elapsed < 1.0:
+            return None, None
+        return (snap.done - done0) / elapsed * 60.0, (snap.audio_s - audio0) / elapsed
+
+    def _eta(self, snap: Snapshot, audio_rate: float | None) -> str:
+        remaining = snap.remaining
+        if snap.files is not None and not remaining and not snap.settling:
+            return "done" if snap.total else "-"
+        sizes = snap.files or {}
+        done_bytes = sum(sizes.get(p, 0) for p in snap.fingerprinted)
+        if not done_bytes or not snap.audio_s:
+            return "measuring"
+        audio_left = sum(sizes.get(p, 0) for p in remaining) * snap.audio_s / done_bytes
+        if not audio_rate or audio_rate <= 0:
+            return f"measuring ({_duration(audio_left)} of audio left)"
+        return f"{_duration(audio_left / audio_rate)} ({_duration(audio_left)} of audio left)"
+
+    def _current(self, snap: Snapshot) -> str | None:
+        """The file now being analysed when it is known: every remaining file is in an analyzer's hands."""
+        from trackprint import bus
+
+        in_flight = self.consumer_unacked(snap, bus.ANALYZER_CONSUMER)
+        remaining = snap.remaining
+        if remaining and in_flight and len(remaining) <= in_flight:
+            return ", ".join(Path(p).name for p in remaining[:3]) + (" ..." if len(remaining) > 3 else "")
+        return None
+
+    @staticmethod
+    def consumer_unacked(snap: Snapshot, name: str) -> int:
+        return int(snap.consumer(name).get("unacked") or 0)
+
+    # -- the display ---------------------------------------------------------------------------------------
+    def describe(self, snap: Snapshot) -> tuple[tuple, str]:
+        """(what changed, the line): the key leaves out rate and ETA so an idle run prints nothing new."""
+        if snap.db_error and not snap.fingerprinted and not snap.failed:
+            state = ("starting (the persister is creating the database)" if "no such table" in snap.db_error
+                     or "no database" in snap.db_error or "does not exist" in snap.db_error
+                     else f"waiting for the database ({snap.db_error})")
+            return ("db", state, snap.total), f"progress: {state}; discovered {snap.total} files"
+        files_rate, audio_rate = self._rates(snap)
+        total, done = snap.total, snap.done
+        percent = 100.0 * done / total if total else 0.0
+        failed_by: dict[str, int] = collections.Counter(snap.failed.values())
+        failed = ", ".join(f"{code} {n}" for code, n in sorted(failed_by.items())) or "none"
+        kinds = snap.watcher().get("published_by_kind") or {}
+        engines = collections.Counter(snap.fingerprinted.values())
+        share = ", ".join(f"{name} {n}" for name, n in sorted(engines.items())) or "-"
+        if engines and self.rust_available:
+            share += f" ({100 * engines.get('python', 0) / sum(engines.values()):.0f}% fallback)"
+        if not self.rust_available:
+            share += "; RUST SERVER DOWN: Python engine only"
+        current = self._current(snap)
+        rate = "rate measuring" if files_rate is None else (
+            f"{files_rate:.1f} files/min" + (f", {audio_rate:.{0 if audio_rate >= 10 else 1}f}x real time" if audio_rate else ""))
+        settling = f" (+{snap.settling} settling)" if snap.settling else ""
+        line = (f"progress: {percent:3.0f}% {done}/{total} files{settling}, {snap.audio_s / 3600:.2f} h audio; "
+                f"{rate}; ETA {self._eta(snap, audio_rate)}; failed {len(snap.failed)} ({failed}); "
+                f"moved {kinds.get('moved', 0)}, deleted {kinds.get('removed', 0)}; engines: {share}"
+                + (f"; analysing {current}" if current else ""))
+        key = (done, total, snap.settling, len(snap.failed), kinds.get("moved", 0), kinds.get("removed", 0), share,
+               current)
+        return key, line
+
+    def update(self, snap: Snapshot, *, force: bool = False) -> None:
+        """Print the events since the last snapshot, then the progress if anything changed (or ``force``)."""
+        for note in self.events_between(self.last, snap):
+            self.note(note)
+        self.last = snap
+        key, line = self.describe(snap)
+        if self.tty:
+            self._bar(snap, line)
+        elif force or key != self.last_key:
+            self._print(line)
+        self.last_key = key
+
+    def note(self, text: str) -> None:
+        """An event (a restart, a failure, an offline root): its own line, at once."""
+        if self.bar is not None:
+            self.bar.write(text, file=self.out)
+        else:
+            self._print(text)
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _bar(self, snap: Snapshot, line: str) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=max(snap.total, 1), file=self.out, unit="file", dynamic_ncols=True,
+                            bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} files {postfix}")
+        self.bar.total = max(snap.total, 1)
+        self.bar.n = snap.done
+        self.bar.set_postfix_str(line.split(" files", 1)[1].lstrip(" ,"), refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class RunConsole:
+    """The console of one ``up`` run: reads its database, its watcher's state and its bus every tick."""
+
+    def __init__(self, db_url: str, data_dir: Path, nats_url: str | None, *, rust_available: bool,
+                 out: TextIO | None = None):
+        from trackprint.persister.db import make_engine
+
+        self.db_engine = None  # created once the persister has created the database (never by the console)
+        self.db_url = db_url
+        self.watcher_state = data_dir / "watcher.sqlite"
+        self.nats_url = nats_url
+        self.console = Console(out, rust_available=rust_available)
+        self._make_engine = make_engine
+
+    def snapshot(self) -> Snapshot:
+        if self.db_engine is None:
+            try:
+                self.db_engine = self._make_engine(self.db_url, must_exist=True)  # never creates the database
+            except Exception as exc:
+                snap = Snapshot(at=time.monotonic(), files=read_watcher_files(self.watcher_state),
+                                db_error=str(exc).splitlines()[0])
+                if self.nats_url:
+                    from trackprint.bus.inspect import bus_status
+
+                    snap.bus = bus_status(self.nats_url)
+                return snap
+        return take_snapshot(self.db_engine, self.watcher_state, self.nats_url)
+
+    def tick(self, *, force: bool = False) -> Snapshot:
+        snap = self.snapshot()
+        self.console.update(snap, force=force)
+        return snap
+
+    def note(self, text: str) -> None:
+        self.console.note(text)
+
+    def close(self) -> None:
+        self.console.close()
+        if self.db_engine is not None:
+            self.db_engine.dispose()

@@ -17,6 +17,7 @@ from trackprint.analyzer.engines import analyse_one
 from trackprint.errors import AnalysisError, ErrorCode
 from trackprint.fingerprint import DIMENSIONS
 from trackprint.paths import canonical
+from trackprint.persister.db import redact
 from trackprint.persister.queries import iter_fingerprints
 from trackprint.similarity import nearest
 
@@ -42,7 +43,8 @@ def similar_tracks(db_url: str, path: str, k: int) -> Similar:
     ``path`` is not in the library and cannot be analysed."""
     rows = list(iter_fingerprints(db_url, include_stale=False))
     if not rows:
-        raise NothingToCompare(f"no current fingerprints in {db_url}")
+        raise NothingToCompare(f"no current fingerprints in {redact(db_url)} yet: run `trackprint up LIBRARY`, "
+                               "or wait for it to persist some")
     library = np.array([[row[d] for d in DIMENSIONS] for row in rows])
     target = canonical(path)
     index = next((i for i, row in enumerate(rows) if row["path"] in (path, target)), None)

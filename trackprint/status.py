@@ -30,6 +30,31 @@ REFUSAL_WARN_S = 600.0
 DISK_FULL_BYTES = 32 << 20
 
 
+NOTHING_HERE = "nothing here yet: run `trackprint up LIBRARY`"
+
+
+def unreadable(exc: BaseException, db_url: str) -> str | None:
+    """The one line a read command prints when it cannot read the database (None: not a database problem).
+
+    No database (a fresh machine, a typo in --db) and a database without trackprint's tables are "nothing
+    here yet"; anything else names the database (password hidden) and the first line of the error.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from trackprint.persister.db import redact
+
+    if isinstance(exc, DatabaseMissing):
+        return f"{NOTHING_HERE} ({exc}; check --data-dir / --db)"
+    if isinstance(exc, SQLAlchemyError):
+        text = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        if "no such table" in text or "does not exist" in text:
+            return f"{NOTHING_HERE} (the database {redact(db_url)} has no trackprint tables)"
+        return f"cannot read the database {redact(db_url)}: {text}"
+    if isinstance(exc, ValueError) and "unsupported database" in str(exc):
+        return str(exc)
+    return None
+
+
 def instance_status(data_dir: Path) -> dict[str, Any]:
     """Whether an ``up`` holds the data directory, the last second instance it refused, its disk's free space."""
     out: dict[str, Any] = {"data_dir": str(data_dir), "up_pid": lock_holder(data_dir)}
@@ -53,7 +78,8 @@ def collect(db_url: str, nats_url: str | None, run_state: dict[str, Any],
     try:
         report["database"] = database_status(db_url, recent_minutes=RECENT_MINUTES)
     except DatabaseMissing as exc:
-        report["database"] = {"error": f"{exc} (has `trackprint up` run with this --data-dir / --db?)"}
+        report["database"] = {"error": f"{exc} (has `trackprint up` run with this --data-dir / --db?)",
+                              "missing": str(exc)}
     except Exception as exc:
         report["database"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
     report["bus"] = bus_status(nats_url)

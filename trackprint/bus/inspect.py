@@ -20,8 +20,9 @@ from trackprint import bus
 STREAM_KEYS = {bus.EVENTS_STREAM: "events", bus.RESULTS_STREAM: "results"}
 
 
-def _any_port_open(servers: str) -> bool:
-    """A plain TCP probe first: a stopped server is reported at once, without client retries."""
+def reachable(servers: str) -> bool:
+    """A plain TCP probe (2 s per server) before any client: a stopped server is reported at once, without
+    the client's endless reconnects."""
     for server in servers.split(","):
         parsed = urlparse(server.strip() if "://" in server else f"nats://{server.strip()}")
         try:
@@ -36,7 +37,7 @@ def bus_status(servers: str | None) -> dict[str, Any]:
     """Streams, consumers and watcher reports; ``{"reachable": False, "reason": ...}`` when NATS is not there."""
     if not servers:
         return {"reachable": False, "reason": "no NATS URL (give --nats, or run `trackprint up` once)"}
-    if not _any_port_open(servers):
+    if not reachable(servers):
         return {"reachable": False, "url": servers, "reason": "connection refused (is it stopped?)"}
     try:
         return asyncio.run(asyncio.wait_for(_bus_status(servers), 10))

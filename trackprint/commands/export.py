@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import sys
 
 from trackprint.config import add_location_arguments, resolve_db
 from trackprint.fingerprint import DIMENSIONS
+from trackprint.persister.db import redact
 
 COLUMNS = ["path", "fingerprint_version", "stale", "engine", "duration_s", "analyzed_at", *DIMENSIONS]
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("export", help="write the fingerprints to CSV, JSON lines or Parquet")
+    parser = subparsers.add_parser(
+        "export", help="write the fingerprints to CSV, JSON lines or Parquet",
+        epilog="exit status: 0 ok; 1 the database cannot be read (on a fresh machine: \"nothing here yet: run "
+               "`trackprint up LIBRARY`\", nothing written); 2 usage error; 141 the reader closed the output early")
     parser.add_argument("--format", choices=("csv", "jsonl", "parquet"), default="csv")
     parser.add_argument("--out", default="-", help="output file (default: standard output; required for parquet)")
     parser.add_argument("--current-only", action="store_true", help="leave out stale (older-version) rows")
@@ -30,13 +35,23 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trackprint.persister.queries import iter_fingerprints
+    from trackprint.status import unreadable
 
     db_url = resolve_db(args)
+    if args.format == "parquet" and args.out == "-":
+        print("export: --out FILE is required for parquet", file=sys.stderr)
+        return 2
     rows = iter_fingerprints(db_url, include_stale=not args.current_only)
+    try:
+        first = next(rows, None)  # opens the database: no header, no output file, when it cannot be read
+    except Exception as exc:
+        problem = unreadable(exc, db_url)
+        if problem is None:
+            raise
+        print(f"export: {problem}", file=sys.stderr)
+        return 1
+    rows = itertools.chain([first] if first is not None else [], rows)
     if args.format == "parquet":
-        if args.out == "-":
-            print("export: --out FILE is required for parquet", file=sys.stderr)
-            return 2
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -61,5 +76,5 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if out is not sys.stdout:
                 out.close()
-    print(f"export: {count} fingerprints from {db_url}", file=sys.stderr)
+    print(f"export: {count} fingerprints from {redact(db_url)}", file=sys.stderr)
     return 0

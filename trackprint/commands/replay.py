@@ -15,17 +15,25 @@ import argparse
 import asyncio
 import sys
 
-from trackprint.config import add_location_arguments, resolve_db, resolve_nats
+from trackprint.argtypes import non_negative_int, positive_float, positive_int
+from trackprint.bus.inspect import reachable
+from trackprint.config import add_location_arguments, data_dir, resolve_db, resolve_nats
+from trackprint.status import NOTHING_HERE
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("replay", help="rebuild a database from the results stream (or --reanalyse)")
+    parser = subparsers.add_parser(
+        "replay", help="rebuild a database from the results stream (or --reanalyse)",
+        epilog="exit status: 0 ok; 1 nothing to replay from: no run recorded in the data directory (\"nothing here "
+               "yet: run `trackprint up LIBRARY`\") or the NATS server is not reachable (checked first, 2 s), or "
+               "some results could not be persisted; 2 usage error")
     add_location_arguments(parser, nats=True)
     parser.add_argument("--reanalyse", action="store_true",
                         help="re-run analysis of every current file from the events stream")
-    parser.add_argument("--batch", type=int, default=200, help="messages per database transaction (default 200)")
-    parser.add_argument("--rate", type=float, default=50.0, help="--reanalyse: events published per second (default 50)")
-    parser.add_argument("--max-lag", type=int, default=500,
+    parser.add_argument("--batch", type=positive_int, default=200, help="messages per database transaction (default 200)")
+    parser.add_argument("--rate", type=positive_float, default=50.0,
+                        help="--reanalyse: events published per second (default 50)")
+    parser.add_argument("--max-lag", type=non_negative_int, default=500,
                         help="--reanalyse: pause while more than this many events wait for analyzers (default 500)")
     parser.set_defaults(func=run)
 
@@ -37,8 +45,12 @@ def say(message: str) -> None:
 def run(args: argparse.Namespace) -> int:
     servers = resolve_nats(args)
     if not servers:
-        say("replay: no NATS URL: give --nats URL (or --data-dir of a `trackprint up` run)")
-        return 2
+        say(f"replay: {NOTHING_HERE} (no NATS URL recorded in {data_dir(args.data_dir)}; or give --nats URL)")
+        return 1
+    if not reachable(servers):
+        say(f"replay: NATS not reachable at {servers} (connection refused): replay reads the streams of a running "
+            "NATS; start `trackprint up` (or the NATS server) and run it again")
+        return 1
     try:
         if args.reanalyse:
             asyncio.run(_reanalyse(servers, args.rate, args.max_lag))

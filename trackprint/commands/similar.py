@@ -10,13 +10,17 @@ import argparse
 import json
 import sys
 
+from trackprint.argtypes import positive_int
 from trackprint.config import add_location_arguments, resolve_db
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("similar", help="nearest tracks by fingerprint")
+    parser = subparsers.add_parser(
+        "similar", help="nearest tracks by fingerprint",
+        epilog="exit status: 0 ok; 1 nothing to compare with (on a fresh machine: \"nothing here yet: run "
+               "`trackprint up LIBRARY`\") or PATH cannot be analysed; 2 usage error")
     parser.add_argument("path", metavar="PATH")
-    parser.add_argument("-k", type=int, default=10, help="how many (default 10)")
+    parser.add_argument("-k", type=positive_int, default=10, help="how many (1 or more, default 10)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     add_location_arguments(parser)
     parser.set_defaults(func=run)
@@ -25,6 +29,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from trackprint.errors import AnalysisError
     from trackprint.search import NothingToCompare, similar_tracks
+    from trackprint.status import unreadable
 
     db_url = resolve_db(args)
     try:
@@ -36,8 +41,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"similar: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
-        print(f"similar: cannot read the database {db_url}: {exc}", file=sys.stderr)
-        return 2
+        problem = unreadable(exc, db_url)
+        if problem is None:
+            raise
+        print(f"similar: {problem}", file=sys.stderr)
+        return 1
     if args.json:
         for match in found.matches:
             print(json.dumps({"path": match.path, "distance": round(match.distance, 4)}))

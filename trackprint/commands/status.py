@@ -9,26 +9,61 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from trackprint.config import add_location_arguments, data_dir, resolve_db, resolve_nats, run_state
-from trackprint.status import collect
+from trackprint.status import NOTHING_HERE, collect, unreadable
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("status", help="counts, lag, failures and warnings (running or stopped)")
+    parser = subparsers.add_parser(
+        "status", help="counts, lag, failures and warnings (running or stopped)",
+        epilog="exit status: 0 ok; 1 the database cannot be read (on a fresh machine: one line, "
+               "\"nothing here yet: run `trackprint up LIBRARY`\"); never creates a database")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--failed", action="store_true",
+                        help="list the failing paths with their reason codes (tab-separated: code, path, message)")
     add_location_arguments(parser, nats=True)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    report = collect(resolve_db(args), resolve_nats(args), run_state(args.data_dir), data_dir(args.data_dir))
+    db_url = resolve_db(args)
+    if args.failed:
+        return _failed(db_url, args.json)
+    report = collect(db_url, resolve_nats(args), run_state(args.data_dir), data_dir(args.data_dir))
     if args.json:
         print(json.dumps(report, indent=2, default=str))
+    elif report["database"].get("missing") and not (report.get("instance") or {}).get("up_pid"):
+        # a fresh machine or a typo in --db/--data-dir: one line, not a page of warnings about nothing
+        print(f"status: {NOTHING_HERE} ({report['database']['missing']}; check --data-dir / --db)", file=sys.stderr)
     else:
         print(render(report))
     return 0 if "error" not in report["database"] else 1
+
+
+def _failed(db_url: str, as_json: bool) -> int:
+    """``status --failed``: every track in state failed, by path, with its reason code and message."""
+    from trackprint.persister.queries import iter_failed
+
+    try:
+        count = 0
+        for row in iter_failed(db_url):
+            count += 1
+            if as_json:
+                print(json.dumps(row, ensure_ascii=False, default=str))
+            else:
+                print(f"{row['code']}\t{row['path']}\t{row['message'] or ''}")
+    except Exception as exc:
+        problem = unreadable(exc, db_url)
+        if problem is None:
+            raise
+        print(f"status: {problem}", file=sys.stderr)
+        return 1
+    if not as_json:
+        print(f"status: {count} failing path{'s' if count != 1 else ''}", file=sys.stderr)
+    return 0
 
 
 def render(report: dict[str, Any]) -> str:

@@ -14,14 +14,16 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from trackprint import binaries
 from trackprint.embedded import EmbeddedRun, StartError
-from trackprint.progress import format_progress, progress_snapshot
+from trackprint.progress import RunConsole
 
-PROGRESS_EVERY_S = 5.0
+PROGRESS_EVERY_S = 2.0  # how often the console reads the run; it prints only what changed
+IDLE_STOP_S = 10.0  # --exit-when-idle: this long with nothing waiting anywhere
 
 
 def register(subparsers) -> None:
@@ -40,7 +42,20 @@ def register(subparsers) -> None:
 
 
 def say(message: str) -> None:
-    print(message, flush=True)
+    try:
+        print(message, flush=True)
+    except BrokenPipeError:  # `up | head`: the reader is gone; stop cleanly, no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def not_writable(data_dir: Path) -> str | None:
+    """Why ``data_dir`` cannot be used (None: it can): it or its nearest existing parent is read-only, ..."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=data_dir).close()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def banner(message: str) -> None:
@@ -55,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"up: not a directory: {', '.join(missing)}", file=sys.stderr)
         return 2
     data_dir = Path(args.data_dir).expanduser() if args.data_dir else binaries.data_dir_default()
+    problem = not_writable(data_dir)
+    if problem:
+        print(f"up: the data directory {data_dir} is not writable ({problem}); give a writable one with --data-dir",
+              file=sys.stderr)
+        return 2
     if args.log_format:  # the children log the same way
         os.environ["TRACKPRINT_LOG_FORMAT"] = args.log_format
     run_ = EmbeddedRun(libraries=libraries, data_dir=data_dir,
@@ -75,24 +95,29 @@ def run(args: argparse.Namespace) -> int:
             print(f"up: {exc}", file=sys.stderr)
             return 1
         _announce(run_)
+        console = RunConsole(run_.db_url, run_.data_dir, run_.state.get("nats_url"),
+                             rust_available=bool(run_.state.get("rust_available")))
         last_progress = 0.0
         idle_since = None
-        while not stop_requested:
-            for note in run_.supervisor.check():
-                say(f"supervisor: {note}")
-            now = time.monotonic()
-            if now - last_progress >= PROGRESS_EVERY_S:
-                last_progress = now
-                snapshot = progress_snapshot(run_.db_url, run_.state.get("nats_monitor_url"))
-                say(format_progress(snapshot, run_.state))
-                if args.exit_when_idle:
-                    # both consumers drained (nothing pending or unacked) and something was discovered
-                    idle = snapshot.get("lag") == 0 and snapshot.get("events", 0) > 0
-                    idle_since = (idle_since or now) if idle else None
-                    if idle_since and now - idle_since >= 2 * PROGRESS_EVERY_S:
-                        say("trackprint up: everything discovered is persisted; stopping (--exit-when-idle)")
-                        break
-            time.sleep(0.5)
+        try:
+            while not stop_requested:
+                for note in run_.supervisor.check():  # restarts, as they happen
+                    console.note(f"supervisor: {note}")
+                now = time.monotonic()
+                if now - last_progress >= PROGRESS_EVERY_S:
+                    last_progress = now
+                    snap = console.tick()
+                    if args.exit_when_idle:
+                        # both consumers drained (nothing pending or unacked) and something was discovered
+                        idle = snap.lag == 0 and snap.events > 0
+                        idle_since = (idle_since or now) if idle else None
+                        if idle_since and now - idle_since >= IDLE_STOP_S:
+                            console.close()
+                            say("trackprint up: everything discovered is persisted; stopping (--exit-when-idle)")
+                            break
+                time.sleep(0.5)
+        finally:
+            console.close()
     finally:
         say("trackprint up: stopping (watcher, analyzers, persister, servers)...")
         run_.stop()
