@@ -336,7 +336,8 @@ class AnalyzerWorker(Service):
         while queued or being analysed never stays pending, nor failed at a valid path.
         """
         if event.kind == "removed":
-            return [TrackRemoved(path=event.path, source_seq=seq, observed_at=event.observed_at)]
+            return [TrackRemoved(path=event.path, source_seq=seq, observed_at=event.observed_at,
+                                 reason="excluded" if event.reason == "excluded" else "gone")]
         if event.kind == "moved":
             moved = TrackMoved(old_path=event.old_path or "", path=event.path, size=event.size,
                                mtime_ns=event.mtime_ns, inode=event.inode, source_seq=seq,
@@ -357,6 +358,10 @@ class AnalyzerWorker(Service):
         refusal = self.config.library.refusal(path)
         if refusal:  # checked before anything touches the file, whoever published the event
             return self._failure(event, seq, attempts, ErrorCode.OUTSIDE_LIBRARY, refusal, "open", None)
+        excluded = self.config.library.excluded(path)
+        if excluded:  # never analysed; whatever the row holds is tombstoned, as the watcher would
+            log.info("%s: excluded (%s): tombstoned, not analysed", event.path, excluded)
+            return TrackRemoved(path=event.path, source_seq=seq, observed_at=event.observed_at, reason="excluded")
         try:
             st = os.stat(path)
         except FileNotFoundError:

@@ -3,7 +3,8 @@
 - ``tracks``: one row per path ever seen. ``state`` is ``active`` (has a
   fingerprint), ``pending`` (known, no fingerprint yet), ``failed`` (the latest
   analysis failed and there is no fingerprint) or ``deleted`` (a tombstone:
-  rows are never hard-deleted). ``last_source_seq`` is the events-stream
+  rows are never hard-deleted; ``deleted_reason`` says why: ``gone``, ``excluded``
+  by the settings, or ``moved``). ``last_source_seq`` is the events-stream
   sequence of the latest message applied: messages with a smaller sequence
   change nothing (last-write-wins).
 - ``track_fingerprints``: one row per track, the 25 dimensions as NOT NULL
@@ -72,6 +73,7 @@ class Track(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_reason: Mapped[str | None] = mapped_column(String(16))  # gone | excluded | moved (tombstones only)
 
     __table_args__ = (
         CheckConstraint("state IN ('active', 'pending', 'failed', 'deleted')", name="state"),

@@ -15,7 +15,8 @@ sequence, ``message.source_seq``; the results-stream sequence when that is 0):
 - ``AnalysisFailure``: one ``analysis_failures`` row per (path, code,
   source_seq) (insert ... on conflict do nothing); the track becomes
   ``failed`` only when it has no fingerprint; a fingerprint is never deleted;
-- ``TrackRemoved``: tombstone (state ``deleted``, ``deleted_at``); the
+- ``TrackRemoved``: tombstone (state ``deleted``, ``deleted_at``,
+  ``deleted_reason`` from the message: ``gone`` or ``excluded``); the
   fingerprint row stays; a later, newer add revives the row. An unknown path
   gets a tombstone row too, so a late older result cannot resurrect it;
 - ``TrackMoved``: the row (and its fingerprint) moves to the new path and a
@@ -338,7 +339,7 @@ class Store:
             return Outcome("fingerprint", m.path, "stale", seq, f"newer event {row.last_source_seq} already applied")
         track_values = dict(
             size=m.size, mtime_ns=m.mtime_ns, inode=m.inode, content_id=m.content_id, state="active",
-            last_source_seq=seq, last_failure_code=None, updated_at=now, deleted_at=None,
+            last_source_seq=seq, last_failure_code=None, updated_at=now, deleted_at=None, deleted_reason=None,
         )
         if row is None:
             track_id = self._insert_track(conn, now, path=m.path, **track_values)
@@ -371,7 +372,8 @@ class Store:
         has_fp = self._fingerprint(conn, row.id) is not None
         state = "active" if (has_fp and row.state == "active") else "failed"
         self._update_track(
-            conn, row.id, state=state, last_source_seq=seq, last_failure_code=code, updated_at=now, deleted_at=None
+            conn, row.id, state=state, last_source_seq=seq, last_failure_code=code, updated_at=now, deleted_at=None,
+            deleted_reason=None,
         )
         return row.id, True
 
@@ -405,20 +407,22 @@ class Store:
         row = self._track(conn, m.path)
         if row is not None and seq < row.last_source_seq:
             return Outcome("removed", m.path, "stale", seq, f"newer event {row.last_source_seq} already applied")
-        self._tombstone(conn, row, m.path, seq, now, observed=_utc(m.observed_at))
-        return Outcome("removed", m.path, "applied", seq, "tombstone")
+        self._tombstone(conn, row, m.path, seq, now, observed=_utc(m.observed_at), reason=m.reason)
+        return Outcome("removed", m.path, "applied", seq, f"tombstone ({m.reason})")
 
     def _tombstone(self, conn: Connection, row, path: str, seq: int, now: datetime,
-                   observed: datetime | None = None) -> None:
+                   observed: datetime | None = None, reason: str = "moved") -> None:
         # deleted_at is when the watcher saw the file go (from the message), so a replay
         # writes the same tombstone as the original run.
         deleted_at = observed or now
         if row is None:
-            self._insert_track(conn, now, path=path, state="deleted", last_source_seq=seq, deleted_at=deleted_at)
+            self._insert_track(conn, now, path=path, state="deleted", last_source_seq=seq, deleted_at=deleted_at,
+                               deleted_reason=reason)
         else:
             self._update_track(
                 conn, row.id, state="deleted", last_source_seq=seq, updated_at=now,
                 deleted_at=row.deleted_at if row.state == "deleted" and row.deleted_at else deleted_at,
+                deleted_reason=reason,
             )
 
     def _apply_moved(self, conn: Connection, m: TrackMoved, seq: int, now: datetime) -> Outcome:
@@ -437,7 +441,8 @@ class Store:
             if new is None:
                 # Move the row itself (id and fingerprint follow), leave a tombstone at the old path.
                 self._update_track(
-                    conn, old.id, path=m.path, last_source_seq=seq, updated_at=now, deleted_at=None, **file_values
+                    conn, old.id, path=m.path, last_source_seq=seq, updated_at=now, deleted_at=None, deleted_reason=None,
+                    **file_values,
                 )
                 self._tombstone(conn, None, m.old_path, seq, now, observed=_utc(m.observed_at))
                 return Outcome("moved", m.path, "applied", seq, f"from {m.old_path}")
@@ -450,6 +455,7 @@ class Store:
                 conn, new.id, state="active" if fp is not None else ("failed" if old.state == "failed" else "pending"),
                 content_id=old.content_id, size=old.size, mtime_ns=old.mtime_ns, inode=old.inode,
                 last_failure_code=old.last_failure_code, last_source_seq=seq, updated_at=now, deleted_at=None,
+                deleted_reason=None,
             )
             if file_values:
                 self._update_track(conn, new.id, **file_values)
@@ -465,6 +471,7 @@ class Store:
         else:
             state = "pending" if new.state == "deleted" else new.state
             self._update_track(
-                conn, new.id, state=state, last_source_seq=seq, updated_at=now, deleted_at=None, **file_values
+                conn, new.id, state=state, last_source_seq=seq, updated_at=now, deleted_at=None, deleted_reason=None,
+                **file_values,
             )
         return Outcome("moved", m.path, "applied", seq, f"from unknown {m.old_path}: pending")

@@ -1,11 +1,16 @@
-"""Where things are: resolving ``--db`` / ``--nats`` / ``--data-dir`` the same way in every command."""
+"""Where things are: resolving ``--db`` / ``--nats`` / ``--data-dir`` the same way in every command.
+
+Each is the flag, else the setting from the environment or the settings file
+(:mod:`trackprint.settings`), else what ``trackprint up`` recorded in the data
+directory's run.json, else the default.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from trackprint import binaries
+from trackprint import binaries, settings
 
 
 def add_location_arguments(parser, *, nats: bool = False) -> None:
@@ -16,8 +21,8 @@ def add_location_arguments(parser, *, nats: bool = False) -> None:
 
 
 def data_dir(given: str | None) -> Path:
-    """``--data-dir``, else the per-user default."""
-    return Path(given).expanduser() if given else binaries.data_dir_default()
+    """``--data-dir``, else the ``data_dir`` setting (its default: the per-user data folder)."""
+    return Path(given).expanduser() if given else Path(settings.current().data_dir)
 
 
 def run_state(given: str | None) -> dict:
@@ -28,16 +33,38 @@ def run_state(given: str | None) -> dict:
         return {}
 
 
-def resolve_db(args) -> str:
+def db_with_source(args) -> tuple[str, str]:
+    """The database URL and where it came from (flag, env, file, run.json, default)."""
     if getattr(args, "db", None):
-        return args.db
+        return args.db, "flag --db"
+    current = settings.current()
+    if current.database:
+        return current.database, current.source("database")
     state = run_state(getattr(args, "data_dir", None))
+    if state.get("db"):  # the data directory's own SQLite, named relative to it
+        return f"sqlite:///{data_dir(getattr(args, 'data_dir', None)) / state['db']}", \
+            f"run.json of {data_dir(getattr(args, 'data_dir', None))}"
     if state.get("db_url"):
-        return state["db_url"]
-    return f"sqlite:///{data_dir(getattr(args, 'data_dir', None)) / 'trackprint.db'}"
+        return state["db_url"], f"run.json of {data_dir(getattr(args, 'data_dir', None))}"
+    return f"sqlite:///{data_dir(getattr(args, 'data_dir', None)) / 'trackprint.db'}", "default (data_dir)"
+
+
+def resolve_db(args) -> str:
+    return db_with_source(args)[0]
+
+
+def nats_with_source(args) -> tuple[str | None, str]:
+    """The NATS URL(s) and where they came from (None: nothing known)."""
+    if getattr(args, "nats", None):
+        return args.nats, "flag --nats"
+    current = settings.current()
+    if current.nats:
+        return current.nats, current.source("nats")
+    url = run_state(getattr(args, "data_dir", None)).get("nats_url")
+    if url:
+        return url, f"run.json of {data_dir(getattr(args, 'data_dir', None))}"
+    return None, "default (the embedded nats-server of `trackprint up`)"
 
 
 def resolve_nats(args) -> str | None:
-    if getattr(args, "nats", None):
-        return args.nats
-    return run_state(getattr(args, "data_dir", None)).get("nats_url")
+    return nats_with_source(args)[0]

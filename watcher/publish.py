@@ -8,6 +8,11 @@
   destination usually shows up a moment after its source disappears, and it
   must get the chance to claim the inode first (one ``moved``, not
   ``removed`` + ``added``). Never for an offline root.
+- A known file that the library now excludes (quiescence's ``excluded``) is
+  ``removed`` with reason ``excluded`` at once (the file is there: no delay,
+  no mass-deletion hold, it was a person's decision); should it be included
+  again within the stream's duplicate window, its ``added`` carries reason
+  ``included`` so that it is not taken for the first ``added``.
 - The state (what was last published) changes only after the PubAck, so a
   failed publish leaves everything as it was and is retried on the next tick;
   a repeated publish is deduplicated by the stream (``FileEvent.msg_id``).
@@ -31,6 +36,7 @@ log = logging.getLogger("trackprint.watcher")
 
 MASS_DELETION_MIN = 10  # fewer removals at once are never held
 MASS_DELETION_SHARE = 0.5  # more than this share of a root's known files gone at once is held
+RECENTLY_EXCLUDED_S = 600.0  # longer than the events stream's duplicate window
 
 
 def missing_mount(path: str, dev: int, root: str) -> str | None:
@@ -62,6 +68,8 @@ class EventPublisher:
         self.missing_mounts: dict[str, str] = {}  # directory -> why its files count as unmounted, not deleted
         self.held_deletions: dict[str, dict] = {}  # root -> removals waiting for a person's confirmation
         self.held_since: dict[str, float] = {}
+        self.recently_excluded: dict[str, float] = {}  # path -> when its excluded removal was published
+        self.excluded = 0  # removals published because the library excludes the file
 
     async def publish_quiet_files(self, now: float) -> None:
         for quiet in self.quiescence.quiet_files(now):
@@ -72,19 +80,23 @@ class EventPublisher:
         """added / changed / moved for one quiet file; False when the publish failed (retry next tick)."""
         old = self.state.get(path)
         old_path = None
+        reason = None
         if old is None:
             candidate = self.state.path_for_inode(st.st_dev, st.st_ino)
             if candidate and candidate != path and not os.path.lexists(candidate) and \
                     self.state.get(candidate).size == st.st_size:
                 old_path = candidate
             kind = "moved" if old_path else "added"
+            excluded_at = self.recently_excluded.pop(path, None)
+            if kind == "added" and excluded_at is not None and time.time() - excluded_at < RECENTLY_EXCLUDED_S:
+                reason = "included"
         elif (old.size, old.mtime_ns, old.inode) == (st.st_size, st.st_mtime_ns, st.st_ino):
             return True  # nothing new
         else:
             kind = "changed"
         event = FileEvent(kind=kind, path=to_text(path), root=to_text(root), size=st.st_size,
                           mtime_ns=st.st_mtime_ns, inode=st.st_ino, old_path=to_text(old_path) if old_path else None,
-                          origin=origin)
+                          origin=origin, reason=reason)
         if not await self._publish(event, "quiescent" if kind != "moved" else f"same inode as {old_path}"):
             return False
         if old_path:
@@ -92,6 +104,30 @@ class EventPublisher:
             self.quiescence.gone.pop(old_path, None)  # claimed by the move: no removal for it
         self.state.put(Entry(path, root, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, kind))
         return True
+
+    async def publish_exclusions(self, now: float) -> None:
+        """``removed`` (reason ``excluded``) for each known file the library now excludes."""
+        excluded = self.quiescence.excluded
+        for path in list(excluded):
+            why, origin = excluded[path]
+            root = self.roots.root_of(path)
+            old = self.state.get(path)
+            if old is None or root is None:
+                del excluded[path]
+                continue
+            if root in self.roots.offline:
+                continue
+            event = FileEvent(kind="removed", path=to_text(path), root=to_text(root), size=old.size,
+                              mtime_ns=old.mtime_ns, inode=old.inode, origin=origin, reason="excluded")
+            if await self._publish(event, f"excluded: {why}"):
+                self.state.delete(path)
+                self.quiescence.gone.pop(path, None)
+                del excluded[path]
+                self.recently_excluded[path] = time.time()
+                self.excluded += 1
+        if self.recently_excluded:
+            self.recently_excluded = {p: t for p, t in self.recently_excluded.items()
+                                      if time.time() - t < RECENTLY_EXCLUDED_S}
 
     async def publish_due_removals(self, now: float) -> None:
         """``removed`` for each path gone for longer than the removal delay, unless the absence means

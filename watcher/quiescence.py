@@ -8,6 +8,11 @@ and mtime have not changed for ``--quiet-s``: a file being copied is published
 once, when complete. A file whose mtime is already older than that counts as
 quiet since its mtime, so a start-up scan does not wait for nothing.
 Paths under an offline root are left alone until it is back.
+
+An existing file that the library excludes (``Library.excluded``) never
+waits: unknown, it is dropped; published before (the settings changed, a
+marker file appeared), it becomes *excluded*, and the publish phase removes
+it with reason ``excluded``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import stat as statmod
 from dataclasses import dataclass
 from typing import Iterator
 
+from trackprint.paths import Library
 from trackprint.watcher.roots import LibraryRoots
 from trackprint.watcher.state import WatcherState
 
@@ -43,10 +49,12 @@ class QuietFile:
 
 
 class Quiescence:
-    def __init__(self, roots: LibraryRoots, state: WatcherState, quiet_s: float):
+    def __init__(self, roots: LibraryRoots, state: WatcherState, quiet_s: float, library: Library | None = None):
         self.roots = roots
         self.state = state
         self.quiet_s = quiet_s
+        self.library = library
+        self.excluded: dict[str, tuple[str, str]] = {}  # known path -> (why it is excluded, origin)
         self.dirty: dict[str, str] = {}  # path -> origin
         self.waiting: dict[str, WaitingFile] = {}
         self.gone: dict[str, tuple[float, str]] = {}  # path -> (first seen gone, origin)
@@ -75,6 +83,8 @@ class Quiescence:
             if not statmod.S_ISREG(st.st_mode):
                 continue
             self.gone.pop(path, None)
+            if self.exclude(path, origin):
+                continue
             if path not in self.waiting:
                 self.waiting[path] = WaitingFile(origin, st.st_size, st.st_mtime_ns, min(now, st.st_mtime_ns / 1e9))
 
@@ -103,7 +113,22 @@ class Quiescence:
                 continue
             if now - w.last_change < self.quiet_s:
                 continue
+            if self.exclude(path, w.origin):  # excluded while it waited (a marker file, say)
+                continue
             yield QuietFile(path, root, st, w.origin)
+
+    def exclude(self, path: str, origin: str) -> bool:
+        """True when the library excludes ``path``: it waits no more, and a known one is queued as excluded."""
+        reason = self.library.excluded(path) if self.library is not None else None
+        if reason is None:
+            self.excluded.pop(path, None)
+            return False
+        self.waiting.pop(path, None)
+        if self.state.get(path) is not None:
+            self.excluded.setdefault(path, (reason, origin))
+        else:
+            log.debug("%s: excluded (%s): nothing to publish", path, reason)
+        return True
 
     def done(self, path: str) -> None:
         """The quiet file is published (or had nothing new): it waits no more."""

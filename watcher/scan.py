@@ -6,6 +6,11 @@ what changed while the watcher was down; the reconcile (every
 ``--reconcile-s``) catches whatever the live watch missed. A directory that
 cannot be listed keeps its files as they were: a permission problem must not
 read as a deletion.
+
+Excluded names and folders (``trackprint.paths.Library.excluded``: hidden,
+trash, NAS thumbnails, the user's globs, a folder holding the marker file)
+are not walked into; a known file found excluded is marked dirty like a
+vanished one, and quiescence turns it into an ``excluded`` removal.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
+from trackprint.paths import Library
 from trackprint.watcher.roots import LibraryRoots
 from trackprint.watcher.state import WatcherState
 
@@ -40,15 +46,20 @@ class AudioTree:
     files: dict[str, os.stat_result] = field(default_factory=dict)
     unreadable: set[str] = field(default_factory=set)
     directories: int = 0
+    excluded: int = 0  # names and folders left out (not walked into)
 
     def covers_unreadable(self, path: str) -> bool:
         """Whether ``path`` is, or is below, something the walk could not read (so its absence means nothing)."""
         return any(path == u or path.startswith(u + os.sep) for u in self.unreadable)
 
 
-def walk_audio_files(root: str, is_audio: Callable[[str], bool]) -> AudioTree:
-    """Every audio file under ``root`` (symlinks not followed); raises RootUnlistable when the root fails."""
+def walk_audio_files(root: str, is_audio: Callable[[str], bool], library: Library | None = None,
+                     library_root: str | None = None) -> AudioTree:
+    """Every audio file under ``root`` (symlinks not followed) that ``library`` does not exclude, without
+    entering excluded folders; raises RootUnlistable when ``root`` itself fails. ``library_root``: the
+    library root ``root`` lies in (itself by default), for globs relative to it."""
     tree = AudioTree()
+    library_root = library_root or root
     stack = [root]
     while stack:
         d = stack.pop()
@@ -62,7 +73,14 @@ def walk_audio_files(root: str, is_audio: Callable[[str], bool]) -> AudioTree:
             log.warning("%s: scan: cannot list directory: %s; its files are left as they were", d, exc)
             tree.unreadable.add(d)
             continue
+        if library is not None and library.marker and any(e.name == library.marker for e in entries):
+            log.debug("%s: scan: excluded (holds the marker file %s)", d, library.marker)
+            tree.excluded += 1
+            continue
         for e in entries:
+            if library is not None and library.excluded_entry(e.path, library_root):
+                tree.excluded += 1
+                continue
             try:
                 if e.is_dir(follow_symlinks=False):
                     stack.append(e.path)
@@ -78,11 +96,12 @@ class LibraryScan:
     """Walks online roots and marks what differs from the state dirty."""
 
     def __init__(self, roots: LibraryRoots, state: WatcherState, is_audio: Callable[[str], bool],
-                 mark_dirty: MarkDirty):
+                 mark_dirty: MarkDirty, library: Library | None = None):
         self.roots = roots
         self.state = state
         self.is_audio = is_audio
         self.mark_dirty = mark_dirty
+        self.library = library
 
     def scan_root(self, root: str, origin: str) -> int:
         """Mark the differences under one root dirty (origin "scan" or "reconcile"); the directories walked."""
@@ -91,7 +110,7 @@ class LibraryScan:
             self.roots.mark_offline(root, reason, origin)
             return 0
         try:
-            tree = walk_audio_files(root, self.is_audio)
+            tree = walk_audio_files(root, self.is_audio, self.library)
         except RootUnlistable as exc:
             self.roots.mark_offline(root, str(exc), origin)
             return 0
@@ -103,10 +122,11 @@ class LibraryScan:
                 marked += 1
         for e in self.state.under(root):
             if e.path not in tree.files and not tree.covers_unreadable(e.path):
-                self.mark_dirty(e.path, origin)  # gone from the disk: quiescence decides whether it is removed
+                # gone from the disk, or excluded now: quiescence decides whether it is removed, and why
+                self.mark_dirty(e.path, origin)
                 marked += 1
-        log.info("%s: %s: %d audio files in %d directories, %d to look at", root, origin, len(tree.files),
-                 tree.directories, marked)
+        log.info("%s: %s: %d audio files in %d directories (%d names excluded), %d to look at", root, origin,
+                 len(tree.files), tree.directories, tree.excluded, marked)
         return tree.directories
 
     def scan_all(self, origin: str) -> int:

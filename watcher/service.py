@@ -22,6 +22,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+from trackprint.paths import Library, library_from_env
 from trackprint.service import Service
 from trackprint.watcher.health import HealthReporter
 from trackprint.watcher.publish import EventPublisher
@@ -44,6 +45,7 @@ class WatcherConfig:
     reconcile_s: float = 300.0
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
     state_path: str = field(default_factory=default_state_path)
+    library: Library | None = None  # the excludes; None: from the settings (trackprint.settings), for these roots
 
 
 class Watcher(Service):
@@ -58,10 +60,15 @@ class Watcher(Service):
         self.state = WatcherState(config.state_path)
         self.is_audio = audio_name_test(config.extensions)
         self.roots = LibraryRoots(config.roots, self.state)
-        self.quiescence = Quiescence(self.roots, self.state, config.quiet_s)
-        self.scan = LibraryScan(self.roots, self.state, self.is_audio, self.quiescence.mark_dirty)
+        self.library = config.library or library_from_env(self.roots.paths)
+        if not config.poll:
+            from trackprint import settings
+
+            config.poll = bool(settings.current().poll)  # --poll, or poll = true in the settings
+        self.quiescence = Quiescence(self.roots, self.state, config.quiet_s, self.library)
+        self.scan = LibraryScan(self.roots, self.state, self.is_audio, self.quiescence.mark_dirty, self.library)
         self.live_watch = LiveWatch(self.roots, self.state, self.is_audio, self.quiescence.mark_dirty,
-                                    poll=config.poll, reconcile_s=config.reconcile_s)
+                                    poll=config.poll, reconcile_s=config.reconcile_s, library=self.library)
         self.inotify: dict = {}  # the inotify limit check's outcome, for the health report
         self.publisher: EventPublisher | None = None  # with the bus, in setup
         self.health_reporter: HealthReporter | None = None
@@ -89,7 +96,8 @@ class Watcher(Service):
         published = self.publisher.published_by_kind if self.publisher else {}
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(published.items()))
         return (f"published {sum(published.values())}{f' ({kinds})' if kinds else ''}, "
-                f"{len(self.quiescence.waiting)} waiting for quiescence, {len(self.roots.offline)} roots offline")
+                f"{len(self.quiescence.waiting)} waiting for quiescence, {len(self.roots.offline)} roots offline, "
+                f"{self.publisher.excluded if self.publisher else 0} removed as excluded")
 
     async def teardown(self) -> None:
         await self.live_watch.stop()
@@ -122,6 +130,7 @@ class Watcher(Service):
         now = time.time()
         self.quiescence.sort_dirty(now)
         await self.publisher.publish_quiet_files(now)
+        await self.publisher.publish_exclusions(now)
         await self.publisher.publish_due_removals(now)
         self.publisher.commit()
         await self.health_reporter.report_if_due(now, self.health(), offline_roots=len(self.roots.offline))

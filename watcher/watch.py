@@ -8,6 +8,11 @@ watchdog's ``Observer`` uses inotify; ``--poll`` uses ``PollingObserver`` for
 network shares, which send no change events. inotify needs one watch per
 directory: when ``max_user_watches`` is below the library's directory count,
 changes are silently missed, so that is checked and said loudly at start.
+
+Excluded paths (``Library.excluded``) mark nothing but the files already
+published under them (which are then removed as ``excluded``); a directory
+moved in is walked without entering excluded folders; a marker file that
+appears or goes marks its folder's files, so they leave or come back.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import logging
 import os
 from typing import Callable
 
+from trackprint.paths import Library
 from trackprint.watcher.roots import LibraryRoots
-from trackprint.watcher.scan import MarkDirty
+from trackprint.watcher.scan import MarkDirty, RootUnlistable, walk_audio_files
 from trackprint.watcher.state import WatcherState
 
 log = logging.getLogger("trackprint.watcher")
@@ -46,7 +52,8 @@ class LiveWatch:
     """One recursive watch per online root; each filesystem event marks paths dirty on the event loop."""
 
     def __init__(self, roots: LibraryRoots, state: WatcherState, is_audio: Callable[[str], bool],
-                 mark_dirty: MarkDirty, *, poll: bool, reconcile_s: float):
+                 mark_dirty: MarkDirty, *, poll: bool, reconcile_s: float, library: Library | None = None):
+        self.library = library
         self.roots = roots
         self.state = state
         self.is_audio = is_audio
@@ -122,14 +129,25 @@ class LiveWatch:
             return
         if path == root:
             return  # the root itself: the roots phase decides whether it is online
+        library = self.library
+        if library is not None and library.marker and os.path.basename(path) == library.marker and not is_dir:
+            path, is_dir = os.path.dirname(path), True  # a marker came or went: its whole folder leaves or returns
+        if library is not None and library.excluded(path):
+            for e in [self.state.get(path), *self.state.under(path)]:  # published before: removed as excluded
+                if e is not None:
+                    self.mark_dirty(e.path, "watch")
+            return
         if is_dir or os.path.isdir(path):
             for e in self.state.under(path):  # a directory moved away or deleted: its known files
                 self.mark_dirty(e.path, "watch")
             if os.path.isdir(path):  # a directory moved in: its files (no events come for them)
-                for dirpath, _dirs, names in os.walk(path):
-                    for n in names:
-                        if self.is_audio(n):
-                            self.mark_dirty(os.path.join(dirpath, n), "watch")
+                try:
+                    tree = walk_audio_files(path, self.is_audio, library, root)
+                except RootUnlistable as exc:
+                    log.warning("%s: watch: %s; the reconcile will look again", path, exc)
+                    return
+                for p in tree.files:
+                    self.mark_dirty(p, "watch")
             return
         if self.is_audio(path):
             self.mark_dirty(path, "watch")
