@@ -41,20 +41,39 @@ def nats_server_binary() -> str | None:
 
 
 RUST_SERVER = "trackprint-server"
-RUST_BUILD_HINT = ("build it with scripts/setup.sh (or `cargo build --release` in rust-server/), "
+RUST_BUILD_HINT = ("install trackprint again with cargo on PATH (the wheel built by `pip install .` "
+                   "carries it), build it with scripts/setup.sh (or `cargo build --release` in rust-server/), "
                    "or set TRACKPRINT_SERVER_BIN")
+
+
+def _installed_with_trackprint(name: str) -> list[Path]:
+    """The file ``name`` that the installed trackprint distribution put down (its RECORD: the wheel
+    installs ``trackprint-server`` into the environment's scripts folder)."""
+    try:
+        from importlib.metadata import distribution
+
+        dist = distribution("trackprint")
+        return [Path(dist.locate_file(f)).resolve() for f in dist.files or () if f.name == name]
+    except Exception:
+        return []
 
 
 def rust_server_candidates() -> list[Path]:
     """Where ``trackprint-server`` is looked for, in order: $TRACKPRINT_SERVER_BIN (a file or a folder),
-    else the virtual environment, PATH, and the crate's release build."""
+    else the one installed with this trackprint (the wheel's scripts, also for ``pip install --user``
+    and pipx), the environment's scripts folder, PATH, and the crate's release build."""
     override = os.environ.get("TRACKPRINT_SERVER_BIN")
     if override:
         path = Path(override)
         return [path / RUST_SERVER if path.is_dir() else path]
     on_path = shutil.which(RUST_SERVER)
     repo_build = Path(__file__).resolve().parent.parent / "rust-server" / "target" / "release" / RUST_SERVER
-    return [*_candidates(RUST_SERVER), *([Path(on_path)] if on_path else []), repo_build]
+    found: list[Path] = []
+    for path in [*_installed_with_trackprint(RUST_SERVER), *_candidates(RUST_SERVER),
+                 *([Path(on_path)] if on_path else []), repo_build]:
+        if path not in found:
+            found.append(path)
+    return found
 
 
 def rust_server_binary() -> str | None:
