@@ -7,7 +7,7 @@ LIBRARY ?= $(HOME)/Music
 CORPUS ?= corpus
 PYTEST_ARGS ?=
 
-.PHONY: help setup test up bench corpus clean
+.PHONY: help setup setup-run test up bench corpus clean
 
 help:
 	@echo "make up LIBRARY=DIR   set everything up, then fingerprint DIR and keep it in sync (embedded default)"
@@ -15,23 +15,36 @@ help:
 	@echo "make bench [CORPUS=DIR]  benchmark the engines on real music (make corpus builds one)"
 	@echo "make corpus           build a real-music corpus from Debian's game-music packages"
 
-setup: $(VENV)/.installed
+# Two installs into the same venv: `run` (what running needs: `make up`, `make bench`)
+# and `test` (that plus the test and export extras: `make test`). The test install is a
+# superset, so it satisfies the run stamp too. The Rust sources are prerequisites: the
+# server in $(VENV)/bin is a copy, rebuilt (incrementally) when they change.
+SETUP_DEPS := pyproject.toml scripts/setup.sh $(wildcard rust-server/Cargo.lock rust-server/Cargo.toml) \
+	$(shell find rust-server/src -name '*.rs' 2>/dev/null)
 
-$(VENV)/.installed: pyproject.toml scripts/setup.sh $(wildcard rust-server/Cargo.lock rust-server/Cargo.toml)
-	bash scripts/setup.sh $(VENV)
+setup: $(VENV)/.installed-test
+
+setup-run: $(VENV)/.installed-run
+
+$(VENV)/.installed-run: $(SETUP_DEPS)
+	bash scripts/setup.sh run $(VENV)
 	touch $@
+
+$(VENV)/.installed-test: $(SETUP_DEPS)
+	bash scripts/setup.sh test $(VENV)
+	touch $@ $(VENV)/.installed-run
 
 test: setup
 	bash scripts/test.sh $(PYTEST_ARGS)
 
-up: setup
+up: setup-run
 	$(VENV)/bin/trackprint up "$(LIBRARY)"
 
-bench: setup
+bench: setup-run
 	$(VENV)/bin/trackprint bench "$(CORPUS)"
 
 corpus:
 	bash scripts/build_corpus.sh "$(CORPUS)"
 
 clean:
-	rm -rf $(VENV) rust-server/target build *.egg-info
+	rm -rf $(VENV) rust-server/target build dist *.egg-info

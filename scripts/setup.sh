@@ -1,24 +1,59 @@
 #!/usr/bin/env bash
-# Creates the virtual environment and installs trackprint with everything it needs.
+# Creates the virtual environment and installs trackprint (editable, from this tree),
+# with the Rust analysis server in the venv's bin/.
+#
+#     scripts/setup.sh [run|test] [VENV]
+#
+# run:  what running needs (`make up`): the package and its dependencies.
+# test: that plus the test and export extras (pytest, librosa, pyarrow, ...) (`make test`).
 # Idempotent: run it again after pulling changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE=test
+case "${1:-}" in
+    run|test) MODE="$1"; shift ;;
+esac
 VENV="${1:-.venv}"
+case "$MODE" in
+    run) TARGET="." ;;
+    test) TARGET=".[test,export]" ;;
+esac
 
 if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating $VENV"
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e ".[test,export]"
 
-# The Rust analysis server (when the crate is present): built in release mode
-# and installed next to the Python entry points, so it is on the venv's PATH.
+# The Rust analysis server, built first and in the open: cargo prints a line per
+# crate (a first build takes minutes). `pip install` below builds it again through
+# setuptools-rust (pyproject.toml), which finds everything fresh in rust-server/target
+# and installs the binary into $VENV/bin. Without cargo the install still works and
+# trackprint falls back to the Python engine, loudly.
 if [ -f rust-server/Cargo.toml ]; then
     if ! command -v cargo >/dev/null 2>&1; then
         echo "setup: cargo not found; the Rust server will not be built (trackprint falls back to Python, loudly)" >&2
     else
-        (cd rust-server && cargo build --release --locked --quiet)
-        install -m 0755 rust-server/target/release/trackprint-server "$VENV/bin/trackprint-server"
+        echo "setup: building the Rust analysis server (first time: several minutes)"
+        (cd rust-server && cargo build --release --locked)
     fi
 fi
-echo "setup: done ($("$VENV/bin/trackprint" --version))"
+
+echo "setup: installing trackprint ($MODE: pip install -e \"$TARGET\")"
+# setuptools announces every editable install of a package-dir layout like ours
+# (watcher/ -> trackprint.watcher, ...) with an "Editable installation." notice, in
+# each of its modes, and pip shows the backend's warnings even with --quiet; that one
+# notice is information, not a fault, so it is filtered by its text (nothing else).
+PYTHONWARNINGS="ignore:Editable installation" \
+    "$VENV/bin/python" -m pip install --quiet -e "$TARGET"
+
+if [ -f rust-server/Cargo.toml ] && command -v cargo >/dev/null 2>&1 && [ ! -x "$VENV/bin/trackprint-server" ]; then
+    # setuptools-rust installs the binary for editable installs too; this is the fallback.
+    install -m 0755 rust-server/target/release/trackprint-server "$VENV/bin/trackprint-server"
+fi
+if [ -x "$VENV/bin/trackprint-server" ]; then
+    server="$("$VENV/bin/trackprint-server" --version) in $VENV/bin"
+else
+    server="not built: the Python engine will be used"
+fi
+echo "setup: done ($("$VENV/bin/trackprint" --version); $server)"
