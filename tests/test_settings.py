@@ -162,3 +162,10 @@ def test_a_bad_settings_file_stops_every_command_with_one_line(tmp_path):
         assert f"{path}: key 'analyzers': expected an integer" in out.stderr, (argv, out.stderr)
         assert len(out.stderr.strip().splitlines()) == 1, (argv, out.stderr)
     assert not (tmp_path / "d").exists()
+
+
+def test_the_readme_example_is_a_valid_settings_file(tmp_path):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("## Settings", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    s = settings.load(write(tmp_path, block), environ=clean_env(tmp_path))
+    assert s.excludes and s.get("ports.nats") == 4222

@@ -1,11 +1,12 @@
-"""``trackprint up LIBRARY... [--data-dir DIR] [--db URL] [--nats URL] [--analyzers N]``: the embedded default.
+"""``trackprint up [LIBRARY...] [--data-dir DIR] [--db URL] [--nats URL] [--analyzers N] [--poll]``: embedded.
 
 Starts, supervises and stops everything on one machine: an embedded
 nats-server (unless --nats is given), the Rust analysis server, the watcher,
 N analyzers and the persister (SQLite in the data directory unless --db is
 given). Prints progress every few seconds. Ctrl-C / SIGTERM stop it cleanly;
 running it again resumes where it stopped (the streams, the consumers and the
-watcher's state live in the data directory).
+watcher's state live in the data directory). Whatever is not given on the
+command line comes from the settings (``trackprint config`` shows them).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trackprint import binaries
+from trackprint import binaries, settings
 from trackprint.embedded import EmbeddedRun, StartError
 from trackprint.progress import RunConsole
 
@@ -28,11 +29,17 @@ IDLE_STOP_S = 10.0  # --exit-when-idle: this long with nothing waiting anywhere
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("up", help="run everything on this machine (embedded default)")
-    parser.add_argument("libraries", nargs="+", metavar="LIBRARY")
-    parser.add_argument("--data-dir", default=None, help=f"default: {binaries.data_dir_default()}")
-    parser.add_argument("--db", default=None, help="database URL (default: SQLite in the data directory)")
-    parser.add_argument("--nats", default=None, help="use this NATS instead of the embedded one")
-    parser.add_argument("--analyzers", type=int, default=os.cpu_count() or 1, help="analyzer processes (default: cores)")
+    parser.add_argument("libraries", nargs="*", metavar="LIBRARY", help="library roots (default: the library setting)")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"default: the data_dir setting, else {binaries.data_dir_default()}")
+    parser.add_argument("--db", default=None, help="database URL (default: the database setting, else SQLite in the "
+                                                   "data directory)")
+    parser.add_argument("--nats", default=None,
+                        help="use this NATS instead of the embedded one (default: the nats setting)")
+    parser.add_argument("--analyzers", type=int, default=None,
+                        help="analyzer processes (default: the analyzers setting, else cores)")
+    parser.add_argument("--poll", action="store_const", const=True, default=None,
+                        help="the watcher polls instead of inotify (network shares; default: the poll setting)")
     parser.add_argument("--no-rust", action="store_true", help="do not start the Rust server (Python engine only)")
     parser.add_argument("--metrics-port", type=int, default=0,
                         help="serve Prometheus metrics: persister on PORT, analyzers on PORT+1.., watcher after them")
@@ -64,12 +71,24 @@ def banner(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    libraries = [str(Path(p).expanduser().resolve()) for p in args.libraries]
+    try:
+        effective = settings.current().with_flags({
+            "library": (args.libraries or None, "LIBRARY"), "data_dir": (args.data_dir, "--data-dir"),
+            "database": (args.db, "--db"), "nats": (args.nats, "--nats"),
+            "analyzers": (args.analyzers, "--analyzers"), "poll": (args.poll, "--poll")})
+    except settings.SettingsError as exc:
+        print(f"up: {exc}", file=sys.stderr)
+        return 2
+    libraries = [str(Path(p).resolve()) for p in effective.library]
+    if not libraries:
+        print(f"up: no library: give LIBRARY, or set library in {effective.path} (see `trackprint config`)",
+              file=sys.stderr)
+        return 2
     missing = [p for p in libraries if not os.path.isdir(p)]
     if missing:
         print(f"up: not a directory: {', '.join(missing)}", file=sys.stderr)
         return 2
-    data_dir = Path(args.data_dir).expanduser() if args.data_dir else binaries.data_dir_default()
+    data_dir = Path(effective.data_dir)
     problem = not_writable(data_dir)
     if problem:
         print(f"up: the data directory {data_dir} is not writable ({problem}); give a writable one with --data-dir",
@@ -78,8 +97,10 @@ def run(args: argparse.Namespace) -> int:
     if args.log_format:  # the children log the same way
         os.environ["TRACKPRINT_LOG_FORMAT"] = args.log_format
     run_ = EmbeddedRun(libraries=libraries, data_dir=data_dir,
-                       db_url=args.db or f"sqlite:///{data_dir / 'trackprint.db'}", analyzers=args.analyzers,
-                       nats_url=args.nats, use_rust=not args.no_rust, metrics_port=args.metrics_port)
+                       db_url=effective.database or f"sqlite:///{data_dir / 'trackprint.db'}",
+                       analyzers=effective.analyzers, nats_url=effective.nats, use_rust=not args.no_rust,
+                       metrics_port=args.metrics_port, poll=effective.poll, nats_port=effective.get("ports.nats"),
+                       server_port=effective.get("ports.server"))
     stop_requested = False
 
     def request_stop(signum, frame):  # noqa: ARG001
@@ -95,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"up: {exc}", file=sys.stderr)
             return 1
         _announce(run_)
+        if effective.found:
+            say(f"settings: {effective.path} (`trackprint config` shows every value and its source)")
         console = RunConsole(run_.db_url, run_.data_dir, run_.state.get("nats_url"),
                              rust_available=bool(run_.state.get("rust_available")))
         last_progress = 0.0
