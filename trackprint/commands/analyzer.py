@@ -7,6 +7,7 @@ results; start as many as you like on any host (see analyzer/README.md, "Worker"
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -34,7 +35,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trackprint.analyzer.worker import AnalyzerWorker, WorkerConfig
-    from trackprint.paths import Library, library_from_env
+    from trackprint.paths import library_from_env
     from trackprint.service import run_service
 
     library = library_from_env(args.library)
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     if args.allow_symlinks_outside:
-        library = Library(library.roots, allow_symlinks_outside=True)
+        library = dataclasses.replace(library, allow_symlinks_outside=True)  # the excludes stay
     config = WorkerConfig(nats=args.nats, server=args.server, use_rust=not args.no_rust, library=library,
                           concurrency=max(1, args.concurrency), analysis_timeout_s=args.analysis_timeout_s,
                           nak_delay_s=args.nak_delay_s, breaker_threshold=args.breaker_threshold,
