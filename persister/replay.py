@@ -47,6 +47,7 @@ async def replay_results(servers: str, db_url: str, *, batch_size: int = 200,
     await asyncio.to_thread(service.store.migrate)
     nc = await bus.connect(servers, "trackprint-replay")
     js = nc.jetstream()
+    service.js = js  # the source-event checks read the events stream
     info = await js.stream_info(bus.RESULTS_STREAM)
     total = info.state.messages
     say(f"replay: {total} result messages (up to sequence {info.state.last_seq}) from {servers} "

@@ -34,8 +34,10 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 
 from trackprint import bus
+from trackprint.contracts import decode_result
 from trackprint.paths import Library
 from trackprint.persister.db import redact
+from trackprint.persister.sources import EventSources
 from trackprint.persister.store import BatchSummary, Meta, Store
 from trackprint.service import Service
 
@@ -234,8 +236,14 @@ class PersisterService(Service):
 
     # -- one batch ------------------------------------------------------------------------
     async def process(self, msgs: list) -> None:
-        items = [(m.data, _meta(m)) for m in msgs]
-        seqs = f"results seq {items[0][1].stream_seq}..{items[-1][1].stream_seq}"
+        seqs = f"results seq {_meta(msgs[0]).stream_seq}..{_meta(msgs[-1]).stream_seq}"
+        try:
+            items = await self._with_sources([(m.data, _meta(m)) for m in msgs])
+        except Exception as exc:  # the bus cannot answer: nothing is applied unchecked; the batch comes back
+            log.error("cannot check the source events of %s (%s: %s); the batch stays on the stream", seqs,
+                      type(exc).__name__, exc)
+            await self._nak_all(msgs)
+            return
         started = time.monotonic()
         while True:
             try:
@@ -280,6 +288,19 @@ class PersisterService(Service):
                 continue
             self._account(summary)
             await self._ack_all([msg])
+
+    async def _with_sources(self, items: list[tuple[bytes, Meta]]) -> list[tuple[Any, Meta]]:
+        """Each item decoded (raw bytes kept when undecodable: the store records them as invalid) and
+        its ``source_seq`` checked against the events stream (:mod:`trackprint.persister.sources`)."""
+        messages = []
+        for data, _ in items:
+            try:
+                messages.append(decode_result(data))
+            except Exception:  # any decode problem is the store's to record, with the raw bytes
+                messages.append(None)
+        problems = await EventSources(self.js).problems(messages)
+        return [(data if message is None else message, Meta(meta.stream_seq, meta.num_delivered, problem))
+                for (data, meta), message, problem in zip(items, messages, problems)]
 
     def _account(self, summary: BatchSummary) -> None:
         m = self.metrics
@@ -336,7 +357,8 @@ class PersisterService(Service):
                 await advisory.ack()
                 continue
             try:
-                summary = await asyncio.to_thread(self.store.apply, [(original.data, Meta(stream_seq=seq))])
+                checked = await self._with_sources([(original.data, Meta(stream_seq=seq))])
+                summary = await asyncio.to_thread(self.store.apply, checked)
             except UNAVAILABLE as exc:
                 await advisory.nak(delay=self.config.nak_delay_s)
                 await self._report(db_ok=False, reason=_reason(exc))

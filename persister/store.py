@@ -26,7 +26,9 @@ sequence, ``message.source_seq``; the results-stream sequence when that is 0):
   fingerprint;
 - an invalid message (msgspec decode error, or ``result_problems`` non-empty)
   is recorded as an ``invalid_message`` failure naming the problem and, when
-  readable, the path; never dropped.
+  readable, the path; never dropped. A message whose ``source_seq`` is no
+  event of its path (``Meta.problem``, found by :mod:`trackprint.persister.sources`
+  before the batch) is recorded the same way but touches no track row.
 
 Concurrent persisters: on PostgreSQL every transaction first takes
 transaction-scoped advisory locks on all the paths it touches, in sorted key
@@ -128,6 +130,9 @@ class _Prepared:
     problem: str | None = None  # set for invalid messages
     raw_path: str | None = None  # readable path of an invalid message
     raw_engine: str | None = None
+    # False when the message's claim on its path is unproven (its source_seq is no event of that
+    # path): the failure is recorded under the path, but no track row is made or changed for it
+    touches_track: bool = True
 
 
 def _utc(ts: float | None) -> datetime | None:
@@ -247,6 +252,7 @@ class Store:
         if problems:
             prepared = self._invalid(raw, meta, "; ".join(problems))
             prepared.raw_path = None if outside else message.path  # no row is ever made outside the library
+            prepared.touches_track = not meta.problem
             prepared.raw_engine = getattr(message, "engine", None)
             in_range = 0 < message.source_seq <= MAX_SEQUENCE
             prepared.seq = message.source_seq if in_range else meta.stream_seq
@@ -392,7 +398,7 @@ class Store:
     def _apply_invalid(self, conn: Connection, item: _Prepared, now: datetime) -> Outcome:
         path = item.raw_path or ""
         track_id = None
-        if path:
+        if path and item.touches_track:
             track_id, _applied = self._mark_failed(conn, path, item.seq, INVALID, now)
         text_ = f"invalid results message (results seq {item.meta.stream_seq}"
         text_ += f", path {path!r}): " if path else ", path unreadable): "

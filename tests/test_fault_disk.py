@@ -74,6 +74,7 @@ def _result(i: int):
 def _publish_results(url: str, numbers, topology=None) -> None:
     import asyncio
 
+    from tests.sources import answered
     from trackprint import bus
     from trackprint.contracts import encode
 
@@ -81,8 +82,8 @@ def _publish_results(url: str, numbers, topology=None) -> None:
         nc = await bus.connect(url, "test-publisher")
         js = nc.jetstream()
         await bus.ensure_topology(js, topology)
-        for i in numbers:
-            await bus.publish(js, bus.result_subject("fingerprint"), encode(_result(i)), f"r-{i}")
+        for result in await answered(js, [_result(i) for i in numbers]):  # each after its event
+            await bus.publish(js, bus.result_subject("fingerprint"), encode(result), f"r-{result.source_seq}")
         await bus.close(nc)
 
     asyncio.run(main())

@@ -11,16 +11,18 @@ import subprocess
 import sys
 import threading
 
+import msgspec
 import nats
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
+from tests.sources import answered
 from tests.waiting import wait_until, wait_until_async
 from trackprint.persister.models import analysis_failures, track_fingerprints, tracks
 from trackprint.persister.service import PersisterConfig, PersisterService
 from trackprint.persister.store import Store
 from trackprint import bus
-from trackprint.contracts import DecodeFacts, Fingerprint, FingerprintResult, Timings, encode
+from trackprint.contracts import DecodeFacts, Fingerprint, FingerprintResult, Timings, TrackMoved, TrackRemoved, encode
 from trackprint.persister.db import normalize_url
 from trackprint.fingerprint import DIMENSIONS
 
@@ -44,17 +46,20 @@ def result(i: int, seq: int | None = None) -> FingerprintResult:
     )
 
 
-async def _publish(url: str, payloads: list[tuple[str, bytes]]) -> None:
+async def _publish(url: str, payloads: list[tuple[str, bytes | FingerprintResult]]) -> None:
+    """Publishes each payload; a result (not bytes) after the event it answers (tests/sources.py)."""
     nc = await nats.connect(url)
     js = nc.jetstream()
     await bus.ensure_topology(js)
     for subject, data in payloads:
+        if not isinstance(data, bytes):
+            data = encode((await answered(js, [data]))[0])
         await js.publish(subject, data)
     await nc.close()
 
 
 def publish_results(url: str, start: int, n: int) -> None:
-    asyncio.run(_publish(url, [(bus.result_subject("fingerprint"), encode(result(i))) for i in range(start, start + n)]))
+    asyncio.run(_publish(url, [(bus.result_subject("fingerprint"), result(i)) for i in range(start, start + n)]))
 
 
 async def _consumer(url: str):
@@ -127,10 +132,11 @@ def test_results_are_persisted_and_acked(nats_server, db_url):
     async def main():
         service = _service(nats_server.url, db_url)
         task = await _start(service)
-        publish_payloads = [(bus.result_subject("fingerprint"), encode(result(i))) for i in range(n)]
+        payloads = [encode(r) for r in await answered(service.js, [result(i) for i in range(n)])]
+        publish_payloads = [(bus.result_subject("fingerprint"), p) for p in payloads]
         publish_payloads += [(bus.result_subject("fingerprint"), garbage),
                              (bus.result_subject("fingerprint"), json.dumps(nan_doc).encode())]
-        publish_payloads += [(bus.result_subject("fingerprint"), encode(result(i))) for i in range(10)]  # redelivered
+        publish_payloads += [(bus.result_subject("fingerprint"), p) for p in payloads[:10]]  # redelivered
         await _publish(nats_server.url, publish_payloads)
         await wait_until_async(lambda: _drained(nats_server.url), 60, message="every result acked")
         await _stop(service, task)
@@ -223,7 +229,7 @@ def test_database_outage_naks_and_persists_everything_once_it_is_back(nats_serve
         task = await _start(service)
         await asyncio.to_thread(make_unavailable)
         try:
-            await _publish(nats_server.url, [(bus.result_subject("fingerprint"), encode(result(i))) for i in range(n)])
+            await _publish(nats_server.url, [(bus.result_subject("fingerprint"), result(i)) for i in range(n)])
             await wait_until_async(lambda: service.metrics.values["db_errors"], 60, message="a database error",
                                    until=lambda errors: errors >= 1)
             await asyncio.sleep(1.0)
@@ -290,3 +296,63 @@ def test_kill_9_mid_stream_then_restart_gives_exact_rows(nats_server, db_url, tm
         assert dupes.scalar_one() == 0
         assert c.execute(text("SELECT min(last_source_seq), max(last_source_seq) FROM tracks")).one() == (1, n + 100)
     engine.dispose()
+
+
+def test_results_that_name_no_event_of_their_path_change_nothing(nats_server, db_url):
+    """Hand-published results are checked against the events stream: reusing another path's event
+    sequence, a sequence beyond the stream (2^62), a removal or a move answering an `added` event are
+    recorded as invalid_message and change no row; the path is not frozen, its next real event wins."""
+    a, b, c = "/lib/a.flac", "/lib/b.flac", "/lib/c.flac"
+
+    def fp(path: str, lufs: float, seq: int = 0) -> FingerprintResult:
+        r = result(0, seq)
+        return msgspec.structs.replace(r, path=path, fingerprint=msgspec.structs.replace(r.fingerprint, lufs=lufs))
+
+    def track(path: str):
+        engine = create_engine(normalize_url(db_url))
+        try:
+            with engine.connect() as conn:
+                return conn.execute(text(
+                    "SELECT t.state, f.lufs FROM tracks t LEFT JOIN track_fingerprints f ON f.track_id = t.id "
+                    "WHERE t.path = :p"), {"p": path}).one_or_none()
+        finally:
+            engine.dispose()
+
+    async def main():
+        service = _service(nats_server.url, db_url)
+        task = await _start(service)
+        js = service.js
+        subject = bus.result_subject("fingerprint")
+        real_a, real_b = await answered(js, [fp(a, -10.0), fp(b, -11.0)])
+        for r in (real_a, real_b):
+            await js.publish(subject, encode(r))
+        await wait_until_async(lambda: _drained(nats_server.url), 60, message="the real results acked")
+        (added_c,) = await answered(js, [fp(c, -12.0)])  # an event for c, its result never published
+        forged = [
+            fp(a, -50.0, seq=real_b.source_seq),  # another path's event
+            fp(a, -51.0, seq=2 ** 62),  # beyond the stream: would freeze the path
+            TrackRemoved(path=a, source_seq=real_a.source_seq),  # an `added` event is no removal
+            TrackMoved(old_path=a, path=c, source_seq=added_c.source_seq),  # nor a move
+        ]
+        for r in forged:
+            await js.publish(subject, encode(r))
+        await wait_until_async(lambda: _drained(nats_server.url), 60, message="the forged results acked")
+        assert track(a) == ("active", -10.0) and track(c) is None
+        (newer,) = await answered(js, [fp(a, -20.0)])
+        await js.publish(subject, encode(newer))
+        await wait_until_async(lambda: _drained(nats_server.url), 60, message="the newer result acked")
+        await _stop(service, task)
+        return service
+
+    service = asyncio.run(main())
+    assert track(a) == ("active", -20.0) and track(b) == ("active", -11.0) and track(c) is None
+    assert service.metrics.values["invalid"] == 4
+    engine = create_engine(normalize_url(db_url))
+    with engine.connect() as conn:
+        rows = conn.execute(select(analysis_failures.c.path, analysis_failures.c.message)
+                            .where(analysis_failures.c.code == "invalid_message")).all()
+    engine.dispose()
+    assert sorted(p for p, _ in rows) == [a, a, a, c]
+    messages = " | ".join(m for _, m in rows)
+    for phrase in ("another path", "names no event", "not a removal", "not this move"):
+        assert phrase in messages, messages

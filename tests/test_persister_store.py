@@ -395,3 +395,29 @@ def test_results_outside_the_library_or_with_impossible_sequences_are_recorded_n
         assert codes == ["invalid_message"] * 4
     finally:
         store.close()
+
+
+def test_the_source_event_rule():
+    """persister/sources.py: which event each kind of result may answer (pure)."""
+    from trackprint.contracts import FileEvent
+    from trackprint.persister.sources import MISSING, source_problem
+
+    added = FileEvent(kind="added", path="/lib/a.flac", root="/lib")
+    removed = FileEvent(kind="removed", path="/lib/a.flac", root="/lib")
+    moved = FileEvent(kind="moved", path="/lib/b.flac", old_path="/lib/a.flac", root="/lib")
+    fp = result("/lib/a.flac", 5)
+    assert source_problem(fp, added, 9) is None
+    assert source_problem(fp, MISSING, 9) is None  # aged out of the stream: only the range is checked
+    assert "names no event" in source_problem(fp, MISSING, 4)
+    assert "names no event" in source_problem(result("/lib/a.flac", 0), added, 9)
+    assert "another path" in source_problem(result("/lib/b.flac", 5), added, 9)
+    assert "not something to analyse" in source_problem(fp, removed, 9)
+    assert "not a removal" in source_problem(TrackRemoved(path="/lib/a.flac", source_seq=5), added, 9)
+    assert source_problem(TrackRemoved(path="/lib/a.flac", source_seq=5, reason="excluded"), added, 9) is None
+    assert source_problem(TrackRemoved(path="/lib/a.flac", source_seq=5), removed, 9) is None
+    move = TrackMoved(old_path="/lib/a.flac", path="/lib/b.flac", source_seq=5)
+    assert source_problem(move, moved, 9) is None
+    assert source_problem(result("/lib/b.flac", 5), moved, 9) is None  # the new path's own outcome
+    assert "not this move" in source_problem(TrackMoved(old_path="/lib/x.flac", path="/lib/b.flac", source_seq=5),
+                                             moved, 9)
+    assert "not a file event" in source_problem(fp, None, 9)

@@ -272,4 +272,8 @@ def run_service(service: Service, *, metrics_port: int | None = None) -> int:
     if service.default_log_level is not None:
         root_level = logging.getLogger().level
         logging.getLogger("trackprint").setLevel(min(root_level, service.default_log_level))
-    return asyncio.run(service.run(install_signal_handlers=True, metrics_port=metrics_port or None))
+    try:
+        return asyncio.run(service.run(install_signal_handlers=True, metrics_port=metrics_port or None))
+    except bus.CredentialsError as exc:  # a configuration mistake: say it once, do not retry forever
+        logging.getLogger(f"trackprint.{service.name}").error("%s: cannot connect to NATS: %s", service.name, exc)
+        return 2

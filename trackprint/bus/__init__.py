@@ -22,6 +22,12 @@ Limits are configurable through :class:`Topology` or environment variables
 ``TRACKPRINT_STREAM_MAX_BYTES``, ``TRACKPRINT_STREAM_MAX_MSGS``,
 ``TRACKPRINT_ACK_WAIT_S``, ``TRACKPRINT_MAX_DELIVER``,
 ``TRACKPRINT_MAX_ACK_PENDING``, ``TRACKPRINT_STREAM_REPLICAS`` (3 on a 3-node cluster).
+
+Credentials (a bus that listens beyond loopback has users, permissions and TLS:
+``deploy/nats/``): ``TRACKPRINT_NATS_USER`` with ``TRACKPRINT_NATS_PASSWORD_FILE``
+(a file holding the password; ``TRACKPRINT_NATS_PASSWORD`` also works but shows in
+the environment), and ``TRACKPRINT_NATS_CA_FILE``, the CA that signed the servers'
+certificate (then connections use TLS and verify the server). See :func:`credentials`.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import ssl
 from typing import Any, Iterable
 
 import nats
@@ -155,6 +162,38 @@ def _callbacks(name: str, holder: dict[str, Client]) -> dict[str, Any]:
     }
 
 
+class CredentialsError(RuntimeError):
+    """The configured NATS credentials cannot be used (a file missing or unreadable)."""
+
+
+def credentials(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``nats.connect`` keyword arguments for the user, password and CA in the environment (module
+    docstring); empty when none is set (the embedded, loopback-only bus)."""
+    env = os.environ if env is None else env
+    out: dict[str, Any] = {}
+    user = env.get("TRACKPRINT_NATS_USER", "")
+    password_file = env.get("TRACKPRINT_NATS_PASSWORD_FILE", "")
+    if password_file:
+        try:
+            with open(password_file, encoding="utf-8") as fh:
+                out["password"] = fh.read().strip()
+        except OSError as exc:
+            raise CredentialsError(f"TRACKPRINT_NATS_PASSWORD_FILE {password_file}: {exc.strerror or exc}") from None
+    elif env.get("TRACKPRINT_NATS_PASSWORD"):
+        out["password"] = env["TRACKPRINT_NATS_PASSWORD"]
+    if user:
+        out["user"] = user
+    if "password" in out and not user:
+        raise CredentialsError("a NATS password is set but no TRACKPRINT_NATS_USER")
+    ca_file = env.get("TRACKPRINT_NATS_CA_FILE", "")
+    if ca_file:
+        try:
+            out["tls"] = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise CredentialsError(f"TRACKPRINT_NATS_CA_FILE {ca_file}: {exc}") from None
+    return out
+
+
 async def connect(servers: str | list[str], name: str, *, connect_timeout: float = 5.0) -> Client:
     """Connect with settings that never give up and notice a dead server within seconds.
 
@@ -173,6 +212,7 @@ async def connect(servers: str | list[str], name: str, *, connect_timeout: float
         connect_timeout=connect_timeout,
         allow_reconnect=True,
         **_callbacks(name, holder),
+        **credentials(),
     )
     holder["nc"] = nc
     return nc

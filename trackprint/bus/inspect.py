@@ -52,7 +52,7 @@ async def _bus_status(servers: str) -> dict[str, Any]:
         return None
 
     nc = await nats.connect(servers=servers.split(","), connect_timeout=2, allow_reconnect=False,
-                            max_reconnect_attempts=0, error_cb=quiet)
+                            max_reconnect_attempts=0, error_cb=quiet, **bus.credentials())
     try:
         js = nc.jetstream()
         return {"reachable": True, "url": servers, "streams": await _streams(js), "consumers": await _consumers(js),
