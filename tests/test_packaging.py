@@ -89,7 +89,8 @@ def test_the_wheel_is_a_platform_wheel_with_the_server_the_license_and_one_packa
 
     # every module comes from the tree (nothing stale from an old build/), and every stage ships
     modules = {n for n in names if n.startswith("trackprint/") and n.endswith(".py")}
-    assert not [n for n in modules if not (_source_of(n) and _source_of(n).is_file())]
+    stale = [n for n in modules if not (_source_of(n) and _source_of(n).is_file())]
+    assert not stale, f"modules in the wheel but not in the tree (a stale build/ folder? rm -rf build): {stale}"
     for name in ("trackprint/cli.py", "trackprint/binaries.py", "trackprint/watcher/service.py",
                  "trackprint/analyzer/engines.py", "trackprint/pyengine/engine.py", "trackprint/persister/store.py",
                  "trackprint/persister/migrations/env.py", "trackprint/persister/migrations/versions/0001_initial.py"):
