@@ -44,6 +44,7 @@ from trackprint.fingerprint import FINGERPRINT_VERSION
 from trackprint.pyengine.identity import IdentityTimeout, content_id
 from trackprint.paths import Library, to_fs
 from trackprint.service import Service
+from trackprint.tags import read_tags
 
 log = logging.getLogger("trackprint.analyzer")
 
@@ -400,11 +401,12 @@ class AnalyzerWorker(Service):
                                  outcome.engine, st)
         if cid is None:
             cid = await loop.run_in_executor(None, content_id, path)
+        tags = await loop.run_in_executor(None, read_tags, path)  # never raises: unreadable tags are empty
         return FingerprintResult(path=event.path, fingerprint=outcome.fingerprint,
                                  fingerprint_version=outcome.fingerprint_version, engine=outcome.engine,
                                  decode=outcome.decode, timings=outcome.timings, content_id=cid, size=st.st_size,
                                  mtime_ns=st.st_mtime_ns, inode=st.st_ino, source_seq=seq,
-                                 fallback_reason=outcome.fallback_reason, host=self.host)
+                                 fallback_reason=outcome.fallback_reason, host=self.host, tags=tags)
 
     async def _reuse(self, event: FileEvent, seq: int, cid: str, st: os.stat_result, started: float):
         try:
@@ -417,8 +419,10 @@ class AnalyzerWorker(Service):
             return None
         if not isinstance(previous, FingerprintResult):
             return None
+        # the audio is known, the tags are read afresh: a retag (same content id) updates them, no analysis
+        tags = await asyncio.get_running_loop().run_in_executor(None, read_tags, to_fs(event.path))
         return FingerprintResult(path=event.path, fingerprint=previous.fingerprint,
                                  fingerprint_version=previous.fingerprint_version, engine=previous.engine,
                                  decode=previous.decode, timings=Timings(total_s=time.monotonic() - started),
                                  content_id=cid, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino,
-                                 source_seq=seq, reused=True, host=self.host)
+                                 source_seq=seq, reused=True, host=self.host, tags=tags)

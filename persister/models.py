@@ -79,6 +79,7 @@ class Track(Base):
         CheckConstraint("state IN ('active', 'pending', 'failed', 'deleted')", name="state"),
         Index("ix_tracks_state", "state"),
         Index("ix_tracks_content_id", "content_id"),
+        Index("ix_tracks_updated_at", "updated_at"),  # max(updated_at): the similarity cache's key
     )
 
 
@@ -112,6 +113,30 @@ class TrackFingerprint(Base):
         Index("ix_track_fingerprints_engine", "engine"),
         Index("ix_track_fingerprints_updated_at", "updated_at"),
     )
+
+
+class TrackTags(Base):
+    """The file's tags (``trackprint.contracts.Tags``), one row per track, rewritten with every fingerprint
+    result (a retag arrives as a reused result with fresh tags). No row: tags never read (older results)."""
+
+    __tablename__ = "track_tags"
+
+    track_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("tracks.id"), primary_key=True
+    )
+    artist: Mapped[str | None] = mapped_column(Text)
+    album_artist: Mapped[str | None] = mapped_column(Text)
+    album: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    track_number: Mapped[int | None] = mapped_column(Integer)
+    disc_number: Mapped[int | None] = mapped_column(Integer)
+    genre: Mapped[str | None] = mapped_column(Text)
+    year: Mapped[int | None] = mapped_column(Integer)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    mb_recording_id: Mapped[str | None] = mapped_column(Text)
+    mb_release_id: Mapped[str | None] = mapped_column(Text)
+    mb_artist_id: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class AnalysisFailure(Base):
@@ -150,6 +175,7 @@ class PersisterHeartbeat(Base):
 
 tracks = Track.__table__
 track_fingerprints = TrackFingerprint.__table__
+track_tags = TrackTags.__table__
 analysis_failures = AnalysisFailure.__table__
 persister_heartbeat = PersisterHeartbeat.__table__
 metadata = Base.metadata

@@ -11,7 +11,8 @@ sequence, ``message.source_seq``; the results-stream sequence when that is 0):
 - a message whose sequence is smaller than ``tracks.last_source_seq`` of its
   path changes nothing (counted as ``stale``); an equal sequence re-applies the
   same values, so a redelivered message is harmless;
-- ``FingerprintResult``: upsert track (state ``active``) and its fingerprint;
+- ``FingerprintResult``: upsert track (state ``active``), its fingerprint and, when the
+  message carries them, its tags (``track_tags``; a reused result after a retag brings new tags);
 - ``AnalysisFailure``: one ``analysis_failures`` row per (path, code,
   source_seq) (insert ... on conflict do nothing); the track becomes
   ``failed`` only when it has no fingerprint; a fingerprint is never deleted;
@@ -52,7 +53,7 @@ from sqlalchemy import Connection, select, text, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from trackprint.persister.models import analysis_failures, persister_heartbeat, track_fingerprints, tracks
+from trackprint.persister.models import analysis_failures, persister_heartbeat, track_fingerprints, track_tags, tracks
 from trackprint.contracts import (
     MAX_SEQUENCE,
     AnalysisFailure,
@@ -335,6 +336,13 @@ class Store:
         stmt = self._insert(track_fingerprints).values(track_id=track_id, **values)
         conn.execute(stmt.on_conflict_do_update(index_elements=["track_id"], set_=values))
 
+    def _upsert_tags(self, conn: Connection, track_id: int, tags, now: datetime) -> None:
+        from trackprint.tags import as_dict
+
+        values = {**as_dict(tags), "updated_at": now}
+        stmt = self._insert(track_tags).values(track_id=track_id, **values)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["track_id"], set_=values))
+
     def _record_failure(self, conn: Connection, **values: Any) -> None:
         stmt = self._insert(analysis_failures).values(**values)
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["path", "code", "source_seq"]))
@@ -361,6 +369,8 @@ class Store:
             reused=bool(m.reused), source_seq=seq, analyzed_at=_utc(m.analyzed_at), updated_at=now,
         )
         self._upsert_fingerprint(conn, track_id, fp_values)
+        if m.tags is not None:  # a result without tags (an older analyzer) leaves the stored ones alone
+            self._upsert_tags(conn, track_id, m.tags, now)
         return Outcome("fingerprint", m.path, "applied", seq, f"{m.engine} v{m.fingerprint_version}")
 
     def _mark_failed(self, conn: Connection, path: str, seq: int, code: str, now: datetime, *,

@@ -85,7 +85,7 @@ def count(store: Store, table) -> int:
 
 def test_migrations_create_the_schema_and_are_idempotent(store):
     store.migrate()  # second run is a no-op
-    assert store.current_revision() == "0003"
+    assert store.current_revision() == "0004"
     insp = inspect(store.engine)
     assert {"tracks", "track_fingerprints", "analysis_failures", "persister_heartbeat",
             "alembic_version"} <= set(insp.get_table_names())

@@ -127,6 +127,28 @@ class EngineOutcome(msgspec.Struct, kw_only=True):
         return self.error is None
 
 
+class Tags(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The file's own tags, read with mutagen at analysis time (``trackprint/tags.py``).
+
+    Every field is optional: a missing or unreadable tag is None, never a failure. ``duration_s`` is
+    the container's declared length; the MusicBrainz ids are the recording (track), the release
+    (album) and the artist.
+    """
+
+    artist: str | None = None
+    album_artist: str | None = None
+    album: str | None = None
+    title: str | None = None
+    track_number: int | None = None
+    disc_number: int | None = None
+    genre: str | None = None
+    year: int | None = None
+    duration_s: float | None = None
+    mb_recording_id: str | None = None
+    mb_release_id: str | None = None
+    mb_artist_id: str | None = None
+
+
 class FileEvent(msgspec.Struct, kw_only=True, tag="file_event", tag_field="type"):
     """A change in the library seen by the watcher, published once the file is quiescent."""
 
@@ -174,6 +196,7 @@ class FingerprintResult(msgspec.Struct, kw_only=True, tag="fingerprint", tag_fie
     host: str | None = None
     analyzed_at: float = msgspec.field(default_factory=time.time)
     schema: int = SCHEMA
+    tags: Tags | None = None  # read fresh for every result, reuses included (a retag keeps the audio)
 
 
 class AnalysisFailure(msgspec.Struct, kw_only=True, tag="failure", tag_field="type"):
