@@ -11,6 +11,7 @@ import time
 import numpy as np
 import soundfile as sf
 
+from tests.waiting import wait_until_async
 from trackprint.paths import Library
 from trackprint.analyzer.engines import python_outcome
 from trackprint.analyzer.worker import AnalyzerWorker, Transient, WorkerConfig
@@ -208,8 +209,12 @@ def test_the_library_boundary_holds_whatever_the_bus_says(nats_server, start_rus
             assert any("symlink" in decode_result(m.data).message for m in got)
             await publish_event(js, kind="removed", path="/etc/passwd")
             await publish_event(js, kind="moved", path="/etc/passwd", old_path=str(lib / "ok.flac"))
-            dead = await wait_results(js, 2, stream=bus.DEADLETTER_STREAM)
-            reasons = [json.loads(m.data)["reason"] for m in dead if m.subject == "trackprint.deadletter.malformed"]
+            async def malformed_reasons():
+                dead = await results(js, bus.DEADLETTER_STREAM)  # the records and the servers' advisories
+                return [json.loads(m.data)["reason"] for m in dead if m.subject == "trackprint.deadletter.malformed"]
+
+            reasons = await wait_until_async(malformed_reasons, 60, 0.2, "both refusals dead-lettered",
+                                             until=lambda r: len(r) >= 2)
             assert len(reasons) == 2 and all("outside the library" in r for r in reasons), reasons
             assert len(await results(js)) == 3
 
