@@ -16,6 +16,8 @@ import re
 import sys
 import time
 
+CHATTY = ("httpx", "httpcore", "alembic", "asyncio")  # at INFO only with -vv (DEBUG)
+
 _FILE_PROBLEM = re.compile(r"^(?P<path>/[^:]+): (?P<stage>[a-z_]+): (?P<code>[a-z_]+): ")
 
 
@@ -61,4 +63,7 @@ def configure(verbosity: int = 0, fmt: str | None = None, *, base_level: int = l
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(max(logging.DEBUG, base_level - 10 * verbosity))
+    level = max(logging.DEBUG, base_level - 10 * verbosity)
+    root.setLevel(level)
+    for name in CHATTY:  # a line per HTTP request or per migration plugin is not information for a person
+        logging.getLogger(name).setLevel(logging.WARNING if level > logging.DEBUG else logging.DEBUG)
