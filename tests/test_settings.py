@@ -169,3 +169,42 @@ def test_the_readme_example_is_a_valid_settings_file(tmp_path):
     block = readme.split("## Settings", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     s = settings.load(write(tmp_path, block), environ=clean_env(tmp_path))
     assert s.excludes and s.get("ports.nats") == 4222
+
+
+def test_standalone_services_take_the_bus_database_and_library_from_the_settings(tmp_path, nats_server):
+    """watcher, analyzer and persister with no flags at all: the settings file names the bus, the
+    database and the library, and a file in the library ends up fingerprinted."""
+    from sqlalchemy import create_engine, text
+
+    from tests.audio import write_tones
+    from tests.procs import service, stop_all
+    from tests.waiting import wait_until
+
+    library = tmp_path / "music"
+    write_tones(library, ["a.flac"], 22050, base_hz=330, step_hz=40, seed=5, duration_s=2.0)
+    db = tmp_path / "tp.db"
+    path = write(tmp_path, f'library = ["{library}"]\ndatabase = "sqlite:///{db}"\nnats = "{nats_server.url}"\n')
+    env = clean_env(tmp_path, TRACKPRINT_CONFIG=str(path))
+    procs = [service("persister", log=tmp_path / "persister.log", env=env),
+             service("analyzer", "--no-rust", log=tmp_path / "analyzer.log", env=env),
+             service("watcher", "--state", str(tmp_path / "w.sqlite"), log=tmp_path / "watcher.log", env=env)]
+
+    def fingerprints():
+        for p in procs:
+            assert p.poll() is None, "".join(f.read_text() for f in tmp_path.glob("*.log"))[-3000:]
+        if not db.exists():
+            return 0
+        engine = create_engine(f"sqlite:///{db}")
+        try:
+            with engine.connect() as conn:
+                return conn.execute(text("SELECT count(*) FROM track_fingerprints")).scalar_one()
+        except Exception:
+            return 0
+        finally:
+            engine.dispose()
+
+    try:
+        wait_until(fingerprints, 120, 0.5, "the file fingerprinted through the settings' bus and database",
+                   until=lambda n: n == 1)
+    finally:
+        stop_all(procs)

@@ -68,3 +68,12 @@ def nats_with_source(args) -> tuple[str | None, str]:
 
 def resolve_nats(args) -> str | None:
     return nats_with_source(args)[0]
+
+
+DEFAULT_SERVICE_NATS = "nats://127.0.0.1:4222"
+
+
+def service_nats(given: str | None) -> str:
+    """The bus of a standalone service (watcher, analyzer, persister): ``--nats``, else the ``nats``
+    setting (``$TRACKPRINT_NATS`` or the settings file), else a local nats-server's default port."""
+    return given or settings.current().nats or DEFAULT_SERVICE_NATS

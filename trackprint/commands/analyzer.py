@@ -14,7 +14,7 @@ import sys
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("analyzer", help="fingerprint the files named by the events stream")
-    parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="server URL(s), comma-separated")
+    parser.add_argument("--nats", default=None, help="server URL(s), comma-separated (default: the nats setting, else nats://127.0.0.1:4222)")
     parser.add_argument("--library", action="append", default=[], metavar="ROOT",
                         help="a library root this analyzer may read (repeat for several; default $TRACKPRINT_LIBRARY, "
                              "separated by ':'); events for paths outside them are refused, never analysed")
@@ -35,6 +35,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trackprint.analyzer.worker import AnalyzerWorker, WorkerConfig
+    from trackprint.config import service_nats
     from trackprint.paths import library_from_env
     from trackprint.service import run_service
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.allow_symlinks_outside:
         library = dataclasses.replace(library, allow_symlinks_outside=True)  # the excludes stay
-    config = WorkerConfig(nats=args.nats, server=args.server, use_rust=not args.no_rust, library=library,
+    config = WorkerConfig(nats=service_nats(args.nats), server=args.server, use_rust=not args.no_rust, library=library,
                           concurrency=max(1, args.concurrency), analysis_timeout_s=args.analysis_timeout_s,
                           nak_delay_s=args.nak_delay_s, breaker_threshold=args.breaker_threshold,
                           breaker_cooldown_s=args.breaker_cooldown_s)

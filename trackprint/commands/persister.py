@@ -1,4 +1,4 @@
-"""``trackprint persister --nats URL[,URL] --db URL [--batch 100] [--batch-wait-s 0.5] [--metrics-port N]``
+"""``trackprint persister [--nats URL[,URL]] [--db URL] [--batch 100] [--batch-wait-s 0.5] [--metrics-port N]``
 
 Binds to the durable pull consumer ``persister`` on the results stream and
 writes every result to SQL: one transaction per batch, commit, then ack. Runs
@@ -9,16 +9,15 @@ SIGTERM/SIGINT after the in-flight batch. See ``persister/README.md``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("persister", help="results stream -> SQL (upsert, commit, then ack)")
-    parser.add_argument("--nats", default=os.environ.get("TRACKPRINT_NATS", "nats://127.0.0.1:4222"),
-                        help="NATS server URL(s), comma-separated (default $TRACKPRINT_NATS or nats://127.0.0.1:4222)")
-    parser.add_argument("--db", default=os.environ.get("TRACKPRINT_DB"),
-                        help="database: sqlite:///FILE, postgresql+psycopg://..., or a file path (default $TRACKPRINT_DB)")
+    parser.add_argument("--nats", default=None, help="server URL(s), comma-separated (default: the nats setting, else nats://127.0.0.1:4222)")
+    parser.add_argument("--db", default=None,
+                        help="database: sqlite:///FILE, postgresql+psycopg://..., or a file path "
+                             "(default: the database setting, $TRACKPRINT_DB or the settings file)")
     parser.add_argument("--library", action="append", default=[], metavar="ROOT",
                         help="a library root (repeat for several; default $TRACKPRINT_LIBRARY): results for paths "
                              "outside them are recorded as invalid_message, never stored as tracks")
@@ -31,18 +30,22 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from trackprint import settings
+    from trackprint.config import service_nats
     from trackprint.persister.service import PersisterConfig, PersisterService
     from trackprint.paths import library_from_env
     from trackprint.service import run_service
 
-    if not args.db:
-        print("trackprint persister: --db (or TRACKPRINT_DB) is required", file=sys.stderr)
+    db = args.db or settings.current().database
+    if not db:
+        print("trackprint persister: --db (or TRACKPRINT_DB, or database in the settings file) is required",
+              file=sys.stderr)
         return 2
     if args.batch < 1 or args.batch_wait_s <= 0:
         print("trackprint persister: --batch must be >= 1 and --batch-wait-s > 0", file=sys.stderr)
         return 2
     library = library_from_env(args.library)
-    config = PersisterConfig(nats=args.nats, db=args.db, batch=args.batch, batch_wait_s=args.batch_wait_s,
+    config = PersisterConfig(nats=service_nats(args.nats), db=db, batch=args.batch, batch_wait_s=args.batch_wait_s,
                              library=library if library.roots else None,
                              metrics_port=args.metrics_port, nak_delay_s=args.nak_delay_s,
                              sqlite_busy_timeout_s=args.sqlite_busy_timeout_s)
