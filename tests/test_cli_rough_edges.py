@@ -211,3 +211,17 @@ def test_text_and_json_logs_share_one_timestamp_format():
     record.msecs = 250.0
     assert TextFormatter().format(record).startswith("2023-11-14T22:13:20.250Z INFO x: hello")
     assert json.loads(JsonFormatter().format(record))["ts"] == "2023-11-14T22:13:20.250Z"
+
+
+def test_parquet_export_without_pyarrow_is_one_line(tmp_path):
+    """`make up` installs no pyarrow: export --format parquet says how to get it, creates nothing."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "x.parquet"
+    code = ("import sys; sys.modules['pyarrow'] = None; from trackprint.cli import main; "
+            f"sys.exit(main(['export', '--format', 'parquet', '--out', {str(out)!r}, '--data-dir', {str(tmp_path)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'trackprint[export]'" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not out.exists()

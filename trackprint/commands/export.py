@@ -33,6 +33,14 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _have_pyarrow() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     from trackprint.persister.queries import iter_fingerprints
     from trackprint.status import unreadable
@@ -40,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     db_url = resolve_db(args)
     if args.format == "parquet" and args.out == "-":
         print("export: --out FILE is required for parquet", file=sys.stderr)
+        return 2
+    if args.format == "parquet" and not _have_pyarrow():
+        print("export: parquet needs pyarrow, which this install leaves out: pip install 'trackprint[export]' "
+              "(or use --format csv or jsonl)", file=sys.stderr)
         return 2
     rows = iter_fingerprints(db_url, include_stale=not args.current_only)
     try:
