@@ -180,6 +180,7 @@ class EmbeddedRun:
     poll: bool = False  # the watcher polls (network shares)
     nats_port: int = 0  # the embedded nats-server's client port (0: a free one)
     server_port: int = 0  # the Rust server's port (0: a free one)
+    web_port: int = 0  # the web page and HTTP API (`trackprint serve` as a child; 0: none)
     supervisor: Supervisor = field(default_factory=Supervisor)
     state: dict = field(default_factory=dict)
     lock: DataDirLock | None = None
@@ -201,6 +202,7 @@ class EmbeddedRun:
         server_url, rust_reason = self._start_rust() if self.use_rust else (None, "disabled with --no-rust")
         self.state.update(server_url=server_url, rust_available=server_url is not None, rust_reason=rust_reason)
         self._start_services()
+        self.state["web_url"], self.state["web_reason"] = self._start_web()
         write_run_json(self.data_dir, self.state)
 
     def _start_nats(self) -> tuple[str, str | None]:
@@ -271,6 +273,30 @@ class EmbeddedRun:
                                                  *(["--poll"] if self.poll else []),
                                                  "--state", str(self.data_dir / "watcher.sqlite"), *self.libraries],
                                      log_path=str(self.logs / "watcher.log")))
+
+    def _start_web(self) -> tuple[str | None, str | None]:
+        """``trackprint serve`` on 127.0.0.1:web_port as a supervised child (its own process: a slow request
+        never stalls the console); with --metrics-port its /metrics repeats every service's own."""
+        from trackprint.web import bind
+
+        if not self.web_port:
+            return None, "off (web port 0)"
+        try:
+            bind("127.0.0.1", self.web_port).close()
+        except OSError as exc:
+            return None, f"port {self.web_port} is in use ({exc.strerror or exc}); give --web-port"
+        federate = []
+        if self.metrics_port:
+            names = ["persister", *[f"analyzer-{i + 1}" for i in range(max(1, self.analyzers))], "watcher"]
+            federate = [arg for offset, name in enumerate(names)
+                        for arg in ("--federate", f"{name}=http://127.0.0.1:{self.metrics_port + offset}/metrics")]
+        self.supervisor.launch(Child("web", [sys.executable, "-m", "trackprint.cli", "serve", "--host", "127.0.0.1",
+                                             "--port", str(self.web_port), "--db", self.db_url,
+                                             "--data-dir", str(self.data_dir), "--nats", self.state["nats_url"],
+                                             *federate],
+                                     log_path=str(self.logs / "web.log")))
+        wait_for_port(self.web_port, 10)  # usually ready at once; the console goes on either way
+        return f"http://127.0.0.1:{self.web_port}/", None
 
     def stop(self) -> None:
         self.supervisor.stop_all()

@@ -23,6 +23,7 @@ Example::
     [ports]
     nats = 4222      # the embedded nats-server of `trackprint up` (0: any free port)
     server = 7878    # its Rust server (0: any free port)
+    web = 8765       # the web page and HTTP API of `up` and `serve` (0: `up` serves none)
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ KEYS: tuple[Key, ...] = (
         "follow symlinks that lead out of the library"),
     Key("ports.nats", "port", 0, None, "port of the embedded nats-server of `up` (0: any free port)"),
     Key("ports.server", "port", 0, None, "port of the Rust server of `up` (0: any free port)"),
+    Key("ports.web", "port", 8765, None, "port of the web page and HTTP API of `up` and `serve` (0: off in `up`)"),
 )
 BY_NAME = {k.name: k for k in KEYS}
 TABLES = {"ports"}

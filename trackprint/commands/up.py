@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     parser.add_argument("--no-rust", action="store_true", help="do not start the Rust server (Python engine only)")
     parser.add_argument("--metrics-port", type=int, default=0,
                         help="serve Prometheus metrics: persister on PORT, analyzers on PORT+1.., watcher after them")
+    parser.add_argument("--web-port", type=int, default=None,
+                        help="the web page and HTTP API on 127.0.0.1:PORT (default: the ports.web setting, 8765; "
+                             "0: none)")
     parser.add_argument("--exit-when-idle", action="store_true",
                         help="stop once every discovered file is persisted (for scripts and tests)")
     parser.set_defaults(func=run)
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         effective = settings.current().with_flags({
             "library": (args.libraries or None, "LIBRARY"), "data_dir": (args.data_dir, "--data-dir"),
             "database": (args.db, "--db"), "nats": (args.nats, "--nats"),
-            "analyzers": (args.analyzers, "--analyzers"), "poll": (args.poll, "--poll")})
+            "analyzers": (args.analyzers, "--analyzers"), "poll": (args.poll, "--poll"),
+            "ports.web": (args.web_port, "--web-port")})
     except settings.SettingsError as exc:
         print(f"up: {exc}", file=sys.stderr)
         return 2
@@ -100,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                        db_url=effective.database or f"sqlite:///{data_dir / 'trackprint.db'}",
                        analyzers=effective.analyzers, nats_url=effective.nats, use_rust=not args.no_rust,
                        metrics_port=args.metrics_port, poll=effective.poll, nats_port=effective.get("ports.nats"),
-                       server_port=effective.get("ports.server"))
+                       server_port=effective.get("ports.server"), web_port=effective.get("ports.web"))
     stop_requested = False
 
     def request_stop(signum, frame):  # noqa: ARG001
@@ -168,5 +172,9 @@ def _announce(run_: EmbeddedRun) -> None:
         )
     else:
         say(f"rust server: {state['server_url']} (engine: rust, Python fallback per file)")
+    if state.get("web_url"):
+        say(f"web: {state['web_url']} (the page and the HTTP API, read-only; --web-port 0 for none)")
+    elif state.get("web_reason") and not state["web_reason"].startswith("off"):
+        say(f"web: not served: {state['web_reason']}")
     say(f"trackprint up: libraries {', '.join(run_.libraries)}; data in {run_.data_dir}; logs in {run_.logs}; "
         "Ctrl-C stops")

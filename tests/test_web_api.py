@@ -1,0 +1,373 @@
+"""The HTTP API (trackprint/web): values, not just status codes.
+
+Quick tests: a real database (SQLite and PostgreSQL) written by the persister's own Store with a library
+whose geometry is known (three folders of four tracks, one pair of near-twins), served by the real
+application through Starlette's TestClient (httpx).
+
+Slow test: ``trackprint up`` fingerprints a generated library (real nats-server, analyzers, persister),
+then ``trackprint serve`` answers over real HTTP; the counts equal the files, the twin of a track is its
+nearest, the map has one point per track, and /metrics counts the tracks by state.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import httpx
+import numpy as np
+import pytest
+from sqlalchemy import text
+from starlette.testclient import TestClient
+
+from tests.procs import run_cli, service, stop_all
+from tests.waiting import wait_until
+from trackprint.binaries import free_port
+from trackprint.contracts import AnalysisFailure, DecodeFacts, Fingerprint, FingerprintResult, Tags, Timings
+from trackprint.errors import ErrorCode
+from trackprint.fingerprint import DIMENSIONS, FINGERPRINT_VERSION
+from trackprint.persister.db import make_engine
+from trackprint.persister.store import Meta, Store
+from trackprint.web.app import SCHEMA, create_app
+
+FOLDERS = {"rock": 0.0, "jazz": 1.0, "ambient": 2.0}  # cluster centres, far apart in every dimension
+SPREAD = [0.05, 0.22, 0.4, 0.6]  # the tracks of a folder; 0.05 and 0.22 are the closest pair (the twins)
+
+
+def values(cluster: float, offset: float, d_shift: int = 0) -> dict[str, float]:
+    """25 values inside their ranges: a cluster level plus a per-track offset, varied across dimensions."""
+    out = {}
+    for d, name in enumerate(DIMENSIONS):
+        wiggle = offset * (1 + ((d + d_shift) % 3)) / 3  # not collinear: the map has two real axes
+        base = cluster + wiggle
+        if name == "phase_correlation":
+            out[name] = -0.9 + 0.6 * base
+        elif name.endswith("_pct"):
+            out[name] = 5 + 20 * base
+        elif name == "lufs":
+            out[name] = -30 + 8 * base
+        elif name in ("spectral_centroid", "spectral_rolloff"):
+            out[name] = 500 + 2000 * base
+        elif name == "tempo_bpm":
+            out[name] = 70 + 30 * base
+        elif name in ("crest_db", "transient_density", "dynamic_range_variation", "loudness_variation_std"):
+            out[name] = 3 + 5 * base
+        else:  # 0..1
+            out[name] = 0.05 + 0.3 * base
+    return out
+
+
+def result(path: str, seq: int, fp: dict[str, float], *, engine: str = "rust", genre: str | None = None):
+    return FingerprintResult(
+        path=path, fingerprint=Fingerprint(**fp), fingerprint_version=FINGERPRINT_VERSION, engine=engine,
+        decode=DecodeFacts(codec="flac", container="flac", sample_rate=44100, channels=2, decoded_duration_s=200.0),
+        timings=Timings(total_s=0.2, analysis_s=0.1), content_id=f"cid-{path}", size=1000, mtime_ns=seq,
+        source_seq=seq, tags=Tags(artist="Band", title=path.rsplit("/", 1)[-1], genre=genre) if genre else None)
+
+
+def fill(db_url: str, *, genres: bool = False) -> list[str]:
+    """12 fingerprints (the last of each folder by the Python engine), one failure; the paths, sorted."""
+    store = Store(db_url, sqlite_busy_timeout_s=5)
+    store.migrate()
+    seq = 0
+    batch = []
+    paths = []
+    for folder, centre in FOLDERS.items():
+        for n, offset in enumerate(SPREAD):
+            seq += 1
+            path = f"/lib/{folder}/t{n}.flac"
+            paths.append(path)
+            batch.append((result(path, seq, values(centre, offset, n), engine="python" if n == 3 else "rust",
+                                 genre=folder.title() if genres else None), Meta(stream_seq=seq)))
+    seq += 1
+    batch.append((AnalysisFailure(path="/lib/rock/broken.flac", code=ErrorCode.CORRUPT, stage="decode",
+                                  message="/lib/rock/broken.flac: decode: corrupt: bad frame", attempts=2,
+                                  engine="rust", source_seq=seq), Meta(stream_seq=seq)))
+    store.apply(batch)
+    store.close()
+    return sorted(paths)
+
+
+@pytest.fixture
+def client(db_url, tmp_path):
+    paths = fill(db_url)
+    app = create_app(db_url, data_dir=tmp_path / "no-data-dir")
+    with TestClient(app) as c:
+        c.paths = paths
+        yield c
+
+
+def get(client, url: str, status: int = 200) -> dict:
+    response = client.get(url)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["schema"] == SCHEMA
+    return body
+
+
+def test_status_is_what_status_json_says_plus_progress_and_failures(client):
+    body = get(client, "/api/status")
+    assert {"run", "database", "bus", "warnings", "progress", "failures"} <= body.keys()
+    db = body["database"]
+    assert (db["known"], db["active"], db["failed"], db["pending"]) == (13, 12, 1, 0)
+    assert db["failed_by_code"] == {"corrupt": 1} and db["engine_share"] == {"python": 3, "rust": 9}
+    p = body["progress"]
+    assert (p["discovered"], p["persisted"], p["failed"], p["done"], p["percent"]) == (13, 12, 1, 13, 100.0)
+    assert p["failed_by_code"] == {"corrupt": 1}
+    assert p["fallback_share"] == 0.25 and p["engines"] == {"python": 3, "rust": 9}
+    assert body["failures"]["total"] == 1
+    assert body["failures"]["items"][0]["path"] == "/lib/rock/broken.flac"
+    assert body["failures"]["items"][0]["code"] == "corrupt"
+    assert "bad frame" in body["failures"]["items"][0]["message"]
+
+
+def test_similar_finds_the_twin_first_and_orders_by_distance(client):
+    body = get(client, "/api/tracks/similar?path=/lib/jazz/t0.flac&k=5")
+    items = body["items"]
+    assert body["path"] == "/lib/jazz/t0.flac" and body["k"] == 5 and body["library_size"] == 12
+    assert [m["path"] for m in items[:3]] == ["/lib/jazz/t1.flac", "/lib/jazz/t2.flac", "/lib/jazz/t3.flac"]
+    assert all(m["folder"] == "jazz" for m in items[:3]) and items[0]["group"] == "jazz"
+    distances = [m["distance"] for m in items]
+    assert distances == sorted(distances) and distances[0] > 0
+    assert "/lib/jazz/t0.flac" not in [m["path"] for m in items]
+    # the same numbers as `trackprint similar` (trackprint/similarity.py on the same rows)
+    from trackprint.search import similar_tracks
+
+    cli = similar_tracks(client.app.state.library.db_url, "/lib/jazz/t0.flac", 5)
+    assert [(m.path, round(m.distance, 6)) for m in cli.matches] == [(m["path"], m["distance"]) for m in items]
+
+
+def test_one_track_has_its_25_values_and_their_percentiles(client):
+    body = get(client, "/api/tracks/one?path=/lib/ambient/t3.flac")
+    features = body["features"]
+    assert [f["name"] for f in features] == list(DIMENSIONS)
+    assert body["engine"] == "python" and body["library_size"] == 12 and body["folder"] == "ambient"
+    # the ambient folder has the largest values everywhere and t3 the largest offset in most dimensions:
+    # its tempo is the library's maximum, so its mid-rank percentile is 100 * (11 + 0.5) / 12
+    tempo = next(f for f in features if f["name"] == "tempo_bpm")
+    assert tempo["value"] == pytest.approx(values(2.0, 0.6, 3)["tempo_bpm"])
+    assert tempo["percentile"] == pytest.approx(100 * 11.5 / 12, abs=0.01)
+    low = get(client, "/api/tracks/one?path=/lib/rock/t0.flac")["features"]
+    assert all(f["percentile"] == pytest.approx(100 * 0.5 / 12, abs=0.01) for f in low)  # the minimum everywhere
+
+
+def test_map_has_one_point_per_track_grouped_by_folder_and_separates_the_folders(client):
+    body = get(client, "/api/map")
+    assert body["count"] == 12 and len(body["points"]) == 12
+    assert {p["path"] for p in body["points"]} == set(client.paths)
+    assert body["group_by"] == "folder"
+    assert body["groups"] == [{"name": "ambient", "count": 4}, {"name": "jazz", "count": 4}, {"name": "rock", "count": 4}]
+    assert sum(body["explained_variance"]) <= 1.0 and body["explained_variance"][0] > 0.8
+    x = {p["path"]: p["x"] for p in body["points"]}
+    means = {f: np.mean([x[p] for p in x if f"/{f}/" in p]) for f in FOLDERS}
+    assert means["rock"] < means["jazz"] < means["ambient"]  # the first axis is the cluster level
+    assert get(client, "/api/map") == body  # deterministic
+
+
+def test_map_groups_by_genre_when_the_tags_have_one(db_url, tmp_path):
+    fill(db_url, genres=True)
+    with TestClient(create_app(db_url)) as c:
+        body = get(c, "/api/map")
+        assert body["group_by"] == "genre"
+        assert {g["name"] for g in body["groups"]} == {"Rock", "Jazz", "Ambient"}
+        similar = get(c, "/api/tracks/similar?path=/lib/jazz/t0.flac&k=1")["items"][0]
+        assert (similar["genre"], similar["title"]) == ("Jazz", "Band - t1.flac")
+
+
+def test_tracks_query_and_limit(client):
+    body = get(client, "/api/tracks?q=jazz&limit=10")
+    assert body["count"] == 4 and [t["path"] for t in body["items"]] == [p for p in client.paths if "/jazz/" in p]
+    item = body["items"][0]
+    assert item["state"] == "active" and set(item["features"]) == set(DIMENSIONS)
+    assert get(client, "/api/tracks?limit=3")["count"] == 3
+    assert get(client, "/api/tracks?q=nothing-like-this")["count"] == 0
+    if body["query_language"] == "trackprint query":  # the query language: feature ranges
+        low = values(0.0, 0.6, 3)["tempo_bpm"]  # rock's highest tempo
+        ranged = get(client, f"/api/tracks?q=tempo_bpm:..{low}")
+        assert {t["path"] for t in ranged["items"]} == {p for p in client.paths if "/rock/" in p}
+        assert get(client, "/api/tracks?q=tempo_bpm:abc", 400)["error"]["code"] == "bad_query"
+
+
+def test_playlist_is_a_chain_without_repeats(client):
+    body = get(client, "/api/playlist?seed=/lib/rock/t0.flac&length=6")
+    paths = [i["path"] for i in body["items"]]
+    assert len(paths) == 6 == body["count"] and len(set(paths)) == 6
+    assert paths[0] == "/lib/rock/t0.flac" and paths[1] == "/lib/rock/t1.flac"
+    assert body["items"][0]["distance_to_previous"] == 0
+    assert all("/rock/" in p for p in paths[:4])  # the folder first, then the nearest other one
+    whole = get(client, "/api/playlist?seed=/lib/rock/t0.flac&length=500")
+    assert whole["count"] == 12
+
+
+def test_errors_are_json_with_a_code(client, tmp_path):
+    assert get(client, "/api/tracks/similar?path=/lib/nope.flac", 404)["error"]["code"] == "not_found"
+    assert get(client, "/api/tracks/similar?path=/lib/rock/t0.flac&k=0", 400)["error"]["code"] == "bad_request"
+    assert get(client, "/api/tracks/similar?path=/lib/rock/t0.flac&k=x", 400)["error"]["code"] == "bad_request"
+    assert get(client, "/api/tracks/one", 400)["error"]["code"] == "bad_request"
+    with TestClient(create_app(f"sqlite:///{tmp_path / 'none.db'}")) as c:
+        error = get(c, "/api/map", 503)["error"]
+        assert error["code"] == "no_database" and "nothing here yet" in error["message"]
+        assert not (tmp_path / "none.db").exists()  # read-only: never creates a database
+
+
+def metric(text_: str, name: str, **labels) -> float | None:
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text_.splitlines():
+        m = re.match(rf"^{name}(\{{(.*)\}})? (\S+)$", line)
+        if m and ",".join(sorted((m.group(2) or "").split(","))) == wanted:
+            return float(m.group(3))
+    return None
+
+
+def test_metrics_library_gauges(client, db_url):
+    assert get(client, "/api/map")["count"] == 12
+    engine = make_engine(db_url)
+    with engine.begin() as conn:  # one fingerprint of an older spec version: stale
+        conn.execute(text("UPDATE track_fingerprints SET fingerprint_version = 0 WHERE track_id = "
+                          "(SELECT id FROM tracks WHERE path = '/lib/rock/t3.flac')"))
+    engine.dispose()
+    body = client.get("/metrics").text
+    assert metric(body, "trackprint_library_readable") == 1
+    assert metric(body, "trackprint_library_tracks", state="active") == 12
+    assert metric(body, "trackprint_library_tracks", state="failed") == 1
+    assert metric(body, "trackprint_library_tracks", state="pending") == 0
+    assert metric(body, "trackprint_library_stale") == 1
+    assert metric(body, "trackprint_library_failed", code="corrupt") == 1
+    assert metric(body, "trackprint_library_fingerprints", engine="python") == 3
+    assert metric(body, "trackprint_bus_reachable") == 0
+    assert get(client, "/api/map")["count"] == 12  # cached: the change shows after the probe interval
+    client.app.state.library._probed_at = 0
+    assert get(client, "/api/map")["count"] == 11  # a stale row is not on the map (two definitions)
+
+
+def test_the_page_and_its_files_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="map"' in page.text and "/static/app.js" in page.text
+    for name in ("app.js", "style.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+
+
+# -- the whole pipeline ---------------------------------------------------------------------------------------
+SR = 22050
+
+
+def write_library(root) -> dict[str, str]:
+    """Three families of sound in three folders, two near-identical takes of each (different noise seeds):
+    track -> its twin."""
+    from tests.audio import click_track, pink_noise, sine, write_audio
+
+    dur = 3.0
+    rng = np.random.default_rng(7)
+    family = {
+        "tones": lambda: 0.5 * sine(220.0, dur, SR, db=-8) + 0.3 * sine(330.0, dur, SR, db=-14),
+        "noise": lambda: pink_noise(dur, SR, db=-18, seed=3),
+        "clicks": lambda: click_track(128.0, dur, SR, db=-4),
+    }
+    twins = {}
+    for folder, make in family.items():
+        base = make()
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for take in ("a", "b"):
+            mono = base + rng.normal(0, 0.002, len(base)).astype(np.float32)
+            stereo = np.stack([mono, 0.9 * mono], axis=1)
+            write_audio(root / folder / f"{folder}-{take}.flac", stereo, SR)
+        twins[str(root / folder / f"{folder}-a.flac")] = str(root / folder / f"{folder}-b.flac")
+        twins[str(root / folder / f"{folder}-b.flac")] = str(root / folder / f"{folder}-a.flac")
+    (root / "tones" / "broken.flac").write_bytes(b"this is not audio at all")
+    return twins
+
+
+@pytest.fixture(scope="module")
+def real_library(tmp_path_factory):
+    """`trackprint up` once over the generated library (the Python engine unless the Rust server is built)."""
+    base = tmp_path_factory.mktemp("web")
+    library, data = base / "music", base / "data"
+    twins = write_library(library)
+    out = run_cli("up", str(library), "--data-dir", str(data), "--analyzers", "1", "--exit-when-idle",
+                  "--web-port", "0", timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return library.resolve(), data, twins
+
+
+@pytest.fixture
+def served(real_library, tmp_path):
+    library, data, twins = real_library
+    port = free_port()
+    proc = service("serve", "--port", str(port), "--data-dir", str(data), log=tmp_path / "serve.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(f"{base}/api/status", timeout=5).status_code, 60, 0.3, "serve to answer",
+                   until=lambda s: s == 200, ignore=(httpx.HTTPError,))
+        yield base, library, twins
+    finally:
+        stop_all([proc])
+        log = (tmp_path / "serve.log").read_text()
+        assert f"trackprint serve: {base}/" in log
+
+
+@pytest.mark.slow
+def test_api_on_a_library_fingerprinted_by_up(served):
+    base, library, twins = served
+
+    def get_(path: str) -> dict:
+        r = httpx.get(base + path, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json()["schema"] == SCHEMA
+        return r.json()
+
+    status = get_("/api/status")
+    assert status["database"]["active"] == 6 and status["database"]["failed_by_code"] == {"unsupported_format": 1}
+    p = status["progress"]
+    assert (p["discovered"], p["persisted"], p["failed"], p["percent"], p["eta_s"]) == (7, 6, 1, 100.0, 0.0)
+    assert status["failures"]["items"][0]["path"] == str(library / "tones" / "broken.flac")
+    for path, twin in twins.items():
+        nearest = get_(f"/api/tracks/similar?k=3&path={path}")["items"]
+        assert nearest[0]["path"] == twin, (path, nearest)
+    mapped = get_("/api/map")
+    assert mapped["count"] == 6 and {pt["path"] for pt in mapped["points"]} == set(twins)
+    assert {g["name"]: g["count"] for g in mapped["groups"]} == {"tones": 2, "noise": 2, "clicks": 2}
+    one = get_(f"/api/tracks/one?path={library / 'clicks' / 'clicks-a.flac'}")
+    assert len(one["features"]) == 25 and all(0 < f["percentile"] < 100 for f in one["features"])
+    assert get_("/api/tracks?q=noise")["count"] == 2
+    playlist = get_(f"/api/playlist?length=6&seed={library / 'noise' / 'noise-a.flac'}")
+    assert [i["path"] for i in playlist["items"][:2]] == [str(library / "noise" / f"noise-{t}.flac") for t in "ab"]
+    metrics = httpx.get(base + "/metrics", timeout=30).text
+    assert metric(metrics, "trackprint_library_tracks", state="active") == 6
+    assert metric(metrics, "trackprint_library_failed", code="unsupported_format") == 1
+    assert metric(metrics, "trackprint_library_stale") == 0
+
+
+@pytest.mark.slow
+def test_up_serves_the_page_and_one_metrics_endpoint_for_the_run(tmp_path):
+    """`up --web-port P --metrics-port M`: up prints the URL, /api/status shows the live run (bus reachable),
+    and /metrics repeats every service's own counters with a service label."""
+    from tests.audio import write_tones
+
+    library, data = tmp_path / "music", tmp_path / "data"
+    write_tones(library, [f"t{i}.flac" for i in range(3)], SR, base_hz=200, step_hz=97, seed=0, duration_s=1.5,
+                amplitude=0.3, noise=0.02, channels=2)
+    web, metrics_base = free_port(), free_port()
+    log = tmp_path / "up.out"
+    proc = service("up", str(library), "--data-dir", str(data), "--analyzers", "1", "--web-port", str(web),
+                   "--metrics-port", str(metrics_base), log=log)
+    base = f"http://127.0.0.1:{web}"
+    try:
+        wait_until(lambda: f"web: {base}/" in log.read_text(), 120, 0.5, "up to print the web URL")
+        status = wait_until(lambda: httpx.get(f"{base}/api/status", timeout=10).json(), 180, 1.0,
+                            "the three tracks persisted", until=lambda s: s["progress"].get("persisted") == 3,
+                            ignore=(httpx.HTTPError, KeyError, json.JSONDecodeError))
+        assert status["bus"]["reachable"] and status["run"]["web_url"] == f"{base}/"
+        assert status["progress"]["discovered"] == 3
+        text_ = wait_until(lambda: httpx.get(f"{base}/metrics", timeout=10).text, 60, 1.0,
+                           "the services' own metrics", until=lambda t: 'trackprint_federate_up{service="watcher"} 1.0' in t)
+        assert metric(text_, "trackprint_library_tracks", state="active") == 3
+        assert metric(text_, "trackprint_federate_up", service="persister") == 1
+        assert metric(text_, "trackprint_federate_up", service="analyzer-1") == 1
+        assert re.search(r'^trackprint_analyzer_events_total\{.*service="analyzer-1".*\} 3\.0$', text_, re.M), text_
+        assert metric(text_, "trackprint_bus_reachable") == 1
+    finally:
+        stop_all([proc], timeout=60)
+    assert proc.returncode == 0, log.read_text()
+    with pytest.raises(httpx.HTTPError):  # the web server stopped with up
+        httpx.get(f"{base}/api/status", timeout=2)
