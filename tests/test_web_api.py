@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 
 import httpx
 import numpy as np
@@ -21,7 +20,8 @@ import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from tests.procs import run_cli, service, stop_all
+from tests.procs import service, stop_all
+from tests.web_library import real_library, served  # noqa: F401  (fixtures)
 from tests.waiting import wait_until
 from trackprint.binaries import free_port
 from trackprint.contracts import AnalysisFailure, DecodeFacts, Fingerprint, FingerprintResult, Tags, Timings
@@ -250,60 +250,6 @@ def test_the_page_and_its_files_are_served(client):
 
 # -- the whole pipeline ---------------------------------------------------------------------------------------
 SR = 22050
-
-
-def write_library(root) -> dict[str, str]:
-    """Three families of sound in three folders, two near-identical takes of each (different noise seeds):
-    track -> its twin."""
-    from tests.audio import click_track, pink_noise, sine, write_audio
-
-    dur = 3.0
-    rng = np.random.default_rng(7)
-    family = {
-        "tones": lambda: 0.5 * sine(220.0, dur, SR, db=-8) + 0.3 * sine(330.0, dur, SR, db=-14),
-        "noise": lambda: pink_noise(dur, SR, db=-18, seed=3),
-        "clicks": lambda: click_track(128.0, dur, SR, db=-4),
-    }
-    twins = {}
-    for folder, make in family.items():
-        base = make()
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        for take in ("a", "b"):
-            mono = base + rng.normal(0, 0.002, len(base)).astype(np.float32)
-            stereo = np.stack([mono, 0.9 * mono], axis=1)
-            write_audio(root / folder / f"{folder}-{take}.flac", stereo, SR)
-        twins[str(root / folder / f"{folder}-a.flac")] = str(root / folder / f"{folder}-b.flac")
-        twins[str(root / folder / f"{folder}-b.flac")] = str(root / folder / f"{folder}-a.flac")
-    (root / "tones" / "broken.flac").write_bytes(b"this is not audio at all")
-    return twins
-
-
-@pytest.fixture(scope="module")
-def real_library(tmp_path_factory):
-    """`trackprint up` once over the generated library (the Python engine unless the Rust server is built)."""
-    base = tmp_path_factory.mktemp("web")
-    library, data = base / "music", base / "data"
-    twins = write_library(library)
-    out = run_cli("up", str(library), "--data-dir", str(data), "--analyzers", "1", "--exit-when-idle",
-                  "--web-port", "0", timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return library.resolve(), data, twins
-
-
-@pytest.fixture
-def served(real_library, tmp_path):
-    library, data, twins = real_library
-    port = free_port()
-    proc = service("serve", "--port", str(port), "--data-dir", str(data), log=tmp_path / "serve.log")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: httpx.get(f"{base}/api/status", timeout=5).status_code, 60, 0.3, "serve to answer",
-                   until=lambda s: s == 200, ignore=(httpx.HTTPError,))
-        yield base, library, twins
-    finally:
-        stop_all([proc])
-        log = (tmp_path / "serve.log").read_text()
-        assert f"trackprint serve: {base}/" in log
 
 
 @pytest.mark.slow
