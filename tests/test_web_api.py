@@ -138,6 +138,13 @@ def test_similar_finds_the_twin_first_and_orders_by_distance(client):
     assert [(m.path, round(m.distance, 6)) for m in cli.matches] == [(m["path"], m["distance"]) for m in items]
 
 
+def test_similar_to_several_seeds(client):
+    body = get(client, "/api/tracks/similar?path=/lib/jazz/t0.flac&path=/lib/jazz/t3.flac&k=2")
+    assert body["seeds"] == ["/lib/jazz/t0.flac", "/lib/jazz/t3.flac"]
+    assert {m["path"] for m in body["items"]} == {"/lib/jazz/t1.flac", "/lib/jazz/t2.flac"}  # between the seeds
+    assert get(client, "/api/tracks/similar?path=/lib/jazz/t0.flac&exclude_seed_albums=maybe", 400)
+
+
 def test_one_track_has_its_25_values_and_their_percentiles(client):
     body = get(client, "/api/tracks/one?path=/lib/ambient/t3.flac")
     features = body["features"]
@@ -198,6 +205,10 @@ def test_playlist_is_a_chain_without_repeats(client):
     assert all("/rock/" in p for p in paths[:4])  # the folder first, then the nearest other one
     whole = get(client, "/api/playlist?seed=/lib/rock/t0.flac&length=500")
     assert whole["count"] == 12
+    step = values(0.0, 0.22, 1)["tempo_bpm"] - values(0.0, 0.05, 0)["tempo_bpm"]  # t0 -> t1
+    held = get(client, f"/api/playlist?seed=/lib/rock/t0.flac&length=6&max_tempo_step={step / 2}")
+    assert [i["path"] for i in held["items"]] == ["/lib/rock/t0.flac"]  # no track within the tempo step
+    assert held["max_tempo_step"] == step / 2
 
 
 def test_errors_are_json_with_a_code(client, tmp_path):

@@ -76,9 +76,37 @@ def _position(snap: Snapshot, path: str) -> int:
     return i
 
 
-def _match(snap: Snapshot, j: int, distance: float) -> dict[str, Any]:
-    return {"path": snap.paths[j], "distance": round(distance, 6), "title": snap.titles[j], "group": snap.group(j),
-            "genre": snap.genres[j], "folder": folder_of(snap.paths[j])}
+def _match(snap: Snapshot, path: str, distance: float, track: dict) -> dict[str, Any]:
+    """One similar or playlist track: its path, distance, tags (None when absent), folder and map group."""
+    from trackprint.web.library import _title
+
+    i = snap.index.get(path)
+    return {"path": path, "distance": round(float(distance), 6),
+            "title": _title(track.get("artist"), track.get("title")),
+            **{tag: track.get(tag) for tag in ("artist", "album", "genre", "year")},
+            "group": snap.group(i) if i is not None else folder_of(path), "folder": folder_of(path)}
+
+
+def _flag(request: Request, name: str) -> bool:
+    text = request.query_params.get(name, "").lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise ApiError(400, "bad_request", f"{name} must be 1/true or 0/false, got {text!r}")
+
+
+def _float(request: Request, name: str) -> float | None:
+    text = request.query_params.get(name)
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ApiError(400, "bad_request", f"{name} must be a number, got {text!r}") from None
+    if not value >= 0:
+        raise ApiError(400, "bad_request", f"{name} must be 0 or more, got {text!r}")
+    return value
 
 
 def create_app(db_url: str, *, nats_url: str | None = None, data_dir: Path | None = None,
@@ -114,11 +142,15 @@ def create_app(db_url: str, *, nats_url: str | None = None, data_dir: Path | Non
             raise ApiError(503, "no_database", unreadable(exc, db_url) or str(exc)) from None
 
     def api(handler):
+        from trackprint.search import NothingToCompare, SeedNotFound
+
         def endpoint(request: Request) -> Response:
             try:
                 return handler(request)
             except ApiError as exc:
                 return _json({"error": {"code": exc.code, "message": exc.message}}, exc.status)
+            except (SeedNotFound, NothingToCompare) as exc:  # tombstoned since the library was read
+                return _json({"error": {"code": "not_found", "message": str(exc)}}, 404)
         endpoint.__name__ = handler.__name__
         return endpoint
 
@@ -136,13 +168,20 @@ def create_app(db_url: str, *, nats_url: str | None = None, data_dir: Path | Non
                       "items": items})
 
     def similar(request: Request) -> Response:
+        from trackprint.search import similar_to
+
         snap = snapshot()
-        i = _position(snap, _required(request, "path"))
+        seeds = [snap.paths[_position(snap, p)] for p in request.query_params.getlist("path")]
+        if not seeds:
+            raise ApiError(400, "bad_request", "the query parameter 'path' is required (repeat it for several seeds)")
         k = _int(request, "k", DEFAULT_K, 1, MAX_K)
-        matches = snap.nearest(i, k)
-        return _json({"path": snap.paths[i], "k": k, "library_size": len(snap),
-                      "distance": "rms of robust z-scores (0 identical, ~1 one typical spread apart)",
-                      "items": [_match(snap, j, d) for j, d in matches]})
+        exclude = _flag(request, "exclude_seed_albums")
+        found = similar_to(db_url, seeds, k, exclude_seed_albums=exclude, engine=library.engine())
+        return _json({"path": seeds[0], "seeds": found.seeds, "k": k, "exclude_seed_albums": exclude,
+                      "library_size": len(snap),
+                      "distance": "rms of robust z-scores (0 identical, ~1 one typical spread apart); several "
+                                  "seeds: rms of the distances to each",
+                      "items": [_match(snap, m.path, m.distance, m.track) for m in found.matches]})
 
     def one(request: Request) -> Response:
         snap = snapshot()
@@ -159,12 +198,21 @@ def create_app(db_url: str, *, nats_url: str | None = None, data_dir: Path | Non
         })
 
     def playlist(request: Request) -> Response:
+        from trackprint.search import smooth_playlist
+
         snap = snapshot()
-        i = _position(snap, _required(request, "seed"))
+        seed = snap.paths[_position(snap, _required(request, "seed"))]
         length = _int(request, "length", DEFAULT_LENGTH, 1, MAX_LENGTH)
-        items, method = _playlist(db_url, snap, i, length)
-        return _json({"seed": snap.paths[i], "length": length, "method": method, "count": len(items),
-                      "items": items})
+        tempo, loudness = _float(request, "max_tempo_step"), _float(request, "max_loudness_step")
+        chain = smooth_playlist(db_url, seed, length, max_tempo_step=tempo, max_loudness_step=loudness,
+                                engine=library.engine())
+        items = [{**_match(snap, m.path, m.distance, m.track), "distance_to_previous": round(m.distance, 6)}
+                 for m in chain]
+        for item in items:
+            del item["distance"]
+        return _json({"seed": seed, "length": length, "max_tempo_step": tempo, "max_loudness_step": loudness,
+                      "method": "nearest-neighbour chain (each next track the nearest not yet played, within the "
+                                "tempo and loudness steps)", "count": len(items), "items": items})
 
     def map_(request: Request) -> Response:
         snap = snapshot()
@@ -255,14 +303,6 @@ def _by_path(db_url: str, q: str, limit: int) -> list[dict]:
             row.pop("last_failure_code")
         out.append(_item(row))
     return out
-
-
-# -- /api/playlist ----------------------------------------------------------------------------------------------
-def _playlist(db_url: str, snap: Snapshot, seed: int, length: int) -> tuple[list[dict], str]:
-    chain = snap.chain(seed, length)
-    return ([{"path": snap.paths[j], "distance_to_previous": round(d, 6), "title": snap.titles[j],
-              "group": snap.group(j)}
-             for j, d in chain], "nearest-neighbour chain (each next track the nearest not yet played)")
 
 
 def static_files() -> list[str]:

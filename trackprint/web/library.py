@@ -1,16 +1,16 @@
 """The library as the web page sees it: every current fingerprint in one float matrix, cached, and what is
-computed from it (robust z-scores, nearest tracks, percentiles, a 2-D map, a nearest-neighbour chain).
+computed from it (robust z-scores, percentiles, a 2-D map). Similar tracks and playlists are
+:mod:`trackprint.search`'s (the same answers as ``trackprint similar`` and ``trackprint playlist``).
 
 The matrix is read once and kept until the database changes: a cheap probe (the number of current
 fingerprints and the latest ``updated_at``) runs at most every :data:`PROBE_EVERY_S` seconds, and only a
 change reloads. Everything is numpy on the cached matrix, so a request on a large library costs one pass
-over an (n, 25) array (500,000 tracks: 100 MB as float64; a distance row takes tens of milliseconds).
+over an (n, 25) array (500,000 tracks: 100 MB as float64).
 
 Definitions, the same as the rest of trackprint:
 
 - only rows of the current ``fingerprint_version`` are used (a stale row would mix two definitions);
-- z-scores and distances are :mod:`trackprint.similarity`'s: median / 1.4826·MAD per dimension, clipped at
-  ±5, root-mean-square difference (so a distance here equals ``trackprint similar``'s);
+- z-scores are :mod:`trackprint.similarity`'s: median / 1.4826·MAD per dimension, clipped at ±5;
 - a value's percentile is its mid-rank in the library's column: 100·(below + ½·equal) / n;
 - the map is a PCA of the z-scores (the eigenvectors of their covariance, largest two), signs fixed so the
   largest loading of each axis is positive: the same library always draws the same picture;
@@ -101,40 +101,6 @@ class Snapshot:
             below = np.searchsorted(column, values[d], side="left")
             upto = np.searchsorted(column, values[d], side="right")
             out[d] = 100.0 * (below + 0.5 * (upto - below)) / n
-        return out
-
-    def distances(self, i: int) -> np.ndarray:
-        """Distance of every track to track ``i`` (:mod:`trackprint.similarity`'s definition)."""
-        return np.sqrt(np.mean((self.z - self.z[i]) ** 2, axis=1))
-
-    def nearest(self, i: int, k: int, exclude: set[int] = frozenset()) -> list[tuple[int, float]]:
-        d = self.distances(i)
-        d[i] = np.inf
-        for j in exclude:
-            d[j] = np.inf
-        k = min(k, len(d))
-        if k <= 0:
-            return []
-        candidates = np.argpartition(d, k - 1)[:k] if k < len(d) else np.arange(len(d))
-        order = candidates[np.lexsort((candidates, d[candidates]))]  # by distance, ties by path order
-        return [(int(j), float(d[j])) for j in order if np.isfinite(d[j])]
-
-    def chain(self, seed: int, length: int) -> list[tuple[int, float]]:
-        """A nearest-neighbour chain from ``seed``: each next track is the nearest not yet played to the
-        previous one (no repeats). Returns (index, distance to the previous track), the seed first with 0."""
-        played = np.zeros(len(self.paths), dtype=bool)
-        out = [(seed, 0.0)]
-        played[seed] = True
-        current = seed
-        while len(out) < min(length, len(self.paths)):
-            d = self.distances(current)
-            d[played] = np.inf
-            nxt = int(np.argmin(d))
-            if not np.isfinite(d[nxt]):
-                break
-            out.append((nxt, float(d[nxt])))
-            played[nxt] = True
-            current = nxt
         return out
 
     # -- the map --------------------------------------------------------------------------------------------

@@ -31,6 +31,10 @@ function trackLink(path) {
   return el("a", { href: "#/track/" + encodeURIComponent(path), class: "track-link", title: path, text: path });
 }
 
+function tagLine(title) {
+  return el("span", { class: "title", text: title ? ` ${title}` : "" });
+}
+
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return "–";
   if (seconds < 90) return `${Math.round(seconds)} s`;
@@ -195,7 +199,7 @@ async function showTrack(path) {
         el("span", { class: "v", text: `${Number(f.value.toPrecision(4))} · p${Math.round(f.percentile)}` }));
     }));
     $("#similar").replaceChildren(...similar.items.map((m) =>
-      el("li", { class: "similar" }, trackLink(m.path), el("span", { class: "d", text: m.distance.toFixed(3) }))));
+      el("li", { class: "similar" }, trackLink(m.path), tagLine(m.title), el("span", { class: "d", text: m.distance.toFixed(3) }))));
   } catch (e) {
     error.textContent = e.message;
     error.hidden = false;
@@ -209,7 +213,7 @@ async function showPlaylist(event) {
   try {
     const data = await api(`/api/playlist?length=15&seed=${encodeURIComponent(currentPath)}`);
     list.replaceChildren(...data.items.map((m) =>
-      el("li", {}, trackLink(m.path), el("span", { class: "d", text: m.distance_to_previous.toFixed(3) }))));
+      el("li", {}, trackLink(m.path), tagLine(m.title), el("span", { class: "d", text: m.distance_to_previous.toFixed(3) }))));
   } catch (e) {
     list.replaceChildren(el("li", { class: "error", text: e.message }));
   }
