@@ -16,6 +16,7 @@ Any number of these processes (on any host) share the durable pull consumer
 from __future__ import annotations
 
 import asyncio
+import json
 import base64
 import errno
 import logging
@@ -116,6 +117,9 @@ class AnalyzerWorker(Service):
         self.ack_wait_s = 60.0
         self.counts: dict[str, int] = {}
         self._started = time.monotonic()
+        self.in_hand: dict[int, str] = {}  # events-stream seq -> path, for the status report
+        self._reported: tuple[str, ...] | None = None
+        self._report_due = 0.0
 
     def count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
@@ -145,6 +149,23 @@ class AnalyzerWorker(Service):
             for msg in await self.fetch(self.sub, free, timeout=1):
                 self.tasks.add(asyncio.create_task(self.handle(msg)))
         self.tasks = {t for t in self.tasks if not t.done()}
+        await self._report()
+
+    async def _report(self) -> None:
+        """The files in hand, in the status KV bucket (``analyzer.<host>-<pid>``), for `up`'s console and
+        `status`: on change, at most every second (and every 30 s regardless, so a stale report shows)."""
+        now = time.monotonic()
+        analysing = tuple(sorted(self.in_hand.values()))
+        if now < self._report_due or (analysing == self._reported and now < self._report_due + 29.0):
+            return
+        self._report_due = now + 1.0
+        try:
+            kv = await bus.status_kv(self.js)
+            await kv.put(f"analyzer.{self.host}-{os.getpid()}",
+                         json.dumps({"analysing": list(analysing), "at": time.time()}).encode())
+            self._reported = analysing
+        except Exception as exc:  # a report never stops the work
+            log.debug("analyzer: status report not written: %s", exc)
 
     async def finish_work_in_hand(self) -> None:
         if self.tasks:
@@ -207,6 +228,7 @@ class AnalyzerWorker(Service):
                     await self._deadletter(msg, seq, f"{event.kind} event for {path!r}: {refusal}")
                     return
         heartbeat = asyncio.create_task(self._heartbeat(msg))
+        self.in_hand[seq] = event.path
         try:
             try:
                 results = await self._results_for(event, seq, attempts)
@@ -254,6 +276,7 @@ class AnalyzerWorker(Service):
                                 exc)
         finally:
             heartbeat.cancel()
+            self.in_hand.pop(seq, None)
 
     async def _publish_until_stored(self, event: FileEvent, result, msg_id: str) -> bool:
         """Publish the result, retrying while the bus cannot store it (a full JetStream disk, a stream at its

@@ -248,3 +248,32 @@ def test_symlinks_leaving_the_library_when_the_user_allows_them(nats_server, sta
     assert python.error is None and python.engine == "python", python
     by_engine = {"rust": linked.fingerprint, "python": python.fingerprint}
     assert abs(by_engine["rust"].lufs - by_engine["python"].lufs) < 0.5, by_engine
+
+
+def test_the_files_in_hand_are_reported_in_the_status_bucket(nats_server, tmp_path):
+    """While an analyzer works on a file, its status report names it (what `up`'s console shows as
+    "analysing ..."); once done, the report is empty again."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    t = np.arange(22050 * 600) / 22050  # ten minutes: seconds of analysis for the Python engine
+    sf.write(str(lib / "long.flac"), (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 22050)
+
+    async def main():
+        cfg = WorkerConfig(use_rust=False, concurrency=1, library=Library((str(lib),)))
+        async with Running(nats_server.url, cfg) as r:
+            await publish_event(r.js, kind="added", path=str(lib / "long.flac"))
+
+            async def reports():
+                kv = await bus.status_kv(r.js)
+                found = []
+                for key in await kv.keys():
+                    if key.startswith("analyzer."):
+                        found += json.loads((await kv.get(key)).value)["analysing"]
+                return found
+
+            await wait_until_async(reports, 60, 0.1, "the file in hand reported",
+                                   until=lambda paths: paths == [str(lib / "long.flac")], ignore=(Exception,))
+            await wait_results(r.js, 1, timeout=120)
+            await wait_until_async(reports, 60, 0.5, "the report emptied", until=lambda paths: paths == [])
+
+    run(main(), timeout=300)

@@ -51,12 +51,18 @@ def test_plain_lines_on_change_only_eta_from_audio_and_events():
     assert "moved 1, deleted 0" in last and "100% 4/4" in last
 
 
-def test_the_file_being_analysed_is_named_when_known():
+def test_the_files_being_analysed_are_named_from_the_analyzers_reports():
+    import time
+
     out = io.StringIO()
     console = Console(out, tty=False)
-    files = {"/m/a.flac": 10, "/m/long.flac": 1000}
-    console.update(snap(0.0, files, {"/m/a.flac": "rust"}, audio_s=1.0, unacked=1))
-    assert "analysing long.flac" in out.getvalue()
+    files = {"/m/a.flac": 10, "/m/long.flac": 1000, "/m/b.flac": 10, "/m/c.flac": 10}
+    reading = snap(0.0, files, {"/m/a.flac": "rust"}, audio_s=1.0, unacked=1)
+    reading.bus["analyzers"] = {"h-1": {"analysing": ["/m/long.flac"], "at": time.time()},
+                                "h-2": {"analysing": ["/m/b.flac"], "at": time.time() - 600}}  # stopped long ago
+    console.update(reading)
+    last = out.getvalue().splitlines()[-1]
+    assert "analysing long.flac" in last and "b.flac" not in last
 
 
 @pytest.mark.slow

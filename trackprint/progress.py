@@ -194,14 +194,14 @@ class Console:
         return f"{_duration(audio_left / audio_rate)} ({_duration(audio_left)} of audio left)"
 
     def _current(self, snap: Snapshot) -> str | None:
-        """The file now being analysed when it is known: every remaining file is in an analyzer's hands."""
-        from trackprint import bus
-
-        in_flight = self.consumer_unacked(snap, bus.ANALYZER_CONSUMER)
-        remaining = snap.remaining
-        if remaining and in_flight and len(remaining) <= in_flight:
-            return ", ".join(Path(p).name for p in remaining[:3]) + (" ..." if len(remaining) > 3 else "")
-        return None
+        """The files now being analysed, from the analyzers' reports (fresh ones: a report older than a
+        minute is from an analyzer that stopped)."""
+        analysing = sorted({path for report in (snap.bus.get("analyzers") or {}).values()
+                            if isinstance(report, dict) and time.time() - float(report.get("at") or 0) < 60
+                            for path in report.get("analysing") or ()} - snap.done_paths)
+        if not analysing:
+            return None
+        return ", ".join(Path(p).name for p in analysing[:3]) + (f" (+{len(analysing) - 3})" if len(analysing) > 3 else "")
 
     @staticmethod
     def consumer_unacked(snap: Snapshot, name: str) -> int:

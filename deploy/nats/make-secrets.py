@@ -53,6 +53,7 @@ NEVER = [
 ROLES = {
     "watcher": ["trackprint.events.>", "$KV.trackprint_status.watcher.>"],
     "analyzer": ["trackprint.results.>", "trackprint.deadletter.>", "$KV.fingerprints_by_content.>",
+                 "$KV.trackprint_status.analyzer.>",
                  "$JS.API.CONSUMER.MSG.NEXT.TRACKPRINT_EVENTS.analyzer"],
     "persister": ["$KV.trackprint_status.persister.>", "$JS.API.CONSUMER.MSG.NEXT.TRACKPRINT_RESULTS.persister",
                   "$JS.API.CONSUMER.MSG.NEXT.TRACKPRINT_DEADLETTER.persister-redrive"],

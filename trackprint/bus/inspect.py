@@ -56,7 +56,8 @@ async def _bus_status(servers: str) -> dict[str, Any]:
     try:
         js = nc.jetstream()
         return {"reachable": True, "url": servers, "streams": await _streams(js), "consumers": await _consumers(js),
-                "watchers": await service_reports(js, "watcher"), "persisters": await service_reports(js, "persister")}
+                "watchers": await service_reports(js, "watcher"), "persisters": await service_reports(js, "persister"),
+                "analyzers": await service_reports(js, "analyzer")}
     finally:
         await nc.close()
 
@@ -103,7 +104,8 @@ async def _consumers(js) -> dict[str, Any]:
 
 async def service_reports(js, service: str) -> dict[str, Any]:
     """The services' own health reports from the status KV bucket, by host: the watchers' (offline roots,
-    inotify limit) and the persisters' (whether the database takes writes)."""
+    inotify limit), the persisters' (whether the database takes writes) and the analyzers' (the files in
+    hand, by host and pid)."""
     reports: dict[str, Any] = {}
     try:
         kv = await js.key_value(bus.STATUS_KV)
