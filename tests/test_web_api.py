@@ -170,6 +170,10 @@ def test_map_has_one_point_per_track_grouped_by_folder_and_separates_the_folders
     means = {f: np.mean([x[p] for p in x if f"/{f}/" in p]) for f in FOLDERS}
     assert means["rock"] < means["jazz"] < means["ambient"]  # the first axis is the cluster level
     assert get(client, "/api/map") == body  # deterministic
+    assert (body["shown"], body["sampled"]) == (12, False)
+    sample = get(client, "/api/map?max_points=5")
+    assert (sample["count"], sample["shown"], sample["sampled"]) == (12, 5, True)
+    assert sample["points"][0] == body["points"][0] and sample["points"][-1] == body["points"][-1]
 
 
 def test_map_groups_by_genre_when_the_tags_have_one(db_url, tmp_path):

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -27,6 +28,7 @@ STATIC = Path(__file__).parent / "static"
 DEFAULT_LIMIT, MAX_LIMIT = 50, 1000
 DEFAULT_K, MAX_K = 10, 200
 DEFAULT_LENGTH, MAX_LENGTH = 20, 500
+MAP_POINTS, MAX_MAP_POINTS = 20_000, 1_000_000
 
 
 class ApiError(Exception):
@@ -216,15 +218,21 @@ def create_app(db_url: str, *, nats_url: str | None = None, data_dir: Path | Non
 
     def map_(request: Request) -> Response:
         snap = snapshot()
+        limit = _int(request, "max_points", MAP_POINTS, 1, MAX_MAP_POINTS)
         coords, explained = snap.projection()
         groups: dict[str, int] = {}
-        points = []
         for j in range(len(snap)):
             group = snap.group(j)
             groups[group] = groups.get(group, 0) + 1
+        # a large library: an even sample of the points (in path order), the same on every call
+        shown = range(len(snap)) if len(snap) <= limit else np.linspace(0, len(snap) - 1, limit).astype(int)
+        points = []
+        for j in shown:
+            group = snap.group(j)
             points.append({"path": snap.paths[j], "x": round(float(coords[j, 0]), 5),
                            "y": round(float(coords[j, 1]), 5), "group": group, "title": snap.titles[j]})
-        return _json({"count": len(points), "projection": "pca of robust z-scores", "group_by": snap.group_by(),
+        return _json({"count": len(snap), "shown": len(points), "sampled": len(points) < len(snap),
+                      "projection": "pca of robust z-scores", "group_by": snap.group_by(),
                       "explained_variance": [round(v, 4) for v in explained],
                       "groups": [{"name": g, "count": n} for g, n in sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))],
                       "points": points})

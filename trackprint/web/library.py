@@ -4,7 +4,8 @@ computed from it (robust z-scores, percentiles, a 2-D map). Similar tracks and p
 
 The matrix is read once and kept until the database changes: a cheap probe (the number of current
 fingerprints and the latest ``updated_at``) runs at most every :data:`PROBE_EVERY_S` seconds, and only a
-change reloads. Everything is numpy on the cached matrix, so a request on a large library costs one pass
+change reloads; while a large library keeps changing (a backfill), at most once per :data:`RELOAD_FACTOR`
+times the last reading's duration (500,000 tracks: about 5 s to read and scale, so about once a minute). Everything is numpy on the cached matrix, so a request on a large library costs one pass
 over an (n, 25) array (500,000 tracks: 100 MB as float64).
 
 Definitions, the same as the rest of trackprint:
@@ -34,6 +35,7 @@ from trackprint.persister.models import track_fingerprints, track_tags, tracks
 from trackprint.similarity import robust_scale, standardise
 
 PROBE_EVERY_S = 2.0
+RELOAD_FACTOR = 10.0
 T, F, G = tracks.c, track_fingerprints.c, track_tags.c
 
 
@@ -152,6 +154,7 @@ class Library:
         self._key: Any = None
         self._probed_at = 0.0
         self.loads = 0  # how many times the matrix was read (for tests and the metrics)
+        self.load_s = 0.0  # how long the last reading took (database and numpy)
 
     def engine(self):
         """The SQLAlchemy engine, created on first use (never creates the database: DatabaseMissing)."""
@@ -164,13 +167,18 @@ class Library:
     def snapshot(self) -> Snapshot:
         with self._lock:
             now = time.monotonic()
-            if self._snapshot is not None and now - self._probed_at < self.probe_every_s:
+            # a large library changing all the time (a backfill) is read again at most every
+            # RELOAD_FACTOR times as long as its last reading took: the page stays a few seconds behind
+            # instead of spending the CPU re-reading it
+            wait = max(self.probe_every_s, RELOAD_FACTOR * self.load_s)
+            if self._snapshot is not None and now - self._probed_at < wait:
                 return self._snapshot
             with self.engine().connect() as conn:
                 key = tuple(conn.execute(_probe()).one())
                 self._probed_at = now
                 if self._snapshot is not None and key == self._key:
                     return self._snapshot
+                started = time.monotonic()
                 rows = conn.execute(_current_rows()).all()
             matrix = np.array([r[6:] for r in rows], dtype=np.float64).reshape(len(rows), len(DIMENSIONS))
             self._snapshot = Snapshot.build([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], matrix,
@@ -178,6 +186,7 @@ class Library:
                                             [_title(r[3], r[4]) for r in rows])
             self._key = key
             self.loads += 1
+            self.load_s = time.monotonic() - started
             return self._snapshot
 
     def close(self) -> None:

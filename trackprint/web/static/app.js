@@ -112,7 +112,7 @@ function drawMap() {
   const sx = (x) => pad + (W - 2 * pad) * (x1 > x0 ? (x - x0) / (x1 - x0) : 0.5);
   const sy = (y) => H - pad - (H - 2 * pad) * (y1 > y0 ? (y - y0) / (y1 - y0) : 0.5);
   const ev = data.explained_variance.map((v) => `${Math.round(100 * v)}%`).join(" + ");
-  $("#map-caption").textContent = `${data.count} tracks, ${data.projection} (${ev} of the variance), coloured by ${data.group_by}`;
+  $("#map-caption").textContent = `${data.count} tracks${data.sampled ? ` (${data.shown} shown)` : ""}, ${data.projection} (${ev} of the variance), coloured by ${data.group_by}`;
   box.dataset.count = String(data.points.length);
   if (data.points.length > SVG_MAX_POINTS) {
     const canvas = el("canvas", { width: W, height: H, id: "map-canvas" });
