@@ -267,7 +267,11 @@ def select_for(query: Query, *, sort: tuple[Sort, ...] = (), limit: int | None =
         col = _column(s.field)
         key = col.desc() if s.descending else col.asc()
         order.append(key if s.field in DIMENSIONS or s.field == "path" else key.nulls_last())
-    order.append(tracks.c.path.asc())
+    # With a filter, the path tie-break is an expression on purpose: SQLite would otherwise walk the path
+    # index (a random read per track) to avoid a sort; scanning in storage order and sorting only the
+    # matches (a top-N sort with a limit) is several times faster on a large library. Unfiltered, the
+    # index order is the cheap one.
+    order.append(tracks.c.path.asc() if not query.alternatives else tracks.c.path.op("||")("").asc())
     stmt = stmt.order_by(*order)
     if limit is not None:
         stmt = stmt.limit(limit)

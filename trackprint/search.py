@@ -104,7 +104,9 @@ def _tables():
 
 def library_key(conn) -> str:
     tracks, fps, _tags = _tables()
-    max_id, tracks_at = conn.execute(select(func.max(tracks.c.id), func.max(tracks.c.updated_at))).one()
+    # one aggregate per statement: SQLite answers a lone max() from the index, two together scan the table
+    max_id = conn.execute(select(func.max(tracks.c.id))).scalar()
+    tracks_at = conn.execute(select(func.max(tracks.c.updated_at))).scalar()
     fps_at = conn.execute(select(func.max(fps.c.updated_at))).scalar()
     return f"v{CACHE_FORMAT}-fp{FINGERPRINT_VERSION}-{max_id}-{tracks_at}-{fps_at}"
 
