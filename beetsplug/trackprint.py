@@ -28,13 +28,32 @@ shows it) unless ``trackprint: db:`` names another.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import sys
 
 from beets import ui
 from beets.dbcore import types
 from beets.plugins import BeetsPlugin
 
-from trackprint.fingerprint import DIMENSIONS
+
+def _import_trackprint() -> None:
+    """Import the trackprint package, not this file: with ``pluginpath`` naming this folder, beets also puts
+    it on ``sys.path``, where this module's own name, ``trackprint``, would shadow the package."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    shadow = sys.modules.get("trackprint")
+    if shadow is not None and not hasattr(shadow, "__path__"):
+        del sys.modules["trackprint"]
+    saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    try:
+        importlib.import_module("trackprint.fingerprint")
+    finally:
+        sys.path[:] = saved
+
+
+_import_trackprint()
+from trackprint.fingerprint import DIMENSIONS  # noqa: E402
 
 FIELDS = {name: f"tp_{name}" for name in DIMENSIONS}
 

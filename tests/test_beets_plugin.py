@@ -30,8 +30,9 @@ def beets_installed():
 
 def beet(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, BEETSDIR=str(home), HOME=str(home))
+    # run from the beets folder, not the repository: trackprint must come from the installed package
     return subprocess.run([sys.executable, "-m", "beets", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+                          timeout=300, cwd=home)
 
 
 @pytest.fixture

@@ -36,10 +36,9 @@ Fields (aliases in brackets):
 Case: PostgreSQL folds case with its own ``lower()`` (Unicode); SQLite's
 ``lower()`` folds ASCII letters only (``björk`` finds ``Björk`` but not ``BJÖRK``).
 
-Speed: number ranges are plain comparisons (the feature columns most queried
-have indexes, see ``persister/migrations/versions/0004_tags.py``), text matches
-are ``LIKE '%text%'`` scans; ``trackprint bench-queries`` measures both on
-500,000 rows.
+Speed: number ranges are plain comparisons and text matches ``LIKE '%text%'``,
+both scans (no feature or trigram index yet); ``trackprint bench-queries``
+measures them on 500,000 rows (README, "Speed at 500,000 tracks").
 
 Use: :func:`parse` gives the structure (:class:`Query`), :func:`select_for`
 the SQLAlchemy Core statement, :func:`find` runs it and returns one dict per

@@ -1,6 +1,5 @@
 """track_tags: the file's tags (artist, album, title, numbers, genre, year, duration, MusicBrainz ids),
-one row per track; an index on tracks.updated_at (the similarity cache's key) and on each feature
-column that queries range over (see trackprint/query.py).
+one row per track; an index on tracks.updated_at (max() of it is part of the similarity cache's key).
 
 Revision ID: 0004
 Revises: 0003
