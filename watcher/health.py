@@ -1,8 +1,11 @@
 """Phase "health": what `trackprint status` and Prometheus know about this watcher.
 
 Every ``REPORT_EVERY_S`` the health record (offline roots and why, the
-inotify limit, counts) is put in the ``trackprint_status`` KV bucket under
-``watcher.<host>``, so `trackprint status` on any host shows it through NATS.
+inotify limits and overflows, counts, the pid and whether the start-up scan
+is complete) is put in the ``trackprint_status`` KV bucket under
+``watcher.<host>``, so `trackprint status` on any host shows it through NATS,
+and ``up --exit-when-idle`` knows when its own watcher (by pid) has published
+everything its scan found.
 A failed report is only logged at debug level: health reporting must never
 stop the watching.
 """
@@ -39,8 +42,12 @@ class HealthReporter:
         self.host = host
         self._last_report = 0.0
 
-    async def report_if_due(self, now: float, health: dict, *, offline_roots: int) -> None:
-        if now - self._last_report < REPORT_EVERY_S:
+    def due_now(self) -> None:
+        """The next report_if_due reports whatever the time (a change worth saying at once)."""
+        self._last_report = 0.0
+
+    async def report_if_due(self, now: float, health: dict, *, offline_roots: int, force: bool = False) -> None:
+        if not force and now - self._last_report < REPORT_EVERY_S:
             return
         self._last_report = now
         if M_OFFLINE is not None:

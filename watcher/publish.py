@@ -16,19 +16,28 @@
 - The state (what was last published) changes only after the PubAck, so a
   failed publish leaves everything as it was and is retried on the next tick;
   a repeated publish is deduplicated by the stream (``FileEvent.msg_id``).
+- Events go out in batches of :data:`BATCH`, up to ``bus.PUBLISH_WINDOW``
+  PubAcks outstanding at once (``bus.publish_many``); a batch never holds two
+  events of one path, and a path's next event waits for the batch before it,
+  so a path's events are never reordered. After each batch the state is
+  committed and the service's stop flag is asked: a stop in the middle of a
+  backlog of 200,000 files takes one batch, and a restart publishes only what
+  was not acknowledged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
+from typing import Awaitable, Callable
 
 from trackprint import bus
 from trackprint.contracts import FileEvent, encode
 from trackprint.paths import to_text
 from trackprint.watcher.health import count_published
-from trackprint.watcher.quiescence import Quiescence
+from trackprint.watcher.quiescence import QuietFile, Quiescence
 from trackprint.watcher.roots import LibraryRoots
 from trackprint.watcher.state import Entry, WatcherState
 
@@ -37,6 +46,7 @@ log = logging.getLogger("trackprint.watcher")
 MASS_DELETION_MIN = 10  # fewer removals at once are never held
 MASS_DELETION_SHARE = 0.5  # more than this share of a root's known files gone at once is held
 RECENTLY_EXCLUDED_S = 600.0  # longer than the events stream's duplicate window
+BATCH = 512  # events published together; the state is committed and the stop flag checked after each batch
 
 
 def missing_mount(path: str, dev: int, root: str) -> str | None:
@@ -70,44 +80,96 @@ class EventPublisher:
         self.held_since: dict[str, float] = {}
         self.recently_excluded: dict[str, float] = {}  # path -> when its excluded removal was published
         self.excluded = 0  # removals published because the library excludes the file
+        self.duplicates = 0  # PubAcks that said "duplicate": published before (a crash before its state commit)
+        self.window = bus.PUBLISH_WINDOW
+        self.should_stop: Callable[[], bool] = lambda: False  # the service's stop flag, asked between batches
+        self.after_batch: Callable[[], Awaitable[None]] | None = None  # e.g. the health report, when due
 
-    async def publish_quiet_files(self, now: float) -> None:
+    async def publish_quiet_files(self, now: float, deadline: float | None = None) -> bool:
+        """Publish the quiet files, a batch of :data:`BATCH` at a time with up to ``bus.PUBLISH_WINDOW``
+        PubAcks outstanding; after each batch the state is committed and ``after_batch`` runs (the health
+        report). Returns True when it stopped early with quiet files left: a stop was asked
+        (``should_stop``), the monotonic ``deadline`` passed, or a batch had failures (retried later)."""
+        batch: list[QuietFile] = []
         for quiet in self.quiescence.quiet_files(now):
-            if await self.publish_file(quiet.path, quiet.root, quiet.stat, quiet.origin):
-                self.quiescence.done(quiet.path)
+            batch.append(quiet)
+            if len(batch) < BATCH:
+                continue
+            if not await self._publish_quiet_batch(batch):
+                return True
+            batch = []
+            await self._after_batch()
+            if self.should_stop() or (deadline is not None and time.monotonic() >= deadline):
+                return True
+        if batch:
+            if not await self._publish_quiet_batch(batch):
+                return True
+            await self._after_batch()
+        return False
+
+    async def _after_batch(self) -> None:
+        self.commit()
+        if self.after_batch is not None:
+            await self.after_batch()
+        await asyncio.sleep(0)  # let the watch's events and a stop signal in
+
+    async def _publish_quiet_batch(self, batch: list[QuietFile]) -> bool:
+        """One batch: the events decided from the state as it is, published together, the state updated for
+        each PubAck (in the batch's order). False when some publishes failed (they stay waiting)."""
+        planned: list[tuple[QuietFile, FileEvent, str | None, str]] = []
+        claimed: set[str] = set()  # old paths claimed by a move in this batch: one move each
+        for quiet in batch:
+            plan = self._plan_file(quiet.path, quiet.root, quiet.stat, quiet.origin, claimed)
+            if plan is None:
+                self.quiescence.done(quiet.path)  # nothing new
+            else:
+                event, old_path, why = plan
+                planned.append((quiet, event, old_path, why))
+        results = await self._publish_events([(event, why) for _, event, _, why in planned])
+        for (quiet, event, old_path, _), ok in zip(planned, results):
+            if not ok:
+                continue
+            st = quiet.stat
+            if old_path:
+                self.state.delete(old_path)
+                self.quiescence.gone.pop(old_path, None)  # claimed by the move: no removal for it
+            self.state.put(Entry(quiet.path, quiet.root, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, event.kind))
+            self.quiescence.done(quiet.path)
+        return all(results)
 
     async def publish_file(self, path: str, root: str, st: os.stat_result, origin: str) -> bool:
         """added / changed / moved for one quiet file; False when the publish failed (retry next tick)."""
+        return await self._publish_quiet_batch([QuietFile(path, root, st, origin)])
+
+    def _plan_file(self, path: str, root: str, st: os.stat_result, origin: str,
+                   claimed: set[str]) -> tuple[FileEvent, str | None, str] | None:
+        """The event for one quiet file (with the old path of a move, and why), or None: nothing new."""
         old = self.state.get(path)
         old_path = None
         reason = None
         if old is None:
             candidate = self.state.path_for_inode(st.st_dev, st.st_ino)
-            if candidate and candidate != path and not os.path.lexists(candidate) and \
-                    self.state.get(candidate).size == st.st_size:
+            if candidate and candidate != path and candidate not in claimed and not os.path.lexists(candidate) \
+                    and self.state.get(candidate).size == st.st_size:
                 old_path = candidate
+                claimed.add(candidate)
             kind = "moved" if old_path else "added"
             excluded_at = self.recently_excluded.pop(path, None)
             if kind == "added" and excluded_at is not None and time.time() - excluded_at < RECENTLY_EXCLUDED_S:
                 reason = "included"
         elif (old.size, old.mtime_ns, old.inode) == (st.st_size, st.st_mtime_ns, st.st_ino):
-            return True  # nothing new
+            return None
         else:
             kind = "changed"
         event = FileEvent(kind=kind, path=to_text(path), root=to_text(root), size=st.st_size,
                           mtime_ns=st.st_mtime_ns, inode=st.st_ino, old_path=to_text(old_path) if old_path else None,
                           origin=origin, reason=reason)
-        if not await self._publish(event, "quiescent" if kind != "moved" else f"same inode as {old_path}"):
-            return False
-        if old_path:
-            self.state.delete(old_path)
-            self.quiescence.gone.pop(old_path, None)  # claimed by the move: no removal for it
-        self.state.put(Entry(path, root, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, kind))
-        return True
+        return event, old_path, "quiescent" if kind != "moved" else f"same inode as {old_path}"
 
     async def publish_exclusions(self, now: float) -> None:
         """``removed`` (reason ``excluded``) for each known file the library now excludes."""
         excluded = self.quiescence.excluded
+        planned: list[tuple[str, FileEvent, str]] = []
         for path in list(excluded):
             why, origin = excluded[path]
             root = self.roots.root_of(path)
@@ -117,14 +179,22 @@ class EventPublisher:
                 continue
             if root in self.roots.offline:
                 continue
-            event = FileEvent(kind="removed", path=to_text(path), root=to_text(root), size=old.size,
-                              mtime_ns=old.mtime_ns, inode=old.inode, origin=origin, reason="excluded")
-            if await self._publish(event, f"excluded: {why}"):
-                self.state.delete(path)
-                self.quiescence.gone.pop(path, None)
-                del excluded[path]
-                self.recently_excluded[path] = time.time()
-                self.excluded += 1
+            planned.append((path, FileEvent(kind="removed", path=to_text(path), root=to_text(root), size=old.size,
+                                            mtime_ns=old.mtime_ns, inode=old.inode, origin=origin, reason="excluded"),
+                            f"excluded: {why}"))
+        for start in range(0, len(planned), BATCH):
+            chunk = planned[start:start + BATCH]
+            results = await self._publish_events([(event, why) for _, event, why in chunk])
+            for (path, _, _), ok in zip(chunk, results):
+                if ok:
+                    self.state.delete(path)
+                    self.quiescence.gone.pop(path, None)
+                    del excluded[path]
+                    self.recently_excluded[path] = time.time()
+                    self.excluded += 1
+            await self._after_batch()
+            if not all(results) or self.should_stop():
+                break
         if self.recently_excluded:
             self.recently_excluded = {p: t for p, t in self.recently_excluded.items()
                                       if time.time() - t < RECENTLY_EXCLUDED_S}
@@ -162,12 +232,19 @@ class EventPublisher:
         for root, removals in due.items():
             if await self._hold_mass_deletions(root, len(removals)):
                 continue
-            for path, old, origin in removals:
-                event = FileEvent(kind="removed", path=to_text(path), root=to_text(root), size=old.size,
-                                  mtime_ns=old.mtime_ns, inode=old.inode, origin=origin)
-                if await self._publish(event, "file is gone"):
-                    self.state.delete(path)
-                    del gone[path]
+            for start in range(0, len(removals), BATCH):
+                chunk = removals[start:start + BATCH]
+                results = await self._publish_events([
+                    (FileEvent(kind="removed", path=to_text(path), root=to_text(root), size=old.size,
+                               mtime_ns=old.mtime_ns, inode=old.inode, origin=origin), "file is gone")
+                    for path, old, origin in chunk])
+                for (path, _, _), ok in zip(chunk, results):
+                    if ok:
+                        self.state.delete(path)
+                        gone.pop(path, None)
+                await self._after_batch()
+                if not all(results) or self.should_stop():
+                    return
 
     async def _hold_mass_deletions(self, root: str, count: int) -> bool:
         """True (hold them) when ``count`` removals would take most of a root at once: a drive replaced by
@@ -209,21 +286,41 @@ class EventPublisher:
         elif failing:
             log.warning("watcher state written again after: %s", failing)
 
-    async def _publish(self, event: FileEvent, reason: str) -> bool:
-        try:
-            payload = encode(event)
-        except (UnicodeError, ValueError, TypeError) as exc:  # one file's problem, never the watcher's
-            log.error("%s: publish %s: cannot encode the event (%s: %s); this file is skipped", event.path,
-                      event.kind, type(exc).__name__, exc)
-            return False
-        try:
-            ack = await bus.publish(self.js, bus.event_subject(event.kind), payload, event.msg_id())
-        except bus.BusError as exc:
-            log.error("%s: publish %s: FAILED (%s); will retry", event.path, event.kind, exc)
-            return False
-        self.published += 1
-        self.published_by_kind[event.kind] = self.published_by_kind.get(event.kind, 0) + 1
-        count_published(event.kind)
-        log.info("%s: published %s (%s; origin %s; seq %d%s)", event.path, event.kind, reason, event.origin,
-                 ack.seq, ", duplicate" if ack.duplicate else "")
-        return True
+    async def _publish_events(self, events: list[tuple[FileEvent, str]]) -> list[bool]:
+        """Publish the events together (``bus.publish_many``: a window of PubAcks outstanding); whether each
+        was acknowledged. The caller never puts two events of one path in the same call."""
+        encoded: list[bytes | None] = []
+        for event, _ in events:
+            try:
+                encoded.append(encode(event))
+            except (UnicodeError, ValueError, TypeError) as exc:  # one file's problem, never the watcher's
+                log.error("%s: publish %s: cannot encode the event (%s: %s); this file is skipped", event.path,
+                          event.kind, type(exc).__name__, exc)
+                encoded.append(None)
+        sendable = [(bus.event_subject(event.kind), payload, event.msg_id())
+                    for (event, _), payload in zip(events, encoded) if payload is not None]
+        acks = iter(await bus.publish_many(self.js, sendable, window=self.window) if sendable else [])
+        ok: list[bool] = []
+        failures: list[tuple[str, Exception]] = []
+        for (event, reason), payload in zip(events, encoded):
+            if payload is None:
+                ok.append(False)
+                continue
+            ack = next(acks)
+            if isinstance(ack, Exception):
+                failures.append((event.path, ack))
+                ok.append(False)
+                continue
+            ok.append(True)
+            self.published += 1
+            self.published_by_kind[event.kind] = self.published_by_kind.get(event.kind, 0) + 1
+            if ack.duplicate:
+                self.duplicates += 1
+            count_published(event.kind)
+            log.info("%s: published %s (%s; origin %s; seq %d%s)", event.path, event.kind, reason, event.origin,
+                     ack.seq, ", duplicate" if ack.duplicate else "")
+        if failures:
+            path, exc = failures[0]
+            more = f" (and {len(failures) - 1} more publishes failed like it)" if len(failures) > 1 else ""
+            log.error("%s: publish: FAILED (%s)%s; will retry", path, exc, more)
+        return ok

@@ -17,6 +17,7 @@ it with reason ``excluded``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import stat as statmod
@@ -30,7 +31,7 @@ from trackprint.watcher.state import WatcherState
 log = logging.getLogger("trackprint.watcher")
 
 
-@dataclass
+@dataclass(slots=True)
 class WaitingFile:
     """A file seen to exist, waiting for its size and mtime to stay put for the quiet period."""
 
@@ -58,14 +59,28 @@ class Quiescence:
         self.dirty: dict[str, str] = {}  # path -> origin
         self.waiting: dict[str, WaitingFile] = {}
         self.gone: dict[str, tuple[float, str]] = {}  # path -> (first seen gone, origin)
+        self._sorting: Iterator[tuple[str, str]] | None = None  # dirty paths taken out, not yet sorted
+        self._sorting_left = 0
 
     def mark_dirty(self, path: str, origin: str) -> None:
         self.dirty.setdefault(path, origin)
 
-    def sort_dirty(self, now: float) -> None:
-        """Every dirty path becomes waiting (it exists), gone (known, not on disk), or is dropped."""
-        dirty, self.dirty = self.dirty, {}
-        for path, origin in dirty.items():
+    @property
+    def dirty_count(self) -> int:
+        """Dirty paths not sorted yet (marked, or taken out by a sort cut short by its limit)."""
+        return len(self.dirty) + self._sorting_left
+
+    def sort_dirty(self, now: float, limit: int | None = None) -> bool:
+        """Every dirty path becomes waiting (it exists), gone (known, not on disk), or is dropped; at most
+        ``limit`` of them per call (a start-up scan marks the whole library: the caller yields between
+        calls). True when some are left for the next call."""
+        if self._sorting is None:
+            if not self.dirty:
+                return False
+            dirty, self.dirty = self.dirty, {}
+            self._sorting, self._sorting_left = iter(dirty.items()), len(dirty)
+        for path, origin in itertools.islice(self._sorting, limit):
+            self._sorting_left -= 1
             root = self.roots.root_of(path)
             if root is None or root in self.roots.offline:
                 continue  # a root coming back is reconciled as a whole
@@ -87,6 +102,10 @@ class Quiescence:
                 continue
             if path not in self.waiting:
                 self.waiting[path] = WaitingFile(origin, st.st_size, st.st_mtime_ns, min(now, st.st_mtime_ns / 1e9))
+        if self._sorting_left <= 0:
+            self._sorting, self._sorting_left = None, 0
+            return bool(self.dirty)
+        return True
 
     def quiet_files(self, now: float) -> Iterator[QuietFile]:
         """The waiting files that are quiet now, one at a time (the caller publishes each, then ``done``)."""

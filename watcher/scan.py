@@ -11,10 +11,15 @@ Excluded names and folders (``trackprint.paths.Library.excluded``: hidden,
 trash, NAS thumbnails, the user's globs, a folder holding the marker file)
 are not walked into; a known file found excluded is marked dirty like a
 vanished one, and quiescence turns it into an ``excluded`` removal.
+
+The service runs the walk itself in a worker thread (:meth:`LibraryScan.scan_root_async`): a
+library of 200,000 files takes seconds to walk, and the event loop must keep
+answering a stop meanwhile; the walk checks the stop flag between folders.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass, field
@@ -39,11 +44,16 @@ class RootUnlistable(Exception):
     """The root itself could not be listed during a walk: the root is offline."""
 
 
+class WalkStopped(Exception):
+    """The walk was asked to stop (the service is stopping): its result would be partial."""
+
+
 @dataclass
 class AudioTree:
-    """One walk of a root: its audio files, the paths that could not be read, how many directories."""
+    """One walk of a root: its audio files (path -> (size, mtime_ns, inode): small, a library can hold
+    hundreds of thousands), the paths that could not be read, how many directories."""
 
-    files: dict[str, os.stat_result] = field(default_factory=dict)
+    files: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     unreadable: set[str] = field(default_factory=set)
     directories: int = 0
     excluded: int = 0  # names and folders left out (not walked into)
@@ -54,14 +64,17 @@ class AudioTree:
 
 
 def walk_audio_files(root: str, is_audio: Callable[[str], bool], library: Library | None = None,
-                     library_root: str | None = None) -> AudioTree:
+                     library_root: str | None = None, should_stop: Callable[[], bool] | None = None) -> AudioTree:
     """Every audio file under ``root`` (symlinks not followed) that ``library`` does not exclude, without
     entering excluded folders; raises RootUnlistable when ``root`` itself fails. ``library_root``: the
-    library root ``root`` lies in (itself by default), for globs relative to it."""
+    library root ``root`` lies in (itself by default), for globs relative to it. ``should_stop`` is asked
+    between folders; when it says so the walk raises WalkStopped."""
     tree = AudioTree()
     library_root = library_root or root
     stack = [root]
     while stack:
+        if should_stop is not None and should_stop():
+            raise WalkStopped(root)
         d = stack.pop()
         tree.directories += 1
         try:
@@ -85,7 +98,8 @@ def walk_audio_files(root: str, is_audio: Callable[[str], bool], library: Librar
                 if e.is_dir(follow_symlinks=False):
                     stack.append(e.path)
                 elif e.is_file() and is_audio(e.name):
-                    tree.files[e.path] = e.stat()
+                    st = e.stat()
+                    tree.files[e.path] = (st.st_size, st.st_mtime_ns, st.st_ino)
             except OSError as exc:
                 log.warning("%s: scan: cannot stat: %s", e.path, exc)
                 tree.unreadable.add(e.path)
@@ -102,6 +116,7 @@ class LibraryScan:
         self.is_audio = is_audio
         self.mark_dirty = mark_dirty
         self.library = library
+        self.last_files: dict[str, int] = {}  # root -> audio files found by its last walk
 
     def scan_root(self, root: str, origin: str) -> int:
         """Mark the differences under one root dirty (origin "scan" or "reconcile"); the directories walked."""
@@ -114,10 +129,30 @@ class LibraryScan:
         except RootUnlistable as exc:
             self.roots.mark_offline(root, str(exc), origin)
             return 0
+        return self._mark_differences(root, origin, tree)
+
+    async def scan_root_async(self, root: str, origin: str, should_stop: Callable[[], bool]) -> int | None:
+        """:meth:`scan_root` with the walk in a worker thread (the event loop keeps running); None when
+        ``should_stop`` cut it short (nothing marked)."""
+        reason = self.roots.offline_reason(root)
+        if reason:
+            self.roots.mark_offline(root, reason, origin)
+            return 0
+        try:
+            tree = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: walk_audio_files(root, self.is_audio, self.library, should_stop=should_stop))
+        except RootUnlistable as exc:
+            self.roots.mark_offline(root, str(exc), origin)
+            return 0
+        except WalkStopped:
+            return None
+        return self._mark_differences(root, origin, tree)
+
+    def _mark_differences(self, root: str, origin: str, tree: AudioTree) -> int:
         marked = 0
-        for path, st in tree.files.items():
+        for path, (size, mtime_ns, inode) in tree.files.items():
             e = self.state.get(path)
-            if e is None or e.size != st.st_size or e.mtime_ns != st.st_mtime_ns or e.inode != st.st_ino:
+            if e is None or e.size != size or e.mtime_ns != mtime_ns or e.inode != inode:
                 self.mark_dirty(path, origin)
                 marked += 1
         for e in self.state.under(root):
@@ -127,8 +162,19 @@ class LibraryScan:
                 marked += 1
         log.info("%s: %s: %d audio files in %d directories (%d names excluded), %d to look at", root, origin,
                  len(tree.files), tree.directories, tree.excluded, marked)
+        self.last_files[root] = len(tree.files)
         return tree.directories
 
     def scan_all(self, origin: str) -> int:
         """Every root (offline ones are skipped and said so); the directories walked in total."""
         return sum(self.scan_root(root, origin) for root in self.roots.paths)
+
+    async def scan_all_async(self, origin: str, should_stop: Callable[[], bool]) -> int | None:
+        """:meth:`scan_all`, each walk in a worker thread; None when a stop cut it short."""
+        directories = 0
+        for root in self.roots.paths:
+            walked = await self.scan_root_async(root, origin, should_stop)
+            if walked is None:
+                return None
+            directories += walked
+        return directories

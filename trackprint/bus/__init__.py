@@ -383,6 +383,31 @@ async def publish(js, subject: str, payload: bytes, msg_id: str | None, *, timeo
         raise BusError(f"publish to {subject!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
+PUBLISH_WINDOW = 256  # PubAcks outstanding at once in publish_many
+
+
+async def publish_many(js, messages: Iterable[tuple[str, bytes, str | None]], *, window: int = PUBLISH_WINDOW,
+                       timeout: float = 5.0) -> list[api.PubAck | BusError]:
+    """Publish ``(subject, payload, msg_id)`` messages with at most ``window`` PubAcks outstanding.
+
+    One result per message, in the order given: its PubAck, or the :class:`BusError` (or
+    :class:`StreamFullError`) that :func:`publish` would have raised; nothing raises. The messages of
+    one call are in flight together, so nothing orders them against each other: a caller that needs
+    an order (two events of the same file) puts them in separate calls, the second after the first
+    one's result.
+    """
+    slots = asyncio.Semaphore(max(1, window))
+
+    async def one(subject: str, payload: bytes, msg_id: str | None) -> api.PubAck | BusError:
+        async with slots:
+            try:
+                return await publish(js, subject, payload, msg_id, timeout=timeout)
+            except BusError as exc:
+                return exc
+
+    return list(await asyncio.gather(*(one(*m) for m in messages)))
+
+
 async def fetch(sub, batch: int, *, timeout: float = 1.0) -> list:
     """Up to ``batch`` messages; [] when none arrive in ``timeout`` (nats-py raises TimeoutError for that).
 
