@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from trackprint.argtypes import positive_int
-from trackprint.commands.query import add_output_arguments, cache_dir, emit
+from trackprint.listing import add_output_arguments, cache_dir, emit
 from trackprint.config import add_location_arguments, resolve_db
 
 
