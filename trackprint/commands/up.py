@@ -135,8 +135,7 @@ def run(args: argparse.Namespace) -> int:
                     last_progress = now
                     snap = console.tick()
                     if args.exit_when_idle:
-                        # both consumers drained (nothing pending or unacked) and something was discovered
-                        idle = snap.lag == 0 and snap.events > 0
+                        idle = run_idle(snap, _watcher_pid(run_))
                         idle_since = (idle_since or now) if idle else None
                         if idle_since and now - idle_since >= IDLE_STOP_S:
                             console.close()
@@ -150,6 +149,23 @@ def run(args: argparse.Namespace) -> int:
         run_.stop()
         say("trackprint up: stopped cleanly; run the same command again to resume")
     return 0
+
+
+def run_idle(snap, watcher_pid: int | None) -> bool:
+    """--exit-when-idle: this run's watcher (by pid: the status bucket still holds the last run's report) has
+    finished its start-up scan and published everything it found, nothing is settling, and both consumers
+    are drained (nothing pending or unacked). On a restart the old stream alone satisfies the last
+    condition, so without the first one `up` could stop before the new files are even published."""
+    import socket
+
+    report = ((snap.bus or {}).get("watchers") or {}).get(socket.gethostname()) or {}
+    return (watcher_pid is not None and report.get("pid") == watcher_pid and bool(report.get("scan_complete"))
+            and not report.get("waiting_for_quiescence") and snap.lag == 0)
+
+
+def _watcher_pid(run_: EmbeddedRun) -> int | None:
+    child = next((c for c in run_.supervisor.children if c.name == "watcher"), None)
+    return child.process.pid if child is not None and child.process is not None else None
 
 
 def _announce(run_: EmbeddedRun) -> None:

@@ -1,0 +1,90 @@
+"""`trackprint up` at scale: --exit-when-idle waits for its own watcher's scan, a stop mid-backlog is quick and
+the restart republishes nothing (real nats-server, real services, real inotify)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.procs import run_cli, service
+from tests.test_up import rows, up, without_rust, write_tracks
+from tests.test_watcher_scale import library_tree
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def watcher_pid(data) -> int | None:
+    """The pid of the watcher that `up` started for this data directory (its --state names the directory)."""
+    out = subprocess.run(["pgrep", "-f", f"trackprint.cli watcher .*--state {data}/watcher.sqlite"],
+                         capture_output=True, text=True).stdout.split()
+    return int(out[0]) if out else None
+
+
+def test_exit_when_idle_on_a_restart_waits_for_the_new_scan(tmp_path):
+    """The second run's stream is already drained when it starts (lag 0, events > 0): with its watcher held
+    (SIGSTOP) before it could scan, `up --exit-when-idle` must still wait, and exit only once the new files
+    are in the database."""
+    library, data = tmp_path / "music", tmp_path / "data"
+    write_tracks(library, [f"a{i}.flac" for i in range(3)])
+    first = up(library, data, env=without_rust())
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert len(rows(data)) == 3
+
+    write_tracks(library, [f"b{i}.flac" for i in range(4)], seed=2)
+    log = tmp_path / "up2.out"
+    proc = service("up", str(library), "--data-dir", str(data), "--analyzers", "1", "--exit-when-idle", log=log,
+                   env=without_rust())
+    try:
+        pid = wait_until(lambda: watcher_pid(data), 60, 0.01, "the watcher to start")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(4)
+            # what `up` used to call idle already holds: the old stream is drained and not empty
+            bus_now = json.loads(run_cli("status", "--json", "--data-dir", str(data), timeout=60).stdout)["bus"]
+            assert bus_now["streams"]["TRACKPRINT_EVENTS"]["messages"] >= 3
+            assert all(c["pending"] + c["unacked"] == 0 for c in bus_now["consumers"].values() if c)
+            time.sleep(12)  # longer than the idle period (10 s) plus a console tick
+            assert proc.poll() is None, f"up exited while its watcher had not scanned:\n{log.read_text()}"
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+    assert proc.returncode == 0, log.read_text()
+    assert "--exit-when-idle" in log.read_text()
+    assert len(rows(data)) == 7
+
+
+def test_up_stops_within_seconds_mid_run_and_resumes_without_republishing(tmp_path):
+    """2,000 tiny files (not audio the engines accept: each is a quick unsupported_format failure). SIGINT once
+    the watcher has published its first batches: `up` is gone within 5 s; the restart publishes only what the
+    first run had not (each file once in the watcher's log over both runs, no duplicate refused by the stream)."""
+    library, data = tmp_path / "music", tmp_path / "data"
+    library_tree(library, 2000)
+    log = tmp_path / "up.out"
+    proc = service("up", str(library), "--data-dir", str(data), "--analyzers", "1", log=log, env=without_rust())
+    watcher_log = data / "logs" / "watcher.log"
+    try:
+        wait_until(lambda: watcher_log.exists() and watcher_log.read_text().count(": published added"), 120, 0.05,
+                   "the watcher's first batch", until=lambda n: n >= 512)
+    finally:
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    took = time.monotonic() - started
+    assert proc.returncode == 0, log.read_text()
+    assert took < 5.0, f"up took {took:.1f} s to stop:\n{log.read_text()[-3000:]}"
+
+    again = up(library, data, env=without_rust(), timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    text = watcher_log.read_text()
+    assert text.count(": published added") == 2000  # each file once, over both runs
+    assert ", duplicate)" not in text
