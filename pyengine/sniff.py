@@ -116,7 +116,7 @@ def sniff_audio(body: bytes, offset: int) -> Sniffed | None:
         return Sniffed("wav", offset)
     if body[:4] == b"FORM" and body[8:12] in (b"AIFF", b"AIFC"):
         return Sniffed("aiff", offset)
-    if body[:4] == b"riff" and body[8:12] == bytes.fromhex("2e91cf11"):  # Sony Wave64 GUID start
+    if body[:4] == b"riff" and body[4:8] == bytes.fromhex("2e91cf11"):  # Sony Wave64: GUID 66666972-912e-11cf-...
         return Sniffed("w64", offset)
     if body[:4] == b"caff":
         return Sniffed("caf", offset)

@@ -34,6 +34,24 @@ if [ -f rust-server/Cargo.toml ]; then
     if ! command -v cargo >/dev/null 2>&1; then
         echo "setup: cargo not found; the Rust server will not be built (trackprint falls back to Python, loudly)" >&2
     else
+        # What the server's decoders need to build: cmake and a C compiler (libopus, built
+        # from the sources opusic-sys bundles), FFmpeg's development files (AAC, HE-AAC,
+        # WavPack, APE, W64 through the system's libavcodec/libavformat) and libclang
+        # (bindgen reads FFmpeg's headers). Debian/Ubuntu package names; installed as root
+        # (or with sudo) when missing, and said so.
+        if ! pkg-config --exists libavcodec libavformat 2>/dev/null || ! command -v cmake >/dev/null 2>&1 \
+            || ! command -v cc >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then
+            BUILD_PKGS="cmake build-essential pkg-config libavcodec-dev libavformat-dev libavutil-dev libclang-dev"
+            SUDO=""
+            if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+            if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; }; then
+                echo "setup: installing the Rust server's build dependencies: $SUDO apt-get install -y $BUILD_PKGS"
+                $SUDO apt-get update -qq
+                DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $BUILD_PKGS >/dev/null
+            else
+                echo "setup: the Rust server needs $BUILD_PKGS (Debian names) to build; install them" >&2
+            fi
+        fi
         echo "setup: building the Rust analysis server (first time: several minutes)"
         (cd rust-server && cargo build --release --locked)
     fi

@@ -359,9 +359,13 @@ def test_cli_auto_without_binary_warns_and_uses_python(tmp_path):
 
 
 def test_cli_auto_falls_back_per_file(server, library):
-    opus = library / "speech.opus"
-    write_audio(opus, _music(1.0, 48_000), 48_000)
-    out = _cli(["--engine", "auto", "--server", server.url, str(opus), str(GOLDEN / "tone_mid_1khz.flac")], {})
+    # a chained Ogg Vorbis file (two streams one after the other): the Rust engine leaves chained
+    # Ogg to the Python engine (unsupported_format), libsndfile decodes it
+    one = library / "one.ogg"
+    write_audio(one, _music(1.0, 44_100), 44_100)
+    chained = library / "chained.ogg"
+    chained.write_bytes(one.read_bytes() * 2)
+    out = _cli(["--engine", "auto", "--server", server.url, str(chained), str(GOLDEN / "tone_mid_1khz.flac")], {})
     first, second = _lines(out)
     assert first["ok"] and first["engine"] == "python" and "unsupported_format" in first["fallback_reason"]
     assert second["ok"] and second["engine"] == "rust" and "fallback_reason" not in second

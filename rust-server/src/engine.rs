@@ -63,8 +63,8 @@ pub fn analyze_file(path: &Path, limits: &Limits, deadline: Option<Instant>) -> 
     analyze_inner(path, limits, deadline).map_err(|e| e.with_path(&display))
 }
 
-fn analyze_inner(path: &Path, limits: &Limits, deadline: Option<Instant>) -> Result<EngineOutput> {
-    let started = Instant::now();
+/// Check, open and sniff `path`, and open its audio stream.
+fn open_stream(path: &Path, limits: &Limits) -> Result<DecodedStream> {
     let size = file::check_file(path, limits.max_bytes)?;
     let mut handle = std::fs::File::open(path)
         .map_err(|e| AnalysisError::new(ErrorCode::IoError, "open", format!("cannot open: {e}")))?;
@@ -77,8 +77,7 @@ fn analyze_inner(path: &Path, limits: &Limits, deadline: Option<Instant>) -> Res
             format!("not a recognised audio format (no known container signature in the first {} bytes)", head.len()),
         )
     })?;
-    let mut stream = DecodedStream::open(handle, size, &found, &head, &tail)?;
-    drop((head, tail));
+    let stream = DecodedStream::open(handle, size, &found, &head, &tail)?;
     if let Some(declared) = stream.declared_duration_s {
         if declared > limits.max_duration_s {
             return Err(AnalysisError::new(
@@ -88,7 +87,17 @@ fn analyze_inner(path: &Path, limits: &Limits, deadline: Option<Instant>) -> Res
             ));
         }
     }
-    let mut accumulator: Option<FingerprintAccumulator> = None;
+    Ok(stream)
+}
+
+/// Decode every packet of `stream`, handing each block to `sink`; the caps and the
+/// deadline are checked per packet, the completeness at the end. Returns the decode seconds.
+fn decode_all(
+    stream: &mut DecodedStream,
+    limits: &Limits,
+    deadline: Option<Instant>,
+    mut sink: impl FnMut(&DecodedStream) -> Result<()>,
+) -> Result<f64> {
     let mut decode_s = 0.0;
     loop {
         let before = Instant::now();
@@ -97,11 +106,7 @@ fn analyze_inner(path: &Path, limits: &Limits, deadline: Option<Instant>) -> Res
         if !block? {
             break;
         }
-        let acc = match accumulator.as_mut() {
-            Some(acc) => acc,
-            None => accumulator.insert(FingerprintAccumulator::new(stream.sample_rate, stream.channels)?),
-        };
-        acc.add(stream.block());
+        sink(stream)?;
         if stream.decoded_duration_s() > limits.max_duration_s {
             return Err(AnalysisError::new(
                 ErrorCode::TooLarge,
@@ -117,22 +122,53 @@ fn analyze_inner(path: &Path, limits: &Limits, deadline: Option<Instant>) -> Res
             ));
         }
     }
-    check_complete(&stream)?;
+    check_complete(stream)?;
+    Ok(decode_s)
+}
+
+fn facts(stream: &DecodedStream) -> DecodeFacts {
+    DecodeFacts {
+        codec: stream.codec.clone(),
+        container: stream.container.to_string(),
+        sample_rate: stream.sample_rate,
+        channels: stream.channels,
+        decoded_duration_s: round6(stream.decoded_duration_s()),
+        declared_duration_s: stream.declared_duration_s.map(round6),
+        bits_per_sample: stream.bits_per_sample,
+    }
+}
+
+/// Decode one file with the engine's decoders and nothing else (fidelity tests, the
+/// benchmark's decode-only figure): every block, interleaved f32, goes to `sink`.
+pub fn decode_file(path: &Path, limits: &Limits, mut sink: impl FnMut(&[f32]) -> Result<()>) -> Result<DecodeFacts> {
+    let display = path.display().to_string();
+    let mut inner = || -> Result<DecodeFacts> {
+        let mut stream = open_stream(path, limits)?;
+        decode_all(&mut stream, limits, None, |s| sink(s.block()))?;
+        Ok(facts(&stream))
+    };
+    inner().map_err(|e| e.with_path(&display))
+}
+
+fn analyze_inner(path: &Path, limits: &Limits, deadline: Option<Instant>) -> Result<EngineOutput> {
+    let started = Instant::now();
+    let mut stream = open_stream(path, limits)?;
+    let mut accumulator: Option<FingerprintAccumulator> = None;
+    let decode_s = decode_all(&mut stream, limits, deadline, |s| {
+        let acc = match accumulator.as_mut() {
+            Some(acc) => acc,
+            None => accumulator.insert(FingerprintAccumulator::new(s.sample_rate, s.channels)?),
+        };
+        acc.add(s.block());
+        Ok(())
+    })?;
     let accumulator = accumulator
         .ok_or_else(|| AnalysisError::new(ErrorCode::TooShort, "decode", "the stream holds no audio samples"))?;
     let fingerprint = accumulator.finish()?;
     let total = started.elapsed().as_secs_f64();
     Ok(EngineOutput {
         fingerprint,
-        decode: DecodeFacts {
-            codec: stream.codec.clone(),
-            container: stream.container.to_string(),
-            sample_rate: stream.sample_rate,
-            channels: stream.channels,
-            decoded_duration_s: round6(stream.decoded_duration_s()),
-            declared_duration_s: stream.declared_duration_s.map(round6),
-            bits_per_sample: stream.bits_per_sample,
-        },
+        decode: facts(&stream),
         timings: Timings { total_s: round6(total), decode_s: round6(decode_s), analysis_s: round6(total - decode_s) },
     })
 }

@@ -20,7 +20,7 @@ struct Args {
     #[arg(long, env = "TRACKPRINT_BIND", default_value = "127.0.0.1:7878")]
     bind: SocketAddr,
     /// A library root; repeatable. Paths resolving outside every root are refused.
-    #[arg(long = "root", env = "TRACKPRINT_ROOTS", value_delimiter = ':', required_unless_present = "list_error_codes")]
+    #[arg(long = "root", env = "TRACKPRINT_ROOTS", value_delimiter = ':', required_unless_present_any = ["list_error_codes", "decode"])]
     roots: Vec<PathBuf>,
     /// Allow symlinks in the library that lead outside every root (off: such
     /// a path is refused as outside_library, like a path outside the roots).
@@ -54,6 +54,42 @@ struct Args {
     /// Print every error code the server knows, one per line in declaration order, and exit.
     #[arg(long)]
     list_error_codes: bool,
+    /// Decode FILE with this engine's decoders and nothing else, write its samples to
+    /// stdout (interleaved little-endian f32) and the decode facts to stderr (one JSON
+    /// line), and exit: 0, or 1 with the typed error. For the decoder fidelity tests and
+    /// the benchmark's decode-only figures; starts no server.
+    #[arg(long, value_name = "FILE")]
+    decode: Option<PathBuf>,
+}
+
+/// `--decode FILE`: samples to stdout, facts (or the error) to stderr.
+fn decode_to_stdout(path: &std::path::Path, limits: &Limits) -> std::process::ExitCode {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut bytes = Vec::new();
+    let result = trackprint_server::engine::decode_file(path, limits, |block| {
+        bytes.clear();
+        bytes.extend(block.iter().flat_map(|x| x.to_le_bytes()));
+        out.write_all(&bytes).map_err(|e| {
+            trackprint_server::error::AnalysisError::new(ErrorCode::IoError, "decode", format!("stdout: {e}"))
+        })
+    });
+    let flushed = out.flush();
+    match (result, flushed) {
+        (Ok(facts), Ok(())) => {
+            eprintln!("{}", serde_json::json!({"ok": true, "decode": facts}));
+            std::process::ExitCode::SUCCESS
+        }
+        (Err(e), _) => {
+            eprintln!("{}", serde_json::json!({"ok": false, "error": {"code": e.code.as_str(), "stage": e.stage, "message": e.message}}));
+            std::process::ExitCode::from(1)
+        }
+        (Ok(_), Err(e)) => {
+            eprintln!("{}", serde_json::json!({"ok": false, "error": {"code": "io_error", "stage": "decode", "message": format!("stdout: {e}")}}));
+            std::process::ExitCode::from(1)
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -89,6 +125,9 @@ fn main() -> std::process::ExitCode {
             println!("{code}");
         }
         return std::process::ExitCode::SUCCESS;
+    }
+    if let Some(path) = &args.decode {
+        return decode_to_stdout(path, &Limits { max_bytes: args.max_file_bytes, max_duration_s: args.max_duration_s });
     }
     let roots = match Roots::new(&args.roots) {
         Ok(r) => r.allowing_symlinks_outside(args.allow_symlinks_outside),

@@ -1,9 +1,13 @@
-//! Decoding: content sniffing, file checks, symphonia streams.
+//! Decoding: content sniffing, file checks, and one module per decoder family
+//! (`symphonia.rs`, `opus.rs`, `ffmpeg.rs`) behind `stream.rs`, which picks one.
 
+pub mod ffmpeg;
 pub mod file;
+pub mod opus;
 pub mod sniff;
 pub mod source;
 pub mod stream;
+pub mod symphonia;
 
 pub use stream::DecodedStream;
 

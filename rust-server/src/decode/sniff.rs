@@ -101,7 +101,8 @@ pub fn sniff(head: &[u8]) -> Option<Sniffed> {
     if at(0, 4) == b"FORM" && (at(8, 12) == b"AIFF" || at(8, 12) == b"AIFC") {
         return s("aiff", None);
     }
-    if at(0, 4) == b"riff" && at(8, 12) == [0x2e, 0x91, 0xcf, 0x11] {
+    // Sony Wave64: the RIFF GUID 66666972-912e-11cf-a5d6-28db04c10000 ("riff" then 2e 91 cf 11 ...)
+    if at(0, 4) == b"riff" && at(4, 8) == [0x2e, 0x91, 0xcf, 0x11] {
         return s("w64", None);
     }
     if at(0, 4) == b"caff" {

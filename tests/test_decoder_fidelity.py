@@ -1,0 +1,227 @@
+"""Decoder fidelity: the Rust engine's decoded samples against the reference decoder's (FFmpeg).
+
+For every codec the Rust engine decodes, a real-music-like signal
+(:func:`tests.audio.music_like`: a chord, a bass line, shaped noise, a beat) is
+encoded with the ffmpeg command line (installed from Debian with apt-get when
+missing, as root), decoded by ``trackprint-server --decode`` (the engine's
+own decoders, nothing else) and by ``ffmpeg -f f32le``, aligned by
+cross-correlation (a lag is found, not assumed: encoder delay and padding
+are where decoders usually disagree) and compared.
+
+What is required, and why:
+
+* lossless codecs (FLAC 16/24-bit, Ogg FLAC, WAV, AIFF, W64, ALAC in MP4 and CAF,
+  WavPack) and AAC (decoded by FFmpeg's libavcodec in both): **bit-exact**,
+  same length, lag 0;
+* lossy codecs decoded by another implementation than FFmpeg's (MP3 and
+  Vorbis by symphonia, Opus by libopus): lag 0, the same length (so pre-skip,
+  priming and end trimming agree to the sample) and an SNR of at least
+  **96 dB**, i.e. every difference sits below the quantisation noise of
+  16-bit audio. Conformant decoders differ only by float rounding in their
+  transforms (ISO/IEC 11172-4 "full accuracy" allows an error around
+  -100 dBFS RMS); measured here: MP3 122 dB, Vorbis 138 dB, Opus 137 dB. A
+  decoder bug (a wrong window, a missed tool, a misplaced pre-skip) costs tens
+  of dB, so the margin catches real faults without flaking on rounding.
+
+Then both engines analyse every file and must agree within the spec's parity
+tolerances (``tests/golden/tolerance.json``) on every dimension.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from tests.audio import music_like
+from tests.fixtures_rust import rust_server_binary
+from tests.procs import run_cli
+
+GOLDEN = Path(__file__).parent / "golden"
+LOSSY_MIN_SNR_DB = 96.0
+DURATION_S = 8.0
+
+
+def _ensure_ffmpeg() -> str:
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        pytest.fail("ffmpeg is not installed and the tests are not root: apt-get install ffmpeg")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "ffmpeg"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        if proc.returncode != 0:
+            pytest.fail(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
+    return shutil.which("ffmpeg") or pytest.fail("apt-get installed ffmpeg but it is not on PATH")
+
+
+# name -> (source rate, channels, ffmpeg encoding arguments, exact)
+CASES: dict[str, tuple[int, int, list[str], bool]] = {
+    "flac16.flac": (44_100, 2, ["-c:a", "flac", "-sample_fmt", "s16"], True),
+    "flac24.flac": (96_000, 2, ["-c:a", "flac", "-sample_fmt", "s32"], True),
+    "oggflac.oga": (44_100, 2, ["-c:a", "flac", "-f", "ogg"], True),
+    "pcm16.wav": (44_100, 2, ["-c:a", "pcm_s16le"], True),
+    "pcm24.aiff": (48_000, 2, ["-c:a", "pcm_s24be"], True),
+    "pcm16.w64": (44_100, 2, ["-c:a", "pcm_s16le", "-f", "w64"], True),
+    "alac.m4a": (44_100, 2, ["-c:a", "alac"], True),
+    "alac.caf": (44_100, 2, ["-c:a", "alac"], True),
+    "wavpack.wv": (44_100, 2, ["-c:a", "wavpack"], True),
+    "aac.m4a": (44_100, 2, ["-c:a", "aac", "-b:a", "192k"], True),
+    "adts.aac": (44_100, 2, ["-c:a", "aac", "-b:a", "160k", "-f", "adts"], True),
+    "aac_mono.m4a": (22_050, 1, ["-c:a", "aac", "-b:a", "64k"], True),
+    "mp3.mp3": (44_100, 2, ["-c:a", "libmp3lame", "-b:a", "192k"], False),
+    "vorbis.ogg": (44_100, 2, ["-c:a", "libvorbis", "-q:a", "5"], False),
+    "opus.opus": (48_000, 2, ["-c:a", "libopus", "-b:a", "128k"], False),
+    "opus_from44k.opus": (44_100, 2, ["-c:a", "libopus", "-b:a", "96k"], False),
+    "opus_mono.opus": (48_000, 1, ["-c:a", "libopus", "-b:a", "64k"], False),
+    "opus_51.opus": (48_000, 6, ["-c:a", "libopus", "-b:a", "256k", "-mapping_family", "1"], False),
+}
+# libsndfile (the Python engine) refuses ALAC in CAF ("unsupported encoding") and this Ogg FLAC
+# ("unknown error in flac decoder"), so these two have no parity pair
+NO_PYTHON = {"alac.caf", "oggflac.oga"}
+GAIN_Q78 = -6 * 256
+# Opus (mapping family 1) keeps the Vorbis channel order, as libopus and libsndfile (the Python engine)
+# give it; FFmpeg reorders to its own (WAV) order. Our channel i of a 5.1 file is FFmpeg's ...
+VORBIS_51_TO_FFMPEG = [0, 2, 1, 5, 3, 4]  # FL FC FR RL RR LFE -> FL FR FC LFE BL BR  # the output gain written into the gain case's OpusHead: -6 dB
+
+
+def _ogg_crc(data: bytes) -> int:
+    """Ogg's page CRC-32 (polynomial 0x04c11db7, not reflected, initial 0)."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+            crc &= 0xFFFFFFFF
+    return crc
+
+
+def _with_output_gain(opus: bytes, gain_q78: int) -> bytes:
+    """The same Ogg Opus file with OpusHead's output gain set (the first page's CRC redone)."""
+    assert opus[:4] == b"OggS" and opus[28:36] == b"OpusHead"
+    segments = opus[26]
+    end = 27 + segments + sum(opus[27:27 + segments])
+    page = bytearray(opus[:end])
+    page[28 + 16:28 + 18] = gain_q78.to_bytes(2, "little", signed=True)
+    page[22:26] = b"\0\0\0\0"
+    page[22:26] = _ogg_crc(bytes(page)).to_bytes(4, "little")
+    return bytes(page) + opus[end:]
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory) -> Path:
+    ffmpeg = _ensure_ffmpeg()
+    d = tmp_path_factory.mktemp("fidelity")
+    sources: dict[tuple[int, int], Path] = {}
+    for name, (rate, channels, args, _) in CASES.items():
+        source = sources.get((rate, channels))
+        if source is None:
+            x = music_like(DURATION_S, rate, seed=3, channels=channels)
+            source = d / f"source_{rate}_{channels}.wav"
+            soundfile.write(source, x, rate, subtype="PCM_24")
+            sources[(rate, channels)] = source
+        proc = subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(source), *args, str(d / name)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, f"ffmpeg could not encode {name}: {proc.stderr}"
+    (d / "opus_gain.opus").write_bytes(_with_output_gain((d / "opus.opus").read_bytes(), GAIN_Q78))
+    return d
+
+
+def _channels(name: str) -> int:
+    return CASES[name][1] if name in CASES else 2
+
+
+def decode_ffmpeg(path: Path, channels: int) -> np.ndarray:
+    proc = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "f32le", "-"], capture_output=True)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return np.frombuffer(proc.stdout, np.float32).reshape(-1, channels)
+
+
+def decode_rust(path: Path) -> tuple[np.ndarray, dict]:
+    proc = subprocess.run([rust_server_binary(), "--decode", str(path)], capture_output=True)
+    facts = json.loads(proc.stderr.decode().strip().splitlines()[-1])
+    assert proc.returncode == 0 and facts["ok"], facts
+    channels = facts["decode"]["channels"]
+    return np.frombuffer(proc.stdout, np.float32).reshape(-1, channels), facts["decode"]
+
+
+def best_lag(ref: np.ndarray, x: np.ndarray, max_lag: int = 8192) -> int:
+    """The shift of ``x`` against ``ref`` (samples) that maximises their cross-correlation."""
+    a, b = ref.mean(axis=1).astype(np.float64), x.mean(axis=1).astype(np.float64)
+    n = min(len(a), len(b), 1 << 19)
+    cc = np.fft.irfft(np.fft.rfft(a[:n], 2 * n) * np.conj(np.fft.rfft(b[:n], 2 * n)), 2 * n)
+    window = np.r_[cc[:max_lag + 1], cc[-max_lag:]]
+    lag = int(np.argmax(window))
+    return lag if lag <= max_lag else lag - len(window)
+
+
+def snr_db(ref: np.ndarray, x: np.ndarray, lag: int) -> float:
+    r, y = (ref[lag:], x) if lag >= 0 else (ref, x[-lag:])
+    m = min(len(r), len(y))
+    r, y = r[:m].astype(np.float64), y[:m].astype(np.float64)
+    err = float(np.sum((r - y) ** 2))
+    return float("inf") if err == 0 else 10 * np.log10(float(np.sum(r ** 2)) / err)
+
+
+@pytest.mark.parametrize("name", [*CASES, "opus_gain.opus"])
+def test_rust_decoders_match_ffmpeg(encoded, name):
+    path = encoded / name
+    ours, facts = decode_rust(path)
+    ref = decode_ffmpeg(path, ours.shape[1])
+    assert ours.shape[1] == _channels(name)
+    if name == "opus_51.opus":
+        ours = ours[:, VORBIS_51_TO_FFMPEG]
+    lag = best_lag(ref, ours)
+    snr = snr_db(ref, ours, lag)
+    exact = CASES.get(name, (0, 0, [], False))[3]
+    print(f"{name}: codec {facts['codec']}, {facts['sample_rate']} Hz, lag {lag}, SNR {snr:.1f} dB, "
+          f"{len(ours)} vs {len(ref)} frames")
+    assert lag == 0, f"{name}: the Rust decoder is {lag} samples off FFmpeg (delay or padding handled differently)"
+    assert len(ours) == len(ref), f"{name}: {len(ours)} frames decoded, FFmpeg decodes {len(ref)}"
+    if exact:
+        assert np.array_equal(ours, ref), f"{name}: not bit-exact (SNR {snr:.1f} dB)"
+    else:
+        assert snr >= LOSSY_MIN_SNR_DB, f"{name}: SNR {snr:.1f} dB against FFmpeg, below {LOSSY_MIN_SNR_DB} dB"
+
+
+def test_opus_output_gain_is_applied(encoded):
+    plain, _ = decode_rust(encoded / "opus.opus")
+    gained, _ = decode_rust(encoded / "opus_gain.opus")
+    ratio_db = 20 * np.log10(np.sqrt(np.mean(gained.astype(np.float64) ** 2) / np.mean(plain.astype(np.float64) ** 2)))
+    assert abs(ratio_db - GAIN_Q78 / 256) < 0.01
+
+
+def test_opus_decodes_at_48k_with_pre_skip_and_end_trimmed(encoded):
+    ours, facts = decode_rust(encoded / "opus_from44k.opus")
+    assert facts["sample_rate"] == 48_000 and facts["codec"] == "opus" and facts["container"] == "ogg"
+    assert len(ours) == round(DURATION_S * 48_000)  # granule end trimming and pre-skip, to the sample
+
+
+def _analyse(engine: str, paths: list[Path]) -> list[dict]:
+    proc = run_cli("analyze", "--engine", engine, "--json", *map(str, paths), timeout=600)
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def test_python_and_rust_engines_agree_on_every_format(encoded):
+    tolerance = json.loads((GOLDEN / "tolerance.json").read_text())
+    names = [n for n in [*CASES, "opus_gain.opus"] if n not in NO_PYTHON]
+    paths = [encoded / n for n in names]
+    rust, python = _analyse("rust", paths), _analyse("python", paths)
+    problems = []
+    for name, r, p in zip(names, rust, python):
+        assert r["ok"] and r["engine"] == "rust", (name, r.get("error"))
+        assert p["ok"], (name, p.get("error"))
+        assert r["decode"]["sample_rate"] == p["decode"]["sample_rate"], name
+        assert abs(r["decode"]["decoded_duration_s"] - p["decode"]["decoded_duration_s"]) < 0.05, name
+        for dim, tol in tolerance.items():
+            diff = abs(r["fingerprint"][dim] - p["fingerprint"][dim])
+            if diff > tol:
+                problems.append(f"{name} {dim}: rust {r['fingerprint'][dim]:.4f} python {p['fingerprint'][dim]:.4f}")
+    assert not problems, "\n".join(problems)
