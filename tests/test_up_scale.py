@@ -88,3 +88,23 @@ def test_up_stops_within_seconds_mid_run_and_resumes_without_republishing(tmp_pa
     text = watcher_log.read_text()
     assert text.count(": published added") == 2000  # each file once, over both runs
     assert ", duplicate)" not in text
+
+
+def test_bench_scale_reports_its_figures(tmp_path):
+    """`trackprint bench-scale` end to end on a small N: the figures it prints are there and say what the
+    acceptance asks (no file missing, no duplicate, nothing republished on a restart, a quick stop)."""
+    out = run_cli("bench-scale", "60", "--folders-of", "6", "--stop-test-files", "600", "--dir", str(tmp_path / "b"),
+                  "--json", timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    figures = json.loads(out.stdout[out.stdout.index("\n{") + 1:])
+    first, restart, stop = figures["first"], figures["restart"], figures["stop_test"]
+    assert first["database"]["active"] == 60 and first["database"]["failed"] == 0
+    assert first["events_in_stream"] == 60 and first["watcher"]["overflows"] == 0
+    assert {"up", "watcher", "analyzer", "persister", "nats-server"} <= set(first["stages"])
+    assert all(s["cpu_s"] > 0 and s["peak_rss_mb"] > 0 for s in first["stages"].values())
+    assert first["to_idle_s"] and first["files_per_s"] > 0
+    assert restart["watcher"]["published"] == 0 and restart["events_in_stream"] == 60
+    assert stop["stop_s"] < 5.0 and stop["duplicates"] == 0
+    assert stop["published_before_stop"] + stop["published_after_restart"] == 600
+    assert stop["database"]["active"] == 660
+    assert "ms/file" in out.stdout and "time to idle" in out.stdout

@@ -197,3 +197,23 @@ def test_directory_lookups_do_not_scan_the_whole_state(tmp_path):
         state.delete(f"/lib/a007/b00700/{i}.flac")
     assert state.under("/lib/a007/b00700") == []
     state.close()
+
+
+def test_poll_mode_still_sees_new_and_changed_files(nats_server, tmp_path):
+    """--poll (network shares) goes through the same event filter: creations and modifications still count."""
+    from trackprint.watcher.service import Watcher, WatcherConfig
+
+    async def main():
+        async with Harness(nats_server, tmp_path) as h:
+            cfg = WatcherConfig(roots=[str(h.lib)], nats=h.url, quiet_s=1.0, state_path=h.state, poll=True)
+            h.watcher = Watcher(cfg, js=h.js)
+            h.task = asyncio.create_task(h.watcher.run())
+            await wait_until_async(lambda: h.watcher.health().get("scan_complete"), 20, 0.1, "the scan")
+            (h.lib / "new.flac").write_bytes(b"new")
+            await wait_events(h.js, lambda e: len(e) >= 1, timeout=30)
+            with open(h.lib / "new.flac", "ab") as fh:
+                fh.write(b"more")
+            ev = await wait_events(h.js, lambda e: len(e) >= 2, timeout=30)
+            assert [e.kind for e in ev] == ["added", "changed"] and ev[1].origin == "watch"
+
+    run(main(), timeout=90)
