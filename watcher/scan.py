@@ -14,7 +14,10 @@ vanished one, and quiescence turns it into an ``excluded`` removal.
 
 The service runs the walk itself in a worker thread (:meth:`LibraryScan.scan_root_async`): a
 library of 200,000 files takes seconds to walk, and the event loop must keep
-answering a stop meanwhile; the walk checks the stop flag between folders.
+answering a stop meanwhile; the walk checks the stop flag between folders. That
+walk compares with the state as it goes (reading it only: nothing writes the
+state while a scan runs, the publisher runs in the same loop after it), so
+unchanged files cost a reference each, not a copy of their path and stat.
 """
 
 from __future__ import annotations
@@ -54,9 +57,17 @@ class AudioTree:
     hundreds of thousands), the paths that could not be read, how many directories."""
 
     files: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    unchanged: set[str] = field(default_factory=set)  # with ``known``: found as the state has them (its strings)
     unreadable: set[str] = field(default_factory=set)
     directories: int = 0
     excluded: int = 0  # names and folders left out (not walked into)
+
+    def found(self, path: str) -> bool:
+        return path in self.files or path in self.unchanged
+
+    @property
+    def count(self) -> int:
+        return len(self.files) + len(self.unchanged)
 
     def covers_unreadable(self, path: str) -> bool:
         """Whether ``path`` is, or is below, something the walk could not read (so its absence means nothing)."""
@@ -64,11 +75,14 @@ class AudioTree:
 
 
 def walk_audio_files(root: str, is_audio: Callable[[str], bool], library: Library | None = None,
-                     library_root: str | None = None, should_stop: Callable[[], bool] | None = None) -> AudioTree:
+                     library_root: str | None = None, should_stop: Callable[[], bool] | None = None,
+                     known: Callable[[str], object] | None = None) -> AudioTree:
     """Every audio file under ``root`` (symlinks not followed) that ``library`` does not exclude, without
     entering excluded folders; raises RootUnlistable when ``root`` itself fails. ``library_root``: the
     library root ``root`` lies in (itself by default), for globs relative to it. ``should_stop`` is asked
-    between folders; when it says so the walk raises WalkStopped."""
+    between folders; when it says so the walk raises WalkStopped. With ``known`` (the state's ``get``), a
+    file whose size, mtime and inode are as known goes into ``unchanged`` as the state's own path string:
+    an unchanged library of 200,000 files costs a set of references, not a second copy of every path."""
     tree = AudioTree()
     library_root = library_root or root
     stack = [root]
@@ -99,7 +113,12 @@ def walk_audio_files(root: str, is_audio: Callable[[str], bool], library: Librar
                     stack.append(e.path)
                 elif e.is_file() and is_audio(e.name):
                     st = e.stat()
-                    tree.files[e.path] = (st.st_size, st.st_mtime_ns, st.st_ino)
+                    old = known(e.path) if known is not None else None
+                    if old is not None and (old.size, old.mtime_ns, old.inode) == (st.st_size, st.st_mtime_ns,
+                                                                                    st.st_ino):
+                        tree.unchanged.add(old.path)
+                    else:
+                        tree.files[e.path] = (st.st_size, st.st_mtime_ns, st.st_ino)
             except OSError as exc:
                 log.warning("%s: scan: cannot stat: %s", e.path, exc)
                 tree.unreadable.add(e.path)
@@ -140,7 +159,8 @@ class LibraryScan:
             return 0
         try:
             tree = await asyncio.get_running_loop().run_in_executor(
-                None, lambda: walk_audio_files(root, self.is_audio, self.library, should_stop=should_stop))
+                None, lambda: walk_audio_files(root, self.is_audio, self.library, should_stop=should_stop,
+                                               known=self.state.get))
         except RootUnlistable as exc:
             self.roots.mark_offline(root, str(exc), origin)
             return 0
@@ -156,13 +176,13 @@ class LibraryScan:
                 self.mark_dirty(path, origin)
                 marked += 1
         for e in self.state.under(root):
-            if e.path not in tree.files and not tree.covers_unreadable(e.path):
+            if not tree.found(e.path) and not tree.covers_unreadable(e.path):
                 # gone from the disk, or excluded now: quiescence decides whether it is removed, and why
                 self.mark_dirty(e.path, origin)
                 marked += 1
         log.info("%s: %s: %d audio files in %d directories (%d names excluded), %d to look at", root, origin,
-                 len(tree.files), tree.directories, tree.excluded, marked)
-        self.last_files[root] = len(tree.files)
+                 tree.count, tree.directories, tree.excluded, marked)
+        self.last_files[root] = tree.count
         return tree.directories
 
     def scan_all(self, origin: str) -> int:

@@ -55,10 +55,12 @@ class WatcherState:
         self.by_inode: dict[tuple[int, int], str] = {}
         self._files_in: dict[str, set[str]] = {}  # folder -> the known files directly in it
         self._subdirs: dict[str, set[str]] = {}  # folder -> its sub-folders that hold known files (at any depth)
-        roots: dict[str, str] = {}
-        for path, root, *rest in self.db.execute("SELECT path, root, size, mtime_ns, inode, dev, kind FROM files"):
-            root = roots.get(root) or roots.setdefault(root, sys.intern(to_fs(root)))
-            e = Entry(to_fs(path), root, *rest)
+        shared: dict = {}  # one object per distinct root, device and kind (200,000 rows, a handful of values)
+        for path, root, size, mtime_ns, inode, dev, kind in self.db.execute(
+                "SELECT path, root, size, mtime_ns, inode, dev, kind FROM files"):
+            root = shared.get(root) or shared.setdefault(root, sys.intern(to_fs(root)))
+            e = Entry(to_fs(path), root, size, mtime_ns, inode, shared.setdefault(("dev", dev), dev),
+                      shared.setdefault(kind, kind))
             self.files[e.path] = e
             self.by_inode[(e.dev, e.inode)] = e.path
             self._index(e.path)
