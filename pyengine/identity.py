@@ -17,6 +17,10 @@ id's prefix, so ids of different formats never collide):
   the frames (trailing ID3v1/APEv2 stripped).
 - WAV/RF64 and AIFF/AIFC: the ``fmt ``/``COMM`` chunk and the ``data``/
   ``SSND`` chunk payloads; LIST/INFO/id3/other chunks are skipped.
+
+Every format: ID3v2 tags in front (stacked, of any size: skipped by seeking
+from header to header) and ID3v1, APEv2 and Lyrics3v2 tags behind the audio
+are never hashed, so adding, growing or removing them keeps the id.
 - MP4/M4A: the payload of every top-level ``mdat`` atom (moov/udta tags are
   skipped; ``stco`` offsets change on retag, so the sample tables are not
   hashed).
@@ -117,7 +121,8 @@ def _strip_trailing_tags(f: BinaryIO, start: int, end: int) -> int:
             f.seek(end - 32)
             footer = f.read(32)
             if footer[:8] == b"APETAGEX":
-                size, flags = struct.unpack("<II", footer[12:20])
+                size = struct.unpack("<I", footer[12:16])[0]  # footer + items, header excluded
+                flags = struct.unpack("<I", footer[20:24])[0]  # bit 31: a header precedes the items
                 total = size + (32 if flags & 0x80000000 else 0)
                 if 0 < total <= end - start:
                     end -= total
@@ -175,13 +180,17 @@ def _flac(f: BinaryIO, size: int) -> str:
     return h.result()
 
 
-def _riff(f: BinaryIO, size: int, head: bytes) -> str:
+def _riff(f: BinaryIO, size: int) -> str:
+    start = leading_id3v2_size(f, size)
+    size = _strip_trailing_tags(f, start, size)
+    f.seek(start)
+    head = f.read(12)
     h = _Hasher("wav")
     big_endian = head[:4] in (b"FORM", b"RIFX")
     if big_endian:
         h = _Hasher("aiff")
     keep = {b"fmt ", b"data", b"COMM", b"SSND"}
-    pos = 12
+    pos = start + 12
     while pos + 8 <= size:
         f.seek(pos)
         chunk_head = f.read(8)
@@ -203,7 +212,8 @@ def _riff(f: BinaryIO, size: int, head: bytes) -> str:
 
 def _mp4(f: BinaryIO, size: int) -> str:
     h = _Hasher("mp4")
-    pos = 0
+    start = pos = leading_id3v2_size(f, size)
+    size = _strip_trailing_tags(f, start, size)
     found = False
     while pos + 8 <= size:
         f.seek(pos)
@@ -230,7 +240,8 @@ def _mp4(f: BinaryIO, size: int) -> str:
 def _ogg(f: BinaryIO, size: int) -> str:
     h = _Hasher("ogg")
     streams: dict[int, dict] = {}  # serial -> {"index", "skip", "codec", "len"}
-    pos = 0
+    pos = leading_id3v2_size(f, size)
+    size = _strip_trailing_tags(f, pos, size)
     while pos + 27 <= size:
         f.seek(pos)
         page = f.read(27)
@@ -300,8 +311,7 @@ def content_id(path: str, deadline: float | None = None) -> str:
             if parser is not None:
                 return parser(f, size)
             if fmt in ("wav", "aiff"):
-                f.seek(0)
-                return _riff(f, size, f.read(12))
+                return _riff(f, size)
         except (ValueError, EOFError, struct.error):
             return _generic(f, size, fmt + "_broken")
         return _generic(f, size, fmt)

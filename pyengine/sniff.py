@@ -201,8 +201,31 @@ def mp3_declared_seconds(head: bytes, offset: int) -> float | None:
     return None
 
 
+def trailing_tags_start(tail: bytes) -> int:
+    """Where ID3v1 (``TAG``, 128 bytes), APEv2 (``APETAGEX`` footer) and Lyrics3v2 tags at the end of
+    ``tail`` begin (``len(tail)`` when there are none); tags that do not fit in ``tail`` are left."""
+    end = len(tail)
+    while True:
+        if end >= 128 and tail[end - 128:end - 125] == b"TAG":
+            end -= 128
+            continue
+        if end >= 32 and tail[end - 32:end - 24] == b"APETAGEX":
+            size, flags = struct.unpack("<I", tail[end - 20:end - 16])[0], struct.unpack("<I", tail[end - 12:end - 8])[0]
+            total = size + (32 if flags & 0x80000000 else 0)
+            if 0 < total <= end:
+                end -= total
+                continue
+        if end >= 15 and tail[end - 9:end] == b"LYRICS200" and tail[end - 15:end - 9].isdigit():
+            total = int(tail[end - 15:end - 9]) + 15
+            if 15 < total <= end:
+                end -= total
+                continue
+        return end
+
+
 def ogg_ends_cleanly(tail: bytes) -> bool:
-    """True when the last Ogg page is complete and carries the end-of-stream flag."""
+    """True when the last Ogg page (before any trailing tags) is complete and carries the end-of-stream flag."""
+    tail = tail[:trailing_tags_start(tail)]
     at = tail.rfind(b"OggS")
     if at < 0 or at + 27 > len(tail):
         return False

@@ -68,16 +68,18 @@ fn open_stream(path: &Path, limits: &Limits) -> Result<DecodedStream> {
     let size = file::check_file(path, limits.max_bytes)?;
     let mut handle = std::fs::File::open(path)
         .map_err(|e| AnalysisError::new(ErrorCode::IoError, "open", format!("cannot open: {e}")))?;
-    let (head, tail) = file::read_edges(&mut handle, size)?;
+    // the audio between the tags in front (ID3v2, any size) and behind (ID3v1, APEv2, Lyrics3)
+    let edges = file::read_edges(&mut handle, size)?;
     // The reason never quotes the file's bytes: they could be anything (a symlink to a secret).
-    let found = sniff::sniff(&head).ok_or_else(|| {
+    let mut found = sniff::sniff_audio(&edges.head, edges.start as usize).ok_or_else(|| {
         AnalysisError::new(
             ErrorCode::UnsupportedFormat,
             "probe",
-            format!("not a recognised audio format (no known container signature in the first {} bytes)", head.len()),
+            format!("not a recognised audio format (no known container signature in the first {} bytes)", edges.head.len()),
         )
     })?;
-    let stream = DecodedStream::open(handle, size, &found, &head, &tail)?;
+    found.audio_end = edges.end;
+    let stream = DecodedStream::open(handle, size, &found, &edges.head, &edges.tail)?;
     if let Some(declared) = stream.declared_duration_s {
         if declared > limits.max_duration_s {
             return Err(AnalysisError::new(

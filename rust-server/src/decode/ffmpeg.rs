@@ -154,9 +154,9 @@ pub fn open(file: File, size: u64, found: &Sniffed, _tail: &[u8]) -> Result<Open
     let name = demuxer_name(container).ok_or_else(|| {
         AnalysisError::new(ErrorCode::UnsupportedFormat, "probe", format!("{container} is not decoded by this engine"))
     })?;
-    let offset = found.audio_offset as u64;
-    let file = OffsetFile::new(file, offset, size).map_err(|e| super::file::io_error("probe", &e))?;
-    let reader = Box::new(Reader { file, len: size.saturating_sub(offset), error: None });
+    let (start, end) = (found.audio_offset as u64, found.audio_end.min(size));
+    let file = OffsetFile::new(file, start, end).map_err(|e| super::file::io_error("probe", &e))?;
+    let reader = Box::new(Reader { file, len: end.saturating_sub(start), error: None });
     let mut this = FfmpegPackets {
         format: ptr::null_mut(),
         io: ptr::null_mut(),

@@ -47,14 +47,86 @@ fn read_up_to(file: &mut File, n: usize) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// The first and last 64 KiB of the file (the sniffer and the declared-duration readers need them).
-pub fn read_edges(file: &mut File, size: u64) -> Result<(Vec<u8>, Vec<u8>)> {
-    let head = read_up_to(file, HEAD_BYTES).map_err(|e| io_error("probe", &e))?;
-    if head.is_empty() {
+fn read_at(file: &mut File, pos: u64, n: usize) -> std::io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(pos))?;
+    read_up_to(file, n)
+}
+
+/// Bytes of ID3v2 tags at the start of the file, read from the file itself: tags
+/// can be stacked, and one can be many MiB (embedded cover art), far beyond any
+/// fixed window (`pyengine.sniff.leading_id3v2_size`). Only headers are read: the
+/// tags are skipped by seeking.
+pub fn leading_tags(file: &mut File, size: u64) -> std::io::Result<u64> {
+    let mut pos = 0u64;
+    while pos + 10 <= size {
+        let tag = super::sniff::id3v2_size(&read_at(file, pos, 10)?) as u64;
+        if tag == 0 {
+            break;
+        }
+        pos += tag;
+    }
+    Ok(pos.min(size))
+}
+
+/// Where the audio ends: before ID3v1 (`TAG`, 128 bytes), APEv2 (`APETAGEX` footer)
+/// and Lyrics3v2 tags at the end of the file, in any order and of any size
+/// (`pyengine.identity._strip_trailing_tags`).
+pub fn trailing_tags_start(file: &mut File, start: u64, size: u64) -> std::io::Result<u64> {
+    let mut end = size;
+    loop {
+        if end - start >= 128 && read_at(file, end - 128, 3)? == b"TAG" {
+            end -= 128;
+            continue;
+        }
+        if end - start >= 32 {
+            let footer = read_at(file, end - 32, 32)?;
+            if footer.len() == 32 && &footer[..8] == b"APETAGEX" {
+                let size = u32::from_le_bytes([footer[12], footer[13], footer[14], footer[15]]) as u64;
+                let flags = u32::from_le_bytes([footer[20], footer[21], footer[22], footer[23]]);
+                let total = size + if flags & 0x8000_0000 != 0 { 32 } else { 0 };
+                if total > 0 && total <= end - start {
+                    end -= total;
+                    continue;
+                }
+            }
+        }
+        if end - start >= 15 {
+            let tail = read_at(file, end - 15, 15)?;
+            if tail.len() == 15 && &tail[6..] == b"LYRICS200" {
+                let total = std::str::from_utf8(&tail[..6]).ok().and_then(|t| t.parse::<u64>().ok()).map(|n| n + 15);
+                if let Some(total) = total.filter(|&t| t > 15 && t <= end - start) {
+                    end -= total;
+                    continue;
+                }
+            }
+        }
+        return Ok(end);
+    }
+}
+
+/// The audio's place in the file (tags in front and behind excluded) and its first and last 64 KiB.
+pub struct Edges {
+    /// First byte of the audio (after leading ID3v2 tags).
+    pub start: u64,
+    /// One past the last byte of the audio (before trailing ID3v1/APEv2/Lyrics3 tags).
+    pub end: u64,
+    /// The first 64 KiB of the audio (the sniffer and the declared-duration readers need them).
+    pub head: Vec<u8>,
+    /// The last 64 KiB of the audio (the Ogg end-of-stream check).
+    pub tail: Vec<u8>,
+}
+
+/// Find the audio between the tags and read its edges.
+pub fn read_edges(file: &mut File, size: u64) -> Result<Edges> {
+    let probe = |e: std::io::Error| io_error("probe", &e);
+    if read_at(file, 0, 1).map_err(probe)?.is_empty() {
         return Err(AnalysisError::new(ErrorCode::EmptyFile, "probe", "the first read returned nothing"));
     }
-    file.seek(SeekFrom::Start(size.saturating_sub(TAIL_BYTES as u64))).map_err(|e| io_error("probe", &e))?;
-    let tail = read_up_to(file, TAIL_BYTES).map_err(|e| io_error("probe", &e))?;
-    file.seek(SeekFrom::Start(0)).map_err(|e| io_error("probe", &e))?;
-    Ok((head, tail))
+    let start = leading_tags(file, size).map_err(probe)?;
+    let end = trailing_tags_start(file, start, size).map_err(probe)?;
+    let head = read_at(file, start, HEAD_BYTES.min((end - start) as usize)).map_err(probe)?;
+    let tail_from = end.saturating_sub(TAIL_BYTES as u64).max(start);
+    let tail = read_at(file, tail_from, (end - tail_from) as usize).map_err(probe)?;
+    file.seek(SeekFrom::Start(0)).map_err(probe)?;
+    Ok(Edges { start, end, head, tail })
 }

@@ -207,7 +207,7 @@ fn ogg_error(stage: &'static str, e: OggReadError) -> AnalysisError {
 
 /// Open an Ogg Opus stream: the identification and comment headers.
 pub fn open(file: File, size: u64, found: &Sniffed) -> Result<Opened> {
-    let source = OffsetFile::new(file, found.audio_offset as u64, size).map_err(|e| io_error("probe", &e))?;
+    let source = OffsetFile::new(file, found.audio_offset as u64, found.audio_end.min(size)).map_err(|e| io_error("probe", &e))?;
     let mut reader = PacketReader::new(BufReader::with_capacity(1 << 16, source));
     let first = reader
         .read_packet()

@@ -5,8 +5,10 @@
 pub struct Sniffed {
     /// flac, wav, aiff, w64, caf, ogg, mp4, wavpack, ape, aac, mp3
     pub container: &'static str,
-    /// Bytes of ID3v2 tag in front of the stream.
+    /// Bytes of ID3v2 tags in front of the stream.
     pub audio_offset: usize,
+    /// One past the audio's last byte (before trailing tags); `u64::MAX`: the end of the file.
+    pub audio_end: u64,
     /// When the header already says (ogg: vorbis/opus/flac).
     pub codec: Option<&'static str>,
 }
@@ -86,12 +88,17 @@ pub fn looks_like_mpeg(head: &[u8], pos: usize) -> bool {
     mpeg_frame(head, next).is_some()
 }
 
-/// The container of a file starting with `head`.
+/// The container of a file starting with `head` (one ID3v2 tag inside `head` is skipped).
 pub fn sniff(head: &[u8]) -> Option<Sniffed> {
     let offset = id3v2_size(head);
     let body: &[u8] = if offset < head.len() { &head[offset..] } else { &[] };
+    sniff_audio(body, offset)
+}
+
+/// The container of audio starting with `body`, found `offset` bytes into the file (after its tags).
+pub fn sniff_audio(body: &[u8], offset: usize) -> Option<Sniffed> {
     let at = |a: usize, b: usize| -> &[u8] { if body.len() >= b { &body[a..b] } else if body.len() > a { &body[a..] } else { &[] } };
-    let s = |container, codec| Some(Sniffed { container, audio_offset: offset, codec });
+    let s = |container, codec| Some(Sniffed { container, audio_offset: offset, audio_end: u64::MAX, codec });
     if at(0, 4) == b"fLaC" {
         return s("flac", Some("flac"));
     }

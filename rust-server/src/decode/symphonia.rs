@@ -68,7 +68,7 @@ fn codec_name(container: &str, short_name: &str, format: Option<SampleFormat>, b
     short_name.to_string()
 }
 
-/// Probe and open the audio with symphonia; `None` for AAC (in MP4 or CAF), which
+/// Probe and open the audio with symphonia (`head`: the audio's first bytes); `None` for AAC (in MP4 or CAF), which
 /// symphonia could open but not decode faithfully: the caller hands it to FFmpeg.
 pub fn open(file: File, size: u64, found: &Sniffed, head: &[u8]) -> Result<Option<Opened>> {
     let container = found.container;
@@ -79,8 +79,8 @@ pub fn open(file: File, size: u64, found: &Sniffed, head: &[u8]) -> Result<Optio
             format!("{container} is not decoded by this engine"),
         ));
     };
-    let offset = found.audio_offset as u64;
-    let source = OffsetFile::new(file, offset, size).map_err(|e| super::file::io_error("probe", &e))?;
+    let source = OffsetFile::new(file, found.audio_offset as u64, found.audio_end.min(size))
+        .map_err(|e| super::file::io_error("probe", &e))?;
     let mss = MediaSourceStream::new(Box::new(source), Default::default());
     let mut hint = Hint::new();
     hint.with_extension(ext);
@@ -117,7 +117,7 @@ pub fn open(file: File, size: u64, found: &Sniffed, head: &[u8]) -> Result<Optio
     let codec = codec_name(container, decoder.codec_info().short_name, params.sample_format, params.bits_per_sample);
 
     let per_rate = |frames: Option<u64>| frames.filter(|_| sample_rate > 0).map(|f| f as f64 / sample_rate as f64);
-    let off = found.audio_offset;
+    let off = 0; // `head` starts at the audio
     let declared_duration_s = match container {
         "flac" => per_rate(sniff::flac_declared_frames(head, off)),
         "wav" => per_rate(sniff::wav_declared_frames(head, off)),
