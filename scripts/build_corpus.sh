@@ -11,6 +11,10 @@
 # script can be re-run to grow a corpus. Packages and extracted files live in
 # $CORPUS_WORK (default /tmp/trackprint_corpus_work); .deb files already there
 # are reused. Installs ffmpeg with apt-get when it is missing.
+#
+# CORPUS_FORMATS=mixed builds a mixed library instead, as real ones are: track k
+# is kept as its original Ogg Vorbis or Opus file (k % 4 == 0), or converted to
+# FLAC (1), MP3 (2: LAME VBR -V 2) or M4A AAC-LC (3: FFmpeg's AAC, 192 kb/s).
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
@@ -22,6 +26,8 @@ LIMIT=${2:-0}
 case "$LIMIT" in ''|*[!0-9]*) echo "N must be a non-negative integer, got '$LIMIT'" >&2; exit 2;; esac
 WORK=${CORPUS_WORK:-/tmp/trackprint_corpus_work}
 PACKAGES="wesnoth-1.16-music warzone2100-music"
+FORMATS=${CORPUS_FORMATS:-flac}
+case "$FORMATS" in flac|mixed) ;; *) echo "CORPUS_FORMATS must be flac or mixed, got '$FORMATS'" >&2; exit 2;; esac
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
@@ -79,22 +85,32 @@ while IFS=$'\t' read -r _pref dur src; do
     stem=$(basename "$src"); stem=${stem%.*}
     parent=$(basename "$(dirname "$src")")
     [ "$parent" = music ] && name="${prefix}-${stem}" || name="${prefix}-${parent}-${stem}"
-    out="$DEST/$name.flac"
+    kind=flac
+    if [ "$FORMATS" = mixed ]; then
+        case $(( (taken - 1) % 4 )) in 0) kind=copy ;; 1) kind=flac ;; 2) kind=mp3 ;; 3) kind=m4a ;; esac
+    fi
+    case "$kind" in
+        copy) ext=${src##*.}; encode=(-c:a copy) ;;
+        flac) ext=flac; encode=(-ac 2 -ar 44100 -sample_fmt s16 -c:a flac) ;;
+        mp3) ext=mp3; encode=(-ac 2 -ar 44100 -c:a libmp3lame -q:a 2) ;;
+        m4a) ext=m4a; encode=(-ac 2 -ar 44100 -c:a aac -b:a 192k) ;;
+    esac
+    out="$DEST/$name.$ext"
     if [ -s "$out" ]; then
         skipped=$((skipped + 1))
         echo "skip    $(basename "$out") (exists)"
         continue
     fi
-    if ffmpeg -nostdin -v error -y -i "$src" -map 0:a:0 -ac 2 -ar 44100 -sample_fmt s16 -c:a flac "$out.part.flac" \
-        && mv "$out.part.flac" "$out"; then
+    if ffmpeg -nostdin -v error -y -i "$src" -map 0:a:0 "${encode[@]}" "$out.part.$ext" \
+        && mv "$out.part.$ext" "$out"; then
         made=$((made + 1))
         echo "convert $(basename "$out") (${dur} s, from $(basename "$src"))"
     else
-        rm -f "$out.part.flac"
+        rm -f "$out.part.$ext"
         failed=$((failed + 1))
         echo "FAILED  $src" >&2
     fi
 done < "$LIST"
 
-echo "done: $made converted, $skipped already there, $failed failed; $(ls "$DEST"/*.flac 2>/dev/null | wc -l) FLAC files in $DEST"
+echo "done: $made converted, $skipped already there, $failed failed; $(find "$DEST" -maxdepth 1 -type f \( -name '*.flac' -o -name '*.ogg' -o -name '*.opus' -o -name '*.mp3' -o -name '*.m4a' \) | wc -l) audio files in $DEST"
 [ "$failed" -eq 0 ]

@@ -1,9 +1,16 @@
 """``trackprint bench DIR [--jobs N] [--limit N] [--long-file]``: what whole-track analysis costs.
 
-On the FLAC files in DIR it measures, in one run and on the same files:
+On the audio files in DIR (FLAC, Opus, Vorbis, MP3, AAC/M4A, WavPack, WAV...: a
+mixed library, recognised by content) it measures, in one run and on the same files:
 
-* ``decode``: libFLAC decoding only (soundfile reading every block as float32),
-  the floor for any whole-track analysis;
+* ``decode``: the reference decoders decoding only (the Python engine's own
+  decoding: libsndfile's libFLAC/libopus/libvorbis/mpg123, FFmpeg through PyAV
+  for MP4, AAC, WavPack, APE), every block as float32: the floor for any
+  whole-track analysis, reported per codec too;
+* ``rust-decode``: the Rust engine's decoders only (``trackprint-server
+  --decode FILE`` to /dev/null, one process per file);
+* ``bliss``: bliss-audio (``pip install 'trackprint[bench]'``), the peer:
+  ``bliss_audio.Song(path).analysis`` per file, when it is installed;
 * ``python``: the Python engine (:func:`trackprint.pyengine.engine.analyze_file`);
 * ``rust``: the Rust engine, through the analyzers' own ``RustClient``, to a trackprint-server
   started for the run with ``--max-concurrency`` = ``--jobs`` (requests ``--jobs``
@@ -55,26 +62,69 @@ def _rss_kb() -> int:
 
 
 def decode_only(path: str) -> dict[str, Any]:
-    """libFLAC through soundfile: every block read as float32, nothing computed."""
-    import soundfile
-
+    """The reference decoders (the Python engine's decoding: libsndfile or PyAV), every block, nothing computed."""
+    from trackprint.pyengine.decode import open_stream
     from trackprint.pyengine.engine import block_frames
 
     started = time.perf_counter()
-    frames = 0
     try:
-        with soundfile.SoundFile(path) as sound:
-            size = block_frames(sound.samplerate)
-            rate = sound.samplerate
-            while True:
-                block = sound.read(size, dtype="float32", always_2d=True)
-                frames += len(block)
-                if len(block) < size:
-                    break
+        with open(path, "rb") as handle:
+            stream = open_stream(handle, path, os.fstat(handle.fileno()).st_size, block_frames)
+            for _ in stream.blocks:
+                pass
+            audio_s = stream.decoded_duration_s
     except Exception as exc:  # noqa: BLE001 - a bench reports, it does not stop
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - started,
                 "audio_s": 0.0, "rss_kb": _rss_kb()}
-    return {"ok": True, "seconds": time.perf_counter() - started, "audio_s": frames / rate, "rss_kb": _rss_kb()}
+    return {"ok": True, "seconds": time.perf_counter() - started, "audio_s": audio_s, "rss_kb": _rss_kb()}
+
+
+def rust_decode_only(path: str) -> dict[str, Any]:
+    """The Rust engine's decoders alone: ``trackprint-server --decode FILE`` with the samples to /dev/null."""
+    from trackprint import binaries
+
+    started = time.perf_counter()
+    proc = subprocess.Popen([binaries.rust_server_binary() or "trackprint-server", "--decode", path],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = proc.stderr.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    try:
+        facts = json.loads(err.decode(errors="replace").strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        facts = {"ok": False, "error": {"code": "internal", "message": err.decode(errors="replace")[-500:]}}
+    if os.waitstatus_to_exitcode(status) != 0 or not facts.get("ok"):
+        error = facts.get("error") or {}
+        return {"ok": False, "error": f"{error.get('code')}: {error.get('message')}", "seconds": seconds,
+                "audio_s": 0.0, "rss_kb": usage.ru_maxrss}
+    return {"ok": True, "seconds": seconds, "audio_s": facts["decode"]["decoded_duration_s"], "rss_kb": usage.ru_maxrss}
+
+
+def bliss_engine(path: str) -> dict[str, Any]:
+    """bliss-audio's analysis of one song (its own FFmpeg decodes); a panic is a failure, not a crash."""
+    import bliss_audio
+
+    started = time.perf_counter()
+    try:
+        song = bliss_audio.Song(path)
+        _ = song.analysis
+        audio_s = float(getattr(song, "duration", 0.0) or 0.0)
+    except BaseException as exc:  # noqa: BLE001 - bliss panics (pyo3 PanicException) on a few files
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - started,
+                "audio_s": 0.0, "rss_kb": _rss_kb()}
+    return {"ok": True, "seconds": time.perf_counter() - started, "audio_s": audio_s, "rss_kb": _rss_kb()}
+
+
+def _warm_bliss() -> int:
+    import bliss_audio  # noqa: F401
+
+    return os.getpid()
+
+
+def bliss_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bliss_audio") is not None
 
 
 def _result(outcome, seconds: float, rss_kb: int) -> dict[str, Any]:
@@ -167,10 +217,13 @@ class Engine:
 
 
 ENGINES: list[Engine] = [
-    Engine("decode", decode_only, description="libFLAC decode only (soundfile, float32)"),
+    Engine("decode", decode_only, description="reference decoders only (libsndfile: libFLAC/libopus/libvorbis/mpg123; "
+                                              "FFmpeg via PyAV: MP4/AAC/WavPack/APE), float32 blocks"),
+    Engine("rust-decode", rust_decode_only, description="the Rust engine's decoders only (trackprint-server --decode)"),
     Engine("python", python_engine, description="Python engine, analyze_file"),
     Engine("rust", rust_engine, warm=_warm_rust,
            description="Rust engine, RustClient to trackprint-server --max-concurrency JOBS"),
+    Engine("bliss", bliss_engine, warm=_warm_bliss, description="bliss-audio 0.2 (the peer), Song(path).analysis"),
 ]
 BASELINE = "decode"
 
@@ -276,28 +329,63 @@ def analyse_in_subprocess(path: str) -> dict[str, Any]:
 
 
 # -- the command ------------------------------------------------------------------------
-def _flac_files(root: str, limit: int) -> list[str]:
-    files = sorted(str(p) for p in Path(root).rglob("*") if p.suffix.lower() == ".flac" and p.is_file())
+AUDIO_SUFFIXES = {".flac", ".opus", ".ogg", ".oga", ".mp3", ".m4a", ".mp4", ".aac", ".wav", ".aif", ".aiff", ".wv",
+                  ".ape", ".caf", ".w64"}
+
+
+def _audio_files(root: str, limit: int) -> list[str]:
+    files = sorted(str(p) for p in Path(root).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     return files[:limit] if limit > 0 else files
+
+
+def _flac_files(root: str, limit: int) -> list[str]:
+    return [p for p in _audio_files(root, 0) if p.lower().endswith(".flac")][: limit or None]
+
+
+def codec_of(path: str) -> str:
+    """The codec a file holds, by content (the sniffer both engines use): opus, vorbis, flac, mp3, mp4 (AAC/ALAC)..."""
+    from trackprint.pyengine.sniff import sniff_file
+
+    try:
+        with open(path, "rb") as f:
+            found, _ = sniff_file(f, os.fstat(f.fileno()).st_size)
+    except OSError:
+        return "unreadable"
+    if found is None:
+        return "unknown"
+    return found.codec or found.container
 
 
 def run(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.dir):
         print(f"bench: {args.dir}: not a directory", file=sys.stderr)
         return 2
-    paths = _flac_files(args.dir, args.limit)
+    paths = _audio_files(args.dir, args.limit)
     if not paths:
-        print(f"bench: no .flac files under {args.dir}", file=sys.stderr)
+        print(f"bench: no .flac files (nor other audio: {' '.join(sorted(AUDIO_SUFFIXES))}) under {args.dir}",
+              file=sys.stderr)
         return 2
-    wanted = [n.strip() for n in args.engines.split(",") if n.strip()]
+    default = [e.name for e in ENGINES if e.name != "bliss" or bliss_installed()]
+    wanted = [n.strip() for n in (args.engines or ",".join(default)).split(",") if n.strip()]
     by_name = {e.name: e for e in ENGINES}
     unknown = [n for n in wanted if n not in by_name]
     if unknown:
         print(f"bench: unknown engine(s) {', '.join(unknown)}; known: {', '.join(by_name)}", file=sys.stderr)
         return 2
+    if "bliss" in wanted and not bliss_installed():
+        print("bench: bliss-audio is not installed (pip install 'trackprint[bench]'); leave it out with --engines",
+              file=sys.stderr)
+        return 2
     jobs = max(1, args.jobs)
     size_mb = sum(os.path.getsize(p) for p in paths) / 1e6
-    print(f"bench: {len(paths)} FLAC files ({size_mb:.0f} MB) in {args.dir}, {jobs} worker processes per engine")
+    codecs = [codec_of(p) for p in paths]
+    counts = {c: codecs.count(c) for c in sorted(set(codecs))}
+    if set(counts) == {"flac"}:
+        print(f"bench: {len(paths)} FLAC files ({size_mb:.0f} MB) in {args.dir}, {jobs} worker processes per engine")
+    else:
+        mix = ", ".join(f"{n} {c}" for c, n in counts.items())
+        print(f"bench: {len(paths)} audio files ({mix}; {size_mb:.0f} MB) in {args.dir}, "
+              f"{jobs} worker processes per engine")
 
     server = None
     if "rust" in wanted:
@@ -316,20 +404,103 @@ def run(args: argparse.Namespace) -> int:
     runs = [_median_run(all_runs[name]) for name in wanted]
     ratios = _round_ratios(all_runs) if rounds > 1 else None
     report = _report(runs, paths, ratios)
-    failed = any(len(r.ok) != len(paths) for r in runs)
+    per_codec = _per_codec(all_runs, codecs) if len(counts) > 1 or "rust-decode" in wanted else None
+    fallback = _fallback_share(all_runs, paths, codecs)
+    # bliss panics on a few files its FFmpeg cannot open: its failures are reported, not fatal
+    failed = any(len(r.ok) != len(paths) for r in runs if r.engine.name != "bliss")
 
     long_result = rust_long = None
     if args.long_file:
-        long_result = _long_file(paths, args.long_file_path)
+        flacs = [p for p, c in zip(paths, codecs) if c == "flac"]
+        long_result = _long_file(flacs, args.long_file_path)
         failed = failed or not long_result["ok"] or long_result["rss_mb"] >= LONG_FILE_RSS_LIMIT_MB
         if "rust" in wanted:
-            rust_long = _long_file_rust(long_result["path"])
-            failed = failed or not rust_long["ok"] or rust_long["rss_mb"] >= RUST_LONG_FILE_RSS_LIMIT_MB
+            rust_long = {"flac": _long_file_rust(long_result["path"])}
+            for fmt, encode in LONG_FILE_LOSSY.items():
+                lossy = _long_lossy(long_result["path"], fmt, encode)
+                if lossy is not None:
+                    rust_long[fmt] = _long_file_rust(lossy)
+            failed = failed or any(not r["ok"] or r["rss_mb"] >= RUST_LONG_FILE_RSS_LIMIT_MB for r in rust_long.values())
     if args.json:
-        print(json.dumps({"files": len(paths), "jobs": jobs, "engines": report, "round_ratios": ratios,
-                          "long_file": long_result,
-                          "rust_long_file": rust_long}))
+        print(json.dumps({"files": len(paths), "jobs": jobs, "codecs": counts, "engines": report,
+                          "round_ratios": ratios, "per_codec": per_codec, "fallback": fallback,
+                          "long_file": long_result, "rust_long_file": rust_long}))
     return 1 if failed else 0
+
+
+LONG_FILE_LOSSY = {"opus": ["-c:a", "libopus", "-b:a", "128k"], "m4a": ["-c:a", "aac", "-b:a", "192k"]}
+
+
+def _long_lossy(flac: str, fmt: str, encode: list[str]) -> str | None:
+    """The 2-hour file encoded as Opus or AAC with ffmpeg (reused when present); None without ffmpeg."""
+    import shutil
+
+    dest = os.path.splitext(flac)[0] + "." + fmt
+    if os.path.exists(dest):
+        return dest
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        print(f"long file ({fmt}): ffmpeg not found, not encoded")
+        return None
+    started = time.perf_counter()
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", flac, *encode, dest + ".part." + fmt], check=True)
+    os.replace(dest + ".part." + fmt, dest)
+    print(f"long file ({fmt}): encoded {dest} in {time.perf_counter() - started:.0f} s")
+    return dest
+
+
+def _per_codec(all_runs: dict[str, list[EngineRun]], codecs: list[str]) -> dict[str, Any]:
+    """Per codec: the summed per-file seconds of every engine (median over rounds) and their ratios."""
+    names = list(all_runs)
+    table: dict[str, Any] = {}
+    for codec in sorted(set(codecs)):
+        idx = [i for i, c in enumerate(codecs) if c == codec]
+        entry: dict[str, Any] = {"files": len(idx)}
+        for name in names:
+            totals = [sum(run.results[i]["seconds"] for i in idx) for run in all_runs[name]]
+            entry[f"{name}_s"] = statistics.median(totals)
+            entry[f"{name}_failed"] = sum(not all_runs[name][0].results[i]["ok"] for i in idx)
+            if name == BASELINE:
+                entry["audio_s"] = sum(all_runs[name][0].results[i]["audio_s"] for i in idx)
+        for top, bottom in (("rust", BASELINE), ("rust", "rust-decode"), ("rust-decode", BASELINE),
+                            ("python", "rust"), ("bliss", "rust")):
+            if top in all_runs and bottom in all_runs:
+                per_round = [sum(a.results[i]["seconds"] for i in idx) / max(1e-9, sum(b.results[i]["seconds"] for i in idx))
+                             for a, b in zip(all_runs[top], all_runs[bottom])]
+                entry[f"{top}/{bottom}"] = statistics.median(per_round)
+        table[codec] = entry
+    cols = [k for k in next(iter(table.values())) if "/" in k]
+    print()
+    print("per codec (sum of per-file seconds, median over rounds; ratios: median of per-round ratios)")
+    header = f"{'codec':<10} {'files':>5} {'audio min':>9} " + " ".join(f"{n + ' s':>13}" for n in names) + " " + \
+        " ".join(f"{c:>17}" for c in cols)
+    print(header)
+    print("-" * len(header))
+    for codec, e in table.items():
+        print(f"{codec:<10} {e['files']:>5} {e.get('audio_s', 0) / 60:>9.1f} "
+              + " ".join(f"{e[n + '_s']:>13.2f}" for n in names) + " "
+              + " ".join(f"{e[c]:>16.2f}x" for c in cols))
+    return table
+
+
+def _fallback_share(all_runs: dict[str, list[EngineRun]], paths: list[str], codecs: list[str]) -> dict[str, Any] | None:
+    """What `--engine auto` would hand to the Python engine: the Rust engine's answers with a fallback code."""
+    if "rust" not in all_runs:
+        return None
+    from trackprint.analyzer.engines import FALLBACK_CODES
+
+    codes = {c.value for c in FALLBACK_CODES}
+    results = all_runs["rust"][0].results
+    falling = [i for i, r in enumerate(results) if not r["ok"] and r.get("error", "").split(":")[0] in codes]
+    audio = [r["audio_s"] for r in all_runs[BASELINE][0].results] if BASELINE in all_runs else [0.0] * len(paths)
+    share = {"files": len(falling), "of_files": len(paths), "file_share": len(falling) / len(paths),
+             "audio_share": (sum(audio[i] for i in falling) / sum(audio)) if sum(audio) else 0.0,
+             "by_codec": {c: sum(codecs[i] == c for i in falling) for c in sorted({codecs[i] for i in falling})},
+             "reasons": sorted({results[i].get("error", "")[:160] for i in falling})}
+    print(f"fallback: {share['files']} of {len(paths)} files ({100 * share['file_share']:.1f}%, "
+          f"{100 * share['audio_share']:.1f}% of the audio) would go to the Python engine"
+          + (f": {share['by_codec']}" if falling else ""))
+    return share
 
 
 def _median_run(runs: list[EngineRun]) -> EngineRun:
@@ -339,7 +510,8 @@ def _median_run(runs: list[EngineRun]) -> EngineRun:
 
 def _round_ratios(all_runs: dict[str, list[EngineRun]]) -> dict[str, Any]:
     """Ratios measured side by side within each round, and their medians."""
-    pairs = [("python", BASELINE), ("rust", BASELINE), ("python", "rust")]
+    pairs = [("python", BASELINE), ("rust", BASELINE), ("python", "rust"), ("rust", "rust-decode"),
+             ("rust-decode", BASELINE), ("bliss", "rust")]
     out: dict[str, Any] = {}
     for top, bottom in pairs:
         if top in all_runs and bottom in all_runs:
