@@ -40,6 +40,7 @@ writer at a time; other writers wait up to ``busy_timeout``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -49,7 +50,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import msgspec
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
@@ -136,6 +137,70 @@ class _Prepared:
     touches_track: bool = True
 
 
+@dataclass
+class _Row:
+    """A ``tracks`` row as the set-based writes see it: read once, changed in memory, written once."""
+
+    id: int | None = None  # None: not stored yet
+    size: int | None = None
+    mtime_ns: int | None = None
+    inode: int | None = None
+    content_id: str | None = None
+    state: str = "pending"
+    last_source_seq: int = 0
+    last_failure_code: str | None = None
+    has_fp: bool = False
+
+    COLUMNS = ("size", "mtime_ns", "inode", "content_id", "state", "last_source_seq", "last_failure_code",
+               "updated_at", "deleted_at", "deleted_reason")
+
+    def values(self, now: datetime) -> dict[str, Any]:
+        """The columns a fingerprint or a failure writes (a row they apply to is never a tombstone)."""
+        return dict(size=self.size, mtime_ns=self.mtime_ns, inode=self.inode, content_id=self.content_id,
+                    state=self.state, last_source_seq=self.last_source_seq, last_failure_code=self.last_failure_code,
+                    updated_at=now, deleted_at=None, deleted_reason=None)
+
+
+class _Executemany:
+    """One statement compiled once for one database and run as the driver's own ``executemany``.
+
+    SQLAlchemy's per-row parameter handling was most of the cost of a batch; here each row is a
+    dict of column values, turned into what the driver takes (a tuple in the compiled order for
+    SQLite's ``?``, the dict itself for psycopg's ``%(name)s``) after the bind processors
+    SQLAlchemy itself would apply for these columns on this database (SQLite: datetimes as text,
+    booleans as integers), so the stored values are the same as through Core.
+    """
+
+    def __init__(self, stmt, table, dialect, keys: list[str] | None):
+        compiled = stmt.compile(dialect=dialect, column_keys=keys)
+        self.sql = compiled.string
+        self.positional = bool(compiled.positional)
+        names = list(compiled.positiontup) if self.positional else list(compiled.binds)
+        self.names = names
+        self.processors = []
+        for i, name in enumerate(names):
+            column = table.c.get(name)
+            process = column.type.dialect_impl(dialect).bind_processor(dialect) if column is not None else None
+            if process is not None:
+                self.processors.append((i, name, process))
+
+    def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if self.positional:
+            names, processors = self.names, self.processors
+            params: list = []
+            for row in rows:
+                values = [row[name] for name in names]
+                for i, _name, process in processors:
+                    values[i] = process(values[i])
+                params.append(tuple(values))
+        else:
+            params = rows
+            for row in rows:
+                for _i, name, process in self.processors:
+                    row[name] = process(row[name])
+        conn.exec_driver_sql(self.sql, params)
+
+
 def _utc(ts: float | None) -> datetime | None:
     if ts is None:
         return None
@@ -143,6 +208,23 @@ def _utc(ts: float | None) -> datetime | None:
         return datetime.fromtimestamp(float(ts), timezone.utc)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def _fingerprint_values(m: FingerprintResult, seq: int, now: datetime) -> dict[str, Any]:
+    """The ``track_fingerprints`` columns of a result (all but ``track_id``)."""
+    values: dict[str, Any] = {name: float(getattr(m.fingerprint, name)) for name in DIMENSIONS}
+    values.update(
+        fingerprint_version=m.fingerprint_version, engine=m.engine, content_id=m.content_id,
+        codec=m.decode.codec, sample_rate=m.decode.sample_rate, channels=m.decode.channels,
+        duration_s=m.decode.decoded_duration_s,
+        analysis_s=m.timings.analysis_s if m.timings.analysis_s is not None else m.timings.total_s,
+        reused=bool(m.reused), source_seq=seq, analyzed_at=_utc(m.analyzed_at), updated_at=now,
+    )
+    return values
+
+
+def _code(m: AnalysisFailure) -> str:
+    return m.code.value if isinstance(m.code, ErrorCode) else str(m.code)
 
 
 def _lock_key(path: str) -> int:
@@ -210,12 +292,41 @@ class Store:
         if not prepared:
             return summary
         now = datetime.now(timezone.utc)
+        bulk, one_by_one = self._split(prepared)
+        outcomes: list[Outcome | None] = [None] * len(prepared)
         with self.engine.begin() as conn:
             if self.dialect == "postgresql":
                 self._lock_paths(conn, prepared)
-            for item in prepared:
-                summary.outcomes.append(self._apply_one(conn, item, now))
+            if bulk:
+                for index, outcome in self._apply_bulk(conn, [(i, prepared[i]) for i in bulk], now).items():
+                    outcomes[index] = outcome
+            for index in one_by_one:
+                outcomes[index] = self._apply_one(conn, prepared[index], now)
+        summary.outcomes = outcomes  # type: ignore[assignment]  # every index is set above
         return summary
+
+    @classmethod
+    def _split(cls, prepared: Sequence[_Prepared]) -> tuple[list[int], list[int]]:
+        """Batch indices for the set-based writes and for the per-message path, both in batch order.
+
+        Valid fingerprints and failures go set-based, unless their path is also touched by a message
+        of another kind in this batch (a move, either end; a removal; an invalid message naming it):
+        then every message of that path takes the per-message path, in batch order. The two sets
+        touch disjoint paths, so applying one before the other is the same as the batch's order.
+        """
+        rare_paths = {path for item in prepared if not cls._bulk_kind(item) for path in cls._paths(item)}
+        bulk: list[int] = []
+        one_by_one: list[int] = []
+        for index, item in enumerate(prepared):
+            if cls._bulk_kind(item) and item.message.path not in rare_paths:
+                bulk.append(index)
+            else:
+                one_by_one.append(index)
+        return bulk, one_by_one
+
+    @staticmethod
+    def _bulk_kind(item: _Prepared) -> bool:
+        return isinstance(item.message, (FingerprintResult, AnalysisFailure))
 
     # -- preparation (no database) --------------------------------------------------------
     @staticmethod
@@ -314,6 +425,142 @@ class Store:
             return self._apply_removed(conn, message, item.seq, now)
         return self._apply_moved(conn, message, item.seq, now)
 
+    # -- set-based writes: the fingerprints and failures of paths nothing else in the batch touches --------
+    def _apply_bulk(self, conn: Connection, items: Sequence[tuple[int, _Prepared]], now: datetime) -> dict[int, Outcome]:
+        """Fingerprints and failures in a few statements, with the outcome of applying them one by one.
+
+        One query reads the stored rows of every path; then each path's messages are applied in batch
+        order to an in-memory copy of its row, with the same rules as the per-message path (a message
+        older than the row's ``last_source_seq`` is stale; a failure never removes a fingerprint);
+        what is left is written: new tracks in one INSERT (RETURNING their ids), changed tracks in one
+        executemany UPDATE, the final fingerprint and tags of each path in one upsert each, and the
+        failure rows in one insert-or-ignore. Several messages for one path in a batch end as the
+        per-message path would: the newest sequence wins, whatever the order.
+        """
+        by_path: dict[str, list[tuple[int, _Prepared]]] = {}
+        for index, item in items:
+            by_path.setdefault(item.message.path, []).append((index, item))
+        stored = self._stored_rows(conn, list(by_path))
+        outcomes: dict[int, Outcome] = {}
+        rows: dict[str, _Row] = {}
+        fingerprints: dict[str, tuple[FingerprintResult, int]] = {}
+        tags: dict[str, Any] = {}
+        failures: dict[tuple[str, str, int], tuple[AnalysisFailure, _Prepared]] = {}
+        for path, path_items in by_path.items():
+            row = stored.get(path)
+            changed = False
+            for index, item in path_items:
+                m, seq = item.message, item.seq
+                if isinstance(m, FingerprintResult):
+                    if row is not None and seq < row.last_source_seq:
+                        outcomes[index] = Outcome("fingerprint", path, "stale", seq,
+                                                  f"newer event {row.last_source_seq} already applied")
+                        continue
+                    if row is None:
+                        row = _Row()
+                    row.size, row.mtime_ns, row.inode, row.content_id = m.size, m.mtime_ns, m.inode, m.content_id
+                    row.state, row.last_source_seq, row.last_failure_code, row.has_fp = "active", seq, None, True
+                    fingerprints[path] = (m, seq)
+                    if m.tags is not None:  # a result without tags (an older analyzer) leaves the stored ones alone
+                        tags[path] = m.tags
+                    outcomes[index] = Outcome("fingerprint", path, "applied", seq, f"{m.engine} v{m.fingerprint_version}")
+                else:
+                    code = _code(m)
+                    if row is not None and seq < row.last_source_seq:
+                        outcomes[index] = Outcome("failure", path, "stale", seq,
+                                                  f"{m.stage}: {code}: newer event already applied")
+                        continue
+                    if row is None:
+                        row = _Row(size=m.size, mtime_ns=m.mtime_ns, state="failed")
+                    else:
+                        row.state = "active" if (row.has_fp and row.state == "active") else "failed"
+                    row.last_source_seq, row.last_failure_code = seq, code
+                    failures.setdefault((path, code, seq), (m, item))  # the first of a repeated key is kept
+                    outcomes[index] = Outcome("failure", path, "applied", seq, f"{m.stage}: {code}: {m.message}")
+                changed = True
+            if changed:
+                rows[path] = row
+        ids = self._write_tracks(conn, rows, now)
+        self._write_fingerprints(conn, [(ids[path], m, seq) for path, (m, seq) in fingerprints.items()], now)
+        self._write_tags(conn, [(ids[path], value) for path, value in tags.items()], now)
+        self._write_failures(conn, [
+            dict(path=path, track_id=ids[path], code=code, message=m.message, stage=m.stage, attempts=m.attempts,
+                 engine=m.engine, source_seq=seq, results_seq=item.meta.stream_seq or None, created_at=now)
+            for (path, code, seq), (m, item) in failures.items()
+        ])
+        return outcomes
+
+    _CHUNK = 500  # paths per IN (...) list: far below any database's limit on parameters
+
+    def _stored_rows(self, conn: Connection, paths: list[str]) -> dict[str, "_Row"]:
+        """The stored row of each path that has one, and whether it has a fingerprint (one query per 500 paths)."""
+        stmt = (
+            select(tracks.c.id, tracks.c.path, tracks.c.size, tracks.c.mtime_ns, tracks.c.inode, tracks.c.content_id,
+                   tracks.c.state, tracks.c.last_source_seq, tracks.c.last_failure_code,
+                   track_fingerprints.c.track_id.label("fp"))
+            .select_from(tracks.outerjoin(track_fingerprints, track_fingerprints.c.track_id == tracks.c.id))
+            .where(tracks.c.path.in_(bindparam("paths", expanding=True)))
+        )
+        found: dict[str, _Row] = {}
+        for start in range(0, len(paths), self._CHUNK):
+            for r in conn.execute(stmt, {"paths": paths[start:start + self._CHUNK]}):
+                found[r.path] = _Row(id=r.id, size=r.size, mtime_ns=r.mtime_ns, inode=r.inode,
+                                     content_id=r.content_id, state=r.state, last_source_seq=r.last_source_seq,
+                                     last_failure_code=r.last_failure_code, has_fp=r.fp is not None)
+        return found
+
+    def _write_tracks(self, conn: Connection, rows: dict[str, "_Row"], now: datetime) -> dict[str, int]:
+        """Insert the new rows and update the changed ones; the id of every path in ``rows``."""
+        ids = {path: row.id for path, row in rows.items() if row.id is not None}
+        new = [dict(path=path, created_at=now, **row.values(now)) for path, row in rows.items() if row.id is None]
+        if new:
+            self._statements["insert_tracks"].run(conn, new)
+            ids.update((path, row.id) for path, row in self._stored_rows(conn, [r["path"] for r in new]).items())
+        old = [dict(b_id=row.id, **row.values(now)) for row in rows.values() if row.id is not None]
+        if old:
+            self._statements["update_tracks"].run(conn, old)
+        return ids
+
+    def _write_fingerprints(self, conn: Connection, rows: list[tuple[int, FingerprintResult, int]], now: datetime) -> None:
+        if rows:
+            self._statements["upsert_fingerprints"].run(
+                conn, [dict(track_id=track_id, **_fingerprint_values(m, seq, now)) for track_id, m, seq in rows])
+
+    def _write_tags(self, conn: Connection, rows: list[tuple[int, Any]], now: datetime) -> None:
+        from trackprint.tags import as_dict
+
+        if rows:
+            self._statements["upsert_tags"].run(
+                conn, [dict(track_id=track_id, updated_at=now, **as_dict(value)) for track_id, value in rows])
+
+    def _write_failures(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self._statements["insert_failures"].run(conn, rows)
+
+    @functools.cached_property
+    def _statements(self) -> dict[str, "_Executemany"]:
+        """The set-based statements, compiled once per Store for its database."""
+        def upsert(table, key: list[str]):
+            stmt = self._insert(table)
+            return stmt.on_conflict_do_update(
+                index_elements=key, set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in key})
+
+        dialect = self.engine.dialect
+        every = lambda table, *skip: [c.name for c in table.c if c.name not in skip]  # noqa: E731
+        return {
+            "insert_tracks": _Executemany(tracks.insert(), tracks, dialect, ["path", "created_at", *_Row.COLUMNS]),
+            "update_tracks": _Executemany(
+                update(tracks).where(tracks.c.id == bindparam("b_id")).values(
+                    {name: bindparam(name) for name in _Row.COLUMNS}),
+                tracks, dialect, None),
+            "upsert_fingerprints": _Executemany(upsert(track_fingerprints, ["track_id"]), track_fingerprints, dialect,
+                                                every(track_fingerprints)),
+            "upsert_tags": _Executemany(upsert(track_tags, ["track_id"]), track_tags, dialect, every(track_tags)),
+            "insert_failures": _Executemany(
+                self._insert(analysis_failures).on_conflict_do_nothing(index_elements=["path", "code", "source_seq"]),
+                analysis_failures, dialect, every(analysis_failures, "id")),
+        }
+
     @staticmethod
     def _track(conn: Connection, path: str):
         return conn.execute(select(tracks).where(tracks.c.path == path)).one_or_none()
@@ -360,15 +607,7 @@ class Store:
         else:
             track_id = row.id
             self._update_track(conn, track_id, **track_values)
-        fp_values: dict[str, Any] = {name: float(getattr(m.fingerprint, name)) for name in DIMENSIONS}
-        fp_values.update(
-            fingerprint_version=m.fingerprint_version, engine=m.engine, content_id=m.content_id,
-            codec=m.decode.codec, sample_rate=m.decode.sample_rate, channels=m.decode.channels,
-            duration_s=m.decode.decoded_duration_s,
-            analysis_s=m.timings.analysis_s if m.timings.analysis_s is not None else m.timings.total_s,
-            reused=bool(m.reused), source_seq=seq, analyzed_at=_utc(m.analyzed_at), updated_at=now,
-        )
-        self._upsert_fingerprint(conn, track_id, fp_values)
+        self._upsert_fingerprint(conn, track_id, _fingerprint_values(m, seq, now))
         if m.tags is not None:  # a result without tags (an older analyzer) leaves the stored ones alone
             self._upsert_tags(conn, track_id, m.tags, now)
         return Outcome("fingerprint", m.path, "applied", seq, f"{m.engine} v{m.fingerprint_version}")
@@ -394,7 +633,7 @@ class Store:
         return row.id, True
 
     def _apply_failure(self, conn: Connection, m: AnalysisFailure, item: _Prepared, now: datetime) -> Outcome:
-        code = m.code.value if isinstance(m.code, ErrorCode) else str(m.code)
+        code = _code(m)
         track_id, applied = self._mark_failed(conn, m.path, item.seq, code, now, size=m.size, mtime_ns=m.mtime_ns)
         if not applied:
             return Outcome("failure", m.path, "stale", item.seq, f"{m.stage}: {code}: newer event already applied")

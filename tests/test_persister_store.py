@@ -6,18 +6,20 @@ import json
 import random
 import threading
 
+import msgspec
 import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from trackprint.persister import queries
-from trackprint.persister.models import analysis_failures, persister_heartbeat, track_fingerprints, tracks
+from trackprint.persister.models import analysis_failures, persister_heartbeat, track_fingerprints, track_tags, tracks
 from trackprint.persister.store import Meta, Store
 from trackprint.contracts import (
     AnalysisFailure,
     DecodeFacts,
     Fingerprint,
     FingerprintResult,
+    Tags,
     Timings,
     TrackMoved,
     TrackRemoved,
@@ -279,7 +281,8 @@ def test_invalid_message_never_touches_an_existing_fingerprint(store):
 
 
 def test_batch_is_one_transaction(store, monkeypatch):
-    """A failure in the middle of a batch rolls back the items before it."""
+    """A failure in the middle of a batch rolls back the items before it: the set-based writes of the
+    fingerprints, and the per-message items (tombstones) before the one that fails."""
     original = Store._apply_one
     calls = {"n": 0}
 
@@ -291,8 +294,24 @@ def test_batch_is_one_transaction(store, monkeypatch):
 
     monkeypatch.setattr(Store, "_apply_one", boom)
     with pytest.raises(RuntimeError):
-        apply(store, result("/lib/a.flac", 1), result("/lib/b.flac", 2))
-    assert count(store, tracks) == 0
+        apply(store, result("/lib/a.flac", 1), result("/lib/b.flac", 2), TrackRemoved(path="/lib/c.flac", source_seq=3),
+              TrackRemoved(path="/lib/d.flac", source_seq=4))
+    assert calls["n"] == 2 and count(store, tracks) == 0
+
+
+def test_batch_is_one_transaction_inside_the_set_based_writes(store, monkeypatch):
+    """The tracks are written, then writing the fingerprints fails: nothing of the batch stays."""
+    apply(store, result("/lib/old.flac", 1, lufs=-3.0))
+
+    def boom(self, conn, rows, now):
+        raise RuntimeError("simulated crash between the statements of a batch")
+
+    monkeypatch.setattr(Store, "_write_fingerprints", boom)
+    with pytest.raises(RuntimeError):
+        apply(store, result("/lib/a.flac", 1), result("/lib/old.flac", 2, lufs=-9.0), failure("/lib/bad.flac", 3))
+    assert count(store, tracks) == 1 and count(store, analysis_failures) == 0
+    old = track(store, "/lib/old.flac")
+    assert old.last_source_seq == 1 and fingerprint_of(store, "/lib/old.flac").lufs == -3.0
 
 
 def test_concurrent_stores_converge_to_last_write(store, db_url):
@@ -325,6 +344,179 @@ def test_concurrent_stores_converge_to_last_write(store, db_url):
         last = max(m.source_seq for m in messages if m.path == p)
         assert track(store, p).last_source_seq == last
         assert fingerprint_of(store, p).lufs == -float(last % 60)
+
+
+# -- set-based batches ------------------------------------------------------------------------
+
+def tagged(message: FingerprintResult, title: str | None) -> FingerprintResult:
+    return msgspec.structs.replace(message, tags=Tags(title=title, artist="Band") if title else None)
+
+
+def tags_of(store: Store, path: str):
+    t = track(store, path)
+    found = rows(store, track_tags, track_tags.c.track_id == t.id) if t else []
+    return found[0] if found else None
+
+
+def test_several_messages_for_one_path_in_a_batch_newest_wins_whatever_the_order(store):
+    for order in ([5, 9, 7], [9, 7, 5], [7, 5, 9]):
+        path = f"/lib/order-{'-'.join(map(str, order))}.flac"
+        summary = apply(store, *[result(path, seq, lufs=-float(seq)) for seq in order])
+        t = track(store, path)
+        assert (t.state, t.last_source_seq) == ("active", 9), order
+        f = fingerprint_of(store, path)
+        assert (f.lufs, f.source_seq, f.content_id) == (-9.0, 9, f"cid-{path}"), order
+        # as one message at a time: a message is stale when a newer one came before it in the batch
+        expect_stale = sum(1 for i, seq in enumerate(order) if seq < max(order[:i], default=0))
+        assert summary.stale == expect_stale and summary.persisted == 3 - expect_stale, order
+    assert count(store, tracks) == 3 and count(store, track_fingerprints) == 3
+
+
+def test_tags_of_a_batch_come_from_the_last_applied_result_that_carries_them(store):
+    apply(store, tagged(result("/lib/a.flac", 5), "five"), tagged(result("/lib/a.flac", 6, lufs=-6.0), None))
+    assert tags_of(store, "/lib/a.flac").title == "five" and fingerprint_of(store, "/lib/a.flac").lufs == -6.0
+    apply(store, tagged(result("/lib/b.flac", 6), None), tagged(result("/lib/b.flac", 5), "stale"))
+    assert tags_of(store, "/lib/b.flac") is None
+    apply(store, tagged(result("/lib/a.flac", 8), "eight"), tagged(result("/lib/a.flac", 7), "seven"))
+    assert tags_of(store, "/lib/a.flac").title == "eight"
+    assert count(store, track_tags) == 1
+
+
+def test_failures_and_fingerprints_of_one_path_in_a_batch(store):
+    # a failure then a newer fingerprint on a new path: one row, active, no failure code; the failure recorded
+    apply(store, failure("/lib/a.flac", 1), result("/lib/a.flac", 2))
+    a = track(store, "/lib/a.flac")
+    assert (a.state, a.last_failure_code, a.last_source_seq) == ("active", None, 2)
+    # a fingerprint then a newer failure: still active (a fingerprint is never removed), failure code set
+    apply(store, result("/lib/b.flac", 1), failure("/lib/b.flac", 2, ErrorCode.TIMEOUT))
+    b = track(store, "/lib/b.flac")
+    assert (b.state, b.last_failure_code, b.last_source_seq) == ("active", "timeout", 2)
+    assert fingerprint_of(store, "/lib/b.flac") is not None
+    # a newer fingerprint before an older failure: the failure is stale and records nothing
+    summary = apply(store, result("/lib/c.flac", 5), failure("/lib/c.flac", 4))
+    assert summary.stale == 1 and track(store, "/lib/c.flac").state == "active"
+    # the same failure twice in a batch, and a failure of a new path: one row each, the first message's
+    summary = apply(store, failure("/lib/d.flac", 3), failure("/lib/d.flac", 3), start=40)
+    assert summary.failures == 2 and track(store, "/lib/d.flac").state == "failed"
+    found = {(r.path, r.source_seq): r for r in rows(store, analysis_failures)}
+    assert set(found) == {("/lib/a.flac", 1), ("/lib/b.flac", 2), ("/lib/d.flac", 3)}
+    assert found[("/lib/d.flac", 3)].results_seq == 40
+    assert found[("/lib/b.flac", 2)].track_id == b.id and found[("/lib/a.flac", 1)].track_id == a.id
+
+
+def test_a_batch_mixing_new_and_existing_paths_and_stale_messages(store):
+    apply(store, result("/lib/old1.flac", 10, lufs=-10.0), result("/lib/old2.flac", 10, lufs=-10.0),
+          failure("/lib/bad.flac", 10))
+    ids = {p: track(store, p).id for p in ("/lib/old1.flac", "/lib/old2.flac", "/lib/bad.flac")}
+    summary = apply(store,
+                    result("/lib/new1.flac", 11, lufs=-11.0),
+                    result("/lib/old1.flac", 12, lufs=-12.0),       # newer: applied
+                    result("/lib/old2.flac", 3, lufs=-3.0),         # older: stale
+                    failure("/lib/old2.flac", 4),                   # older: stale, no failure row
+                    result("/lib/bad.flac", 13, lufs=-13.0),        # a failed track gets its fingerprint
+                    failure("/lib/new2.flac", 14),
+                    result("/lib/new1.flac", 10, lufs=-10.0))       # older than the first of the batch: stale
+    assert (summary.persisted, summary.failures, summary.stale) == (3, 1, 3)
+    assert count(store, tracks) == 5 and count(store, track_fingerprints) == 4
+    assert {p: track(store, p).id for p in ids} == ids  # existing rows keep their ids
+    assert fingerprint_of(store, "/lib/old1.flac").lufs == -12.0 and track(store, "/lib/old1.flac").last_source_seq == 12
+    assert fingerprint_of(store, "/lib/old2.flac").lufs == -10.0 and track(store, "/lib/old2.flac").last_source_seq == 10
+    bad = track(store, "/lib/bad.flac")
+    assert (bad.state, bad.last_failure_code, bad.last_source_seq) == ("active", None, 13)
+    assert fingerprint_of(store, "/lib/new1.flac").lufs == -11.0
+    new2 = track(store, "/lib/new2.flac")
+    assert (new2.state, new2.last_failure_code) == ("failed", "corrupt")
+    assert sorted((r.path, r.source_seq) for r in rows(store, analysis_failures)) == [
+        ("/lib/bad.flac", 10), ("/lib/new2.flac", 14)]
+
+
+def _snapshot(store: Store) -> dict:
+    """Every table by path (ids and the write times differ between two databases with the same contents)."""
+    with store.engine.connect() as c:
+        paths = dict(c.execute(select(tracks.c.id, tracks.c.path)).all())
+        got = {
+            "tracks": {r.path: (r.size, r.mtime_ns, r.inode, r.content_id, r.state, r.last_source_seq,
+                                r.last_failure_code, r.deleted_at is None, r.deleted_reason)
+                       for r in c.execute(select(tracks))},
+            "fingerprints": {paths[r.track_id]: tuple(v for k, v in r._mapping.items() if k not in ("track_id", "updated_at"))
+                             for r in c.execute(select(track_fingerprints))},
+            "tags": {paths[r.track_id]: (r.title, r.artist) for r in c.execute(select(track_tags))},
+            "failures": sorted((r.path, r.code, r.source_seq, r.message, r.stage, r.attempts, r.engine, r.results_seq,
+                                paths.get(r.track_id)) for r in c.execute(select(analysis_failures))),
+        }
+    return got
+
+
+def _random_batches(seed: int) -> list[list]:
+    rng = random.Random(seed)
+    paths = [f"/lib/r{i}.flac" for i in range(6)]
+    sent: list = []
+    out, stream = [], 0
+    for _ in range(8):
+        batch = []
+        for _ in range(rng.randint(1, 14)):
+            stream += 1
+            roll, seq, path = rng.random(), rng.randint(1, 60), rng.choice(paths)
+            if roll < 0.1 and sent:
+                message = rng.choice(sent)  # a redelivery
+            elif roll < 0.5:
+                message = tagged(result(path, seq, lufs=-float(seq % 50)), rng.choice([None, f"t{seq}"]))
+            elif roll < 0.7:
+                message = failure(path, seq, rng.choice([ErrorCode.CORRUPT, ErrorCode.TIMEOUT]))
+            elif roll < 0.8:
+                message = TrackRemoved(path=path, source_seq=seq, observed_at=1_700_000_000.0)
+            elif roll < 0.9:
+                message = TrackMoved(old_path=path, path=rng.choice(paths), size=seq, source_seq=seq,
+                                     observed_at=1_700_000_000.0)
+            else:
+                doc = _valid_json(path, seq)
+                doc["fingerprint"]["lufs"] = None
+                message = json.dumps(doc).encode()
+            sent.append(message)
+            batch.append((message, Meta(stream_seq=stream)))
+        out.append(batch)
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_set_based_batches_write_what_one_message_at_a_time_writes(store, db_url, seed, tmp_path):
+    """The same random batches (fingerprints, failures, removals, moves, invalid messages, redeliveries, several
+    messages per path) into this store and into one that applies every message on its own path, one by one."""
+    if db_url.startswith("sqlite"):
+        ref_url = f"sqlite:///{tmp_path / 'reference.db'}"
+    else:
+        ref_url = db_url  # the same database, emptied in between
+    batches = _random_batches(seed)
+    outcomes = [[(o.kind, o.path, o.action, o.seq) for o in store.apply(b).outcomes] for b in batches]
+    got = _snapshot(store)
+    if ref_url == db_url:
+        with store.engine.begin() as c:
+            for table in (analysis_failures, track_tags, track_fingerprints, tracks):
+                c.execute(table.delete())
+    reference = Store(ref_url, sqlite_busy_timeout_s=5)
+    reference.migrate()
+    reference._split = lambda prepared: ([], list(range(len(prepared))))  # every message on its own
+    try:
+        ref_outcomes = [[(o.kind, o.path, o.action, o.seq) for o in reference.apply(b).outcomes] for b in batches]
+        assert outcomes == ref_outcomes
+        assert got == _snapshot(reference)
+    finally:
+        reference.close()
+
+
+def test_the_same_batch_twice_changes_nothing(store):
+    apply(store, result("/lib/x.flac", 1), failure("/lib/y.flac", 2))
+    batch = [(result("/lib/x.flac", 5, lufs=-5.0), Meta(10)), (failure("/lib/x.flac", 4), Meta(11)),
+             (tagged(result("/lib/z.flac", 6), "zed"), Meta(12)), (result("/lib/y.flac", 7), Meta(13)),
+             (result("/lib/z.flac", 6), Meta(14)), (failure("/lib/w.flac", 8), Meta(15)),
+             (TrackRemoved(path="/lib/v.flac", source_seq=9), Meta(16))]
+    first = store.apply(batch)
+    before = _snapshot(store)
+    second = store.apply(batch)
+    assert _snapshot(store) == before
+    assert [(o.kind, o.action) for o in first.outcomes] == [(o.kind, o.action) for o in second.outcomes]
+    assert (first.persisted, first.failures, first.stale) == (4, 1, 1)  # z twice (equal sequences re-apply)
+    assert count(store, tracks) == 5 and count(store, analysis_failures) == 2
 
 
 # -- queries ---------------------------------------------------------------------------------
