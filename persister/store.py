@@ -185,6 +185,7 @@ class _Executemany:
                 self.processors.append((i, name, process))
 
     def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Every row, one executemany; returns no rows (None)."""
         if self.positional:
             names, processors = self.names, self.processors
             params: list = []
@@ -199,6 +200,65 @@ class _Executemany:
                 for _i, name, process in self.processors:
                     row[name] = process(row[name])
         conn.exec_driver_sql(self.sql, params)
+        return None
+
+
+class _JsonRows:
+    """PostgreSQL: every row of a batch in ONE statement, the rows as one JSON parameter.
+
+    ``INSERT INTO t (a, b) SELECT a, b FROM json_to_recordset(%s::json) AS v(a bigint, b text)
+    [ON CONFLICT ...]``, or ``UPDATE t SET a = v.a FROM json_to_recordset(...) AS v(...) WHERE
+    t.id = v.id``: the text is the same whatever the number of rows (psycopg prepares it once per
+    connection), the server runs one statement per table instead of one per row, and the client's
+    work is one ``msgspec`` encode (arrays as parameters cost psycopg Python work per element). Each
+    value is read back by its column type's own input function: floats are written with the
+    shortest text that reads back as the same double, datetimes as RFC 3339 with their zone,
+    integers exactly; text cannot hold NUL in either form.
+    """
+
+    _DIALECT = pg_dialect.dialect()
+    _ENCODER = msgspec.json.Encoder()
+
+    def __init__(self, sql: str, returns: bool):
+        self.sql, self.returns = sql, returns
+
+    @classmethod
+    def _q(cls, *names: str) -> list[str]:
+        return [cls._DIALECT.identifier_preparer.quote(name) for name in names]
+
+    @classmethod
+    def _record(cls, table, names: list[str], columns: list[str]) -> str:
+        """``json_to_recordset(%(rows)s::json) AS v(name type, ...)``, each name typed as its column."""
+        types = [table.c[column].type.compile(dialect=cls._DIALECT) for column in columns]
+        fields = ", ".join(f"{name} {type_}" for name, type_ in zip(cls._q(*names), types))
+        return f"json_to_recordset(%(rows)s::json) AS v({fields})"
+
+    @classmethod
+    def insert(cls, table, columns: list[str], *, conflict: list[str] | None = None, update: bool = False,
+               returning: list[str] | None = None) -> "_JsonRows":
+        quoted = cls._q(*columns)
+        sql = (f"INSERT INTO {cls._q(table.name)[0]} ({', '.join(quoted)}) "
+               f"SELECT {', '.join(f'v.{c}' for c in quoted)} FROM {cls._record(table, columns, columns)}")
+        if conflict and update:
+            sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cls._q(*(c for c in columns if c not in conflict)))
+            sql += f" ON CONFLICT ({', '.join(cls._q(*conflict))}) DO UPDATE SET {sets}"
+        elif conflict:
+            sql += f" ON CONFLICT ({', '.join(cls._q(*conflict))}) DO NOTHING"
+        if returning:
+            sql += f" RETURNING {', '.join(cls._q(*returning))}"
+        return cls(sql, bool(returning))
+
+    @classmethod
+    def update(cls, table, key: str, key_param: str, columns: list[str]) -> "_JsonRows":
+        quoted = cls._q(*columns)
+        sql = (f"UPDATE {cls._q(table.name)[0]} AS t SET {', '.join(f'{c} = v.{c}' for c in quoted)} "
+               f"FROM {cls._record(table, [key_param, *columns], [key, *columns])} "
+               f"WHERE t.{cls._q(key)[0]} = v.{cls._q(key_param)[0]}")
+        return cls(sql, False)
+
+    def run(self, conn: Connection, rows: list[dict[str, Any]]) -> list | None:
+        result = conn.exec_driver_sql(self.sql, {"rows": self._ENCODER.encode(rows).decode()})
+        return [tuple(r) for r in result] if self.returns else None
 
 
 def _utc(ts: float | None) -> datetime | None:
@@ -492,30 +552,41 @@ class Store:
 
     _CHUNK = 500  # paths per IN (...) list: far below any database's limit on parameters
 
+    _STORED_PG = (
+        "SELECT t.id, t.path, t.size, t.mtime_ns, t.inode, t.content_id, t.state, t.last_source_seq, "
+        "t.last_failure_code, f.track_id AS fp FROM tracks AS t LEFT OUTER JOIN track_fingerprints AS f "
+        "ON f.track_id = t.id WHERE t.path = ANY(%(paths)s::text[])"
+    )
+
     def _stored_rows(self, conn: Connection, paths: list[str]) -> dict[str, "_Row"]:
-        """The stored row of each path that has one, and whether it has a fingerprint (one query per 500 paths)."""
-        stmt = (
-            select(tracks.c.id, tracks.c.path, tracks.c.size, tracks.c.mtime_ns, tracks.c.inode, tracks.c.content_id,
-                   tracks.c.state, tracks.c.last_source_seq, tracks.c.last_failure_code,
-                   track_fingerprints.c.track_id.label("fp"))
-            .select_from(tracks.outerjoin(track_fingerprints, track_fingerprints.c.track_id == tracks.c.id))
-            .where(tracks.c.path.in_(bindparam("paths", expanding=True)))
-        )
-        found: dict[str, _Row] = {}
-        for start in range(0, len(paths), self._CHUNK):
-            for r in conn.execute(stmt, {"paths": paths[start:start + self._CHUNK]}):
-                found[r.path] = _Row(id=r.id, size=r.size, mtime_ns=r.mtime_ns, inode=r.inode,
-                                     content_id=r.content_id, state=r.state, last_source_seq=r.last_source_seq,
-                                     last_failure_code=r.last_failure_code, has_fp=r.fp is not None)
-        return found
+        """The stored row of each path that has one, and whether it has a fingerprint (one query; on SQLite
+        one per 500 paths)."""
+        if self.dialect == "postgresql":  # one array parameter: the same text for every batch (prepared once)
+            found_rows = conn.exec_driver_sql(self._STORED_PG, {"paths": paths}).all()
+        else:
+            stmt = (
+                select(tracks.c.id, tracks.c.path, tracks.c.size, tracks.c.mtime_ns, tracks.c.inode,
+                       tracks.c.content_id, tracks.c.state, tracks.c.last_source_seq, tracks.c.last_failure_code,
+                       track_fingerprints.c.track_id.label("fp"))
+                .select_from(tracks.outerjoin(track_fingerprints, track_fingerprints.c.track_id == tracks.c.id))
+                .where(tracks.c.path.in_(bindparam("paths", expanding=True)))
+            )
+            found_rows = [r for start in range(0, len(paths), self._CHUNK)
+                          for r in conn.execute(stmt, {"paths": paths[start:start + self._CHUNK]})]
+        return {r.path: _Row(id=r.id, size=r.size, mtime_ns=r.mtime_ns, inode=r.inode, content_id=r.content_id,
+                             state=r.state, last_source_seq=r.last_source_seq, last_failure_code=r.last_failure_code,
+                             has_fp=r.fp is not None)
+                for r in found_rows}
 
     def _write_tracks(self, conn: Connection, rows: dict[str, "_Row"], now: datetime) -> dict[str, int]:
         """Insert the new rows and update the changed ones; the id of every path in ``rows``."""
         ids = {path: row.id for path, row in rows.items() if row.id is not None}
         new = [dict(path=path, created_at=now, **row.values(now)) for path, row in rows.items() if row.id is None]
         if new:
-            self._statements["insert_tracks"].run(conn, new)
-            ids.update((path, row.id) for path, row in self._stored_rows(conn, [r["path"] for r in new]).items())
+            returned = self._statements["insert_tracks"].run(conn, new)
+            if returned is None:  # SQLite's executemany returns no rows: read the new ids back
+                returned = [(row.id, path) for path, row in self._stored_rows(conn, [r["path"] for r in new]).items()]
+            ids.update((path, track_id) for track_id, path in returned)
         old = [dict(b_id=row.id, **row.values(now)) for row in rows.values() if row.id is not None]
         if old:
             self._statements["update_tracks"].run(conn, old)
@@ -538,17 +609,32 @@ class Store:
             self._statements["insert_failures"].run(conn, rows)
 
     @functools.cached_property
-    def _statements(self) -> dict[str, "_Executemany"]:
-        """The set-based statements, compiled once per Store for its database."""
+    def _statements(self) -> dict[str, Any]:
+        """The set-based statements, built once per Store for its database: on PostgreSQL one statement per
+        table whatever the number of rows (:class:`_JsonRows`), on SQLite the driver's executemany of one
+        compiled statement (:class:`_Executemany`)."""
+        every = lambda table, *skip: [c.name for c in table.c if c.name not in skip]  # noqa: E731
+        new_track = ["path", "created_at", *_Row.COLUMNS]
+        failure_key = ["path", "code", "source_seq"]
+        if self.dialect == "postgresql":
+            return {
+                "insert_tracks": _JsonRows.insert(tracks, new_track, returning=["id", "path"]),
+                "update_tracks": _JsonRows.update(tracks, "id", "b_id", list(_Row.COLUMNS)),
+                "upsert_fingerprints": _JsonRows.insert(track_fingerprints, every(track_fingerprints),
+                                                      conflict=["track_id"], update=True),
+                "upsert_tags": _JsonRows.insert(track_tags, every(track_tags), conflict=["track_id"], update=True),
+                "insert_failures": _JsonRows.insert(analysis_failures, every(analysis_failures, "id"),
+                                                  conflict=failure_key),
+            }
+
         def upsert(table, key: list[str]):
             stmt = self._insert(table)
             return stmt.on_conflict_do_update(
                 index_elements=key, set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in key})
 
         dialect = self.engine.dialect
-        every = lambda table, *skip: [c.name for c in table.c if c.name not in skip]  # noqa: E731
         return {
-            "insert_tracks": _Executemany(tracks.insert(), tracks, dialect, ["path", "created_at", *_Row.COLUMNS]),
+            "insert_tracks": _Executemany(tracks.insert(), tracks, dialect, new_track),
             "update_tracks": _Executemany(
                 update(tracks).where(tracks.c.id == bindparam("b_id")).values(
                     {name: bindparam(name) for name in _Row.COLUMNS}),
@@ -557,7 +643,7 @@ class Store:
                                                 every(track_fingerprints)),
             "upsert_tags": _Executemany(upsert(track_tags, ["track_id"]), track_tags, dialect, every(track_tags)),
             "insert_failures": _Executemany(
-                self._insert(analysis_failures).on_conflict_do_nothing(index_elements=["path", "code", "source_seq"]),
+                self._insert(analysis_failures).on_conflict_do_nothing(index_elements=failure_key),
                 analysis_failures, dialect, every(analysis_failures, "id")),
         }
 

@@ -460,7 +460,9 @@ def _random_batches(seed: int) -> list[list]:
             if roll < 0.1 and sent:
                 message = rng.choice(sent)  # a redelivery
             elif roll < 0.5:
-                message = tagged(result(path, seq, lufs=-float(seq % 50)), rng.choice([None, f"t{seq}"]))
+                awkward = dict(lufs=rng.uniform(-70, 40), spectral_flatness=rng.choice([rng.random(), 0.1 + 0.2, 5e-324]),
+                               tempo_bpm=rng.uniform(0, 240))  # doubles that must come back bit for bit
+                message = tagged(result(path, seq, **awkward), rng.choice([None, f"t{seq}\u00e9\"'\\"]))
             elif roll < 0.7:
                 message = failure(path, seq, rng.choice([ErrorCode.CORRUPT, ErrorCode.TIMEOUT]))
             elif roll < 0.8:
