@@ -9,7 +9,14 @@ unchanged: ``max(tracks.id)``, ``max(tracks.updated_at)``,
 index lookups; every write the persister makes moves one of them). With a
 ``cache_dir`` (the commands pass the data directory's ``cache/``) it is also
 kept on disk as ``similarity-<hash of the URL>.npz``, so a new process loads
-500,000 rows in tens of milliseconds instead of seconds of SQL.
+500,000 rows in a fraction of a second instead of tens of seconds of SQL.
+
+The same read also gives the query language's columns
+(:class:`trackprint.query.QueryColumns`: every active fingerprinted track, stale
+versions included), kept, saved and invalidated with the matrix
+(``LibraryMatrix.columns``, file ``query-columns-*.npz``): long-lived callers
+(the web API, the benchmark) answer ``query`` and ``--exclude-seed-albums``'s
+album look-up from them.
 
 Seeds are library tracks by path; a path that is not in the library is
 analysed on the spot (the engine choice of ``trackprint analyze``). Several
@@ -32,9 +39,10 @@ from sqlalchemy import Engine, func, or_, select
 from trackprint.fingerprint import DIMENSIONS, FINGERPRINT_VERSION
 from trackprint.paths import canonical
 from trackprint.persister.db import make_engine, normalize_url, redact
-from trackprint.similarity import nearest_rows, robust_scale, squared_norms, standardise
+from trackprint.similarity import fast_distances, nearest_rows, robust_scale, squared_norms, standardise
 
 CACHE_FORMAT = 1
+QUERY_COLUMNS_FORMAT = 1  # the layout of query-columns-*.npz
 
 
 @dataclass
@@ -68,6 +76,8 @@ class LibraryMatrix:
     scale: np.ndarray  # float64 (25,)
     z: np.ndarray = None  # float32 (n, 25)
     norms: np.ndarray = None  # float32 (n,)
+    columns: object = None  # trackprint.query.QueryColumns (None: not read; False: SQL answers queries)
+    _tempo: tuple | None = None  # the playlist's window: rows by tempo, their tempo, the loudness column
 
     def __post_init__(self):
         if self.z is None:
@@ -90,6 +100,34 @@ class LibraryMatrix:
 
     def zscore(self, values: np.ndarray) -> np.ndarray:
         return standardise(np.asarray(values, dtype=np.float64)[None, :], self.center, self.scale)[0]
+
+    @classmethod
+    def from_columns(cls, key: str, columns, center=None, scale=None) -> "LibraryMatrix":
+        """The current-version rows of the query columns (ascending id, as the SQL reading orders them)."""
+        current = columns.versions == FINGERPRINT_VERSION
+        ids = columns.ids[current]
+        raw64 = np.ascontiguousarray(columns.numbers[:len(DIMENSIONS), current].T)
+        if len(ids) == 0:
+            return cls(key, np.zeros(0, np.int64), np.zeros((0, len(DIMENSIONS)), np.float32),
+                       np.zeros(len(DIMENSIONS)), np.ones(len(DIMENSIONS)), columns=columns)
+        if center is None:
+            center, scale = robust_scale(raw64)
+        return cls(key, ids, raw64.astype(np.float32), center, scale, columns=columns)
+
+    def tempo_window(self, tempo: float, step: float) -> tuple[np.ndarray, ...]:
+        """The rows whose tempo may be within ``step`` of ``tempo`` (a little wider: the caller tests exactly),
+        as contiguous slices of copies sorted by tempo: (rows, their float32 tempo, loudness, z, norms)."""
+        if self._tempo is None:  # built by the first playlist: one more copy of z, in tempo order
+            column = np.ascontiguousarray(self.raw[:, DIMENSIONS.index("tempo_bpm")])
+            order = np.argsort(column, kind="stable")
+            self._tempo = (order, column[order], column[order].astype(np.float64),
+                           self.raw[order, DIMENSIONS.index("lufs")], self.z[order], self.norms[order])
+        order, tempos, sorted64, loudness, z, norms = self._tempo
+        margin = 1e-3 * (abs(tempo) + step + 1.0)  # float32 rounding is ~1e-7 of that
+        # float64 bounds against float64 values: a float32 array would be converted on every search
+        lo = np.searchsorted(sorted64, tempo - step - margin, side="left")
+        hi = np.searchsorted(sorted64, tempo + step + margin, side="right")
+        return order[lo:hi], tempos[lo:hi], loudness[lo:hi], z[lo:hi], norms[lo:hi]
 
 
 _memo: dict[str, LibraryMatrix] = {}
@@ -117,7 +155,7 @@ def _read_matrix(conn, key: str) -> LibraryMatrix:
             .select_from(tracks.join(fps, fps.c.track_id == tracks.c.id))
             .where(tracks.c.state == "active", fps.c.fingerprint_version == FINGERPRINT_VERSION)
             .order_by(tracks.c.id))
-    rows = conn.execute(stmt).all()
+    rows = [tuple(r) for r in conn.execute(stmt)]  # plain tuples: numpy reads them ~50x faster than Rows
     if not rows:
         return LibraryMatrix(key, np.zeros(0, np.int64), np.zeros((0, len(DIMENSIONS)), np.float32),
                              np.zeros(len(DIMENSIONS)), np.ones(len(DIMENSIONS)))
@@ -128,9 +166,9 @@ def _read_matrix(conn, key: str) -> LibraryMatrix:
     return LibraryMatrix(key, ids, raw64.astype(np.float32), center, scale)
 
 
-def _cache_file(cache_dir: Path, db_url: str) -> Path:
+def _cache_file(cache_dir: Path, db_url: str, kind: str = "similarity") -> Path:
     digest = hashlib.blake2b(str(normalize_url(db_url)).encode(), digest_size=6).hexdigest()
-    return Path(cache_dir) / f"similarity-{digest}.npz"
+    return Path(cache_dir) / f"{kind}-{digest}.npz"
 
 
 def _load_cached(path: Path, key: str) -> LibraryMatrix | None:
@@ -143,21 +181,44 @@ def _load_cached(path: Path, key: str) -> LibraryMatrix | None:
         return None
 
 
-def _save_cached(path: Path, matrix: LibraryMatrix) -> None:
+def _load_columns(path: Path, key: str):
+    from trackprint.query import QueryColumns
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if str(npz["key"]) != f"{key}-q{QUERY_COLUMNS_FORMAT}":
+                return None
+            return QueryColumns.from_arrays({name: npz[name] for name in npz.files if name != "key"})
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _save(path: Path, arrays: dict) -> None:
     try:
         path.parent.mkdir(exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
-            np.savez(f, key=np.array(matrix.key), ids=matrix.ids, raw=matrix.raw, center=matrix.center,
-                     scale=matrix.scale, z=matrix.z, norms=matrix.norms)
+            np.savez(f, **arrays)
         os.replace(tmp, path)
     except OSError:  # a cache: a read-only data directory only costs the next process a reload
         pass
 
 
-def load_matrix(db_url: str, *, engine: Engine | None = None, cache_dir: Path | str | None = None) -> LibraryMatrix:
+def _save_cached(path: Path, matrix: LibraryMatrix) -> None:
+    _save(path, dict(key=np.array(matrix.key), ids=matrix.ids, raw=matrix.raw, center=matrix.center,
+                     scale=matrix.scale, z=matrix.z, norms=matrix.norms))
+
+
+def load_matrix(db_url: str, *, engine: Engine | None = None, cache_dir: Path | str | None = None,
+                build: bool = True, columns: bool = False) -> LibraryMatrix | None:
     """The library's matrix: from this process's memory, else ``cache_dir``'s file, else the database; always
-    the one matching the database's current key."""
+    the one matching the database's current key.
+
+    ``columns=True``: with its query columns too (``.columns``, :class:`trackprint.query.QueryColumns`;
+    False when the library holds a value they cannot hold exactly: queries then stay on SQL), kept in
+    their own file beside the matrix's (``query-columns-*.npz``) so that ``similar`` alone loads only the
+    matrix; read from the database together, in one scan. ``build=False``: None rather than reading the
+    database (a one-off query on a changed library is cheaper in SQL than reading all of it)."""
     own = engine is None
     engine = engine or make_engine(db_url, must_exist=True)
     try:
@@ -165,13 +226,37 @@ def load_matrix(db_url: str, *, engine: Engine | None = None, cache_dir: Path | 
             key = library_key(conn)
             with _memo_lock:
                 hit = _memo.get(db_url)
-            if hit is not None and hit.key == key:
-                return hit
+            matrix = hit if hit is not None and hit.key == key else None
+            if matrix is not None and (matrix.columns is not None or not columns):
+                return matrix
             path = _cache_file(Path(cache_dir), db_url) if cache_dir is not None else None
-            matrix = _load_cached(path, key) if path is not None and path.is_file() else None
+            keep = path is not None and path.parent.parent.is_dir()  # never create the data directory itself
+            if matrix is None and path is not None and path.is_file():
+                matrix = _load_cached(path, key)
+            if columns:
+                from trackprint.query import QueryColumns
+
+                cols_path = _cache_file(Path(cache_dir), db_url, "query-columns") if cache_dir is not None else None
+                found = _load_columns(cols_path, key) if cols_path is not None and cols_path.is_file() else None
+                if found is None:
+                    if not build:
+                        return None
+                    found = QueryColumns.read(conn)
+                    if found is not None and keep:
+                        _save(cols_path, dict(key=np.array(f"{key}-q{QUERY_COLUMNS_FORMAT}"), **found.arrays()))
+                if matrix is None and found is not None:
+                    matrix = LibraryMatrix.from_columns(key, found)  # the same rows, the same scan
+                    if keep:
+                        _save_cached(path, matrix)
+                if matrix is not None:
+                    matrix.columns = found if found is not None else False
             if matrix is None:
+                if not build:
+                    return None
                 matrix = _read_matrix(conn, key)
-                if path is not None and path.parent.parent.is_dir():  # never create the data directory itself
+                if columns:
+                    matrix.columns = False
+                if keep:
                     _save_cached(path, matrix)
         with _memo_lock:
             _memo[db_url] = matrix
@@ -181,29 +266,63 @@ def load_matrix(db_url: str, *, engine: Engine | None = None, cache_dir: Path | 
             engine.dispose()
 
 
+_refreshing: dict[str, threading.Thread] = {}
+_last_read: dict[str, tuple[float, float]] = {}  # db_url -> (when the last background reading ended, its seconds)
+
+
+def refresh_columns_later(db_url: str, engine: Engine, cache_dir: Path | str | None = None) -> bool:
+    """Read the matrix and the query columns in a background thread (a long-lived caller answers with SQL
+    meanwhile). One reading per database at a time, and after one that took T seconds the next starts no
+    sooner than 10 T after it ended: a library that keeps changing (a backfill) is not re-read over and over.
+    True when a reading was started."""
+    import time
+
+    with _memo_lock:
+        running = _refreshing.get(db_url)
+        if running is not None and running.is_alive():
+            return False
+        ended, took = _last_read.get(db_url, (0.0, 0.0))
+        if time.monotonic() < ended + 10 * took:
+            return False
+
+        def read() -> None:
+            started = time.monotonic()
+            try:
+                load_matrix(db_url, engine=engine, cache_dir=cache_dir, columns=True)
+            except Exception:  # noqa: BLE001 - a cache: SQL keeps answering; the next call tries again
+                pass
+            finally:
+                with _memo_lock:
+                    _last_read[db_url] = (time.monotonic(), time.monotonic() - started)
+
+        thread = threading.Thread(target=read, name="trackprint-query-columns", daemon=True)
+        _refreshing[db_url] = thread
+        thread.start()
+    return True
+
+
 # -------------------------------------------------------------------------------------------- reads
 
 def track_rows(conn, *, ids=None, paths=None) -> list[dict]:
     """The query module's dicts for the tracks of ``ids`` or ``paths`` (active, with a fingerprint), plus ``id``."""
-    from trackprint.query import Query, rows_to_dicts, select_for
+    from trackprint.query import rows_by_id
 
     tracks, _fps, _tags = _tables()
-    stmt = select_for(Query()).add_columns(tracks.c.id)
-    if ids is not None:
-        stmt = stmt.where(tracks.c.id.in_([int(i) for i in ids]))
     if paths is not None:
-        stmt = stmt.where(tracks.c.path.in_(list(paths)))
-    result = list(conn.execute(stmt))
-    out = rows_to_dicts(result)
-    for item, row in zip(out, result):
-        item["id"] = row._mapping["id"]
-    return out
+        wanted = [p for p in paths]
+        ids = conn.execute(select(tracks.c.id).where(tracks.c.path.in_(wanted))).scalars().all() if wanted else []
+    return list(rows_by_id(conn, ids or []).values())
 
 
-def album_ids(conn, seeds: list[dict]) -> set[int]:
+def album_ids(conn, seeds: list[dict], columns=None) -> set[int]:
     """Track ids on the seeds' albums: the same MusicBrainz release id, or the same album title (ignoring
     case) by the same album artist (the artist when there is no album artist). Seeds without an album tag
-    have no album."""
+    have no album. With the query ``columns``, answered from them (the active fingerprinted tracks, which is
+    all a caller can exclude); else one SQL scan of the tags."""
+    if columns is not None:
+        found = _album_rows(columns, seeds)
+        if found is not None:
+            return set(columns.ids[found].tolist())
     tracks, _fps, tags = _tables()
     conditions = []
     for seed in seeds:
@@ -216,6 +335,27 @@ def album_ids(conn, seeds: list[dict]) -> set[int]:
     if not conditions:
         return set()
     return {row[0] for row in conn.execute(select(tags.c.track_id).where(or_(*conditions)))}
+
+
+def _album_rows(columns, seeds: list[dict]) -> np.ndarray | None:
+    """:func:`album_ids`'s conditions on the query columns: the rows (None: a value they cannot search)."""
+    from trackprint.query import OWNER, _needle
+
+    held = np.zeros(len(columns), dtype=bool)
+    for seed in seeds:
+        if seed.get("mb_release_id"):
+            needle = _needle(seed["mb_release_id"])
+            if needle is None:
+                return None
+            held |= columns.texts["mb_release_id"].equal(needle)
+        if seed.get("album"):
+            album = _needle(seed["album"].lower())
+            who = _needle((seed.get("album_artist") or seed.get("artist") or "").lower())
+            if album is None or who is None:
+                return None
+            same_owner = columns.texts[OWNER].blank() if not who else columns.texts[OWNER].lowered_equal(who)
+            held |= columns.texts["album"].lowered_equal(album) & same_owner
+    return np.flatnonzero(held)
 
 
 # ----------------------------------------------------------------------------------------- similar
@@ -260,7 +400,9 @@ def similar_to(db_url: str, seeds: list[str], k: int, *, exclude_seed_albums: bo
     own = engine is None
     engine = engine or make_engine(db_url, must_exist=True)
     try:
-        matrix = load_matrix(db_url, engine=engine, cache_dir=cache_dir)
+        # a long-lived caller (an engine passed: the server, the benchmark) looks albums up in the query
+        # columns; a one-off call scans the tags in SQL rather than reading the whole library
+        matrix = load_matrix(db_url, engine=engine, cache_dir=cache_dir, columns=exclude_seed_albums and not own)
         if len(matrix) == 0:
             raise NothingToCompare(f"no current fingerprints in {redact(db_url)} yet: run `trackprint up LIBRARY`, "
                                    "or wait for it to persist some")
@@ -269,7 +411,8 @@ def similar_to(db_url: str, seeds: list[str], k: int, *, exclude_seed_albums: bo
             excluded = np.zeros(len(matrix), dtype=bool)
             excluded[seed_rows] = True
             if exclude_seed_albums:
-                on_album = matrix.rows_of(album_ids(conn, [s for s in seed_dicts if "id" in s]))
+                on_album = matrix.rows_of(album_ids(conn, [s for s in seed_dicts if "id" in s],
+                                                     matrix.columns or None))
                 excluded[on_album[on_album >= 0]] = True
             nearest = nearest_rows(matrix.z, matrix.norms, vectors, k, excluded)
             by_id = {row["id"]: row for row in track_rows(conn, ids=[matrix.ids[i] for i, _ in nearest])}
@@ -292,6 +435,45 @@ def similar_tracks(db_url: str, path: str, k: int, **kwargs) -> Similar:
 
 # ---------------------------------------------------------------------------------------- playlist
 
+_RANKED = 17  # as nearest_rows for one track: the float32 ranking's best 1 + 16, then re-scored exactly
+
+
+def _next_step(matrix: LibraryMatrix, previous: int, used: np.ndarray, max_tempo_step: float | None,
+               max_loudness_step: float | None) -> tuple[int, float] | None:
+    """The unused row nearest to ``previous`` within the steps, with its distance; None when there is none.
+
+    :func:`trackprint.similarity.nearest_rows`'s method (float32 distances rank, the best 17 re-scored
+    exactly in float64, equals ordered by row), on fewer rows: within a tempo step only the window of the
+    rows sorted by tempo is scored (contiguous copies, a few percent of the library at 8 BPM), its rows
+    tested with the same float32 expressions as the whole-library masks. Without a tempo step the whole
+    library is scored, as before."""
+    tempo, lufs = DIMENSIONS.index("tempo_bpm"), DIMENSIONS.index("lufs")
+    raw = matrix.raw
+    centroid = matrix.z[previous].astype(np.float64)
+    if max_tempo_step is not None:
+        rows, tempos, loudness, z, norms = matrix.tempo_window(float(raw[previous, tempo]), float(max_tempo_step))
+        keep = ~(np.abs(tempos - raw[previous, tempo]) > max_tempo_step)
+        if max_loudness_step is not None:
+            keep &= ~(np.abs(loudness - raw[previous, lufs]) > max_loudness_step)
+        keep[keep] = ~used[rows[keep]]
+        allowed = int(keep.sum())
+        if allowed == 0:
+            return None
+        d2 = fast_distances(z, norms, centroid, blas=False)
+        d2[~keep] = np.inf
+        wanted = min(allowed, _RANKED)
+        ranked = np.argpartition(d2, wanted - 1)[:wanted] if wanted < len(d2) else np.arange(len(d2))
+        ranked = ranked[np.isfinite(d2[ranked])]
+        exact = np.mean((z[ranked].astype(np.float64) - centroid) ** 2, axis=1)
+        best = exact.min()
+        return int(rows[ranked][exact == best].min()), float(np.sqrt(best))  # equals: the lowest row
+    excluded = used.copy()
+    if max_loudness_step is not None:
+        excluded |= np.abs(raw[:, lufs] - raw[previous, lufs]) > max_loudness_step
+    step = nearest_rows(matrix.z, matrix.norms, matrix.z[previous][None, :], 1, excluded)
+    return step[0] if step else None
+
+
 def smooth_playlist(db_url: str, seed: str, length: int, *, max_tempo_step: float | None = None,
                     max_loudness_step: float | None = None, engine: Engine | None = None,
                     cache_dir: Path | str | None = None) -> list[Match]:
@@ -302,7 +484,6 @@ def smooth_playlist(db_url: str, seed: str, length: int, *, max_tempo_step: floa
     within the limits. Each Match's distance is to the previous track (0 for the seed)."""
     own = engine is None
     engine = engine or make_engine(db_url, must_exist=True)
-    tempo, lufs = DIMENSIONS.index("tempo_bpm"), DIMENSIONS.index("lufs")
     try:
         matrix = load_matrix(db_url, engine=engine, cache_dir=cache_dir)
         if len(matrix) == 0:
@@ -317,17 +498,11 @@ def smooth_playlist(db_url: str, seed: str, length: int, *, max_tempo_step: floa
             chain = [(index, 0.0)]
             used[index] = True
             while len(chain) < length:
-                previous = chain[-1][0]
-                excluded = used.copy()
-                if max_tempo_step is not None:
-                    excluded |= np.abs(matrix.raw[:, tempo] - matrix.raw[previous, tempo]) > max_tempo_step
-                if max_loudness_step is not None:
-                    excluded |= np.abs(matrix.raw[:, lufs] - matrix.raw[previous, lufs]) > max_loudness_step
-                step = nearest_rows(matrix.z, matrix.norms, matrix.z[previous][None, :], 1, excluded)
-                if not step:
+                step = _next_step(matrix, chain[-1][0], used, max_tempo_step, max_loudness_step)
+                if step is None:
                     break
-                chain.append(step[0])
-                used[step[0][0]] = True
+                chain.append(step)
+                used[step[0]] = True
             by_id = {r["id"]: r for r in track_rows(conn, ids=[matrix.ids[i] for i, _ in chain])}
         return [Match(by_id[int(matrix.ids[i])]["path"], d, by_id[int(matrix.ids[i])])
                 for i, d in chain if int(matrix.ids[i]) in by_id]
