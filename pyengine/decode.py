@@ -1,11 +1,19 @@
 """Decoding files to float32 blocks, with typed errors (the engine's only file I/O).
 
 Decoders: libsndfile through ``soundfile`` (libFLAC, libvorbis, libopus,
-mpg123, PCM) for FLAC, WAV, AIFF, Ogg and MP3; FFmpeg through PyAV for MP4
-(AAC, ALAC) and the rest. The container is chosen by :mod:`trackprint.pyengine.sniff`
-from the file's bytes. Blocks are fixed-size (a multiple of the 100 ms
-loudness sub-block) so memory is bounded by the block size, whatever the
-length of the track.
+mpg123, PCM) for FLAC, WAV, AIFF, W64, PCM CAF, Ogg Vorbis/Opus and MP3;
+FFmpeg through PyAV for what libsndfile refuses: MP4 (AAC, ALAC), ALAC/AAC in
+CAF, Ogg FLAC, ADTS AAC, WavPack, APE. The decoder is chosen from the
+container and codec :mod:`trackprint.pyengine.sniff` recognises in the file's
+bytes, never by its name, and never by trying one decoder after another.
+
+Tags are skipped by seeking: the decoders read the file through
+:class:`_AudioSpan`, a read-only view of the audio's bytes alone (after the
+leading ID3v2 tags, stacked and of any size; before the trailing ID3v1, APEv2
+and Lyrics3v2 tags), whose offsets start at the audio's first byte. Every
+read through it checks the analysis deadline. Blocks are fixed-size (a
+multiple of the 100 ms loudness sub-block) so memory is bounded by the block
+size, whatever the length of the track.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import errno
 import io
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
@@ -30,7 +39,7 @@ TRUNCATION_TOLERANCE_S = 0.25  # MP3/AAC priming and padding stay well inside th
 DEFAULT_MAX_BYTES = 8 << 30
 DEFAULT_MAX_DURATION_S = 12 * 3600.0
 
-_SNDFILE_CONTAINERS = {"flac", "wav", "aiff", "ogg", "mp3", "w64", "caf"}
+_SNDFILE_CONTAINERS = {"flac", "wav", "aiff", "w64", "mp3"}  # and Ogg Vorbis/Opus, PCM CAF
 _SUBTYPE_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32, "DOUBLE": 64}
 
 
@@ -53,12 +62,23 @@ class DecodedStream:
         return self.frames_decoded / self.sample_rate
 
 
-class _OffsetReader(io.RawIOBase):
-    """A read-only view of a file starting at ``offset`` (skips an ID3v2 tag for libsndfile)."""
+class _AudioSpan(io.RawIOBase):
+    """A read-only view of bytes ``[start, end)`` of ``raw``: the audio without the tags around it.
 
-    def __init__(self, raw: BinaryIO, offset: int):
-        self._raw, self._offset = raw, offset
-        self._raw.seek(offset)
+    ``seek``/``tell`` count from ``start`` and the view ends at ``end``, so a decoder sees a file
+    that starts with its own header and ends with its last frame (leading tags are skipped by
+    seeking, never read). The decoders call ``read``/``seek`` from C (libsndfile through cffi
+    callbacks, FFmpeg through PyAV's I/O context), where an exception is printed and swallowed or
+    turned into an FFmpeg error; so a read never raises: a read past the ``deadline``
+    (``time.monotonic()`` value) or a failing one records :attr:`failure` and answers end of file,
+    and :meth:`check` raises it once the decoder returns.
+    """
+
+    def __init__(self, raw: BinaryIO, start: int, end: int, path: str, deadline: float | None, stage: str):
+        super().__init__()
+        self._raw, self._start, self._end, self._pos = raw, start, max(start, end), start
+        self._path, self._deadline, self.stage = path, deadline, stage
+        self.failure: AnalysisError | None = None
 
     def readable(self) -> bool:
         return True
@@ -66,16 +86,61 @@ class _OffsetReader(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def seek(self, pos: int, whence: int = 0) -> int:
-        if whence == 0:
-            return self._raw.seek(pos + self._offset) - self._offset
-        return self._raw.seek(pos, whence) - self._offset
-
     def tell(self) -> int:
-        return self._raw.tell() - self._offset
+        return self._pos - self._start
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        base = {io.SEEK_SET: self._start, io.SEEK_CUR: self._pos, io.SEEK_END: self._end}.get(whence)
+        if base is not None:
+            self._pos = max(self._start, base + pos)
+        return self._pos - self._start
+
+    def at_end(self) -> bool:
+        """True once the decoder has read (or seeked to) the audio's last byte."""
+        return self._pos >= self._end
+
+    def _allowed(self, n: int | None) -> int:
+        if self.failure is not None:
+            return 0
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            self.failure = AnalysisError(
+                ErrorCode.TIMEOUT, "deadline passed while reading the file", path=self._path, stage=self.stage
+            )
+            return 0
+        left = max(0, self._end - self._pos)
+        return left if n is None or n < 0 else min(n, left)
+
+    def read(self, n: int | None = -1) -> bytes:
+        n = self._allowed(n)
+        if n == 0:
+            return b""
+        try:
+            self._raw.seek(self._pos)
+            data = self._raw.read(n)
+        except OSError as exc:
+            self.failure = _io_error(exc, self._path, self.stage)
+            return b""
+        self._pos += len(data)
+        return data
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
-        return self._raw.readinto(buffer)
+        view = memoryview(buffer).cast("B")
+        n = self._allowed(len(view))
+        if n == 0:
+            return 0
+        try:
+            self._raw.seek(self._pos)
+            got = self._raw.readinto(view[:n]) or 0
+        except OSError as exc:
+            self.failure = _io_error(exc, self._path, self.stage)
+            return 0
+        self._pos += got
+        return got
+
+    def check(self) -> None:
+        """Raise the deadline or OS failure a read met (the decoder only saw an end of file)."""
+        if self.failure is not None:
+            raise self.failure
 
 
 def check_file(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> os.stat_result:
@@ -103,26 +168,42 @@ def check_file(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> os.stat_result:
     return st
 
 
-def _read_edges(handle: BinaryIO, size: int, path: str) -> tuple[bytes, bytes]:
-    try:
-        head = handle.read(HEAD_BYTES)
-        handle.seek(max(0, size - TAIL_BYTES))
-        tail = handle.read(TAIL_BYTES)
-        handle.seek(0)
-    except OSError as exc:
-        raise AnalysisError(ErrorCode.IO_ERROR, f"read failed: {exc.strerror or exc}", path=path, stage="probe") from None
-    if not head:
+# libsndfile decodes these (container, codec) pairs; FFmpeg the rest. libsndfile refuses ALAC in
+# CAF and Ogg FLAC (FFmpeg's muxers write both), and does not read MP4, ADTS, WavPack or APE.
+_SNDFILE_OGG_CODECS = {"vorbis", "opus"}
+_SNDFILE_CAF_FORMATS = {"lpcm", "ulaw", "alaw"}
+# the libavformat demuxer for each container FFmpeg reads (never guessed from the bytes by FFmpeg)
+_FFMPEG_DEMUXERS = {"mp4": "mov", "caf": "caf", "ogg": "ogg", "aac": "aac", "wavpack": "wv", "ape": "ape", "w64": "w64"}
+
+
+def _decoded_by_sndfile(found: sniff.Sniffed, head: bytes) -> bool:
+    if found.container == "ogg":
+        return found.codec in _SNDFILE_OGG_CODECS
+    if found.container == "caf":
+        return sniff.caf_format(head) in _SNDFILE_CAF_FORMATS
+    return found.container in _SNDFILE_CONTAINERS
+
+
+def open_stream(handle: BinaryIO, path: str, size: int, block_frames_for_rate,
+                deadline: float | None = None) -> DecodedStream:
+    """Recognise and open the audio in ``handle``; ``block_frames_for_rate(sr)`` sizes the blocks.
+
+    Every read, from the tag headers on, checks ``deadline`` (a ``time.monotonic()`` value):
+    past it, ``timeout``."""
+    whole = _AudioSpan(handle, 0, size, path, deadline, "probe")
+    if not whole.read(1):
+        whole.check()
         raise AnalysisError(ErrorCode.EMPTY_FILE, "the first read returned nothing", path=path, stage="probe")
-    return head, tail
-
-
-def open_stream(handle: BinaryIO, path: str, size: int, block_frames_for_rate) -> DecodedStream:
-    """Recognise and open the audio in ``handle``; ``block_frames_for_rate(sr)`` sizes the blocks."""
-    head, tail = _read_edges(handle, size, path)
-    try:
-        found, head = sniff.sniff_file(handle, size)  # head: the first bytes after any ID3v2 tags
-    except OSError as exc:
-        raise AnalysisError(ErrorCode.IO_ERROR, f"read failed: {exc.strerror or exc}", path=path, stage="probe") from None
+    start = sniff.leading_id3v2_size(whole, size)  # stacked ID3v2 tags of any size: header to header
+    whole.check()
+    end = sniff.audio_end(whole, start, size)  # ID3v1 / APEv2 / Lyrics3v2 behind the audio
+    whole.check()
+    whole.seek(start)
+    head = whole.read(min(HEAD_BYTES, end - start))
+    whole.seek(max(start, end - TAIL_BYTES))
+    tail = whole.read(end - max(start, end - TAIL_BYTES))
+    whole.check()
+    found = sniff.sniff_audio(head, start)
     if found is None:
         # the reason never quotes the file's bytes: they could be anything (a symlink to a secret)
         raise AnalysisError(
@@ -131,12 +212,18 @@ def open_stream(handle: BinaryIO, path: str, size: int, block_frames_for_rate) -
             path=path,
             stage="probe",
         )
-    if found.container in _SNDFILE_CONTAINERS:
-        stream = _open_sndfile(handle, path, found, head, block_frames_for_rate)
-        if found.container == "ogg":
-            stream.ends_cleanly = sniff.ogg_ends_cleanly(tail)
-        return stream
-    return _open_ffmpeg(handle, path, found, block_frames_for_rate)
+    if found.container == "mp3":  # libsndfile wants the first frame at the start (junk after a tag)
+        first = sniff.mpeg_first_frame(head, 4096) or 0
+        start, head = start + first, head[first:]
+    span = _AudioSpan(handle, start, end, path, deadline, "probe")
+    if _decoded_by_sndfile(found, head):
+        stream = _open_sndfile(span, path, found, head, block_frames_for_rate)
+    else:
+        stream = _open_ffmpeg(span, path, found, block_frames_for_rate)
+    if found.container == "ogg":
+        stream.ends_cleanly = sniff.ogg_ends_cleanly(tail)
+    span.stage = "decode"
+    return stream
 
 
 def _validate_format(path: str, sample_rate: int, channels: int) -> None:
@@ -151,13 +238,13 @@ def _validate_format(path: str, sample_rate: int, channels: int) -> None:
         raise AnalysisError(ErrorCode.CORRUPT, f"stream declares {channels} channels", path=path, stage="probe")
 
 
-def _open_sndfile(handle, path, found: sniff.Sniffed, head: bytes, block_frames_for_rate) -> DecodedStream:
+def _open_sndfile(span: _AudioSpan, path, found: sniff.Sniffed, head: bytes, block_frames_for_rate) -> DecodedStream:
     import soundfile
 
-    source = _OffsetReader(handle, found.audio_offset) if found.audio_offset and found.container != "mp3" else handle
     try:
-        sound = soundfile.SoundFile(source)
+        sound = soundfile.SoundFile(span)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
+        span.check()
         raise AnalysisError(
             ErrorCode.CORRUPT, f"{found.container} stream cannot be opened: {exc}", path=path, stage="probe"
         ) from None
@@ -186,26 +273,18 @@ def _open_sndfile(handle, path, found: sniff.Sniffed, head: bytes, block_frames_
         declared_duration_s=declared,
         bits_per_sample=_SUBTYPE_BITS.get(subtype),
     )
-    stream.blocks = _sndfile_blocks(sound, stream, path, block_frames_for_rate(sound.samplerate), handle)
+    stream.blocks = _sndfile_blocks(sound, stream, path, block_frames_for_rate(sound.samplerate), span)
     return stream
 
 
-def _at_end_of_file(handle) -> bool:
-    """True when the decoder has consumed every byte of ``handle`` (position restored)."""
-    try:
-        pos = handle.tell()
-        end = handle.seek(0, io.SEEK_END)
-        handle.seek(pos)
-        return pos >= end
-    except (OSError, ValueError):
-        return False
-
-
-def _decode_failure(exc: Exception, handle, stream: DecodedStream, path: str) -> AnalysisError:
-    """A decoder error with every byte read and less audio than declared is a cut file
-    (``truncated``, e.g. libFLAC's "lost sync" in a partial last frame); otherwise ``corrupt``."""
+def _decode_failure(exc: Exception, span: _AudioSpan, stream: DecodedStream, path: str) -> AnalysisError:
+    """A decoder error with every byte of the audio read and less audio than declared is a cut file
+    (``truncated``, e.g. libFLAC's "lost sync" in a partial last frame); otherwise ``corrupt``.
+    A deadline or OS failure met by a read comes first (the decoder only saw an end of file)."""
+    if span.failure is not None:
+        return span.failure
     declared = stream.declared_duration_s
-    if _at_end_of_file(handle) and (declared is None or stream.decoded_duration_s < declared - TRUNCATION_TOLERANCE_S):
+    if span.at_end() and (declared is None or stream.decoded_duration_s < declared - TRUNCATION_TOLERANCE_S):
         return AnalysisError(
             ErrorCode.TRUNCATED,
             f"the {stream.container} stream ends mid-frame after {stream.decoded_duration_s:.2f} s"
@@ -216,7 +295,7 @@ def _decode_failure(exc: Exception, handle, stream: DecodedStream, path: str) ->
     return AnalysisError(ErrorCode.CORRUPT, f"decoding failed: {exc}", path=path, stage="decode")
 
 
-def _sndfile_blocks(sound, stream: DecodedStream, path: str, block_frames: int, handle) -> Iterator[np.ndarray]:
+def _sndfile_blocks(sound, stream: DecodedStream, path: str, block_frames: int, span: _AudioSpan) -> Iterator[np.ndarray]:
     import soundfile
 
     try:
@@ -225,9 +304,10 @@ def _sndfile_blocks(sound, stream: DecodedStream, path: str, block_frames: int, 
                 try:
                     block = sound.read(block_frames, dtype="float32", always_2d=True)
                 except soundfile.LibsndfileError as exc:
-                    raise _decode_failure(exc, handle, stream, path) from None
+                    raise _decode_failure(exc, span, stream, path) from None
                 except OSError as exc:
                     raise _io_error(exc, path) from None
+                span.check()
                 if len(block) == 0:
                     return
                 stream.frames_decoded += len(block)
@@ -235,21 +315,21 @@ def _sndfile_blocks(sound, stream: DecodedStream, path: str, block_frames: int, 
                 if len(block) < block_frames:
                     return
     except (soundfile.LibsndfileError, RuntimeError) as exc:  # closing a broken stream
-        raise _decode_failure(exc, handle, stream, path) from None
+        raise _decode_failure(exc, span, stream, path) from None
 
 
-def _io_error(exc: OSError, path: str) -> AnalysisError:
+def _io_error(exc: OSError, path: str, stage: str = "decode") -> AnalysisError:
     reason = errno.errorcode.get(exc.errno or 0, "") if exc.errno else ""
-    return AnalysisError(ErrorCode.IO_ERROR, f"read failed: {exc.strerror or exc} {reason}".strip(), path=path, stage="decode")
+    return AnalysisError(ErrorCode.IO_ERROR, f"read failed: {exc.strerror or exc} {reason}".strip(), path=path, stage=stage)
 
 
-def _open_ffmpeg(handle, path, found: sniff.Sniffed, block_frames_for_rate) -> DecodedStream:
+def _open_ffmpeg(span: _AudioSpan, path, found: sniff.Sniffed, block_frames_for_rate) -> DecodedStream:
     import av
 
-    handle.seek(0)
     try:
-        container = av.open(handle, mode="r")
+        container = av.open(span, mode="r", format=_FFMPEG_DEMUXERS.get(found.container))
     except (av.error.FFmpegError, ValueError, OSError) as exc:
+        span.check()
         raise AnalysisError(
             ErrorCode.CORRUPT, f"{found.container} container cannot be opened: {exc}", path=path, stage="probe"
         ) from None
@@ -274,11 +354,12 @@ def _open_ffmpeg(handle, path, found: sniff.Sniffed, block_frames_for_rate) -> D
         declared_duration_s=declared,
         bits_per_sample=getattr(source.codec_context, "bits_per_raw_sample", None) or None,
     )
-    stream.blocks = _ffmpeg_blocks(container, source, stream, path, block_frames_for_rate(rate))
+    stream.blocks = _ffmpeg_blocks(container, source, stream, path, block_frames_for_rate(rate), span)
     return stream
 
 
-def _ffmpeg_blocks(container, source, stream: DecodedStream, path: str, block_frames: int) -> Iterator[np.ndarray]:
+def _ffmpeg_blocks(container, source, stream: DecodedStream, path: str, block_frames: int,
+                   span: _AudioSpan) -> Iterator[np.ndarray]:
     import av
 
     pending: list[np.ndarray] = []
@@ -303,9 +384,11 @@ def _ffmpeg_blocks(container, source, stream: DecodedStream, path: str, block_fr
                     stream.frames_decoded += len(out)
                     yield out
     except av.error.FFmpegError as exc:
+        span.check()
         raise AnalysisError(ErrorCode.CORRUPT, f"decoding failed: {exc}", path=path, stage="decode") from None
     except OSError as exc:
         raise _io_error(exc, path) from None
+    span.check()
     if pending_frames:
         out = np.concatenate(pending)
         stream.frames_decoded += len(out)

@@ -9,6 +9,7 @@ song.
 
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -135,10 +136,23 @@ def sniff_audio(body: bytes, offset: int) -> Sniffed | None:
     if looks_like_mpeg(body, 0):
         return Sniffed("mp3", offset, "mp3")
     if offset:  # an ID3 tag, then MPEG frames after some junk/padding
-        for pos in range(0, min(len(body), 4096)):
-            if looks_like_mpeg(body, pos):
-                return Sniffed("mp3", offset, "mp3")
+        if mpeg_first_frame(body, 4096) is not None:
+            return Sniffed("mp3", offset, "mp3")
     return None
+
+
+def mpeg_first_frame(body: bytes, limit: int = 8192) -> int | None:
+    """Where the first of two consecutive valid MPEG frame headers starts in ``body`` (searched in
+    its first ``limit`` bytes: junk or padding some taggers leave after an ID3v2 tag), or None."""
+    return next((pos for pos in range(0, min(len(body), limit)) if looks_like_mpeg(body, pos)), None)
+
+
+def caf_format(body: bytes) -> str | None:
+    """The format id of a CAF file's ``desc`` chunk (``lpcm``, ``alac``, ``aac ``...), None when
+    ``body`` does not start with one."""
+    if len(body) < 32 or body[:4] != b"caff" or body[8:12] != b"desc":
+        return None
+    return body[28:32].decode("latin-1")
 
 
 # -- declared durations ---------------------------------------------------------------
@@ -184,7 +198,7 @@ def aiff_declared_frames(head: bytes, offset: int) -> int | None:
 def mp3_declared_seconds(head: bytes, offset: int) -> float | None:
     """Frames count of a Xing/Info or VBRI header times samples per frame (None when absent)."""
     body = head[offset:]
-    pos = next((p for p in range(0, min(len(body), 8192)) if looks_like_mpeg(body, p)), None)
+    pos = mpeg_first_frame(body)
     if pos is None:
         return None
     _, rate, spf = mpeg_frame(body, pos)
@@ -201,26 +215,44 @@ def mp3_declared_seconds(head: bytes, offset: int) -> float | None:
     return None
 
 
+def audio_end(f: BinaryIO, start: int, end: int) -> int:
+    """Where the audio of a file ends: before the ID3v1 (``TAG``, 128 bytes), APEv2 (``APETAGEX``
+    footer, header included when its flags say so) and Lyrics3v2 tags in front of ``end``, in any
+    order and of any size. Only the tags' footers are read: the tags are skipped by seeking, so a
+    many-MiB APEv2 cover costs three small reads. ``start`` is where the audio begins (no tag is
+    taken from before it)."""
+    while end > start:
+        if end - start >= 128:
+            f.seek(end - 128)
+            if f.read(3) == b"TAG":
+                end -= 128
+                continue
+        if end - start >= 32:
+            f.seek(end - 32)
+            footer = f.read(32)
+            if len(footer) == 32 and footer[:8] == b"APETAGEX":
+                size = struct.unpack("<I", footer[12:16])[0]  # items + footer, header excluded
+                flags = struct.unpack("<I", footer[20:24])[0]  # bit 31: a header precedes the items
+                total = size + (32 if flags & 0x80000000 else 0)
+                if 0 < total <= end - start:
+                    end -= total
+                    continue
+        if end - start >= 15:
+            f.seek(end - 15)
+            lyrics = f.read(15)
+            if lyrics[6:] == b"LYRICS200" and lyrics[:6].isdigit():
+                total = int(lyrics[:6]) + 15
+                if 15 < total <= end - start:
+                    end -= total
+                    continue
+        break
+    return end
+
+
 def trailing_tags_start(tail: bytes) -> int:
-    """Where ID3v1 (``TAG``, 128 bytes), APEv2 (``APETAGEX`` footer) and Lyrics3v2 tags at the end of
-    ``tail`` begin (``len(tail)`` when there are none); tags that do not fit in ``tail`` are left."""
-    end = len(tail)
-    while True:
-        if end >= 128 and tail[end - 128:end - 125] == b"TAG":
-            end -= 128
-            continue
-        if end >= 32 and tail[end - 32:end - 24] == b"APETAGEX":
-            size, flags = struct.unpack("<I", tail[end - 20:end - 16])[0], struct.unpack("<I", tail[end - 12:end - 8])[0]
-            total = size + (32 if flags & 0x80000000 else 0)
-            if 0 < total <= end:
-                end -= total
-                continue
-        if end >= 15 and tail[end - 9:end] == b"LYRICS200" and tail[end - 15:end - 9].isdigit():
-            total = int(tail[end - 15:end - 9]) + 15
-            if 15 < total <= end:
-                end -= total
-                continue
-        return end
+    """Where ID3v1, APEv2 and Lyrics3v2 tags at the end of ``tail`` begin (``len(tail)`` when there
+    are none); tags that do not fit in ``tail`` are left. :func:`audio_end` over bytes in memory."""
+    return audio_end(io.BytesIO(tail), 0, len(tail))
 
 
 def ogg_ends_cleanly(tail: bytes) -> bool:
