@@ -79,6 +79,10 @@ class _AudioSpan(io.RawIOBase):
         self._raw, self._start, self._end, self._pos = raw, start, max(start, end), start
         self._path, self._deadline, self.stage = path, deadline, stage
         self.failure: AnalysisError | None = None
+        self._read_to_end = False
+
+    def __repr__(self) -> str:  # decoders quote their file object in errors: never a path or bytes
+        return "the audio stream"
 
     def readable(self) -> bool:
         return True
@@ -96,8 +100,9 @@ class _AudioSpan(io.RawIOBase):
         return self._pos - self._start
 
     def at_end(self) -> bool:
-        """True once the decoder has read (or seeked to) the audio's last byte."""
-        return self._pos >= self._end
+        """True once the decoder has read up to the audio's last byte (even if it seeked back since:
+        libFLAC looking for sync again in a cut file)."""
+        return self._read_to_end
 
     def _allowed(self, n: int | None) -> int:
         if self.failure is not None:
@@ -121,6 +126,7 @@ class _AudioSpan(io.RawIOBase):
             self.failure = _io_error(exc, self._path, self.stage)
             return b""
         self._pos += len(data)
+        self._read_to_end |= self._pos >= self._end
         return data
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
@@ -135,6 +141,7 @@ class _AudioSpan(io.RawIOBase):
             self.failure = _io_error(exc, self._path, self.stage)
             return 0
         self._pos += got
+        self._read_to_end |= self._pos >= self._end
         return got
 
     def check(self) -> None:
