@@ -7,7 +7,10 @@ Method:
    timings, a content id and tags), one per distinct path
    ``/bench/artist_NNNN/album_NN/NN.flac`` (10 tracks per album).
 2. Store cases, each timed ``--repeat`` times on a fresh, migrated database
-   (median and best printed), the messages handed to :meth:`Store.apply` in
+   (median, best and worst rows/s printed, and the median CPU time per row:
+   this process's, plus the PostgreSQL backends' read from ``/proc`` when the
+   server is local; on a busy machine the CPU figure moves less than the wall
+   clock), the messages handed to :meth:`Store.apply` in
    batches of ``--batch`` (default: the service's batch size, 100), decoded and
    with their :class:`Meta`, exactly as the service hands them over:
 
@@ -237,24 +240,58 @@ class CaseResult:
     case: str
     rows: int
     seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # CPU seconds: this process, plus the PostgreSQL backends
 
     @property
     def rates(self) -> list[float]:
         return [self.rows / s for s in self.seconds]
 
+    @property
+    def cpu_us_per_row(self) -> float:
+        return statistics.median(self.cpu) / self.rows * 1e6
+
     def line(self) -> str:
         rates = self.rates
         return (f"  {self.case:<8} {self.rows:>8} msgs  median {statistics.median(rates):>8.0f} rows/s   "
                 f"best {max(rates):>8.0f}   worst {min(rates):>8.0f}   ({len(rates)} runs, "
-                f"median {statistics.median(self.seconds):.2f} s)")
+                f"median {statistics.median(self.seconds):.2f} s; CPU {self.cpu_us_per_row:.0f} us/row)")
 
 
-def _apply_all(store, messages: list, batch: int, first_stream_seq: int) -> float:
+def _backend_cpu(store) -> Callable[[], float]:
+    """CPU seconds used so far by the PostgreSQL backends serving this database, when the server runs on
+    this machine (read from /proc); always 0 for SQLite (its work is this process's)."""
+    if store.dialect != "postgresql":
+        return lambda: 0.0
+    from sqlalchemy import text
+
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def total() -> float:
+        with store.engine.connect() as c:
+            pids = c.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars()
+            seconds = 0.0
+            for pid in pids:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                seconds += (int(fields[11]) + int(fields[12])) / ticks
+        return seconds
+
+    return total
+
+
+def _apply_all(store, messages: list, batch: int, first_stream_seq: int) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (this process plus the database server's backends) of the whole apply."""
     chunks = list(batches(messages, batch, first_stream_seq))
+    server = _backend_cpu(store)
+    server_before = server()
+    cpu_before = time.process_time()
     started = time.perf_counter()
     for chunk in chunks:
         store.apply(chunk)
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    return seconds, time.process_time() - cpu_before + server() - server_before
 
 
 def store_cases(db: Database, n: int, batch: int, repeat: int, cases: tuple[str, ...]) -> list[CaseResult]:
@@ -264,22 +301,24 @@ def store_cases(db: Database, n: int, batch: int, repeat: int, cases: tuple[str,
     newer = new_messages(n, start_seq=n + 1, seed=1)
     mixed = mixed_messages(n, start_seq=2 * n + 1, seed=2)
     results = {case: CaseResult(case, n) for case in cases}
+
+    def record(case: str, measured: tuple[float, float]) -> None:
+        if case in results:
+            results[case].seconds.append(measured[0])
+            results[case].cpu.append(measured[1])
+
     for _ in range(repeat):
         url = db.fresh()
         store = Store(url)
         try:
             store.migrate()
-            seconds = _apply_all(store, first, batch, 1)
-            if "new" in results:
-                results["new"].seconds.append(seconds)
+            record("new", _apply_all(store, first, batch, 1))
             if "newer" in results or "again" in results:
-                seconds = _apply_all(store, newer, batch, n + 1)
-                if "newer" in results:
-                    results["newer"].seconds.append(seconds)
+                record("newer", _apply_all(store, newer, batch, n + 1))
                 if "again" in results:
-                    results["again"].seconds.append(_apply_all(store, newer, batch, n + 1))
+                    record("again", _apply_all(store, newer, batch, n + 1))
             if "mixed" in results:
-                results["mixed"].seconds.append(_apply_all(store, mixed, batch, 2 * n + 1))
+                record("mixed", _apply_all(store, mixed, batch, 2 * n + 1))
             check(store, n, cases)
         finally:
             store.close()
@@ -412,6 +451,7 @@ def run(args: argparse.Namespace) -> int:
                 for result in store_cases(db, args.rows, args.batch, args.repeat, cases):
                     say(result.line())
                     entry["cases"][result.case] = {"median_rows_per_s": round(statistics.median(result.rates)),
+                                                   "cpu_us_per_row": round(result.cpu_us_per_row),
                                                    "rates": [round(r) for r in result.rates],
                                                    "seconds": [round(s, 3) for s in result.seconds]}
                 if args.service:
