@@ -206,9 +206,12 @@ def run(args) -> int:
                                                             exclude_seed_albums=True, engine=engine,
                                                             cache_dir=cache), args.repeat)
             report("similar 3 seeds, k=50, --exclude-seed-albums", times, f"{len(found.matches)} matches")
+            t0 = time.perf_counter()
+            search.smooth_playlist(url, next(it), 2, max_tempo_step=8, engine=engine, cache_dir=cache)
+            report("one-off: playlist's tempo-sorted copies (first playlist)", [(time.perf_counter() - t0) * 1000])
             times, chain = _timed(lambda: search.smooth_playlist(url, next(it), 20, max_tempo_step=8,
                                                                  max_loudness_step=3, engine=engine,
-                                                                 cache_dir=cache), max(3, args.repeat // 3))
+                                                                 cache_dir=cache), args.repeat)
             report("playlist --length 20 (20 nearest-unused steps)", times, f"{len(chain)} tracks")
     finally:
         engine.dispose()
