@@ -336,3 +336,22 @@ def test_rust_engine_gives_the_same_outcome(inputs, cli_run):
         if case.name not in RUST_DIFFERS and (outcome[0] != outcome[1] or (r["ok"] and r["engine"] != "rust")):
             differ.append(f"{case.name}: rust {outcome[0]} ({r.get('error', {}).get('message', r['engine'])}), python {outcome[1]}")
     assert not differ, "\n".join(differ)
+
+
+@pytest.mark.parametrize("name", ["pcm16.flac", "aac.m4a", "id3_2mib.wv"])
+def test_a_read_past_the_deadline_is_a_timeout(inputs, name, capfd):
+    """Every read the decoders make goes through decode._AudioSpan, which checks the deadline: a
+    passed one is ``timeout``, never an exception raised inside libsndfile's or FFmpeg's C code."""
+    import time
+
+    from trackprint.pyengine import decode
+
+    path = inputs / name
+    with open(path, "rb") as handle:
+        with pytest.raises(AnalysisError) as info:
+            stream = decode.open_stream(handle, str(path), path.stat().st_size, lambda sr: sr,
+                                        deadline=time.monotonic() - 1)
+            for _ in stream.blocks:
+                pass
+    assert info.value.code.value == "timeout"
+    assert "Traceback" not in capfd.readouterr().err
