@@ -31,6 +31,23 @@ sequence, ``message.source_seq``; the results-stream sequence when that is 0):
   event of its path (``Meta.problem``, found by :mod:`trackprint.persister.sources`
   before the batch) is recorded the same way but touches no track row.
 
+How a batch is written (the rules above are those of one message at a time; the batch gives the
+same rows and outcomes, tested against that path on random batches):
+
+- set-based, the common case: the valid fingerprints and failures of every path that no other
+  kind of message in the batch touches. One query reads the stored rows of all those paths (and
+  whether each has a fingerprint); each path's messages are applied in batch order to an
+  in-memory copy of its row with the rules above, so the newest sequence wins whatever the order
+  and an older message is stale; then one statement per table writes what changed: new tracks,
+  changed tracks, the last applied fingerprint and tags of each path (upserts), the failure rows
+  (insert-or-ignore, the first of a repeated key kept). PostgreSQL: each statement carries its
+  rows as one JSON parameter (``json_to_recordset``); SQLite: one ``executemany`` of one
+  compiled statement through the driver. Either way the values stored are those SQLAlchemy Core
+  stores (its own bind conversions);
+- per message, in batch order: moves (both paths), removals, invalid messages, and every other
+  message of a path one of them touches. These paths and the set-based ones are disjoint, so
+  doing the set-based part first gives the batch's order.
+
 Concurrent persisters: on PostgreSQL every transaction first takes
 transaction-scoped advisory locks on all the paths it touches, in sorted key
 order (no deadlock between persisters), so the select-then-write below is
