@@ -24,7 +24,8 @@ from trackprint.fingerprint import FINGERPRINT_VERSION
 from trackprint.persister.db import make_engine
 from trackprint.persister.models import track_fingerprints, tracks
 from trackprint.persister.store import Meta, Store
-from trackprint.query import ALIASES, NUMBER_FIELDS, TEXT_FIELDS, QueryError, find, parse, parse_sort
+from trackprint.query import ALIASES, NUMBER_FIELDS, TEXT_FIELDS, QueryError, parse, parse_sort
+from trackprint.search import find
 
 ARTISTS = ["Radiohead", "radiohead", "RADIOHEAD", "Björk", "BJÖRK", "björk", "The 100% Band", "a_b", "back\\slash",
            "", None, "Sigur Rós", "Ωmega", "İstanbul", "Straße", "ǅemal", "🎵 Music", "ﬁne", "\u212aelvin", "Miles Davis"]

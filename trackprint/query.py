@@ -54,8 +54,9 @@ generated expressions through both on SQLite and PostgreSQL.
 500,000 tracks").
 
 Use: :func:`parse` gives the structure (:class:`Query`), :func:`select_for`
-the SQLAlchemy Core statement, :func:`find` answers it (the columns when at hand,
-else SQL) and returns one dict per track (:data:`COLUMNS` keys).
+the SQLAlchemy Core statement, :func:`find` answers it (over the columns it is
+given, else SQL) and returns one dict per track (:data:`COLUMNS` keys);
+:func:`trackprint.search.find` is the same with the cached columns when at hand.
 """
 
 from __future__ import annotations
@@ -339,7 +340,7 @@ def rows_by_id(conn, ids) -> dict[int, dict]:
 
 
 def find(db_url: str, expression: str, *, sort: str | None = None, limit: int | None = None,
-         engine: Engine | None = None, cache_dir=None, columns: bool | None = None) -> list[dict]:
+         engine: Engine | None = None, columns: "QueryColumns | None" = None) -> list[dict]:
     """The tracks matching ``expression``, one dict each (keys :data:`COLUMNS`: path, state,
     fingerprint_version, stale, the tag fields, the 25 values).
 
@@ -348,13 +349,9 @@ def find(db_url: str, expression: str, *, sort: str | None = None, limit: int | 
     is made for this call. Raises :class:`QueryError` for a bad expression, ``DatabaseMissing`` (a
     ``FileNotFoundError``) when the SQLite file does not exist, SQLAlchemy's errors otherwise.
 
-    Which evaluator (the answers are the same): ``columns=False``: SQL only (the reference);
-    ``columns=True``: the cached columns (:class:`QueryColumns`, read from the database first when
-    missing or out of date); ``None`` (default): the columns when this process or ``cache_dir``
-    holds them for the database as it is now, else SQL; a caller that passes its ``engine`` (a
-    long-lived one: the web server) also has them re-read in the background
-    (:func:`trackprint.search.refresh_columns_later`), so no call waits for the whole library to be
-    read and a one-off call never pays for it.
+    ``columns``: a :class:`QueryColumns` of the database as it is now: the tree is evaluated over
+    them and the matching rows read by id (the same answer); None, or an expression they cannot
+    answer exactly: SQL. :func:`trackprint.search.find` decides when columns are at hand.
     """
     from trackprint.persister.db import make_engine
 
@@ -365,21 +362,13 @@ def find(db_url: str, expression: str, *, sort: str | None = None, limit: int | 
     own = engine is None
     engine = engine or make_engine(db_url, must_exist=True)
     try:
-        snapshot = None
-        if columns is not False:
-            from trackprint.search import load_matrix, refresh_columns_later
-
-            library = load_matrix(db_url, engine=engine, cache_dir=cache_dir, build=bool(columns), columns=True)
-            snapshot = (library.columns or None) if library is not None else None
-            if library is None and not own:
-                refresh_columns_later(db_url, engine, cache_dir)
         with engine.connect() as conn:
-            if snapshot is not None:
-                order = snapshot.select(query, tuple(sorts) or query.sort, limit, conn)
+            if columns is not None:
+                order = columns.select(query, tuple(sorts) or query.sort, limit, conn)
                 if order is not None:
-                    found = rows_by_id(conn, snapshot.ids[order])
+                    found = rows_by_id(conn, columns.ids[order])
                     # a track changed since the columns were read is left out, as similar does
-                    return [_public(found[i]) for i in snapshot.ids[order].tolist() if i in found]
+                    return [_public(found[i]) for i in columns.ids[order].tolist() if i in found]
             return rows_to_dicts(conn.execute(select_for(query, sort=sorts, limit=limit)))
     finally:
         if own:

@@ -301,6 +301,27 @@ def refresh_columns_later(db_url: str, engine: Engine, cache_dir: Path | str | N
     return True
 
 
+def find(db_url: str, expression: str, *, sort: str | None = None, limit: int | None = None,
+         engine: Engine | None = None, cache_dir: Path | str | None = None, columns: bool | None = None) -> list[dict]:
+    """:func:`trackprint.query.find` with the library's cached query columns when they are at hand (the same
+    answers; the one place that chooses the evaluator).
+
+    ``columns=False``: SQL only (the reference); ``True``: the columns, read from the database first when
+    missing or out of date; ``None`` (default): the columns when this process or ``cache_dir`` holds them
+    for the database as it is now, else SQL; a caller that passes its ``engine`` (a long-lived one: the web
+    server) also has them re-read in the background (:func:`refresh_columns_later`), so no call waits for
+    the whole library to be read and a one-off call never pays for it."""
+    from trackprint.query import find as find_rows
+
+    snapshot = None
+    if columns is not False:
+        library = load_matrix(db_url, engine=engine, cache_dir=cache_dir, build=bool(columns), columns=True)
+        snapshot = (library.columns or None) if library is not None else None
+        if library is None and engine is not None:
+            refresh_columns_later(db_url, engine, cache_dir)
+    return find_rows(db_url, expression, sort=sort, limit=limit, engine=engine, columns=snapshot)
+
+
 # -------------------------------------------------------------------------------------------- reads
 
 def track_rows(conn, *, ids=None, paths=None) -> list[dict]:

@@ -11,7 +11,7 @@ Method:
 2. Every timing runs in this process, as a server (``trackprint serve``) or a
    long-lived caller would: one Engine kept open. Each case runs ``--repeat``
    times; the median and the worst are printed. ``query`` cases are
-   :func:`trackprint.query.find` on the cached columns
+   :func:`trackprint.search.find` on the cached columns
    (:class:`trackprint.query.QueryColumns`: the parsed expression evaluated with
    numpy over the columns, then the matching rows read by id), each also run once
    on SQL (``columns=False``, the reference: the feature columns' comparisons,
@@ -131,7 +131,7 @@ def _timed(fn, repeat: int) -> tuple[list[float], object]:
 def run(args) -> int:
     from trackprint import search
     from trackprint.persister.db import make_engine
-    from trackprint.query import find
+    from trackprint.search import find
 
     db_path = Path(args.db_path or Path(tempfile.gettempdir()) / f"trackprint-bench-{args.rows}.db")
     url = f"sqlite:///{db_path}"
@@ -178,7 +178,7 @@ def run(args) -> int:
                 times, _ = _timed(lambda: search.library_key(conn), args.repeat)
             report("cache-key probe (every call)", times)
 
-            print("query (trackprint.query.find on the cached columns; SQL once beside it, same answer required):")
+            print("query (trackprint.search.find on the cached columns; SQL once beside it, same answer required):")
             for name, expression, limit in QUERIES:
                 t0 = time.perf_counter()
                 reference = find(url, expression, limit=limit, engine=engine, columns=False)

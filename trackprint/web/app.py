@@ -268,11 +268,13 @@ def create_app(db_url: str, *, nats_url: str | None = None, data_dir: Path | Non
 def _find(db_url: str, q: str, limit: int, sort: str | None, engine) -> tuple[list[dict], str]:
     """(items, the query language used): ``trackprint.query`` when it is installed, else a path substring."""
     try:
-        from trackprint import query
+        from trackprint import query  # noqa: F401 - the query language is installed
     except ImportError:
         return _by_path(db_url, q, limit), "path substring (case-insensitive)"
     try:
-        rows = query.find(db_url, q, sort=sort, limit=limit, engine=engine)
+        from trackprint.search import find  # the cached query columns when at hand (re-read in the background)
+
+        rows = find(db_url, q, sort=sort, limit=limit, engine=engine)
     except ValueError as exc:  # query.QueryError: a malformed expression or an unknown field
         raise ApiError(400, "bad_query", str(exc)) from None
     return [_item(row) for row in rows], "trackprint query"
