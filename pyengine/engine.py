@@ -49,7 +49,7 @@ def analyze_file(
     except OSError as exc:
         raise AnalysisError(ErrorCode.IO_ERROR, f"cannot open: {exc.strerror}", path=path, stage="open") from None
     with handle:
-        stream = decode.open_stream(handle, path, st.st_size, block_frames)
+        stream = decode.open_stream(handle, path, st.st_size, block_frames, deadline=deadline)
         if stream.declared_duration_s and stream.declared_duration_s > max_duration_s:
             raise AnalysisError(
                 ErrorCode.TOO_LARGE,
