@@ -179,50 +179,42 @@ class _Row:
 
 
 class _Executemany:
-    """One statement compiled once for one database and run as the driver's own ``executemany``.
+    """SQLite: one statement compiled once and run as the driver's own ``executemany``.
 
-    SQLAlchemy's per-row parameter handling was most of the cost of a batch; here each row is a
-    dict of column values, turned into what the driver takes (a tuple in the compiled order for
-    SQLite's ``?``, the dict itself for psycopg's ``%(name)s``) after the bind processors
-    SQLAlchemy itself would apply for these columns on this database (SQLite: datetimes as text,
-    booleans as integers), so the stored values are the same as through Core.
+    SQLAlchemy's per-row parameter handling was most of the cost of a batch; here each row (a dict
+    of column values) becomes a tuple in the compiled ``?`` order, after the bind processors
+    SQLAlchemy itself applies to these columns on SQLite (datetimes as text, booleans as
+    integers), so the stored values are the same as through Core.
     """
 
     def __init__(self, stmt, table, dialect, keys: list[str] | None):
         compiled = stmt.compile(dialect=dialect, column_keys=keys)
+        assert compiled.positional, "SQLite's qmark parameters"
         self.sql = compiled.string
-        self.positional = bool(compiled.positional)
-        names = list(compiled.positiontup) if self.positional else list(compiled.binds)
-        self.names = names
+        self.names = list(compiled.positiontup)
         self.processors = []
-        for i, name in enumerate(names):
+        for i, name in enumerate(self.names):
             column = table.c.get(name)
             process = column.type.dialect_impl(dialect).bind_processor(dialect) if column is not None else None
             if process is not None:
-                self.processors.append((i, name, process))
+                self.processors.append((i, process))
 
     def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Every row, one executemany; returns no rows (None)."""
-        if self.positional:
-            names, processors = self.names, self.processors
-            params: list = []
-            memo: dict[int, tuple[Any, Any]] = {}  # the batch's one `now` is converted once, not per row
-            for row in rows:
-                values = [row[name] for name in names]
-                for i, _name, process in processors:
-                    value = values[i]
-                    last = memo.get(i)
-                    if last is not None and last[0] is value:
-                        values[i] = last[1]
-                    else:
-                        values[i] = process(value)
-                        memo[i] = (value, values[i])
-                params.append(tuple(values))
-        else:
-            params = rows
-            for row in rows:
-                for _i, name, process in self.processors:
-                    row[name] = process(row[name])
+        names, processors = self.names, self.processors
+        params: list[tuple] = []
+        memo: dict[int, tuple[Any, Any]] = {}  # the batch's one `now` is converted once, not per row
+        for row in rows:
+            values = [row[name] for name in names]
+            for i, process in processors:
+                value = values[i]
+                last = memo.get(i)
+                if last is not None and last[0] is value:
+                    values[i] = last[1]
+                else:
+                    values[i] = process(value)
+                    memo[i] = (value, values[i])
+            params.append(tuple(values))
         conn.exec_driver_sql(self.sql, params)
         return None
 
