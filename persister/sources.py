@@ -72,7 +72,7 @@ def source_problem(message: ResultMessage, event: FileEvent | None | object, las
 class EventSources:
     """Looks up the events that results name, a batch at a time."""
 
-    def __init__(self, js, stream: str = bus.EVENTS_STREAM, concurrency: int = 16):
+    def __init__(self, js, stream: str = bus.EVENTS_STREAM, concurrency: int = 128):
         self.js, self.stream, self.concurrency = js, stream, concurrency
 
     async def problems(self, messages: list[ResultMessage | None]) -> list[str | None]:
