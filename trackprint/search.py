@@ -194,14 +194,17 @@ def _load_columns(path: Path, key: str):
 
 
 def _save(path: Path, arrays: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
         os.replace(tmp, path)
-    except OSError:  # a cache: a read-only data directory only costs the next process a reload
-        pass
+    except OSError:  # a cache: a read-only or full data directory only costs the next process a reload
+        try:
+            tmp.unlink(missing_ok=True)  # a full disk keeps no half-written file
+        except OSError:
+            pass
 
 
 def _save_cached(path: Path, matrix: LibraryMatrix) -> None:
