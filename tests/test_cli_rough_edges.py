@@ -163,7 +163,6 @@ def test_an_old_absolute_run_json_is_still_read(tmp_path):
     assert json.loads(out.stdout)["database"]["active"] == 2
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a read-only tmpfs needs root")
 def test_up_on_a_read_only_data_dir_is_one_line_and_exit_2(tmp_path):
     library, data = tmp_path / "music", tmp_path / "ro"
     library.mkdir()

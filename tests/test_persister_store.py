@@ -521,19 +521,21 @@ def test_the_same_batch_twice_changes_nothing(store):
     assert count(store, tracks) == 5 and count(store, analysis_failures) == 2
 
 
-def test_database_errors_of_the_set_based_writes_are_sqlalchemy_errors(store):
+def test_database_errors_of_the_set_based_writes_are_sqlalchemy_errors(pg_url):
     """The service tells an outage (OperationalError) from a poison message (any other DBAPIError) by
-    SQLAlchemy's classes: the set-based statements raise those too, and roll the batch back."""
+    SQLAlchemy's classes: the set-based statements raise those too, and roll the batch back. (PostgreSQL
+    only: it refuses a NUL in text, where SQLite stores it.)"""
     from sqlalchemy.exc import DBAPIError, OperationalError
 
-    if store.dialect != "postgresql":
-        pytest.skip("SQLite stores a NUL in text; PostgreSQL refuses it")
+    store = Store(pg_url)
+    store.migrate()
     with pytest.raises(DBAPIError) as caught:
         apply(store, result("/lib/fine.flac", 1), result("/lib/nul\x00.flac", 2))
     assert not isinstance(caught.value, OperationalError)
     assert count(store, tracks) == 0
     apply(store, result("/lib/fine.flac", 1))  # the connection is usable again
     assert count(store, tracks) == 1
+    store.close()
 
 
 # -- queries ---------------------------------------------------------------------------------
