@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,18 +304,12 @@ class EmbeddedRun:
         Rust server they may still be asking, then nats-server. One by one, the Python services' exits
         (about a second each on a busy machine) added up to more than the 5 s a stop may take."""
         supervisor = self.supervisor
-        supervisor.stopping = True
         servers = {"rust-server": [], "nats-server": []}
         services = []
         for child in supervisor.children:
             servers.get(child.name, services).append(child)
         for group in (services, servers["rust-server"], servers["nats-server"]):
-            stoppers = [threading.Thread(target=supervisor._stop, args=(child, 20.0), name=f"stop-{child.name}")
-                        for child in group]
-            for stopper in stoppers:
-                stopper.start()
-            for stopper in stoppers:
-                stopper.join()
+            supervisor.stop_together(group)
         supervisor.stop_all()  # nothing is left running; kept so a child added later is stopped all the same
         if self.lock is not None:
             self.lock.release()
