@@ -67,3 +67,17 @@ def test_services_serve_metrics_and_json_logs_name_the_file(tmp_path, nats_serve
     records = [json.loads(line) for line in analyzer_log.read_text().splitlines() if line.startswith("{")]
     bad = [r for r in records if r.get("path", "").endswith("bad.flac")]
     assert bad and bad[0]["code"] == "unsupported_format" and bad[0]["stage"] == "probe"
+
+
+def test_status_warns_about_inotify_overflows_a_watcher_reported():
+    """A watcher's health report counts inotify overflows; status turns them into a warning with the fix."""
+    from trackprint.status import warnings_for
+
+    report = {"database": {}, "bus": {"reachable": True, "streams": {}, "consumers": {},
+                                      "watchers": {"host-a": {"inotify": {"overflows": 3, "enough": True},
+                                                              "updated_at": __import__("time").time()}}}}
+    found = [w for w in warnings_for(report) if "overflowed" in w]
+    assert found == ["inotify queue overflowed 3 times on host-a (events lost; each followed by a reconcile): "
+                     "raise fs.inotify.max_queued_events"], warnings_for(report)
+    report["bus"]["watchers"]["host-a"]["inotify"]["overflows"] = 0
+    assert not [w for w in warnings_for(report) if "overflowed" in w]

@@ -131,6 +131,9 @@ def warnings_for(report: dict[str, Any]) -> list[str]:
             warnings.append(f"inotify limit on {host} too low ({inotify['max_user_watches']} watches for "
                             f"{inotify['directories']} directories): changes are missed until the reconcile; "
                             "use --poll or raise fs.inotify.max_user_watches")
+        if inotify.get("overflows"):
+            warnings.append(f"inotify queue overflowed {inotify['overflows']} times on {host} (events lost; each "
+                            "followed by a reconcile): raise fs.inotify.max_queued_events")
         for mount, reason in (watcher.get("missing_mounts") or {}).items():
             warnings.append(f"mount missing on {host}: {mount} ({reason}); no removals are published for its files")
         for root, held in (watcher.get("held_deletions") or {}).items():
