@@ -118,8 +118,8 @@ class AnalyzerWorker(Service):
         self.counts: dict[str, int] = {}
         self._started = time.monotonic()
         self.in_hand: dict[int, str] = {}  # events-stream seq -> path, for the status report
-        self._reported: tuple[str, ...] | None = None
-        self._report_due = 0.0
+        self._reported: tuple[str, ...] = ()  # nothing in hand at start: no report until there is
+        self._last_report = float("-inf")
 
     def count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
@@ -153,18 +153,24 @@ class AnalyzerWorker(Service):
 
     async def _report(self) -> None:
         """The files in hand, in the status KV bucket (``analyzer.<host>-<pid>``), for `up`'s console and
-        `status`: on change, at most every second (and every 30 s regardless, so a stale report shows)."""
+        `status`: on change, at most every second, except that the first file after an idle report is
+        written at once (a short file would be done before the next one); every 30 s regardless, so a
+        stale report shows. A report stays at least a second, so a reader polling faster sees each."""
         now = time.monotonic()
         analysing = tuple(sorted(self.in_hand.values()))
-        if now < self._report_due or (analysing == self._reported and now < self._report_due + 29.0):
+        since = now - self._last_report
+        if analysing == self._reported and since < 30.0:
             return
-        self._report_due = now + 1.0
+        if since < 1.0 and self._reported:
+            return
+        # set before the await, so that a concurrent call (the step loop, another event) sees this report
+        self._last_report, previous, self._reported = now, self._reported, analysing
         try:
             kv = await bus.status_kv(self.js)
             await kv.put(f"analyzer.{self.host}-{os.getpid()}",
                          json.dumps({"analysing": list(analysing), "at": time.time()}).encode())
-            self._reported = analysing
         except Exception as exc:  # a report never stops the work
+            self._reported = previous
             log.debug("analyzer: status report not written: %s", exc)
 
     async def finish_work_in_hand(self) -> None:
@@ -229,6 +235,7 @@ class AnalyzerWorker(Service):
                     return
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         self.in_hand[seq] = event.path
+        await self._report()  # at once when the analyzer was idle (a short file would be done before the next step)
         try:
             try:
                 results = await self._results_for(event, seq, attempts)
