@@ -125,10 +125,10 @@ def test_an_overflow_is_counted_said_and_reconciled(nats_server, tmp_path, monke
             with small_inotify_queue(monkeypatch, 16):
                 h.start()
                 await wait_until_async(lambda: h.watcher.health().get("scan_complete"), 20, 0.1, "the scan")
-            library_tree(h.lib, 300)
-            await wait_until_async(lambda: h.watcher.live_watch.overflows, 20, 0.1, "an overflow")
+            library_tree(h.lib, 1500)  # a burst far beyond 16 queued events, however fast the reader drains
+            await wait_until_async(lambda: h.watcher.live_watch.overflows, 60, 0.1, "an overflow")
             assert "max_queued_events" in caplog.text
-            await wait_events(h.js, lambda e: len(e) >= 300, timeout=60)
+            await wait_events(h.js, lambda e: len(e) >= 1500, timeout=120)
             assert h.watcher.health()["inotify"]["overflows"] >= 1
 
     run(main(), timeout=120)
