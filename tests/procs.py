@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 CLI = [sys.executable, "-m", "trackprint.cli"]
 
@@ -49,3 +50,19 @@ def stop_all(procs, timeout: float = 30.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def sqlite_fingerprint_count(db) -> int:
+    """Fingerprints in the SQLite file ``db`` so far (0 while it or its tables do not exist yet)."""
+    from sqlalchemy import create_engine, text
+
+    if not Path(db).exists():
+        return 0
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM track_fingerprints")).scalar_one()
+    except Exception:  # the persister has not created the schema yet
+        return 0
+    finally:
+        engine.dispose()

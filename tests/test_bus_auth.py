@@ -22,10 +22,9 @@ from pathlib import Path
 
 import nats
 import pytest
-from sqlalchemy import create_engine, text
 
 from tests.audio import write_tones
-from tests.procs import run_cli, service, stop_all
+from tests.procs import sqlite_fingerprint_count, run_cli, service, stop_all
 from tests.waiting import wait_until
 from trackprint import bus
 from trackprint.binaries import free_port, nats_server_binary
@@ -201,16 +200,7 @@ def test_the_pipeline_runs_with_each_service_as_its_own_user(secured_bus, tmp_pa
         def fingerprints():
             for p in procs:
                 assert p.poll() is None, "a service exited: " + _logs(tmp_path)
-            if not db.exists():
-                return 0
-            engine = create_engine(f"sqlite:///{db}")
-            try:
-                with engine.connect() as conn:
-                    return conn.execute(text("SELECT count(*) FROM track_fingerprints")).scalar_one()
-            except Exception:
-                return 0
-            finally:
-                engine.dispose()
+                return sqlite_fingerprint_count(db)
 
         wait_until(fingerprints, 180, 1.0, lambda: "every file fingerprinted: " + _logs(tmp_path),
                    until=lambda n: n == len(names))

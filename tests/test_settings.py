@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import run_cli
+from tests.procs import sqlite_fingerprint_count, run_cli
 from trackprint import settings
 from trackprint.config import resolve_db
 from trackprint.paths import library_from_env
@@ -174,7 +174,6 @@ def test_the_readme_example_is_a_valid_settings_file(tmp_path):
 def test_standalone_services_take_the_bus_database_and_library_from_the_settings(tmp_path, nats_server):
     """watcher, analyzer and persister with no flags at all: the settings file names the bus, the
     database and the library, and a file in the library ends up fingerprinted."""
-    from sqlalchemy import create_engine, text
 
     from tests.audio import write_tones
     from tests.procs import service, stop_all
@@ -192,16 +191,7 @@ def test_standalone_services_take_the_bus_database_and_library_from_the_settings
     def fingerprints():
         for p in procs:
             assert p.poll() is None, "".join(f.read_text() for f in tmp_path.glob("*.log"))[-3000:]
-        if not db.exists():
-            return 0
-        engine = create_engine(f"sqlite:///{db}")
-        try:
-            with engine.connect() as conn:
-                return conn.execute(text("SELECT count(*) FROM track_fingerprints")).scalar_one()
-        except Exception:
-            return 0
-        finally:
-            engine.dispose()
+            return sqlite_fingerprint_count(db)
 
     try:
         wait_until(fingerprints, 120, 0.5, "the file fingerprinted through the settings' bus and database",
