@@ -14,14 +14,19 @@ from trackprint.persister.db import normalize_url
 # a whole pipeline of real processes: left out of the quick loop (scripts/test.sh -m "not slow")
 pytestmark = pytest.mark.slow
 
-FILES = 200
+WAVE = 70
+FILES = 3 * WAVE
 SR = 16000
+BREAKER_COOLDOWN_S = 30  # RustClient.breaker_cooldown_s
 
 
 def test_kill_9_rust_server_mid_backfill(tmp_path, nats_server, db_url, start_rust_server):
     library = tmp_path / "music"
     library.mkdir()
-    write_tone_library(library, FILES, SR, base_hz=100, step_hz=9, seed=5)
+    # three waves: the first is being analysed when the server dies, the second arrives while it is
+    # dead (so the fallback must run even if the first wave was finished before the kill landed), the
+    # third after it is back (so the Rust engine must be used again)
+    write_tone_library(library, WAVE, SR, base_hz=100, step_hz=9, seed=5, name="a{i:03d}.flac")
     server = start_rust_server([library])
     url = server.url
     procs = [
@@ -44,10 +49,13 @@ def test_kill_9_rust_server_mid_backfill(tmp_path, nats_server, db_url, start_ru
         return wait_until(rows, timeout, 0.3, f"{n} fingerprint rows", until=lambda count: count >= n)
 
     try:
-        assert 0 < wait_rows(FILES // 5, 180) < FILES
+        assert 0 < wait_rows(WAVE // 5, 180)
         server.kill()  # the Rust server dies mid-backfill (SIGKILL)
-        assert wait_rows(FILES // 2, 240) < FILES  # the analyzers keep going on the Python engine
+        write_tone_library(library / "while-dead", WAVE, SR, base_hz=110, step_hz=9, seed=6)
+        assert wait_rows(2 * WAVE, 240) == 2 * WAVE  # the analyzers keep going on the Python engine
         server.start()  # back on the same port
+        time.sleep(BREAKER_COOLDOWN_S + 1)  # the analyzers' breaker stays open that long, then probes again
+        write_tone_library(library / "after", WAVE, SR, base_hz=120, step_hz=9, seed=7)
         assert wait_rows(FILES, 300) == FILES
         time.sleep(3)
         with engine.connect() as conn:
@@ -56,7 +64,11 @@ def test_kill_9_rust_server_mid_backfill(tmp_path, nats_server, db_url, start_ru
             assert one("SELECT count(DISTINCT path) FROM tracks") == one("SELECT count(*) FROM tracks") == FILES
             assert one("SELECT count(*) FROM analysis_failures") == 0
             engines = dict(conn.execute(text("SELECT engine, count(*) FROM track_fingerprints GROUP BY engine")).all())
+            after = dict(conn.execute(text(
+                "SELECT f.engine, count(*) FROM track_fingerprints f JOIN tracks t ON t.id = f.track_id"
+                " WHERE t.path LIKE '%/after/%' GROUP BY f.engine")).all())
         assert engines.get("rust", 0) > 0 and engines.get("python", 0) > 0, engines
+        assert after.get("rust", 0) > 0, after  # back on the fast engine once the server is back
     finally:
         engine.dispose()
         stop_all(procs)
