@@ -91,3 +91,29 @@ def test_up_console_on_a_pipe_reaches_100_percent_shows_a_rename_as_moved_and_ne
     progress = [";".join(line.split(";")[:1] + line.split(";")[3:]) for line in lines if line.startswith("progress: ")]
     assert all(a != b or "starting" in a for a, b in zip(progress, progress[1:])), progress
     assert not any("deleted 1" in line for line in lines)
+
+
+def test_a_costly_snapshot_spaces_the_next_ones_out(tmp_path, monkeypatch):
+    """The console's reads grow with the library; it waits SNAPSHOT_COST_FACTOR times a read's cost before
+    the next, so on a large library it updates less often instead of taking a core."""
+    import time
+
+    from trackprint import progress
+
+    console = progress.RunConsole("sqlite:///" + str(tmp_path / "none.db"), tmp_path, None, rust_available=True,
+                                  out=io.StringIO())
+    cost = {"s": 0.0}
+
+    def snapshot():
+        time.sleep(cost["s"])
+        return Snapshot(at=time.monotonic(), files={})
+
+    monkeypatch.setattr(console, "snapshot", snapshot)
+    started = time.monotonic()
+    console.tick(every_s=2.0)
+    assert not console.due(started + 1.9) and console.due(started + 2.1)  # cheap reads: every 2 s
+    cost["s"] = 0.1
+    started = time.monotonic()
+    console.tick(every_s=2.0)
+    wait = progress.SNAPSHOT_COST_FACTOR * 0.1
+    assert not console.due(started + wait - 0.1) and console.due(started + wait * 1.5)

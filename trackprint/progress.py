@@ -29,6 +29,10 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 RATE_WINDOW_S = 60.0
+# A snapshot rereads the watcher's state and the database, so its cost grows with the library (about 0.2 s
+# at 50,000 files). The console waits at least this many times a snapshot's cost before the next one, so it
+# never takes more than ~2% of a core however large the library: updates slow down instead.
+SNAPSHOT_COST_FACTOR = 50.0
 
 
 @dataclass
@@ -291,6 +295,7 @@ class RunConsole:
         self.nats_url = nats_url
         self.console = Console(out, rust_available=rust_available)
         self._make_engine = make_engine
+        self.next_due = 0.0  # time.monotonic() of the next tick (see SNAPSHOT_COST_FACTOR)
 
     def snapshot(self) -> Snapshot:
         if self.db_engine is None:
@@ -306,9 +311,16 @@ class RunConsole:
                 return snap
         return take_snapshot(self.db_engine, self.watcher_state, self.nats_url)
 
-    def tick(self, *, force: bool = False) -> Snapshot:
+    def due(self, now: float) -> bool:
+        """Whether the next tick is due (``every_s`` after the last one, or later when snapshots are costly)."""
+        return now >= self.next_due
+
+    def tick(self, *, every_s: float = 0.0, force: bool = False) -> Snapshot:
+        started = time.monotonic()
         snap = self.snapshot()
         self.console.update(snap, force=force)
+        cost = time.monotonic() - started
+        self.next_due = started + max(every_s, SNAPSHOT_COST_FACTOR * cost)
         return snap
 
     def note(self, text: str) -> None:

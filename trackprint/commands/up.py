@@ -124,16 +124,14 @@ def run(args: argparse.Namespace) -> int:
             say(f"settings: {effective.path} (`trackprint config` shows every value and its source)")
         console = RunConsole(run_.db_url, run_.data_dir, run_.state.get("nats_url"),
                              rust_available=bool(run_.state.get("rust_available")))
-        last_progress = 0.0
         idle_since = None
         try:
             while not stop_requested:
                 for note in run_.supervisor.check():  # restarts, as they happen
                     console.note(f"supervisor: {note}")
                 now = time.monotonic()
-                if now - last_progress >= PROGRESS_EVERY_S:
-                    last_progress = now
-                    snap = console.tick()
+                if console.due(now):
+                    snap = console.tick(every_s=PROGRESS_EVERY_S)
                     if args.exit_when_idle:
                         idle = run_idle(snap, _watcher_pid(run_))
                         idle_since = (idle_since or now) if idle else None
