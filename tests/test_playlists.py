@@ -15,7 +15,7 @@ from trackprint.contracts import Tags
 from trackprint.fingerprint import DIMENSIONS
 from trackprint.playlists import read_m3u8
 from trackprint.search import load_matrix, similar_to, smooth_playlist
-from trackprint.similarity import robust_scale, standardise
+from trackprint.similarity import distance_matrix
 
 ALBUMS = ["Blue", "Red", "Green", "Gold"]
 
@@ -38,13 +38,12 @@ def library(db_url):
 
 
 def reference(rows, seeds, exclude=()):
-    """Distances by the definition: RMS over seeds of the RMS z-difference (float64, no cache, no shortcut)."""
+    """Distances by the definition: RMS over seeds of the pair distances (trackprint.similarity.distance_matrix:
+    float64, no cache, no shortcut)."""
     matrix = np.array([[values[d] for d in DIMENSIONS] for _p, values, _t in rows])
-    center, scale = robust_scale(matrix)
-    z = standardise(matrix, center, scale)
+    pair = distance_matrix(matrix)
     paths = [p for p, _v, _t in rows]
-    seed_z = z[[paths.index(s) for s in seeds]]
-    d = np.sqrt(np.mean([np.mean((z - s) ** 2, axis=1) for s in seed_z], axis=0))
+    d = np.sqrt(np.mean([pair[paths.index(s)] ** 2 for s in seeds], axis=0))
     return sorted(((float(d[i]), p) for i, p in enumerate(paths) if p not in seeds and p not in exclude))
 
 
@@ -102,12 +101,12 @@ def test_playlist_has_no_repeats_and_keeps_within_the_drift_limits(library):
     assert len(free) == 24 and len({m.path for m in free}) == 24  # every track once
     # each next track is the nearest unused one to the previous (no limits)
     matrix = np.array([[v[d] for d in DIMENSIONS] for _p, v, _t in rows])
-    z = standardise(matrix, *robust_scale(matrix))
+    pair = distance_matrix(matrix)
     paths = [p for p, _v, _t in rows]
     used = {free[0].path}
     for previous, nxt in zip(free, free[1:]):
         i = paths.index(previous.path)
-        d = {p: float(np.sqrt(np.mean((z[j] - z[i]) ** 2))) for j, p in enumerate(paths) if p not in used}
+        d = {p: float(pair[i, j]) for j, p in enumerate(paths) if p not in used}
         assert nxt.path == min(d, key=d.get)
         assert nxt.distance == pytest.approx(d[nxt.path], rel=1e-5)
         used.add(nxt.path)

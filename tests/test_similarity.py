@@ -1,8 +1,22 @@
-"""Robust scaling and nearest-neighbour search (pure numpy)."""
+"""The distance (trackprint/similarity.py): its transforms, the missing tempo, and the fast path against the
+definition (pure numpy)."""
 
 import numpy as np
+import pytest
 
-from trackprint.similarity import Z_CLIP, nearest, robust_scale, standardise
+from trackprint.fingerprint import DIMENSIONS
+from trackprint.similarity import (DEFAULT, PROBS, RANK_SCALE, TEMPO, VARIANTS, Z_CLIP, DistanceModel,
+                                   DistanceSpec, distance_matrix, exact_sq_distances, nearest, nearest_rows,
+                                   robust_scale, set_sq_distances, squared_norms, standardise)
+
+
+def _library(n=300, seed=0, no_tempo=0.1):
+    rng = np.random.default_rng(seed)
+    x = rng.gamma(2.0, 1.0, size=(n, len(DIMENSIONS)))
+    x[:, TEMPO] = rng.uniform(60, 200, n)
+    x[rng.random(n) < no_tempo, TEMPO] = 0.0  # "no tempo found"
+    x[: n // 3, DIMENSIONS.index("silence_ratio")] = 0.0  # a pile of ties, as real libraries have
+    return x
 
 
 def test_robust_scale_ignores_an_outlier_and_handles_constant_columns():
@@ -17,9 +31,105 @@ def test_robust_scale_ignores_an_outlier_and_handles_constant_columns():
     assert z[0, 0] == Z_CLIP
 
 
+def test_the_default_is_a_rank_transform_without_the_redundant_and_codec_sensitive_columns():
+    assert DEFAULT.transform == "rank" and DEFAULT.missing_tempo and DEFAULT.group_weights
+    kept = [DIMENSIONS[i] for i in DEFAULT.columns]
+    for gone in ("phase_correlation", "spectral_rolloff", "bass_mid_ratio", "spectral_flatness"):
+        assert gone not in kept
+    assert "tempo_bpm" in kept and "stereo_width" in kept and "spectral_centroid" in kept
+    # each feature group weighs the same: the 7 bands share what stereo_width alone weighs
+    w = dict(zip(kept, DEFAULT.weights()))
+    assert w["stereo_width"] == 1.0 and w["spectral_centroid"] == 1.0
+    assert sum(w[d] for d in kept if d.endswith("_pct")) == pytest.approx(1.0)
+
+
+def test_rank_transform_is_the_mid_rank_percentile():
+    x = _library(n=1001)
+    model = DistanceModel.fit(x, DistanceSpec("t", drop=()))
+    col = DIMENSIONS.index("lufs")
+    values = x[:, col]
+    p = model.percentiles(x)[:, col]
+    # the library's own values: their rank / (n - 1), within the table's resolution
+    ranks = np.argsort(np.argsort(values)) / (len(values) - 1)
+    assert np.max(np.abs(p - ranks)) < 1.5 / (len(PROBS) - 1)
+    # below the smallest value 0, above the largest 1, monotone in between
+    probe = np.linspace(values.min() - 1, values.max() + 1, 500)
+    row = np.tile(x[0], (500, 1))
+    row[:, col] = probe
+    got = model.percentiles(row)[:, col]
+    assert got[0] == 0.0 and got[-1] == 1.0 and np.all(np.diff(got) >= 0)
+    # a value tied with a third of the library sits in the middle of that third
+    silence = DIMENSIONS.index("silence_ratio")
+    assert model.percentiles(x[:1])[0, silence] == pytest.approx(1 / 6, abs=0.01)
+    # the scale: a uniform percentile has a standard deviation of 1 after the transform
+    v, _present = model.vectors(x)
+    assert np.std(v[:, col]) == pytest.approx(1.0, abs=0.02)
+    assert RANK_SCALE == pytest.approx(np.sqrt(12))
+
+
+def test_v1_is_the_clipped_robust_z_rms_over_all_25():
+    x = _library()
+    d = distance_matrix(x, VARIANTS["v1"])
+    z = standardise(x, *robust_scale(x))
+    assert d[3, 7] == pytest.approx(np.sqrt(np.mean((z[3] - z[7]) ** 2)))
+
+
+def test_a_missing_tempo_is_left_out_of_the_pair_not_taken_as_0_bpm():
+    x = _library()
+    spec = DistanceSpec("t", "robust_z")  # unweighted, every dimension kept, tempo may be missing
+    model = DistanceModel.fit(x, spec)
+    a, b = np.flatnonzero(x[:, TEMPO] > 0)[:2]
+    no_tempo = x[a].copy()
+    no_tempo[TEMPO] = 0.0
+    v, present = model.vectors(np.vstack([x[a], x[b], no_tempo]))
+    assert list(present) == [True, True, False]
+    d2 = exact_sq_distances(v[1:2], present[1:2], v[2:3], present[2:3], model.geometry)[0]
+    others = [i for i in range(25) if i != TEMPO]
+    assert d2 == pytest.approx(np.mean((v[0, others] - v[1, others]) ** 2))  # the mean over the other 24
+    # the tempo's scale is fitted on the tracks that have one
+    assert model.center[TEMPO] == pytest.approx(np.median(x[x[:, TEMPO] > 0, TEMPO]))
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_fast_set_distances_equal_the_definition(name):
+    x = _library(n=400, seed=5, no_tempo=0.2)
+    model = DistanceModel.fit(x, VARIANTS[name])
+    v, present = model.vectors(x)
+    z = v.astype(np.float32)
+    norms = squared_norms(z)
+    rng = np.random.default_rng(2)
+    reference = distance_matrix(x, VARIANTS[name])
+    for seeds in ([0], [1, 2, 3], list(rng.choice(400, 40, replace=False))):
+        seeds = np.array(seeds)
+        exact = exact_sq_distances(v, present, v[seeds], present[seeds], model.geometry)
+        fast = set_sq_distances(z, norms, present, v[seeds], present[seeds], model.geometry)
+        assert np.max(np.abs(fast - exact)) < 1e-4 * max(1.0, exact.max()), name
+        # several seeds: the root mean square of the distances to each
+        one_by_one = np.mean([reference[s] ** 2 for s in seeds], axis=0)
+        assert exact == pytest.approx(one_by_one, rel=1e-9, abs=1e-12)
+    # and the k nearest with exact distances, lower row first on ties
+    found = nearest_rows(z, norms, v[[4, 9]], 10, present=present, seeds_present=present[[4, 9]],
+                         geometry=model.geometry)
+    exact = exact_sq_distances(z.astype(np.float64), present, v[[4, 9]], present[[4, 9]], model.geometry)
+    order = np.lexsort((np.arange(len(exact)), exact))[:10]
+    assert [i for i, _ in found] == list(order)
+    assert [d for _, d in found] == pytest.approx(list(np.sqrt(exact[order])))
+
+
+def test_the_model_survives_an_npz_round_trip(tmp_path):
+    x = _library()
+    model = DistanceModel.fit(x)
+    np.savez(tmp_path / "m.npz", **model.arrays())
+    with np.load(tmp_path / "m.npz") as npz:
+        again = DistanceModel.from_arrays(npz)
+    assert again.spec == model.spec
+    assert np.array_equal(again.vectors(x)[0], model.vectors(x)[0])
+
+
 def test_nearest_orders_by_distance_and_excludes_the_query():
     rng = np.random.default_rng(1)
     library = rng.normal(size=(50, 25))
+    library[:, TEMPO] = rng.uniform(60, 200, 50)
     library[7] = library[3] + 0.01  # a near-duplicate of row 3
     matches = nearest(library, library[3], k=5, exclude=3)
     assert matches[0][0] == 7

@@ -1,9 +1,10 @@
 """Answering "which tracks sound like these": the library's fingerprints as a cached matrix, the seeds, the distances.
 
 The library (:class:`LibraryMatrix`): the current-version fingerprints of the
-active tracks, as float32 arrays: the raw values, their robust z-scores
-(:mod:`trackprint.similarity`) and each row's squared norm, with the tracks'
-ids. It is loaded once per process and kept while the database's *key* is
+active tracks, as float32 arrays: the raw values, their vectors for the
+distance (:mod:`trackprint.similarity`: the library's fitted
+:class:`~trackprint.similarity.DistanceModel`, each row's vector, squared norm
+and "has a tempo" flag), with the tracks' ids. It is loaded once per process and kept while the database's *key* is
 unchanged: ``max(tracks.id)``, ``max(tracks.updated_at)``,
 ``max(track_fingerprints.updated_at)`` and the fingerprint version (three
 index lookups; every write the persister makes moves one of them). With a
@@ -39,9 +40,10 @@ from sqlalchemy import Engine, func, or_, select
 from trackprint.fingerprint import DIMENSIONS, FINGERPRINT_VERSION
 from trackprint.paths import canonical
 from trackprint.persister.db import make_engine, normalize_url, redact
-from trackprint.similarity import fast_distances, nearest_rows, robust_scale, squared_norms, standardise
+from trackprint.similarity import (DistanceModel, exact_sq_distances, nearest_rows, set_sq_distances,
+                                   squared_norms)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the distance's model (rank transform, tempo flag) instead of robust z
 QUERY_COLUMNS_FORMAT = 1  # the layout of query-columns-*.npz
 
 
@@ -72,20 +74,27 @@ class LibraryMatrix:
     key: str
     ids: np.ndarray  # int64, ascending: tracks.id of each row
     raw: np.ndarray  # float32 (n, 25), columns as DIMENSIONS
-    center: np.ndarray  # float64 (25,)
-    scale: np.ndarray  # float64 (25,)
-    z: np.ndarray = None  # float32 (n, 25)
+    model: DistanceModel  # fitted to these rows (float64 values)
+    z: np.ndarray = None  # float32 (n, D): each row's vector for the distance (model.vectors)
     norms: np.ndarray = None  # float32 (n,)
+    present: np.ndarray = None  # bool (n,): the row has a tempo (the model's optional column)
     columns: object = None  # trackprint.query.QueryColumns (None: not read; False: SQL answers queries)
     _tempo: tuple | None = None  # the playlist's window: rows by tempo, their tempo, the loudness column
 
     def __post_init__(self):
         if self.z is None:
-            self.z = ((self.raw - self.center.astype(np.float32)) / self.scale.astype(np.float32))
-            np.clip(self.z, -5.0, 5.0, out=self.z)
-            self.z = self.z.astype(np.float32, copy=False)
+            v, present = self.model.vectors(self.raw) if len(self.raw) else (
+                np.zeros((0, self.model.dims)), np.zeros(0, dtype=bool))
+            self.z = v.astype(np.float32)
+            self.present = present
+        if self.present is None:
+            self.present = np.ones(len(self.z), dtype=bool)
         if self.norms is None:
             self.norms = squared_norms(self.z)
+
+    @property
+    def geometry(self):
+        return self.model.geometry
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -98,36 +107,49 @@ class LibraryMatrix:
         ok = (len(self.ids) > 0) & (self.ids[pos] == ids) if len(self.ids) else np.zeros(len(ids), bool)
         return np.where(ok, pos, -1)
 
-    def zscore(self, values: np.ndarray) -> np.ndarray:
-        return standardise(np.asarray(values, dtype=np.float64)[None, :], self.center, self.scale)[0]
+    def vector(self, values: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(vector, has a tempo) of 25 raw values, by this library's model."""
+        v, present = self.model.vectors(np.asarray(values, dtype=np.float64)[None, :])
+        return v[0], bool(present[0])
 
     @classmethod
-    def from_columns(cls, key: str, columns, center=None, scale=None) -> "LibraryMatrix":
+    def from_columns(cls, key: str, columns) -> "LibraryMatrix":
         """The current-version rows of the query columns (ascending id, as the SQL reading orders them)."""
         current = columns.versions == FINGERPRINT_VERSION
         ids = columns.ids[current]
         raw64 = np.ascontiguousarray(columns.numbers[:len(DIMENSIONS), current].T)
         if len(ids) == 0:
-            return cls(key, np.zeros(0, np.int64), np.zeros((0, len(DIMENSIONS)), np.float32),
-                       np.zeros(len(DIMENSIONS)), np.ones(len(DIMENSIONS)), columns=columns)
-        if center is None:
-            center, scale = robust_scale(raw64)
-        return cls(key, ids, raw64.astype(np.float32), center, scale, columns=columns)
+            return _empty(key, columns=columns)
+        return cls.of_values(key, ids, raw64, columns=columns)
+
+    @classmethod
+    def of_values(cls, key: str, ids: np.ndarray, raw64: np.ndarray, columns=None) -> "LibraryMatrix":
+        """The matrix of float64 values: the model fitted and the vectors computed on them (float32 values
+        would move a value off a tie with the model's quantiles), then kept as float32."""
+        model = DistanceModel.fit(raw64)
+        v, present = model.vectors(raw64)
+        return cls(key, ids, raw64.astype(np.float32), model, v.astype(np.float32), None, present, columns=columns)
 
     def tempo_window(self, tempo: float, step: float) -> tuple[np.ndarray, ...]:
         """The rows whose tempo may be within ``step`` of ``tempo`` (a little wider: the caller tests exactly),
-        as contiguous slices of copies sorted by tempo: (rows, their float32 tempo, loudness, z, norms)."""
+        as contiguous slices of copies sorted by tempo: (rows, their float32 tempo, loudness, z, norms, present)."""
         if self._tempo is None:  # built by the first playlist: one more copy of z, in tempo order
             column = np.ascontiguousarray(self.raw[:, DIMENSIONS.index("tempo_bpm")])
             order = np.argsort(column, kind="stable")
             self._tempo = (order, column[order], column[order].astype(np.float64),
-                           self.raw[order, DIMENSIONS.index("lufs")], self.z[order], self.norms[order])
-        order, tempos, sorted64, loudness, z, norms = self._tempo
+                           self.raw[order, DIMENSIONS.index("lufs")], self.z[order], self.norms[order],
+                           self.present[order])
+        order, tempos, sorted64, loudness, z, norms, present = self._tempo
         margin = 1e-3 * (abs(tempo) + step + 1.0)  # float32 rounding is ~1e-7 of that
         # float64 bounds against float64 values: a float32 array would be converted on every search
         lo = np.searchsorted(sorted64, tempo - step - margin, side="left")
         hi = np.searchsorted(sorted64, tempo + step + margin, side="right")
-        return order[lo:hi], tempos[lo:hi], loudness[lo:hi], z[lo:hi], norms[lo:hi]
+        return order[lo:hi], tempos[lo:hi], loudness[lo:hi], z[lo:hi], norms[lo:hi], present[lo:hi]
+
+
+def _empty(key: str, columns=None) -> LibraryMatrix:
+    return LibraryMatrix(key, np.zeros(0, np.int64), np.zeros((0, len(DIMENSIONS)), np.float32),
+                         DistanceModel.fit(np.zeros((0, len(DIMENSIONS)))), columns=columns)
 
 
 _memo: dict[str, LibraryMatrix] = {}
@@ -157,13 +179,11 @@ def _read_matrix(conn, key: str) -> LibraryMatrix:
             .order_by(tracks.c.id))
     rows = [tuple(r) for r in conn.execute(stmt)]  # plain tuples: numpy reads them ~50x faster than Rows
     if not rows:
-        return LibraryMatrix(key, np.zeros(0, np.int64), np.zeros((0, len(DIMENSIONS)), np.float32),
-                             np.zeros(len(DIMENSIONS)), np.ones(len(DIMENSIONS)))
+        return _empty(key)
     data = np.array(rows, dtype=np.float64)
     ids = data[:, 0].astype(np.int64)
     raw64 = data[:, 1:]
-    center, scale = robust_scale(raw64)
-    return LibraryMatrix(key, ids, raw64.astype(np.float32), center, scale)
+    return LibraryMatrix.of_values(key, ids, raw64)
 
 
 def _cache_file(cache_dir: Path, db_url: str, kind: str = "similarity") -> Path:
@@ -176,7 +196,8 @@ def _load_cached(path: Path, key: str) -> LibraryMatrix | None:
         with np.load(path, allow_pickle=False) as npz:
             if str(npz["key"]) != key:
                 return None
-            return LibraryMatrix(key, npz["ids"], npz["raw"], npz["center"], npz["scale"], npz["z"], npz["norms"])
+            return LibraryMatrix(key, npz["ids"], npz["raw"], DistanceModel.from_arrays(npz), npz["z"], npz["norms"],
+                                 npz["present"])
     except (OSError, KeyError, ValueError):
         return None
 
@@ -208,8 +229,8 @@ def _save(path: Path, arrays: dict) -> None:
 
 
 def _save_cached(path: Path, matrix: LibraryMatrix) -> None:
-    _save(path, dict(key=np.array(matrix.key), ids=matrix.ids, raw=matrix.raw, center=matrix.center,
-                     scale=matrix.scale, z=matrix.z, norms=matrix.norms))
+    _save(path, dict(key=np.array(matrix.key), ids=matrix.ids, raw=matrix.raw, z=matrix.z, norms=matrix.norms,
+                     present=matrix.present, **matrix.model.arrays()))
 
 
 def load_matrix(db_url: str, *, engine: Engine | None = None, cache_dir: Path | str | None = None,
@@ -385,7 +406,7 @@ def _album_rows(columns, seeds: list[dict]) -> np.ndarray | None:
 # ----------------------------------------------------------------------------------------- similar
 
 def _seed_vectors(conn, matrix: LibraryMatrix, seeds: list[str]):
-    """(z-vectors, seed dicts, row indices, origins) of the seed paths."""
+    """(vectors, has a tempo, seed dicts, row indices, origins) of the seed paths."""
     from trackprint.analyzer.engines import analyse_one
     from trackprint.errors import AnalysisError, ErrorCode
 
@@ -393,12 +414,13 @@ def _seed_vectors(conn, matrix: LibraryMatrix, seeds: list[str]):
     for seed in seeds:
         wanted[seed] = canonical(seed)
     found = {row["path"]: row for row in track_rows(conn, paths=set(wanted) | set(wanted.values()))}
-    vectors, dicts, rows, origins = [], [], [], []
+    vectors, presents, dicts, rows, origins = [], [], [], [], []
     for seed, target in wanted.items():
         row = found.get(seed) or found.get(target)
         index = int(matrix.rows_of([row["id"]])[0]) if row is not None else -1
         if index >= 0:
             vectors.append(matrix.z[index].astype(np.float64))
+            presents.append(bool(matrix.present[index]))
             dicts.append(row)
             rows.append(index)
             origins.append("library")
@@ -409,10 +431,12 @@ def _seed_vectors(conn, matrix: LibraryMatrix, seeds: list[str]):
         if outcome.error is not None:
             e = outcome.error
             raise AnalysisError(ErrorCode(e.code), e.message, path=outcome.path, stage=e.stage)
-        vectors.append(matrix.zscore(np.array([getattr(outcome.fingerprint, d) for d in DIMENSIONS])))
+        vector, present = matrix.vector(np.array([getattr(outcome.fingerprint, d) for d in DIMENSIONS]))
+        vectors.append(vector)
+        presents.append(present)
         dicts.append(row or {"path": seed})
         origins.append("analysed now (not in the library)")
-    return np.array(vectors), dicts, rows, origins
+    return np.array(vectors), np.array(presents, dtype=bool), dicts, rows, origins
 
 
 def similar_to(db_url: str, seeds: list[str], k: int, *, exclude_seed_albums: bool = False,
@@ -431,14 +455,15 @@ def similar_to(db_url: str, seeds: list[str], k: int, *, exclude_seed_albums: bo
             raise NothingToCompare(f"no current fingerprints in {redact(db_url)} yet: run `trackprint up LIBRARY`, "
                                    "or wait for it to persist some")
         with engine.connect() as conn:
-            vectors, seed_dicts, seed_rows, origins = _seed_vectors(conn, matrix, seeds)
+            vectors, presents, seed_dicts, seed_rows, origins = _seed_vectors(conn, matrix, seeds)
             excluded = np.zeros(len(matrix), dtype=bool)
             excluded[seed_rows] = True
             if exclude_seed_albums:
                 on_album = matrix.rows_of(album_ids(conn, [s for s in seed_dicts if "id" in s],
                                                      matrix.columns or None))
                 excluded[on_album[on_album >= 0]] = True
-            nearest = nearest_rows(matrix.z, matrix.norms, vectors, k, excluded)
+            nearest = nearest_rows(matrix.z, matrix.norms, vectors, k, excluded, present=matrix.present,
+                                   seeds_present=presents, geometry=matrix.geometry)
             by_id = {row["id"]: row for row in track_rows(conn, ids=[matrix.ids[i] for i, _ in nearest])}
         matches = []
         for index, distance in nearest:
@@ -473,9 +498,11 @@ def _next_step(matrix: LibraryMatrix, previous: int, used: np.ndarray, max_tempo
     library is scored, as before."""
     tempo, lufs = DIMENSIONS.index("tempo_bpm"), DIMENSIONS.index("lufs")
     raw = matrix.raw
-    centroid = matrix.z[previous].astype(np.float64)
+    seed = matrix.z[previous].astype(np.float64)[None, :]
+    seed_present = matrix.present[previous:previous + 1]
     if max_tempo_step is not None:
-        rows, tempos, loudness, z, norms = matrix.tempo_window(float(raw[previous, tempo]), float(max_tempo_step))
+        rows, tempos, loudness, z, norms, present = matrix.tempo_window(float(raw[previous, tempo]),
+                                                                        float(max_tempo_step))
         keep = ~(np.abs(tempos - raw[previous, tempo]) > max_tempo_step)
         if max_loudness_step is not None:
             keep &= ~(np.abs(loudness - raw[previous, lufs]) > max_loudness_step)
@@ -483,18 +510,19 @@ def _next_step(matrix: LibraryMatrix, previous: int, used: np.ndarray, max_tempo
         allowed = int(keep.sum())
         if allowed == 0:
             return None
-        d2 = fast_distances(z, norms, centroid, blas=False)
+        d2 = set_sq_distances(z, norms, present, seed, seed_present, matrix.geometry, blas=False)
         d2[~keep] = np.inf
         wanted = min(allowed, _RANKED)
         ranked = np.argpartition(d2, wanted - 1)[:wanted] if wanted < len(d2) else np.arange(len(d2))
         ranked = ranked[np.isfinite(d2[ranked])]
-        exact = np.mean((z[ranked].astype(np.float64) - centroid) ** 2, axis=1)
+        exact = exact_sq_distances(z[ranked], present[ranked], seed, seed_present, matrix.geometry)
         best = exact.min()
         return int(rows[ranked][exact == best].min()), float(np.sqrt(best))  # equals: the lowest row
     excluded = used.copy()
     if max_loudness_step is not None:
         excluded |= np.abs(raw[:, lufs] - raw[previous, lufs]) > max_loudness_step
-    step = nearest_rows(matrix.z, matrix.norms, matrix.z[previous][None, :], 1, excluded)
+    step = nearest_rows(matrix.z, matrix.norms, seed, 1, excluded, present=matrix.present, seeds_present=seed_present,
+                        geometry=matrix.geometry)
     return step[0] if step else None
 
 

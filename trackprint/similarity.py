@@ -1,27 +1,243 @@
-"""Nearest tracks by fingerprint: robust per-dimension scaling, then Euclidean distance.
+"""Nearest tracks by fingerprint: the distance behind ``similar``, ``playlist``, the web page and beets.
 
-Pure numpy. The 25 dimensions have different units (percent, LUFS, Hz, BPM,
-0..1), so each is standardised against the library itself:
+Pure numpy. This docstring is the normative description of the distance.
 
-    z_d = clip((x_d - median_d) / s_d, -5, 5),   s_d = 1.4826 * MAD_d
+The distance (:data:`DEFAULT`, ``"@DEFAULT@"``)
+------------------------------------------------
 
-(MAD = median absolute deviation, so s_d estimates the standard deviation
-without being dragged by outliers; when MAD is 0, the interquartile range /
-1.349, then the standard deviation, then 1 are used). The distance between
-two tracks is the root mean square difference of their z-vectors:
+The 25 dimensions have different units (percent, LUFS, Hz, BPM, 0..1) and shapes (``air_pct`` and
+``silence_ratio`` are mostly near 0 with a long tail), so each kept dimension ``d`` is first mapped
+through the library's own distribution of it:
 
-    d(a, b) = sqrt( mean_d (z_a,d - z_b,d)^2 )
+    u_d(x) = sqrt(12) * (F_d(x) - 1/2)
 
-0 means identical fingerprints; 1 means they differ by about one typical
-spread per dimension.
+where ``F_d`` is the library's empirical distribution function of dimension ``d`` (its mid-rank
+percentile, 0..1), stored as :data:`QUANTILES` quantiles per dimension and interpolated linearly (a
+value equal to a run of tied quantiles gets the middle of their probabilities; below the smallest 0,
+above the largest 1). The factor ``sqrt(12)`` gives a uniform percentile a standard deviation of 1, so
+distances keep the scale of the robust z-scores used before: ~1.4 between two random tracks.
+
+Dimensions left out (:data:`REDUNDANT` and :data:`CODEC_SENSITIVE`):
+
+- ``phase_correlation`` (equal to ``-stereo_width`` up to r = -1.000 on real music),
+  ``spectral_rolloff`` (r = 0.987 with ``spectral_centroid``), ``bass_mid_ratio`` (a function of the band
+  shares): each counted a second time what another dimension already says;
+- ``spectral_flatness`` (version 1: all bins up to Nyquist): it mostly reads a codec's low-pass and noise
+  floor, moving 0.5-1.6 robust spreads under MP3, AAC, Opus or Vorbis.
+
+The distance of two tracks ``a``, ``b`` is the root mean square of the differences over the kept
+dimensions both have:
+
+    d(a, b) = sqrt( sum_d m_d (u_d(a) - u_d(b))^2 / sum_d m_d )
+
+where ``m_d`` is 1, except for ``tempo_bpm`` when either track has ``tempo_bpm`` 0: 0 means "no tempo
+found", not a very slow track, so that pair is compared on the other dimensions only (their mean). 0
+means identical kept values; ~1.4 is two random tracks. Several seeds ``S``: a track's distance to the
+set is ``sqrt( mean_s d(x, s)^2 )``.
+
+Why (the retrieval benchmark, ``trackprint eval-similarity``, docs/evaluation.md)
+--------------------------------------------------------------------------------
+
+@MEASURED@
+
+The variants measured are :data:`VARIANTS` (each a :class:`DistanceSpec`); version 1's distance
+(``"v1"``: robust z-scores ``clip((x - median) / (1.4826 MAD), -5, 5)`` over all 25 dimensions, tempo 0
+taken as a value) stays available by name, as do :func:`robust_scale` and :func:`standardise` (the web
+page's per-dimension z-scores and map use them).
+
+The same distance on a large cached matrix
+------------------------------------------
+
+``trackprint similar`` and ``playlist`` keep the library's vectors ``v = u`` (one row per track, the
+missing tempo stored as 0) as a float32 ``(n, D)`` matrix with each row's squared norm and a "has a
+tempo" flag (trackprint/search.py caches them, with the model: the quantile tables, :data:`QUANTILES` x
+25 numbers, so memory stays O(n)). With every dimension present, ``sum_d (v - c)^2 = |v|^2 - 2 v.c +
+|c|^2``: the distance of every row to one point is one matrix-vector product. A missing tempo only
+changes the tempo term and the denominator, which :func:`set_sq_distances` corrects row by row from the
+tempo column; several seeds are summed by their centroid (one product per group of seeds with and
+without a tempo). The nearest candidates found that way are re-scored exactly in float64
+(:func:`exact_sq_distances`), so the reported distances are the definition's.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-Z_CLIP = 5.0
+from trackprint.fingerprint import DIMENSIONS
 
+Z_CLIP = 5.0
+QUANTILES = 257  # points of each dimension's distribution function kept by the model
+PROBS = np.linspace(0.0, 1.0, QUANTILES)
+RANK_SCALE = float(np.sqrt(12.0))
+TEMPO = DIMENSIONS.index("tempo_bpm")
+
+REDUNDANT = ("phase_correlation", "spectral_rolloff", "bass_mid_ratio")
+CODEC_SENSITIVE = ("spectral_flatness",)
+
+# feature groups, for the "equal weight per group" variants
+GROUPS: dict[str, tuple[str, ...]] = {
+    "bands": ("sub_bass_pct", "bass_pct", "low_mid_pct", "mid_pct", "upper_mid_pct", "presence_pct", "air_pct",
+              "bass_mid_ratio"),
+    "level and dynamics": ("lufs", "crest_db", "dynamic_range_variation", "loudness_variation_std",
+                           "peak_consistency"),
+    "rhythm": ("tempo_bpm", "rhythm_stability", "transient_density", "silence_ratio"),
+    "spectral shape": ("spectral_centroid", "spectral_rolloff", "spectral_flatness"),
+    "harmonicity": ("harmonic_ratio", "pitch_stability", "chroma_energy"),
+    "stereo": ("stereo_width", "phase_correlation"),
+}
+assert sorted(sum(GROUPS.values(), ())) == sorted(DIMENSIONS)
+
+
+@dataclass(frozen=True)
+class DistanceSpec:
+    """One way of measuring distance: the per-dimension transform, the dimensions left out, the weights."""
+
+    name: str
+    transform: str = "rank"  # "rank" (sqrt(12) * (percentile - 1/2)) or "robust_z" (clipped robust z-score)
+    drop: tuple[str, ...] = ()
+    group_weights: bool = False  # each group of GROUPS weighs the same in total
+    missing_tempo: bool = True  # tempo_bpm 0 = no tempo: left out of that pair's mean
+    description: str = ""
+
+    @property
+    def columns(self) -> np.ndarray:
+        return np.array([i for i, d in enumerate(DIMENSIONS) if d not in self.drop], dtype=int)
+
+    def weights(self) -> np.ndarray:
+        kept = [DIMENSIONS[i] for i in self.columns]
+        if not self.group_weights:
+            return np.ones(len(kept))
+        sizes = {g: sum(1 for d in dims if d in kept) for g, dims in GROUPS.items()}
+        group_of = {d: g for g, dims in GROUPS.items() for d in dims}
+        return np.array([1.0 / sizes[group_of[d]] for d in kept])
+
+
+_DEDUP = REDUNDANT
+_DEDUP_CODEC = REDUNDANT + CODEC_SENSITIVE
+VARIANTS: dict[str, DistanceSpec] = {s.name: s for s in [
+    DistanceSpec("v1", "robust_z", missing_tempo=False,
+                 description="version 1: robust z clipped at +-5, all 25, RMS; tempo 0 taken as a value"),
+    DistanceSpec("v1-tempo-missing", "robust_z", description="v1 with tempo 0 left out of the pair's mean"),
+    DistanceSpec("z-groups", "robust_z", group_weights=True, description="robust z, equal weight per group"),
+    DistanceSpec("z-dedup-codec", "robust_z", drop=_DEDUP_CODEC,
+                 description="robust z without the redundant and codec-sensitive columns"),
+    DistanceSpec("z-dedup-groups", "robust_z", drop=_DEDUP, group_weights=True,
+                 description="robust z without the redundant columns, equal weight per group"),
+    DistanceSpec("z-dedup-codec-groups", "robust_z", drop=_DEDUP_CODEC, group_weights=True,
+                 description="z-dedup-codec, equal weight per group"),
+    DistanceSpec("rank", description="percentile (rank) transform, all 25"),
+    DistanceSpec("rank-groups", group_weights=True, description="rank, equal weight per group"),
+    DistanceSpec("rank-dedup", drop=_DEDUP,
+                 description="rank without phase_correlation, spectral_rolloff, bass_mid_ratio"),
+    DistanceSpec("rank-dedup-groups", drop=_DEDUP, group_weights=True,
+                 description="rank-dedup, equal weight per group"),
+    DistanceSpec("rank-dedup-codec", drop=_DEDUP_CODEC, description="rank-dedup without spectral_flatness"),
+    DistanceSpec("rank-dedup-codec-groups", drop=_DEDUP_CODEC, group_weights=True,
+                 description="rank-dedup-codec, equal weight per group"),
+]}
+DEFAULT = VARIANTS["rank-dedup-codec-groups"]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What the fast and exact distances need besides the vectors: the optional (tempo) column, if any, its
+    weight and the total weight."""
+
+    optional: int | None
+    w_optional: float
+    w_total: float
+
+
+class DistanceModel:
+    """A :class:`DistanceSpec` fitted to a library: the transform tables and the weights."""
+
+    def __init__(self, spec: DistanceSpec, center: np.ndarray, scale: np.ndarray, quantiles: np.ndarray):
+        self.spec = spec
+        self.columns = spec.columns
+        self.w = spec.weights()
+        self.center = np.asarray(center, dtype=np.float64)  # per kept column (robust_z)
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.quantiles = np.asarray(quantiles, dtype=np.float64)  # (QUANTILES, kept columns) (rank)
+        kept = list(self.columns)
+        self.optional = kept.index(TEMPO) if spec.missing_tempo and TEMPO in kept else None
+        self.geometry = Geometry(self.optional, float(self.w[self.optional]) if self.optional is not None else 0.0,
+                                 float(self.w.sum()))
+
+    @property
+    def dims(self) -> int:
+        return len(self.columns)
+
+    @classmethod
+    def fit(cls, raw: np.ndarray, spec: DistanceSpec = DEFAULT) -> "DistanceModel":
+        x = np.asarray(raw, dtype=np.float64).reshape(-1, len(DIMENSIONS))[:, spec.columns]
+        kept = list(spec.columns)
+        k = x.shape[1]
+        center, scale = np.zeros(k), np.ones(k)
+        quantiles = np.zeros((QUANTILES, k))
+        for j in range(k):
+            column = x[:, j]
+            if spec.missing_tempo and kept[j] == TEMPO:
+                column = column[column > 0]
+            if len(column) == 0:
+                continue
+            c, s = robust_scale(column[:, None])
+            center[j], scale[j] = c[0], s[0]
+            quantiles[:, j] = np.quantile(column, PROBS)
+        return cls(spec, center, scale, quantiles)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The fitted state, for an .npz (with :meth:`from_arrays`)."""
+        return {"model_spec": np.array(self.spec.name), "model_center": self.center, "model_scale": self.scale,
+                "model_quantiles": self.quantiles}
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "DistanceModel":
+        return cls(VARIANTS[str(arrays["model_spec"])], arrays["model_center"], arrays["model_scale"],
+                   arrays["model_quantiles"])
+
+    def percentiles(self, x: np.ndarray) -> np.ndarray:
+        """F_d(x) of each kept column (0..1), by the quantile tables."""
+        x = np.asarray(x, dtype=np.float64)
+        out = np.empty_like(x)
+        for j in range(x.shape[1]):
+            out[:, j] = _interpolated_cdf(self.quantiles[:, j], x[:, j])
+        return out
+
+    def vectors(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(v, present): the rows' vectors (float64, (n, dims), weights applied, a missing tempo as 0) and
+        whether each row has the optional column (all True when the model has none)."""
+        x = np.asarray(raw, dtype=np.float64).reshape(-1, len(DIMENSIONS))[:, self.columns]
+        if self.spec.transform == "robust_z":
+            u = np.clip((x - self.center) / self.scale, -Z_CLIP, Z_CLIP)
+        else:
+            u = RANK_SCALE * (self.percentiles(x) - 0.5)
+        v = u * np.sqrt(self.w)
+        present = np.ones(len(v), dtype=bool)
+        if self.optional is not None:
+            present = x[:, self.optional] > 0
+            v[~present, self.optional] = 0.0
+        return v, present
+
+
+def _interpolated_cdf(q: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The distribution function given by sorted quantiles ``q`` at PROBS, at ``x`` (see the docstring)."""
+    n = len(q)
+    lo = np.searchsorted(q, x, side="left")
+    hi = np.searchsorted(q, x, side="right")
+    inner = np.clip(lo, 1, n - 1)
+    x0, x1 = q[inner - 1], q[inner]
+    width = x1 - x0
+    frac = np.where(width > 0, (x - x0) / np.where(width > 0, width, 1.0), 0.5)
+    p = PROBS[inner - 1] + np.clip(frac, 0.0, 1.0) * (PROBS[inner] - PROBS[inner - 1])
+    p = np.where(lo == 0, 0.0, np.where(lo >= n, 1.0, p))
+    tied = hi > lo
+    p = np.where(tied, 0.5 * (PROBS[np.minimum(lo, n - 1)] + PROBS[np.clip(hi - 1, 0, n - 1)]), p)
+    return p
+
+
+# -- version 1's scaling (also the web page's z-scores) -------------------------------------------------
 
 def robust_scale(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(center, scale) per column: median and 1.4826 * MAD with fallbacks for constant columns."""
@@ -40,56 +256,83 @@ def standardise(matrix: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np
     return np.clip((np.asarray(matrix, dtype=np.float64) - center) / scale, -Z_CLIP, Z_CLIP)
 
 
-def nearest(library: np.ndarray, query: np.ndarray, k: int, exclude: int | None = None) -> list[tuple[int, float]]:
-    """Indices of the ``k`` library rows nearest to ``query`` with their distances, nearest first."""
-    center, scale = robust_scale(library)
-    z = standardise(library, center, scale)
-    q = standardise(query[None, :], center, scale)[0]
-    distances = np.sqrt(np.mean((z - q) ** 2, axis=1))
-    if exclude is not None:
-        distances[exclude] = np.inf
-    order = np.argsort(distances, kind="stable")[:k]
-    return [(int(i), float(distances[i])) for i in order if np.isfinite(distances[i])]
+# -- distances ------------------------------------------------------------------------------------------
+
+def _full(n: int) -> np.ndarray:
+    return np.ones(n, dtype=bool)
 
 
-# -- the same distance on a large cached matrix ---------------------------------------------------------
-#
-# ``trackprint similar`` and ``playlist`` keep the library's z-scores as a float32 (n, 25) matrix with each
-# row's squared norm (trackprint/search.py caches it). The distance of every row to one point c is then one
-# matrix-vector product: mean_d (z - c)^2 = (|z|^2 - 2 z.c + |c|^2) / D, a few milliseconds for 500,000
-# rows. The nearest candidates found that way are re-scored exactly in float64, so the reported distances
-# equal :func:`nearest`'s.
-#
-# Several seeds: a track's distance to a set of seeds S is the root mean square of its distances to each:
-#
-#     d(x, S) = sqrt( mean_s d(x, s)^2 ) = sqrt( d(x, c)^2 + spread^2 ),  c = mean_s z_s,
-#     spread^2 = mean_s d(s, c)^2
-#
-# so ranking by the distance to the seeds' centroid ranks by the distance to the set, in one pass.
+def exact_sq_distances(v: np.ndarray, present: np.ndarray | None, seeds: np.ndarray,
+                       seeds_present: np.ndarray | None, geometry: Geometry | None = None) -> np.ndarray:
+    """d(x, S)^2 of every row of ``v`` to the seed set, by the definition (float64, row by seed)."""
+    v = np.atleast_2d(np.asarray(v, dtype=np.float64))
+    seeds = np.atleast_2d(np.asarray(seeds, dtype=np.float64))
+    g = geometry or Geometry(None, 0.0, float(v.shape[1]))
+    present = _full(len(v)) if present is None else np.asarray(present, dtype=bool)
+    seeds_present = _full(len(seeds)) if seeds_present is None else np.asarray(seeds_present, dtype=bool)
+    total = np.zeros(len(v))
+    for s, s_present in zip(seeds, seeds_present):
+        diff2 = (v - s) ** 2
+        if g.optional is None:
+            total += diff2.sum(axis=1) / g.w_total
+            continue
+        both = present & s_present
+        diff2[:, g.optional] *= both
+        total += diff2.sum(axis=1) / (g.w_total - g.w_optional * ~both)
+    return total / len(seeds)
+
+
+def set_sq_distances(z: np.ndarray, norms: np.ndarray, present: np.ndarray | None, seeds: np.ndarray,
+                     seeds_present: np.ndarray | None, geometry: Geometry | None = None, *,
+                     blas: bool = True) -> np.ndarray:
+    """Approximate (float32) d(x, S)^2 of every row of ``z`` to the seed set, for ranking: one matrix-vector
+    product per group of seeds (with / without the optional column), see the module docstring.
+    ``blas=False``: numpy's own loop for the product, for a slice of tens of thousands of rows: OpenBLAS's
+    threads cost more than the work there on a busy machine (22 ms against 4 ms for 58,000 rows on 2 shared
+    cores)."""
+    seeds = np.atleast_2d(np.asarray(seeds, dtype=np.float64))
+    g = geometry or Geometry(None, 0.0, float(z.shape[1]))
+    seeds_present = _full(len(seeds)) if seeds_present is None else np.asarray(seeds_present, dtype=bool)
+    total = np.zeros(len(z), dtype=np.float32)
+    for flag in (True, False):
+        group = seeds[seeds_present == flag] if g.optional is not None else (seeds if flag else seeds[:0])
+        if len(group) == 0:
+            continue
+        c = group.mean(axis=0).astype(np.float32)
+        q = float(np.mean(np.einsum("ij,ij->i", group, group)))
+        product = z @ c if blas else np.einsum("ij,j->i", z, c)
+        num = norms - 2.0 * product + q
+        if g.optional is None:
+            part = num / g.w_total
+        else:
+            has = np.ones(len(z), dtype=bool) if present is None else present
+            col = z[:, g.optional]
+            if flag:  # the seeds have a tempo: rows without one drop the seeds' tempo term
+                t = float(np.mean(group[:, g.optional] ** 2))
+                num = num - np.where(has, 0.0, t).astype(np.float32)
+                den = np.where(has, g.w_total, g.w_total - g.w_optional).astype(np.float32)
+            else:  # the seeds have none: every row drops its own tempo term
+                num = num - col * col
+                den = np.float32(g.w_total - g.w_optional)
+            part = num / den
+        total += part * (len(group) / len(seeds))
+    np.maximum(total, 0.0, out=total)
+    return total
+
 
 def squared_norms(z: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", z, z, dtype=np.float32)
 
 
-def fast_distances(z: np.ndarray, norms: np.ndarray, point: np.ndarray, *, blas: bool = True) -> np.ndarray:
-    """Approximate (float32) distances of every row of ``z`` to ``point``, for ranking only. ``blas=False``:
-    numpy's own loop for the product, for a slice of tens of thousands of rows: OpenBLAS's threads cost
-    more than the work there on a busy machine (22 ms against 4 ms for 58,000 rows on 2 shared cores)."""
-    c = np.asarray(point, dtype=np.float32)
-    product = z @ c if blas else np.einsum("ij,j->i", z, c)
-    d2 = (norms - 2.0 * product + float(c @ c)) / z.shape[1]
-    np.maximum(d2, 0.0, out=d2)
-    return d2
-
-
 def nearest_rows(z: np.ndarray, norms: np.ndarray, seeds: np.ndarray, k: int,
-                 excluded: np.ndarray | None = None) -> list[tuple[int, float]]:
-    """The ``k`` rows of ``z`` nearest to the set ``seeds`` (an (s, 25) array of z-vectors), with their exact
-    distances d(x, S) (see above), nearest first; ``excluded`` (a boolean mask) rows are never returned."""
+                 excluded: np.ndarray | None = None, *, present: np.ndarray | None = None,
+                 seeds_present: np.ndarray | None = None, geometry: Geometry | None = None) -> list[tuple[int, float]]:
+    """The ``k`` rows of ``z`` nearest to the set ``seeds`` (an (s, D) array of vectors), with their exact
+    distances d(x, S), nearest first (equal distances: lower row first); ``excluded`` (a boolean mask) rows
+    are never returned. ``present``/``seeds_present``/``geometry``: the optional (tempo) column, see
+    :class:`DistanceModel` (None: every dimension present, unweighted)."""
     seeds = np.atleast_2d(np.asarray(seeds, dtype=np.float64))
-    centroid = seeds.mean(axis=0)
-    spread2 = float(np.mean((seeds - centroid) ** 2))
-    d2 = fast_distances(z, norms, centroid)
+    d2 = set_sq_distances(z, norms, present, seeds, seeds_present, geometry)
     if excluded is not None:
         d2[excluded] = np.inf
     n_finite = int(np.isfinite(d2).sum())
@@ -99,6 +342,32 @@ def nearest_rows(z: np.ndarray, norms: np.ndarray, seeds: np.ndarray, k: int,
     wanted = min(n_finite, k + 16)  # a margin for float32 rounding, then exact float64 re-scoring
     candidates = np.argpartition(d2, wanted - 1)[:wanted] if wanted < len(d2) else np.arange(len(d2))
     candidates = candidates[np.isfinite(d2[candidates])]
-    exact = np.mean((z[candidates].astype(np.float64) - centroid) ** 2, axis=1) + spread2
+    exact = exact_sq_distances(z[candidates], None if present is None else present[candidates], seeds,
+                               seeds_present, geometry)
     order = np.lexsort((candidates, exact))[:k]
     return [(int(candidates[i]), float(np.sqrt(exact[i]))) for i in order]
+
+
+def distance_matrix(raw: np.ndarray, spec: DistanceSpec = DEFAULT) -> np.ndarray:
+    """All pairwise distances of a library's rows (float64, by the definition): the reference."""
+    model = DistanceModel.fit(raw, spec)
+    v, present = model.vectors(raw)
+    out = np.empty((len(v), len(v)))
+    for i in range(len(v)):
+        out[i] = exact_sq_distances(v, present, v[i:i + 1], present[i:i + 1], model.geometry)
+    np.fill_diagonal(out, 0.0)
+    return np.sqrt(out)
+
+
+def nearest(library: np.ndarray, query: np.ndarray, k: int, exclude: int | None = None,
+            spec: DistanceSpec = DEFAULT) -> list[tuple[int, float]]:
+    """Indices of the ``k`` library rows nearest to ``query`` (25 raw values) with their distances, nearest
+    first; the model is fitted to ``library``."""
+    model = DistanceModel.fit(library, spec)
+    v, present = model.vectors(library)
+    qv, qp = model.vectors(np.asarray(query)[None, :])
+    distances = np.sqrt(exact_sq_distances(v, present, qv, qp, model.geometry))
+    if exclude is not None:
+        distances[exclude] = np.inf
+    order = np.argsort(distances, kind="stable")[:k]
+    return [(int(i), float(distances[i])) for i in order if np.isfinite(distances[i])]

@@ -1,0 +1,107 @@
+"""How often trackprint's ``tempo_bpm`` agrees with Essentia's tempo, next to Essentia's own second method.
+
+The reference is Essentia's ``RhythmExtractor2013(method="multifeature")`` on the file decoded by
+Essentia's ``MonoLoader`` at 44,100 Hz (mono). On the same tracks, Essentia's ``degara`` method is scored
+against the same reference: that is the level a second good estimator reaches, the bar for trackprint.
+
+The octave rule (:func:`agrees`): an estimate ``t`` agrees with a reference ``r`` when, for some
+``k`` in {1, 2, 1/2}, ``|t - k r| <= 0.04 k r`` (within 4% of the reference, of its double or of its
+half). ``t = 0`` (no tempo found) never agrees. Strict agreement is ``k = 1`` only. Other metrical levels
+(3:2, 4:3) are disagreements, and are counted apart (``k`` in {3/2, 2/3, 4/3, 3/4}) because they say
+what kind of mistake it is.
+
+Essentia is the ``essentia`` wheel (``pip install 'trackprint[bench]'``); without it the report says so.
+The estimates are cached per file in ``CORPUS/cache/essentia-tempo-<version>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from trackprint.benchmarks.evaluation.baselines import Unavailable
+
+TOLERANCE = 0.04
+OCTAVES = (1.0, 2.0, 0.5)
+OTHER_LEVELS = (1.5, 2.0 / 3.0, 4.0 / 3.0, 0.75)
+
+
+def _within(t: float, r: float, k: float) -> bool:
+    return abs(t - k * r) <= TOLERANCE * k * r
+
+
+def agrees(t: float, r: float, *, strict: bool = False) -> bool:
+    """The octave-tolerant rule of the module docstring (``strict``: the same octave only)."""
+    if not (t > 0 and r > 0):
+        return False
+    return any(_within(t, r, k) for k in ((1.0,) if strict else OCTAVES))
+
+
+def other_level(t: float, r: float) -> bool:
+    """``t`` sits at a 3:2, 2:3, 4:3 or 3:4 ratio of ``r`` (and does not agree)."""
+    return t > 0 and r > 0 and not agrees(t, r) and any(_within(t, r, k) for k in OTHER_LEVELS)
+
+
+def essentia_tempi(paths: list[str], corpus_dir: Path, log=print) -> tuple[dict[str, dict], str]:
+    """({path: {"multifeature": bpm, "degara": bpm}}, essentia version); :class:`Unavailable` without it."""
+    try:
+        import essentia
+        import essentia.standard as es
+    except Exception as exc:  # noqa: BLE001
+        raise Unavailable(f"essentia cannot be imported ({type(exc).__name__}: {exc}); pip install 'trackprint[bench]'")
+    essentia.log.infoActive = False
+    version = essentia.__version__
+    cache_file = Path(corpus_dir) / "cache" / f"essentia-tempo-{version}.json"
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+
+    def stamp(path: str) -> list:
+        st = os.stat(path)
+        return [st.st_size, st.st_mtime_ns]
+
+    todo = [p for p in paths if cache.get(p, {}).get("stamp") != stamp(p)]
+    if todo:
+        log(f"essentia: tempo of {len(todo)} of {len(paths)} files (multifeature and degara)")
+    extractors = {m: es.RhythmExtractor2013(method=m) for m in ("multifeature", "degara")} if todo else {}
+    for i, path in enumerate(todo):
+        entry = {"stamp": stamp(path)}
+        try:
+            audio = es.MonoLoader(filename=path, sampleRate=44100)()
+            for method, extractor in extractors.items():
+                entry[method] = float(extractor(audio)[0])
+        except Exception as exc:  # noqa: BLE001
+            entry = {"stamp": stamp(path), "error": f"{type(exc).__name__}: {exc}"[:300]}
+        cache[path] = entry
+        if (i + 1) % 10 == 0 or i + 1 == len(todo):
+            tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(cache))
+            os.replace(tmp, cache_file)
+    return {p: cache[p] for p in paths if "multifeature" in cache.get(p, {})}, version
+
+
+def agreement(trackprint_bpm: dict[str, float], references: dict[str, dict]) -> dict:
+    """Counts over the tracks that have both a trackprint value and Essentia's estimates."""
+    common = sorted(set(trackprint_bpm) & set(references))
+    rows = []
+    for path in common:
+        r = references[path]["multifeature"]
+        rows.append((trackprint_bpm[path], references[path]["degara"], r))
+    n = len(rows)
+
+    def count(index: int, **kw) -> int:
+        return sum(agrees(row[index], row[2], **kw) for row in rows)
+
+    return {
+        "tracks": n,
+        "rule": f"within {TOLERANCE:.0%} of Essentia multifeature's tempo, its double or its half; 0 never agrees",
+        "trackprint": {"agree": count(0), "agree_strict": count(0, strict=True),
+                       "other_level": sum(other_level(t, r) for t, _d, r in rows),
+                       "no_tempo": sum(1 for t, _d, _r in rows if not t > 0)},
+        "essentia_degara": {"agree": count(1), "agree_strict": count(1, strict=True),
+                            "other_level": sum(other_level(d, r) for _t, d, r in rows),
+                            "no_tempo": sum(1 for _t, d, _r in rows if not d > 0)},
+    }

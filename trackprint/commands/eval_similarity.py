@@ -1,0 +1,36 @@
+"""``trackprint eval-similarity``: see :mod:`trackprint.benchmarks.evaluation` for what is measured and how."""
+
+from __future__ import annotations
+
+import argparse
+
+from trackprint.argtypes import positive_int
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval-similarity",
+        help="retrieval benchmark: mAP, 1-NN, 5-NN of the distance variants and baselines on a labelled corpus")
+    parser.add_argument("corpus", nargs="?", default="corpus-eval", metavar="CORPUS",
+                        help="the labelled corpus folder, built there from Debian's music packages when missing, "
+                             "reused after (default corpus-eval)")
+    parser.add_argument("--engine", choices=("auto", "rust", "python"), default="auto",
+                        help="the engine computing trackprint's numbers (default: rust when its server is built)")
+    parser.add_argument("--jobs", type=positive_int, default=2, help="files analysed at once (default 2)")
+    parser.add_argument("--baselines", default="mfcc,bliss",
+                        help="comma-separated baselines to compute: mfcc, bliss (default both; '' for none)")
+    parser.add_argument("--rounds", type=positive_int, default=1000, help="bootstrap rounds (default 1000)")
+    parser.add_argument("--no-tempo", action="store_true", help="skip the tempo agreement with Essentia")
+    parser.add_argument("--tempo-limit", type=int, default=0,
+                        help="tempo agreement on at most N tracks spread over the corpus (default 0: all)")
+    parser.add_argument("--no-ablation", action="store_true",
+                        help="skip the default distance's leave-one-dimension-out scores")
+    parser.add_argument("--out", default=None, help="also write the figures as JSON to this file")
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trackprint.benchmarks.evaluation.runner import run as run_evaluation
+
+    return run_evaluation(args)
