@@ -21,7 +21,6 @@ import base64
 import errno
 import logging
 import os
-import socket
 import time
 from dataclasses import dataclass
 
@@ -44,7 +43,7 @@ from trackprint.errors import ErrorCode
 from trackprint.fingerprint import FINGERPRINT_VERSION
 from trackprint.pyengine.identity import IdentityTimeout, content_id
 from trackprint.paths import Library, to_fs
-from trackprint.service import Service
+from trackprint.service import Service, host_name
 from trackprint.tags import read_tags
 
 log = logging.getLogger("trackprint.analyzer")
@@ -100,7 +99,7 @@ class AnalyzerWorker(Service):
     default_log_level = logging.INFO  # one line per event handled is the analyzer's main output
 
     def __init__(self, config: WorkerConfig, js=None):
-        self.host = socket.gethostname()
+        self.host = host_name()
         super().__init__(config.nats, js=js, topology=config.topology,
                          connection_name=f"trackprint-analyzer-{self.host}-{os.getpid()}")
         self.config = config

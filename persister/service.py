@@ -26,7 +26,6 @@ import asyncio
 import json
 import logging
 import random
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +38,7 @@ from trackprint.paths import Library
 from trackprint.persister.db import redact
 from trackprint.persister.sources import EventSources
 from trackprint.persister.store import BatchSummary, Meta, Store
-from trackprint.service import Service
+from trackprint.service import Service, host_name
 
 log = logging.getLogger("trackprint.persister")
 
@@ -116,7 +115,7 @@ class PersisterService(Service):
         self.sub = None
         self.redrive = None
         self.js = None
-        self.host = socket.gethostname()
+        self.host = host_name()
         self._db_ok = True
         self._db_down_since: float | None = None
 

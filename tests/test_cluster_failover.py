@@ -3,8 +3,6 @@ the persister on PostgreSQL; the stream leader is killed in the middle of a back
 
 import asyncio
 import os
-import signal
-import subprocess
 import time
 
 import nats
@@ -14,63 +12,15 @@ from sqlalchemy import create_engine, text
 from trackprint import bus
 from tests.audio import write_tone_library
 from tests.procs import service, stop_all
-from tests.waiting import wait_until, wait_until_async
+from tests.waiting import wait_until
 from trackprint.persister.db import normalize_url
-from trackprint.binaries import free_port, nats_server_binary
+from trackprint.benchmarks.cluster import start_cluster, urls as cluster_urls, wait_for_jetstream
 
 # a whole pipeline of real processes: left out of the quick loop (scripts/test.sh -m "not slow")
 pytestmark = pytest.mark.slow
 
 FILES = 200
 SR = 16000
-
-
-class ClusterNode:
-    def __init__(self, name, base, port, cluster_port, routes):
-        self.name, self.port = name, port
-        self.store = base / name
-        self.store.mkdir(parents=True)
-        self.config = base / f"{name}.conf"
-        self.log = base / f"{name}.log"
-        self.config.write_text(
-            f"server_name: {name}\nlisten: 127.0.0.1:{port}\n"
-            f"jetstream {{ store_dir: \"{self.store}\", sync_interval: always }}\n"
-            f"cluster {{ name: trackprint-test, listen: 127.0.0.1:{cluster_port}, "
-            f"routes: [{', '.join(f'nats-route://127.0.0.1:{p}' for p in routes)}] }}\n"
-        )
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen([nats_server_binary(), "-c", str(self.config)],
-                                     stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-
-def start_cluster(base):
-    ports = [free_port() for _ in range(3)]
-    cluster_ports = [free_port() for _ in range(3)]
-    nodes = [ClusterNode(f"n{i + 1}", base, ports[i], cluster_ports[i],
-                         [p for j, p in enumerate(cluster_ports) if j != i]) for i in range(3)]
-    for node in nodes:
-        node.start()
-    return nodes
-
-
-async def jetstream_answers(url):
-    nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0)
-    try:
-        return await nc.jetstream().account_info()
-    finally:
-        await nc.close()
-
-
-async def wait_for_jetstream(url, timeout=60):
-    await wait_until_async(lambda: jetstream_answers(url), timeout, 0.5,
-                           "the 3-node cluster to elect a JetStream meta leader", ignore=(Exception,))
 
 
 async def stream_leader(url):
@@ -93,11 +43,11 @@ def test_leader_killed_mid_backfill_every_file_persisted_exactly_once(tmp_path, 
     write_tone_library(library, FILES, SR, base_hz=110, step_hz=7, seed=3)
 
     nodes = start_cluster(tmp_path / "nats")
-    urls = ",".join(f"nats://127.0.0.1:{n.port}" for n in nodes)
+    urls = cluster_urls(nodes)
     env = dict(os.environ, TRACKPRINT_STREAM_REPLICAS="3", TRACKPRINT_ACK_WAIT_S="20")
     procs = []
     try:
-        asyncio.run(wait_for_jetstream(f"nats://127.0.0.1:{nodes[0].port}"))
+        wait_for_jetstream(nodes[0].url)
         logs = tmp_path / "logs"
         logs.mkdir()
 

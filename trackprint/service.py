@@ -40,7 +40,9 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import os
 import signal
+import socket
 import time
 from typing import Any
 
@@ -52,6 +54,12 @@ from trackprint import bus
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 EXIT_ABORTED = 130  # a second signal cut the work in hand short (the shell's "interrupted")
 TOPOLOGY_RETRY_MAX_S = 10.0
+
+
+def host_name() -> str:
+    """The name this process reports under (status reports, results' ``host``): $TRACKPRINT_HOST, else the
+    machine's host name. Two "hosts" simulated on one machine (tests, ``bench-hosts``) set it apart."""
+    return os.environ.get("TRACKPRINT_HOST") or socket.gethostname()
 
 
 class Service(abc.ABC):

@@ -19,12 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import time
 from dataclasses import dataclass, field
 
 from trackprint.paths import Library, library_from_env
-from trackprint.service import Service
+from trackprint.service import Service, host_name
 from trackprint.watcher.health import HealthReporter
 from trackprint.watcher.publish import EventPublisher
 from trackprint.watcher.quiescence import Quiescence
@@ -62,7 +61,7 @@ class Watcher(Service):
     def __init__(self, config: WatcherConfig, js=None):
         super().__init__(config.nats, js=js)
         self.config = config
-        self.host = socket.gethostname()
+        self.host = host_name()
         self.state = WatcherState(config.state_path)
         self.is_audio = audio_name_test(config.extensions)
         self.roots = LibraryRoots(config.roots, self.state)

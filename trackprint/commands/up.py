@@ -154,9 +154,9 @@ def run_idle(snap, watcher_pid: int | None) -> bool:
     finished its start-up scan and published everything it found, nothing is settling, and both consumers
     are drained (nothing pending or unacked). On a restart the old stream alone satisfies the last
     condition, so without the first one `up` could stop before the new files are even published."""
-    import socket
+    from trackprint.service import host_name
 
-    report = ((snap.bus or {}).get("watchers") or {}).get(socket.gethostname()) or {}
+    report = ((snap.bus or {}).get("watchers") or {}).get(host_name()) or {}
     return (watcher_pid is not None and report.get("pid") == watcher_pid and bool(report.get("scan_complete"))
             and not report.get("waiting_for_quiescence") and snap.lag == 0)
 
