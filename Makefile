@@ -5,15 +5,19 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 LIBRARY ?= $(HOME)/Music
 CORPUS ?= corpus
+# `make eval` keeps its labelled corpus apart from `make bench`'s FLAC one (bench searches CORPUS recursively):
+# CORPUS=DIR on the command line (or in the environment) names it, else corpus-eval.
+EVAL_CORPUS := $(if $(filter command line environment,$(origin CORPUS)),$(CORPUS),corpus-eval)
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-run test up bench corpus clean
+.PHONY: help setup setup-run test up bench eval corpus clean
 
 help:
 	@echo "make up LIBRARY=DIR   set everything up, then fingerprint DIR and keep it in sync (embedded default)"
 	@echo "make test             set everything up, then run every test"
 	@echo "make bench [CORPUS=DIR]  benchmark the engines on real music (make corpus builds one)"
 	@echo "make corpus           build a real-music corpus from Debian's game-music packages"
+	@echo "make eval [CORPUS=DIR]   retrieval benchmark of the distance and baselines on a labelled corpus (docs/evaluation.md)"
 
 # Two installs into the same venv: `run` (what running needs: `make up`, `make bench`)
 # and `test` (that plus the test and export extras: `make test`). The test install is a
@@ -42,6 +46,15 @@ up: setup-run
 
 bench: setup-run
 	$(VENV)/bin/trackprint bench "$(CORPUS)"
+
+# eval adds the bench extra (bliss-audio, essentia) and the test extra (librosa): the baselines and the tempo
+# references. eval-similarity says which of them it could not run, so a failed install only leaves those out.
+$(VENV)/.installed-eval: $(VENV)/.installed-run
+	PYTHONWARNINGS="ignore:Editable installation" $(PIP) install --quiet -e '.[bench,test]' && touch $@ \
+		|| echo "make eval: the bench or test extra did not install; eval-similarity will say what it leaves out"
+
+eval: $(VENV)/.installed-eval
+	$(VENV)/bin/trackprint eval-similarity "$(EVAL_CORPUS)"
 
 corpus:
 	bash scripts/build_corpus.sh "$(CORPUS)"

@@ -51,6 +51,7 @@ def essentia_tempi(paths: list[str], corpus_dir: Path, log=print) -> tuple[dict[
     except Exception as exc:  # noqa: BLE001
         raise Unavailable(f"essentia cannot be imported ({type(exc).__name__}: {exc}); pip install 'trackprint[bench]'")
     essentia.log.infoActive = False
+    essentia.log.warningActive = False  # "No network created" once per call otherwise
     version = essentia.__version__
     cache_file = Path(corpus_dir) / "cache" / f"essentia-tempo-{version}.json"
     cache_file.parent.mkdir(parents=True, exist_ok=True)
