@@ -31,8 +31,8 @@ def test_robust_scale_ignores_an_outlier_and_handles_constant_columns():
     assert z[0, 0] == Z_CLIP
 
 
-def test_the_default_is_a_rank_transform_without_the_redundant_and_codec_sensitive_columns():
-    assert DEFAULT.transform == "rank" and DEFAULT.missing_tempo and DEFAULT.group_weights
+def test_the_default_is_robust_z_by_group_without_the_redundant_and_codec_sensitive_columns():
+    assert DEFAULT.transform == "robust_z" and DEFAULT.missing_tempo and DEFAULT.group_weights
     kept = [DIMENSIONS[i] for i in DEFAULT.columns]
     for gone in ("phase_correlation", "spectral_rolloff", "bass_mid_ratio", "spectral_flatness"):
         assert gone not in kept

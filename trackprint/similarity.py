@@ -2,20 +2,17 @@
 
 Pure numpy. This docstring is the normative description of the distance.
 
-The distance (:data:`DEFAULT`, ``"@DEFAULT@"``)
-------------------------------------------------
+The distance (:data:`DEFAULT`, ``"z-dedup-codec-groups"``)
+-----------------------------------------------------------
 
-The 25 dimensions have different units (percent, LUFS, Hz, BPM, 0..1) and shapes (``air_pct`` and
-``silence_ratio`` are mostly near 0 with a long tail), so each kept dimension ``d`` is first mapped
-through the library's own distribution of it:
+The 25 dimensions have different units (percent, LUFS, Hz, BPM, 0..1), so each kept dimension ``d`` is
+standardised against the library itself:
 
-    u_d(x) = sqrt(12) * (F_d(x) - 1/2)
+    u_d(x) = clip((x - median_d) / s_d, -5, 5),   s_d = 1.4826 * MAD_d
 
-where ``F_d`` is the library's empirical distribution function of dimension ``d`` (its mid-rank
-percentile, 0..1), stored as :data:`QUANTILES` quantiles per dimension and interpolated linearly (a
-value equal to a run of tied quantiles gets the middle of their probabilities; below the smallest 0,
-above the largest 1). The factor ``sqrt(12)`` gives a uniform percentile a standard deviation of 1, so
-distances keep the scale of the robust z-scores used before: ~1.4 between two random tracks.
+(MAD = median absolute deviation, so s_d estimates the standard deviation without being dragged by
+outliers; when MAD is 0, the interquartile range / 1.349, then the standard deviation, then 1; for
+``tempo_bpm`` only the tracks that have a tempo count).
 
 Dimensions left out (:data:`REDUNDANT` and :data:`CODEC_SENSITIVE`):
 
@@ -23,35 +20,40 @@ Dimensions left out (:data:`REDUNDANT` and :data:`CODEC_SENSITIVE`):
   ``spectral_rolloff`` (r = 0.987 with ``spectral_centroid``), ``bass_mid_ratio`` (a function of the band
   shares): each counted a second time what another dimension already says;
 - ``spectral_flatness`` (version 1: all bins up to Nyquist): it mostly reads a codec's low-pass and noise
-  floor, moving 0.5-1.6 robust spreads under MP3, AAC, Opus or Vorbis.
+  floor, moving 0.5-1.6 robust spreads under MP3, AAC, Opus or Vorbis, so the same track in two formats
+  would sit apart.
 
-The distance of two tracks ``a``, ``b`` is the root mean square of the differences over the kept
-dimensions both have:
+Each feature group of :data:`GROUPS` (bands, level and dynamics, rhythm, spectral shape, harmonicity,
+stereo) weighs the same in total: a kept dimension's weight ``w_d`` is 1 / (the number of kept
+dimensions in its group). The distance of two tracks ``a``, ``b`` is the weighted root mean square of
+the differences over the kept dimensions both have:
 
-    d(a, b) = sqrt( sum_d m_d (u_d(a) - u_d(b))^2 / sum_d m_d )
+    d(a, b) = sqrt( sum_d m_d w_d (u_d(a) - u_d(b))^2 / sum_d m_d w_d )
 
 where ``m_d`` is 1, except for ``tempo_bpm`` when either track has ``tempo_bpm`` 0: 0 means "no tempo
-found", not a very slow track, so that pair is compared on the other dimensions only (their mean). 0
-means identical kept values; ~1.4 is two random tracks. Several seeds ``S``: a track's distance to the
-set is ``sqrt( mean_s d(x, s)^2 )``.
+found", not a very slow track, so that pair is compared on the other dimensions only. 0 means identical
+kept values; ~1 means the tracks differ by about one typical spread per dimension. Several seeds ``S``:
+a track's distance to the set is ``sqrt( mean_s d(x, s)^2 )``.
 
 Why (the retrieval benchmark, ``trackprint eval-similarity``, docs/evaluation.md)
 --------------------------------------------------------------------------------
 
 @MEASURED@
 
-The variants measured are :data:`VARIANTS` (each a :class:`DistanceSpec`); version 1's distance
-(``"v1"``: robust z-scores ``clip((x - median) / (1.4826 MAD), -5, 5)`` over all 25 dimensions, tempo 0
-taken as a value) stays available by name, as do :func:`robust_scale` and :func:`standardise` (the web
-page's per-dimension z-scores and map use them).
+The variants measured are :data:`VARIANTS` (each a :class:`DistanceSpec`, selectable by name): version
+1's distance (``"v1"``: the same z-scores over all 25 dimensions, equal weights, tempo 0 taken as a
+value) and the rank (percentile) transform (``"rank..."``: ``u_d = sqrt(12) (F_d(x) - 1/2)`` with ``F_d``
+the library's distribution function, kept as :data:`QUANTILES` quantiles per dimension and interpolated,
+so it too stays O(n) in memory) among them. :func:`robust_scale` and :func:`standardise` are also the web
+page's per-dimension z-scores and map.
 
 The same distance on a large cached matrix
 ------------------------------------------
 
-``trackprint similar`` and ``playlist`` keep the library's vectors ``v = u`` (one row per track, the
-missing tempo stored as 0) as a float32 ``(n, D)`` matrix with each row's squared norm and a "has a
-tempo" flag (trackprint/search.py caches them, with the model: the quantile tables, :data:`QUANTILES` x
-25 numbers, so memory stays O(n)). With every dimension present, ``sum_d (v - c)^2 = |v|^2 - 2 v.c +
+``trackprint similar`` and ``playlist`` keep the library's vectors ``v_d = sqrt(w_d) u_d`` (one row per
+track, the missing tempo stored as 0) as a float32 ``(n, D)`` matrix with each row's squared norm and a
+"has a tempo" flag (trackprint/search.py caches them, with the fitted model: medians and scales, and
+the rank variants' quantile tables, :data:`QUANTILES` x 25 numbers: memory stays O(n)). With every dimension present, ``sum_d (v - c)^2 = |v|^2 - 2 v.c +
 |c|^2``: the distance of every row to one point is one matrix-vector product. A missing tempo only
 changes the tempo term and the denominator, which :func:`set_sq_distances` corrects row by row from the
 tempo column; several seeds are summed by their centroid (one product per group of seeds with and
@@ -137,7 +139,7 @@ VARIANTS: dict[str, DistanceSpec] = {s.name: s for s in [
     DistanceSpec("rank-dedup-codec-groups", drop=_DEDUP_CODEC, group_weights=True,
                  description="rank-dedup-codec, equal weight per group"),
 ]}
-DEFAULT = VARIANTS["rank-dedup-codec-groups"]
+DEFAULT = VARIANTS["z-dedup-codec-groups"]
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,9 @@
 """``trackprint similar PATH... [--query EXPR] [-k 10] [--exclude-seed-albums]``: the tracks that sound most like
 the seeds.
 
-Distance: see :mod:`trackprint.similarity` (each dimension as its percentile in
-the library, equal weight per feature group, root-mean-square difference, a
-missing tempo left out; several seeds: the root mean square of the distances to
-each); the search and its cached matrix: :mod:`trackprint.search`.
+Distance: see :mod:`trackprint.similarity` (robust z-scores per dimension,
+equal weight per feature group, root-mean-square difference, a missing tempo
+left out; several seeds: the root mean square of the distances to each); the search and its cached matrix: :mod:`trackprint.search`.
 Output as ``query``'s: a table, ``--json``, ``--paths`` or ``--m3u8 FILE``.
 """
 
@@ -67,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"similar: {problem}", file=sys.stderr)
         return 1
     if len(seeds) == 1:
-        heading = f"tracks most like {seeds[0]} ({found.origin}); distance 0 = identical, ~1.4 = two random tracks"
+        heading = f"tracks most like {seeds[0]} ({found.origin}); distance 0 = identical, ~1 = one typical spread apart"
     else:
         heading = (f"tracks most like {len(seeds)} seeds ({found.origin}); distance: root mean square over the "
-                   f"seeds, 0 = identical, ~1.4 = two random tracks")
+                   f"seeds, 0 = identical, ~1 = one typical spread apart")
     return emit([m.track for m in found.matches], args, distances=[m.distance for m in found.matches],
                 heading=heading, what="similar")

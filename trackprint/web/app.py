@@ -181,8 +181,8 @@ def create_app(db_url: str, *, nats_url: str | None = None, data_dir: Path | Non
         found = similar_to(db_url, seeds, k, exclude_seed_albums=exclude, engine=library.engine())
         return _json({"path": seeds[0], "seeds": found.seeds, "k": k, "exclude_seed_albums": exclude,
                       "library_size": len(snap),
-                      "distance": "rms over feature groups of percentile differences (trackprint.similarity; 0 identical, "
-                                  "~1.4 two random tracks); several seeds: rms of the distances to each",
+                      "distance": "rms of robust z-scores, equal weight per feature group (trackprint.similarity; 0 identical, "
+                                  "~1 one typical spread apart); several seeds: rms of the distances to each",
                       "items": [_match(snap, m.path, m.distance, m.track) for m in found.matches]})
 
     def one(request: Request) -> Response:

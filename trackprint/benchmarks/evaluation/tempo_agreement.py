@@ -11,13 +11,18 @@ half). ``t = 0`` (no tempo found) never agrees. Strict agreement is ``k = 1`` on
 what kind of mistake it is.
 
 Essentia is the ``essentia`` wheel (``pip install 'trackprint[bench]'``); without it the report says so.
-The estimates are cached per file in ``CORPUS/cache/essentia-tempo-<version>.json``.
+Each file is analysed in its own subprocess: the wheel's ``RhythmExtractor2013`` crashed the process
+(a general protection fault inside ``_essentia``) on some files here, and a crash must cost one file (an
+error entry), not the run. The estimates are cached per file in
+``CORPUS/cache/essentia-tempo-<version>.json``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from trackprint.benchmarks.evaluation.baselines import Unavailable
@@ -43,15 +48,38 @@ def other_level(t: float, r: float) -> bool:
     return t > 0 and r > 0 and not agrees(t, r) and any(_within(t, r, k) for k in OTHER_LEVELS)
 
 
+_ONE_FILE = """
+import json, sys
+import essentia, essentia.standard as es
+essentia.log.infoActive = False
+essentia.log.warningActive = False
+audio = es.MonoLoader(filename=sys.argv[1], sampleRate=44100)()
+out = {m: float(es.RhythmExtractor2013(method=m)(audio)[0]) for m in ("multifeature", "degara")}
+print(json.dumps(out))
+"""
+
+
+def _one_file(path: str, timeout_s: float = 900.0) -> dict:
+    """Both estimates of one file, in a subprocess; an ``error`` entry when it crashes or fails."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _ONE_FILE, path], capture_output=True, text=True,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout_s:.0f} s"}
+    if done.returncode != 0:
+        return {"error": f"exit status {done.returncode}: {done.stderr.strip()[-200:]}"}
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": f"no result: {done.stdout.strip()[-200:]}"}
+
+
 def essentia_tempi(paths: list[str], corpus_dir: Path, log=print) -> tuple[dict[str, dict], str]:
     """({path: {"multifeature": bpm, "degara": bpm}}, essentia version); :class:`Unavailable` without it."""
     try:
         import essentia
-        import essentia.standard as es
     except Exception as exc:  # noqa: BLE001
         raise Unavailable(f"essentia cannot be imported ({type(exc).__name__}: {exc}); pip install 'trackprint[bench]'")
-    essentia.log.infoActive = False
-    essentia.log.warningActive = False  # "No network created" once per call otherwise
     version = essentia.__version__
     cache_file = Path(corpus_dir) / "cache" / f"essentia-tempo-{version}.json"
     cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -67,17 +95,11 @@ def essentia_tempi(paths: list[str], corpus_dir: Path, log=print) -> tuple[dict[
     todo = [p for p in paths if cache.get(p, {}).get("stamp") != stamp(p)]
     if todo:
         log(f"essentia: tempo of {len(todo)} of {len(paths)} files (multifeature and degara)")
-    extractors = {m: es.RhythmExtractor2013(method=m) for m in ("multifeature", "degara")} if todo else {}
     for i, path in enumerate(todo):
-        entry = {"stamp": stamp(path)}
-        try:
-            audio = es.MonoLoader(filename=path, sampleRate=44100)()
-            for method, extractor in extractors.items():
-                entry[method] = float(extractor(audio)[0])
-        except Exception as exc:  # noqa: BLE001
-            entry = {"stamp": stamp(path), "error": f"{type(exc).__name__}: {exc}"[:300]}
-        cache[path] = entry
-        if (i + 1) % 10 == 0 or i + 1 == len(todo):
+        cache[path] = {"stamp": stamp(path), **_one_file(path)}
+        if "error" in cache[path]:
+            log(f"essentia: {path}: {cache[path]['error']}")
+        if (i + 1) % 5 == 0 or i + 1 == len(todo):
             tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(cache))
             os.replace(tmp, cache_file)
