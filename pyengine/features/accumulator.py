@@ -82,6 +82,7 @@ class FingerprintAccumulator:
         self._freqs = bin_frequencies(sample_rate, p.spectral_frame)
         self._bands = bands.band_index(self._freqs)
         self._audible = self._bands >= 0
+        self._shape = spectral_shape.shape_bins(self._freqs)
         self._chroma = harmonicity.chroma_matrix(self._freqs)
         self._band_energy = np.zeros(7)  # bands: E_b
         self._active_frames = 0  # T
@@ -96,7 +97,8 @@ class FingerprintAccumulator:
         self._onset = _Framer(p.onset_frame, p.onset_hop)
         self._onset_window = _periodic_hann(p.onset_frame)
         self._previous_log_spectrum: np.ndarray | None = None
-        self._onsets: list[np.ndarray] = []
+        self._onsets: list[np.ndarray] = []  # transient_density's onset count reads the whole envelope
+        self._tempo = rhythm.TempoTracker(p.onset_rate)  # tempo: constant memory
 
     # -- streaming -----------------------------------------------------------------
     def add(self, block: np.ndarray) -> None:
@@ -174,9 +176,10 @@ class FingerprintAccumulator:
         magnitude = np.sqrt(power)
         log_power = np.log(np.maximum(power, LOG_POWER_FLOOR))
         self._active_frames += len(power)
-        self._centroid_sum += float(spectral_shape.frame_centroid(magnitude, self._freqs).sum())
-        self._rolloff_sum += float(spectral_shape.frame_rolloff(magnitude, self._freqs).sum())
-        self._flatness_sum += float(spectral_shape.frame_flatness(log_power, magnitude).sum())
+        band = self._shape
+        self._centroid_sum += float(spectral_shape.frame_centroid(magnitude[:, band], self._freqs[band]).sum())
+        self._rolloff_sum += float(spectral_shape.frame_rolloff(magnitude[:, band], self._freqs[band]).sum())
+        self._flatness_sum += float(spectral_shape.frame_flatness(log_power[:, band], magnitude[:, band]).sum())
         self._chroma_sum += float(harmonicity.chroma_concentration(chroma).sum())
         tonal = harmonicity.tonal_mask(log_power)
         tonal &= self._audible
@@ -205,7 +208,9 @@ class FingerprintAccumulator:
             return
         transform = scipy.fft.rfft(frames * self._onset_window, axis=1)
         log_spectra = rhythm.log_power(transform.real ** 2 + transform.imag ** 2)
-        self._onsets.append(rhythm.spectral_flux(log_spectra, self._previous_log_spectrum))
+        flux = rhythm.spectral_flux(log_spectra, self._previous_log_spectrum)
+        self._onsets.append(flux)
+        self._tempo.add(flux)
         self._previous_log_spectrum = log_spectra[-1]
 
     # -- result --------------------------------------------------------------------
@@ -226,7 +231,7 @@ class FingerprintAccumulator:
         mean_square = np.concatenate(self._sub_mean_square)
         peak = np.concatenate(self._sub_peak)
         onsets = np.concatenate(self._onsets) if self._onsets else np.zeros(0)
-        beat = rhythm.tempo(onsets, self.params.onset_rate)
+        beat = self._tempo.result()
         band_energy = self._band_energy
         active = self._active_frames
 
