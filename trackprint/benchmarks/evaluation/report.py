@@ -68,7 +68,7 @@ def text(result: dict) -> str:
         lines.append(f"tempo agreement: NOT RUN: {t['skipped']}")
     else:
         lines.append(f"tempo agreement with Essentia {t['essentia']} RhythmExtractor2013 multifeature on {t['tracks']} "
-                     f"tracks ({t['rule']}):")
+                     f"tracks ({t['rule']}; Essentia failed on {t.get('essentia_failed', 0)} more):")
         for who in ("trackprint", "essentia_degara"):
             r = t[who]
             lines.append(f"  {who:<16} {r['agree']}/{t['tracks']} agree ({r['agree_strict']} at the same octave), "

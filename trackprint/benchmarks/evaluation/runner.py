@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     paired = {}
     pairs = [(f"trackprint v1", default)] + [(name, default) for name in vectors]
     pairs += [("trackprint v1", f"trackprint {s.name}") for s in variants if s.name not in ("v1", DEFAULT.name)]
+    pairs += [(f"trackprint {s.name}", default) for s in variants if s.name not in ("v1", DEFAULT.name)]
     for a, b in pairs:
         paired[f"{b} - {a}"] = {m: metrics.paired_difference_ci(getattr(per_query[a], attr), getattr(per_query[b], attr), **kw)
                                 for m, attr in (("map", "ap"), ("nn1", "nn1"), ("nn5", "nn5"))}
@@ -152,10 +153,11 @@ def run(args: argparse.Namespace) -> int:
             step = len(chosen) / args.tempo_limit
             chosen = [chosen[int(i * step)] for i in range(args.tempo_limit)]
         try:
-            refs, version = tempo_agreement.essentia_tempi(chosen, corpus_dir, log=_log)
+            refs, version = tempo_agreement.essentia_tempi(chosen, corpus_dir, log=_log, jobs=args.jobs)
             bpm = {p: tp_values[p][DIMENSIONS.index("tempo_bpm")] for p in chosen}
             tempo = tempo_agreement.agreement(bpm, refs)
             tempo["essentia"] = version
+            tempo["essentia_failed"] = len(chosen) - len(refs)
             tempo["per_track"] = {p: {"trackprint": bpm[p], **{k: v for k, v in refs[p].items() if k != "stamp"}}
                                   for p in sorted(refs)}
         except baselines.Unavailable as exc:

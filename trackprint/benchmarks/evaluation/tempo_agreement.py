@@ -11,7 +11,8 @@ half). ``t = 0`` (no tempo found) never agrees. Strict agreement is ``k = 1`` on
 what kind of mistake it is.
 
 Essentia is the ``essentia`` wheel (``pip install 'trackprint[bench]'``); without it the report says so.
-Each file is analysed in its own subprocess: the wheel's ``RhythmExtractor2013`` crashed the process
+Opus files, which Essentia's own FFmpeg cannot open, are decoded with libsndfile, downmixed by averaging the
+channels and resampled to 44,100 Hz with soxr. Each file is analysed in its own subprocess: the wheel's ``RhythmExtractor2013`` crashed the process
 (a general protection fault inside ``_essentia``) on some files here, and a crash must cost one file (an
 error entry), not the run. The estimates are cached per file in
 ``CORPUS/cache/essentia-tempo-<version>.json``.
@@ -23,6 +24,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from trackprint.benchmarks.evaluation.baselines import Unavailable
@@ -53,9 +56,17 @@ import json, sys
 import essentia, essentia.standard as es
 essentia.log.infoActive = False
 essentia.log.warningActive = False
-audio = es.MonoLoader(filename=sys.argv[1], sampleRate=44100)()
+import os
+if sys.argv[1].lower().endswith(".opus"):  # Essentia's own FFmpeg lacks Opus: libsndfile decodes, soxr resamples
+    import numpy as np, soundfile as sf, soxr
+    y, sr = sf.read(sys.argv[1], dtype="float32", always_2d=True)
+    y = y.mean(axis=1)
+    audio = np.ascontiguousarray(soxr.resample(y, sr, 44100) if sr != 44100 else y, dtype=np.float32)
+else:
+    audio = es.MonoLoader(filename=sys.argv[1], sampleRate=44100)()
 out = {m: float(es.RhythmExtractor2013(method=m)(audio)[0]) for m in ("multifeature", "degara")}
-print(json.dumps(out))
+print(json.dumps(out), flush=True)
+os._exit(0)  # no interpreter teardown: the wheel has crashed there
 """
 
 
@@ -74,7 +85,7 @@ def _one_file(path: str, timeout_s: float = 900.0) -> dict:
         return {"error": f"no result: {done.stdout.strip()[-200:]}"}
 
 
-def essentia_tempi(paths: list[str], corpus_dir: Path, log=print) -> tuple[dict[str, dict], str]:
+def essentia_tempi(paths: list[str], corpus_dir: Path, log=print, jobs: int = 1) -> tuple[dict[str, dict], str]:
     """({path: {"multifeature": bpm, "degara": bpm}}, essentia version); :class:`Unavailable` without it."""
     try:
         import essentia
@@ -92,17 +103,23 @@ def essentia_tempi(paths: list[str], corpus_dir: Path, log=print) -> tuple[dict[
         st = os.stat(path)
         return [st.st_size, st.st_mtime_ns]
 
-    todo = [p for p in paths if cache.get(p, {}).get("stamp") != stamp(p)]
+    todo = [p for p in paths if cache.get(p, {}).get("stamp") != stamp(p) or "multifeature" not in cache[p]]
     if todo:
-        log(f"essentia: tempo of {len(todo)} of {len(paths)} files (multifeature and degara)")
-    for i, path in enumerate(todo):
-        cache[path] = {"stamp": stamp(path), **_one_file(path)}
-        if "error" in cache[path]:
-            log(f"essentia: {path}: {cache[path]['error']}")
-        if (i + 1) % 5 == 0 or i + 1 == len(todo):
+        log(f"essentia: tempo of {len(todo)} of {len(paths)} files (multifeature and degara), {jobs} at a time")
+    lock = threading.Lock()
+
+    def one(path: str) -> None:
+        entry = {"stamp": stamp(path), **_one_file(path)}
+        with lock:
+            cache[path] = entry
+            if "error" in entry:
+                log(f"essentia: {path}: {entry['error']}")
             tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(cache))
             os.replace(tmp, cache_file)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(one, todo))
     return {p: cache[p] for p in paths if "multifeature" in cache.get(p, {})}, version
 
 
