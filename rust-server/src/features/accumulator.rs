@@ -152,6 +152,7 @@ struct Spectral {
     padded: Vec<f64>,
     band_ranges: [(usize, usize); 7],
     chroma_range: (usize, usize),
+    shape_range: std::ops::Range<usize>,
     band_energy: bands::BandEnergy,
     shape: ShapeSums,
     harmonic: HarmonicSums,
@@ -173,9 +174,11 @@ impl Spectral {
         }
         let pitch = harmonicity::pitch_classes(&freqs);
         let chroma_range = run(&|k| pitch[k] >= 0);
+        let shape_range = spectral_shape::shape_bins(&freqs);
         Spectral {
             band_ranges,
             chroma_range,
+            shape_range,
             frame: vec![0.0; size],
             fill: 0,
             fft: PowerSpectrum::new(size),
@@ -241,11 +244,12 @@ impl Spectral {
         h.active_frames += 1;
         h.chroma_concentration += harmonicity::chroma_concentration(&chroma);
         h.tonal_power += harmonicity::frame_tonal_power(&self.log_power, &self.power, &self.audible, &mut self.padded);
+        let band = self.shape_range.clone();
         self.shape.add(spectral_shape::frame_shape(
-            &self.magnitude,
-            &self.log_power,
-            &self.freqs,
-            &self.freqs_f32,
+            &self.magnitude[band.clone()],
+            &self.log_power[band.clone()],
+            &self.freqs[band.clone()],
+            &self.freqs_f32[band],
             &mut self.scratch,
         ));
     }
@@ -264,7 +268,10 @@ struct Onsets {
     power: Vec<f32>,
     log_spectrum: Vec<f32>,
     previous: Option<Vec<f32>>,
+    /// The whole envelope: `transient_density`'s onset count reads it.
     values: Vec<f64>,
+    /// Tempo in constant memory.
+    tempo: rhythm::TempoTracker,
 }
 
 impl Onsets {
@@ -284,6 +291,7 @@ impl Onsets {
             log_spectrum: vec![0.0; bins],
             previous: None,
             values: Vec::new(),
+            tempo: rhythm::TempoTracker::new(p.onset_rate()),
         }
     }
 
@@ -328,6 +336,7 @@ impl Onsets {
                 None => 0.0,
             };
             self.values.push(flux);
+            self.tempo.push(flux);
             match &mut self.previous {
                 // the next frame overwrites log_spectrum whole, so swapping is enough
                 Some(prev) => std::mem::swap(prev, &mut self.log_spectrum),
@@ -437,8 +446,8 @@ impl FingerprintAccumulator {
         self.spectral.tail();
         let levels = &self.levels;
         let (band_energy, shape, harmonic) = (&self.spectral.band_energy, &self.spectral.shape, &self.spectral.harmonic);
+        let tempo = self.onsets.tempo.result();
         let onsets = &self.onsets.values;
-        let tempo = rhythm::tempo(onsets, self.params.onset_rate());
         let (ll, rr, lr) = (self.ll, self.rr, self.lr);
         let fingerprint = Fingerprint {
             sub_bass_pct: bands::sub_bass_pct(band_energy),

@@ -4,17 +4,29 @@
 //!
 //! o_t = mean_k max(0, L_t[k] - L_{t-1}[k]) with L = 10 log10(P + 1e-5), at
 //! fps = sr / D / 128 frames per second. `tempo_bpm` and `rhythm_stability`
-//! come from one tempo estimate ([`tempo`]).
+//! come from one streaming tempo estimate ([`TempoTracker`], version 2).
 
 pub const FLUX_FLOOR: f32 = 1e-5;
 pub const TEMPO_MIN_BPM: f64 = 40.0;
 pub const TEMPO_MAX_BPM: f64 = 240.0;
-pub const TEMPO_PRIOR_BPM: f64 = 120.0;
-pub const ACF_WINDOW: usize = 1024;
 pub const PEAK_HALF_WIDTH: usize = 3;
 pub const PEAK_MEAN_HALF_WIDTH: usize = 32;
 pub const PEAK_DELTA_DB: f64 = 1.5;
-pub const MIN_ONSETS_FOR_TEMPO: usize = 2;
+/// Onset frames per tempo window (~5.9 s at 44.1 kHz), and the hop between windows.
+pub const TEMPO_WINDOW: usize = 512;
+pub const TEMPO_HOP: usize = 256;
+/// A clip shorter than one window needs this many envelope frames (and lag range + 2).
+pub const TEMPO_MIN_FRAMES: usize = 128;
+/// Adaptive threshold: the envelope's mean within +-16 frames.
+pub const THRESHOLD_HALF_WIDTH: usize = 16;
+/// The comb sums lags tau, 2 tau, 3 tau, 4 tau.
+pub const COMB_MULTIPLES: usize = 4;
+/// Rayleigh tempo preference parameter, seconds (mode 60 / 0.557 = 107.7 BPM).
+pub const RAYLEIGH_BETA_S: f64 = 0.557;
+/// Periodicity index below which there is no tempo (stationary noise reads 0.9-2.2).
+pub const MIN_PERIODICITY: f64 = 2.0;
+/// A window whose thresholded envelope has at most this variance ((dB per bin)^2) carries no rhythm.
+pub const FLAT_WINDOW_VARIANCE: f64 = 1e-4;
 
 /// L = 10 log10(P + 1e-5), dB.
 pub fn log_power(power: &[f32], out: &mut [f32]) {
@@ -30,32 +42,12 @@ pub fn spectral_flux(current: &[f32], previous: &[f32]) -> f64 {
     sum / current.len() as f64
 }
 
-/// Unbiased autocorrelation summed over windows of 1024 frames with per-window mean removal.
-pub fn tempo_autocorrelation(onsets: &[f64], max_lag: usize) -> Vec<f64> {
-    let mut sums = vec![0.0; max_lag + 1];
-    let mut pairs = vec![0.0; max_lag + 1];
-    for window in onsets.chunks(ACF_WINDOW) {
-        let n = window.len();
-        if n < 2 {
-            continue;
-        }
-        let mean = window.iter().sum::<f64>() / n as f64;
-        let w: Vec<f64> = window.iter().map(|v| v - mean).collect();
-        for lag in 0..=max_lag.min(n - 1) {
-            let acc: f64 = w[..n - lag].iter().zip(&w[lag..]).map(|(a, b)| a * b).sum();
-            sums[lag] += acc;
-            pairs[lag] += (n - lag) as f64;
-        }
-    }
-    sums.iter().zip(&pairs).map(|(&s, &p)| if p > 0.0 { s / p } else { 0.0 }).collect()
-}
-
 /// The tempo estimate both `tempo_bpm` and `rhythm_stability` read (4.11, 4.12).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tempo {
-    /// `clamp(60 fps / (l* + delta), 40, 240)`, or 0 = no tempo.
+    /// `clamp(60 fps / (tau* + delta), 40, 240)`, or 0 = no periodicity.
     pub bpm: f64,
-    /// `clamp(A[l*] / A[0], 0, 1)` at the unrefined lag `l*`, or 0.
+    /// `clamp(Abar[tau*], 0, 1)`, or 0.
     pub stability: f64,
 }
 
@@ -63,54 +55,183 @@ impl Tempo {
     pub const NONE: Tempo = Tempo { bpm: 0.0, stability: 0.0 };
 }
 
-/// The tempo of an onset envelope at `fps` frames/s (4.11, 4.12): with `A` the
-/// [`tempo_autocorrelation`], the beat lag `l*` is the first lag in
-/// `ceil(60 fps / 240) ..= floor(60 fps / 40)` maximising
-/// `max(A[l], 0) * exp(-0.5 log2(bpm(l) / 120)^2)`, refined by a parabola
-/// through `A[l*-1..=l*+1]`. [`Tempo::NONE`] with fewer than 2 onsets,
-/// `A[0] <= 0` or no positive score.
-pub fn tempo(onsets: &[f64], fps: f64) -> Tempo {
-    if onset_count(onsets) < MIN_ONSETS_FOR_TEMPO {
-        return Tempo::NONE;
-    }
-    let min_lag = (60.0 * fps / TEMPO_MAX_BPM).ceil() as usize;
-    let max_lag = (60.0 * fps / TEMPO_MIN_BPM).floor() as usize;
-    let acf = tempo_autocorrelation(onsets, max_lag + 1);
-    if acf[0] <= 0.0 || min_lag < 1 {
-        return Tempo::NONE;
-    }
-    let mut best_lag = min_lag;
-    let mut best_score = f64::NEG_INFINITY;
-    for lag in min_lag..=max_lag {
-        let bpm = 60.0 * fps / lag as f64;
-        let weight = (-0.5 * (bpm / TEMPO_PRIOR_BPM).log2().powi(2)).exp();
-        let score = acf[lag].max(0.0) * weight;
-        if score > best_score {
-            best_score = score;
-            best_lag = lag;
-        }
-    }
-    if best_score <= 0.0 {
-        return Tempo::NONE;
-    }
-    let lag = best_lag;
-    let (left, centre, right) = (acf[lag - 1], acf[lag], acf[lag + 1]);
-    let curvature = left - 2.0 * centre + right;
-    let offset = if curvature < 0.0 { 0.5 * (left - right) / curvature } else { 0.0 };
-    let offset = offset.clamp(-0.5, 0.5);
-    let bpm = (60.0 * fps / (lag as f64 + offset)).clamp(TEMPO_MIN_BPM, TEMPO_MAX_BPM);
-    let stability = (centre / acf[0]).clamp(0.0, 1.0);
-    Tempo { bpm, stability }
+/// Beat lags searched: `ceil(60 fps / 240) ..= floor(60 fps / 40)` (22..=129 at 44.1 kHz).
+pub fn lag_range(fps: f64) -> (usize, usize) {
+    ((60.0 * fps / TEMPO_MAX_BPM).ceil() as usize, (60.0 * fps / TEMPO_MIN_BPM).floor() as usize)
 }
 
-/// `tempo_bpm` (4.11), BPM: 40..240, or exactly 0 when no tempo is found
-/// (silence, steady tones, noise, clips under ~0.3 s). Ellis (2007) prior.
+/// Normalised autocorrelation `a[l] = r[l] / r[0]` (l = 0..n-1) of one window of the envelope after
+/// the adaptive threshold `x_t = max(0, o_t - mean(o_s, |s - t| <= 16))` and mean removal, with
+/// `r[l] = sum_t d_t d_{t+l} / (n - l)`; `None` when `r[0] <= 1e-4` (a steady tone, silence).
+pub fn window_autocorrelation(window: &[f64], out: &mut Vec<f64>) -> bool {
+    let n = window.len();
+    let h = THRESHOLD_HALF_WIDTH;
+    let mut prefix = Vec::with_capacity(n + 1);
+    prefix.push(0.0);
+    let mut acc = 0.0;
+    for &v in window {
+        acc += v;
+        prefix.push(acc);
+    }
+    let mut d: Vec<f64> = (0..n)
+        .map(|t| {
+            let lo = t.saturating_sub(h);
+            let hi = (t + h).min(n - 1);
+            (window[t] - (prefix[hi + 1] - prefix[lo]) / (hi - lo + 1) as f64).max(0.0)
+        })
+        .collect();
+    let mean = d.iter().sum::<f64>() / n as f64;
+    d.iter_mut().for_each(|v| *v -= mean);
+    out.clear();
+    for lag in 0..n {
+        let sum: f64 = d[..n - lag].iter().zip(&d[lag..]).map(|(a, b)| a * b).sum();
+        out.push(sum / (n - lag) as f64);
+    }
+    let r0 = out[0];
+    if r0 <= FLAT_WINDOW_VARIANCE {
+        return false;
+    }
+    out.iter_mut().for_each(|v| *v /= r0);
+    true
+}
+
+/// Davies & Plumbley's comb times the Rayleigh preference, per beat lag tau in [`lag_range`]:
+/// `rho(tau) sum_{p=1..4} sum_{v=1-p..p-1} max(0, a[p tau + v]) / (2p - 1)`,
+/// `rho(tau) = tau / b^2 exp(-tau^2 / (2 b^2))`, `b = 0.557 fps`.
+pub fn comb_salience(a: &[f64], fps: f64, out: &mut Vec<f64>) {
+    let (lo, hi) = lag_range(fps);
+    let b = RAYLEIGH_BETA_S * fps;
+    out.clear();
+    for tau in lo..=hi {
+        let mut total = 0.0;
+        for p in 1..=COMB_MULTIPLES {
+            for v in (1 - p as i64)..(p as i64) {
+                let k = (p * tau) as i64 + v;
+                if k >= 0 && (k as usize) < a.len() {
+                    total += a[k as usize].max(0.0) / (2 * p - 1) as f64;
+                }
+            }
+        }
+        let t = tau as f64;
+        out.push(total * (t / (b * b) * (-t * t / (2.0 * b * b)).exp()));
+    }
+}
+
+/// `Q = M mean_{lo<=l<=hi} Abar[l]^2` (M = envelope frames): ~1 for stationary noise.
+pub fn periodicity_index(mean_a: &[f64], frames: usize, lo: usize, hi: usize) -> f64 {
+    let s: f64 = mean_a[lo..=hi].iter().map(|v| v * v).sum();
+    frames as f64 * s / (hi - lo + 1) as f64
+}
+
+/// Streaming tempo (4.11): the last [`TEMPO_WINDOW`] envelope values and two sums over lags.
+pub struct TempoTracker {
+    fps: f64,
+    lo: usize,
+    hi: usize,
+    buffer: Vec<f64>,
+    seen: usize,
+    windows: usize,
+    sum_a: Vec<f64>,
+    votes: Vec<f64>,
+    a: Vec<f64>,
+    salience: Vec<f64>,
+}
+
+impl TempoTracker {
+    pub fn new(fps: f64) -> Self {
+        let (lo, hi) = lag_range(fps);
+        TempoTracker {
+            fps,
+            lo,
+            hi,
+            buffer: Vec::with_capacity(TEMPO_WINDOW),
+            seen: 0,
+            windows: 0,
+            sum_a: vec![0.0; TEMPO_WINDOW],
+            votes: vec![0.0; hi + 1 - lo],
+            a: Vec::with_capacity(TEMPO_WINDOW),
+            salience: Vec::with_capacity(hi + 1 - lo),
+        }
+    }
+
+    /// One envelope value; every [`TEMPO_HOP`] values, once a window is full, it is analysed.
+    pub fn push(&mut self, value: f64) {
+        if self.buffer.len() == TEMPO_WINDOW {
+            self.buffer.drain(..TEMPO_HOP);
+        }
+        self.buffer.push(value);
+        self.seen += 1;
+        if self.buffer.len() == TEMPO_WINDOW {
+            self.analyse_buffer();
+        }
+    }
+
+    fn analyse_buffer(&mut self) {
+        let mut a = std::mem::take(&mut self.a);
+        if window_autocorrelation(&self.buffer, &mut a) {
+            self.windows += 1;
+            for (s, v) in self.sum_a.iter_mut().zip(&a) {
+                *s += v;
+            }
+            let mut salience = std::mem::take(&mut self.salience);
+            comb_salience(&a, self.fps, &mut salience);
+            let top = salience.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if top > 0.0 {
+                for (v, s) in self.votes.iter_mut().zip(&salience) {
+                    *v += s / top;
+                }
+            }
+            self.salience = salience;
+        }
+        self.a = a;
+    }
+
+    /// tau* = the first lag with the most votes; BPM refined by a parabola through Abar.
+    pub fn result(&mut self) -> Tempo {
+        if self.seen < TEMPO_WINDOW {
+            if self.seen < TEMPO_MIN_FRAMES.max(self.hi + 2) {
+                return Tempo::NONE;
+            }
+            self.analyse_buffer();
+        }
+        let top = self.votes.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if self.windows == 0 || top <= 0.0 {
+            return Tempo::NONE;
+        }
+        let mean_a: Vec<f64> = self.sum_a.iter().map(|s| s / self.windows as f64).collect();
+        if periodicity_index(&mean_a, self.seen, self.lo, self.hi) < MIN_PERIODICITY {
+            return Tempo::NONE;
+        }
+        let best = self.votes.iter().position(|&v| v == top).unwrap_or(0);
+        let lag = self.lo + best;
+        let (left, centre, right) = (mean_a[lag - 1], mean_a[lag], mean_a[lag + 1]);
+        let curvature = left - 2.0 * centre + right;
+        let offset = if curvature < 0.0 { 0.5 * (left - right) / curvature } else { 0.0 };
+        let offset = offset.clamp(-0.5, 0.5);
+        let bpm = (60.0 * self.fps / (lag as f64 + offset)).clamp(TEMPO_MIN_BPM, TEMPO_MAX_BPM);
+        Tempo { bpm, stability: centre.clamp(0.0, 1.0) }
+    }
+}
+
+/// The tempo of a whole envelope ([`TempoTracker`] fed in one go).
+pub fn tempo(onsets: &[f64], fps: f64) -> Tempo {
+    let mut tracker = TempoTracker::new(fps);
+    for &v in onsets {
+        tracker.push(v);
+    }
+    tracker.result()
+}
+
+/// `tempo_bpm` (4.11, version 2), BPM 40..240: the most-voted beat lag of the windowed,
+/// thresholded envelope autocorrelation under Davies' comb and a Rayleigh preference
+/// (octave rule: the comb sums four metrical levels), or exactly 0 = no periodicity
+/// (silence, steady tones, noise: periodicity index < 2; under ~1.5 s).
 pub fn tempo_bpm(tempo: &Tempo) -> f64 {
     tempo.bpm
 }
 
-/// `rhythm_stability` (4.12), ratio 0..1: `clamp(A[l*] / A[0], 0, 1)`, how
-/// self-similar the onset envelope is one beat apart (1 = metronome); 0 without tempo.
+/// `rhythm_stability` (4.12, version 2), ratio 0..1: `clamp(Abar[tau*], 0, 1)`, the mean
+/// normalised envelope autocorrelation one beat apart (1 = metronome); 0 without tempo.
 pub fn rhythm_stability(tempo: &Tempo) -> f64 {
     tempo.stability
 }

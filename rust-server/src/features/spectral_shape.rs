@@ -2,7 +2,9 @@
 //! 4.17 `spectral_flatness`; `pyengine/features/spectral.py`.
 //!
 //! Each is a per-frame statistic of the magnitude spectrum `A_t[k] = |X_t[k]|`
-//! of an active spectral frame (spec 3.3), averaged over the T active frames.
+//! of an active spectral frame (spec 3.3) over the bins of the shape band
+//! 20 Hz <= f_k < 12 kHz ([`shape_bins`], version 2: every common lossy codec
+//! keeps it), averaged over the T active frames.
 //! [`frame_shape`] computes the three per-frame values in one pass over the
 //! bins; [`ShapeSums`] adds them up over the track; the dimension functions
 //! take the mean.
@@ -13,6 +15,22 @@ use super::frames::mean_over_active_frames;
 pub const ROLLOFF_FRACTION: f32 = 0.85;
 /// 4.17: `A' = max(A, 1e-10)` (librosa's `amin`).
 pub const FLATNESS_FLOOR: f64 = 1e-10;
+
+/// The shape band, Hz: `SHAPE_LOW_HZ <= f_k < SHAPE_HIGH_HZ`.
+pub const SHAPE_LOW_HZ: f64 = 20.0;
+pub const SHAPE_HIGH_HZ: f64 = 12_000.0;
+
+/// The bins of the shape band as a range `lo..hi` (frequencies increase with k).
+pub fn shape_bins(freqs: &[f64]) -> std::ops::Range<usize> {
+    let lo = freqs.iter().position(|&f| f >= SHAPE_LOW_HZ);
+    match lo {
+        Some(lo) => {
+            let hi = freqs.iter().rposition(|&f| f < SHAPE_HIGH_HZ).map_or(lo, |k| k + 1);
+            lo..hi.max(lo)
+        }
+        None => 0..0,
+    }
+}
 
 /// The three shape statistics of one frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,21 +96,21 @@ impl ShapeSums {
     }
 }
 
-/// `spectral_centroid` (4.15), Hz, 0..192000: `(1/T) sum_t c_t`; 0 for silence.
+/// `spectral_centroid` (4.15), Hz, 20..12000: `(1/T) sum_t c_t` over the shape band; 0 for silence.
 /// librosa `feature.spectral_centroid(S=A, freq=f)` averaged over the active frames.
 pub fn spectral_centroid(sums: &ShapeSums) -> f64 {
     mean_over_active_frames(sums.centroid, sums.active_frames)
 }
 
-/// `spectral_rolloff` (4.16), Hz, 0..192000: mean over active frames of the
-/// lowest `f_k` holding 85 % of the frame's magnitude; 0 for silence.
+/// `spectral_rolloff` (4.16), Hz, 20..12000: mean over active frames of the
+/// lowest `f_k` holding 85 % of the frame's magnitude in the shape band; 0 for silence.
 /// librosa `feature.spectral_rolloff(S=A, freq=f, roll_percent=0.85)`.
 pub fn spectral_rolloff(sums: &ShapeSums) -> f64 {
     mean_over_active_frames(sums.rolloff, sums.active_frames)
 }
 
 /// `spectral_flatness` (4.17), ratio 0..1: mean over active frames of the
-/// geometric over the arithmetic mean of `max(A, 1e-10)`; 0 for silence.
+/// geometric over the arithmetic mean of `max(A, 1e-10)` over the shape band; 0 for silence.
 /// librosa `feature.spectral_flatness(S=A, power=1.0, amin=1e-10)`.
 pub fn spectral_flatness(sums: &ShapeSums) -> f64 {
     mean_over_active_frames(sums.flatness, sums.active_frames)
