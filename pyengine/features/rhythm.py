@@ -109,7 +109,9 @@ def comb_salience(a: np.ndarray, fps: float) -> np.ndarray:
     """Davies & Plumbley's comb over metrical levels, times the tempo preference, per beat lag.
 
     F(tau) = rho(tau) * sum_{p=1..4} sum_{v=1-p..p-1} max(0, a[p tau + v]) / (2p - 1)
-    for tau in :func:`lag_range`; terms with p tau + v beyond the window's lags count 0.
+    for tau in :func:`lag_range` with a[tau] > 0, and F(tau) = 0 where a[tau] <= 0 (a
+    beat must recur one beat later: without this, half of a slow beat would win on
+    its even multiples alone); terms with p tau + v beyond the window's lags count 0.
     """
     lo, hi = lag_range(fps)
     tau = np.arange(lo, hi + 1)
@@ -120,7 +122,7 @@ def comb_salience(a: np.ndarray, fps: float) -> np.ndarray:
             k = p * tau + v
             inside = k < len(a)
             total[inside] += positive[k[inside]] / (2 * p - 1)
-    return total * rayleigh_weights(fps)
+    return np.where(a[tau] > 0.0, total * rayleigh_weights(fps), 0.0)
 
 
 class TempoTracker:

@@ -97,12 +97,17 @@ pub fn window_autocorrelation(window: &[f64], out: &mut Vec<f64>) -> bool {
 
 /// Davies & Plumbley's comb times the Rayleigh preference, per beat lag tau in [`lag_range`]:
 /// `rho(tau) sum_{p=1..4} sum_{v=1-p..p-1} max(0, a[p tau + v]) / (2p - 1)`,
-/// `rho(tau) = tau / b^2 exp(-tau^2 / (2 b^2))`, `b = 0.557 fps`.
+/// `rho(tau) = tau / b^2 exp(-tau^2 / (2 b^2))`, `b = 0.557 fps`; 0 where `a[tau] <= 0`.
 pub fn comb_salience(a: &[f64], fps: f64, out: &mut Vec<f64>) {
     let (lo, hi) = lag_range(fps);
     let b = RAYLEIGH_BETA_S * fps;
     out.clear();
     for tau in lo..=hi {
+        if tau >= a.len() || a[tau] <= 0.0 {
+            // a beat must recur one beat later (else half a slow beat wins on its even multiples)
+            out.push(0.0);
+            continue;
+        }
         let mut total = 0.0;
         for p in 1..=COMB_MULTIPLES {
             for v in (1 - p as i64)..(p as i64) {
