@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine, func, or_, select
 
-from trackprint.fingerprint import DIMENSIONS, FINGERPRINT_VERSION
+from trackprint.fingerprint import DIMENSIONS, FINGERPRINT_VERSION, KNOWN_VERSIONS
 from trackprint.paths import canonical
 from trackprint.persister.db import make_engine, normalize_url, redact
 from trackprint.similarity import (DistanceModel, exact_sq_distances, nearest_rows, set_sq_distances,
@@ -113,9 +113,9 @@ class LibraryMatrix:
         return v[0], bool(present[0])
 
     @classmethod
-    def from_columns(cls, key: str, columns) -> "LibraryMatrix":
-        """The current-version rows of the query columns (ascending id, as the SQL reading orders them)."""
-        current = columns.versions == FINGERPRINT_VERSION
+    def from_columns(cls, key: str, columns, version: int = FINGERPRINT_VERSION) -> "LibraryMatrix":
+        """The rows of fingerprint ``version`` in the query columns (ascending id, as the SQL reading orders them)."""
+        current = columns.versions == version
         ids = columns.ids[current]
         raw64 = np.ascontiguousarray(columns.numbers[:len(DIMENSIONS), current].T)
         if len(ids) == 0:
@@ -162,20 +162,20 @@ def _tables():
     return tracks, track_fingerprints, track_tags
 
 
-def library_key(conn) -> str:
+def library_key(conn, version: int = FINGERPRINT_VERSION) -> str:
     tracks, fps, _tags = _tables()
     # one aggregate per statement: SQLite answers a lone max() from the index, two together scan the table
     max_id = conn.execute(select(func.max(tracks.c.id))).scalar()
     tracks_at = conn.execute(select(func.max(tracks.c.updated_at))).scalar()
     fps_at = conn.execute(select(func.max(fps.c.updated_at))).scalar()
-    return f"v{CACHE_FORMAT}-fp{FINGERPRINT_VERSION}-{max_id}-{tracks_at}-{fps_at}"
+    return f"v{CACHE_FORMAT}-fp{version}-{max_id}-{tracks_at}-{fps_at}"
 
 
-def _read_matrix(conn, key: str) -> LibraryMatrix:
+def _read_matrix(conn, key: str, version: int = FINGERPRINT_VERSION) -> LibraryMatrix:
     tracks, fps, _tags = _tables()
     stmt = (select(tracks.c.id, *[fps.c[d] for d in DIMENSIONS])
             .select_from(tracks.join(fps, fps.c.track_id == tracks.c.id))
-            .where(tracks.c.state == "active", fps.c.fingerprint_version == FINGERPRINT_VERSION)
+            .where(tracks.c.state == "active", fps.c.fingerprint_version == version)
             .order_by(tracks.c.id))
     rows = [tuple(r) for r in conn.execute(stmt)]  # plain tuples: numpy reads them ~50x faster than Rows
     if not rows:
@@ -234,26 +234,31 @@ def _save_cached(path: Path, matrix: LibraryMatrix) -> None:
 
 
 def load_matrix(db_url: str, *, engine: Engine | None = None, cache_dir: Path | str | None = None,
-                build: bool = True, columns: bool = False) -> LibraryMatrix | None:
-    """The library's matrix: from this process's memory, else ``cache_dir``'s file, else the database; always
-    the one matching the database's current key.
+                build: bool = True, columns: bool = False, version: int = FINGERPRINT_VERSION) -> LibraryMatrix | None:
+    """The library's matrix of fingerprint ``version`` (the current one unless a caller compares within an
+    older one: :func:`comparison_version`): from this process's memory, else ``cache_dir``'s file, else the
+    database; always the one matching the database's current key.
 
     ``columns=True``: with its query columns too (``.columns``, :class:`trackprint.query.QueryColumns`;
     False when the library holds a value they cannot hold exactly: queries then stay on SQL), kept in
     their own file beside the matrix's (``query-columns-*.npz``) so that ``similar`` alone loads only the
     matrix; read from the database together, in one scan. ``build=False``: None rather than reading the
     database (a one-off query on a changed library is cheaper in SQL than reading all of it)."""
+    if version != FINGERPRINT_VERSION:
+        columns = False  # the query columns hold every version: they belong with the current matrix only
     own = engine is None
     engine = engine or make_engine(db_url, must_exist=True)
     try:
         with engine.connect() as conn:
-            key = library_key(conn)
+            key = library_key(conn, version)
+            memo_key = db_url if version == FINGERPRINT_VERSION else f"{db_url}#v{version}"
             with _memo_lock:
-                hit = _memo.get(db_url)
+                hit = _memo.get(memo_key)
             matrix = hit if hit is not None and hit.key == key else None
             if matrix is not None and (matrix.columns is not None or not columns):
                 return matrix
-            path = _cache_file(Path(cache_dir), db_url) if cache_dir is not None else None
+            kind = "similarity" if version == FINGERPRINT_VERSION else f"similarity-v{version}"
+            path = _cache_file(Path(cache_dir), db_url, kind) if cache_dir is not None else None
             keep = path is not None and path.parent.parent.is_dir()  # never create the data directory itself
             if matrix is None and path is not None and path.is_file():
                 matrix = _load_cached(path, key)
@@ -269,7 +274,7 @@ def load_matrix(db_url: str, *, engine: Engine | None = None, cache_dir: Path | 
                     if found is not None and keep:
                         _save(cols_path, dict(key=np.array(f"{key}-q{QUERY_COLUMNS_FORMAT}"), **found.arrays()))
                 if matrix is None and found is not None:
-                    matrix = LibraryMatrix.from_columns(key, found)  # the same rows, the same scan
+                    matrix = LibraryMatrix.from_columns(key, found, version)  # the same rows, the same scan
                     if keep:
                         _save_cached(path, matrix)
                 if matrix is not None:
@@ -277,13 +282,13 @@ def load_matrix(db_url: str, *, engine: Engine | None = None, cache_dir: Path | 
             if matrix is None:
                 if not build:
                     return None
-                matrix = _read_matrix(conn, key)
+                matrix = _read_matrix(conn, key, version)
                 if columns:
                     matrix.columns = False
                 if keep:
                     _save_cached(path, matrix)
         with _memo_lock:
-            _memo[db_url] = matrix
+            _memo[memo_key] = matrix
         return matrix
     finally:
         if own:
@@ -439,6 +444,28 @@ def _seed_vectors(conn, matrix: LibraryMatrix, seeds: list[str]):
     return np.array(vectors), np.array(presents, dtype=bool), dicts, rows, origins
 
 
+def comparison_version(conn, seeds: list[str]) -> int:
+    """The fingerprint version a search compares in: the seeds' own.
+
+    Distances are only ever taken between fingerprints of one version (the definitions differ between
+    versions). While a library is re-analysed after a spec change (``replay --reanalyse``), a seed not yet
+    re-analysed is compared with the tracks not yet re-analysed, and a re-analysed one with the re-analysed
+    ones; a seed outside the library (analysed now) is of the current version, as is a seed stored under a
+    version this release does not know. Seeds of two versions cannot be compared together."""
+    wanted = {seed: canonical(seed) for seed in seeds}
+    found = {row["path"]: row for row in track_rows(conn, paths=set(wanted) | set(wanted.values()))}
+    versions = set()
+    for seed, target in wanted.items():
+        row = found.get(seed) or found.get(target)
+        stored = row["fingerprint_version"] if row is not None else FINGERPRINT_VERSION
+        versions.add(stored if stored in KNOWN_VERSIONS else FINGERPRINT_VERSION)
+    if len(versions) > 1:
+        raise NothingToCompare(
+            f"the seeds have fingerprints of versions {sorted(versions)}, which are not comparable; the library is "
+            "being re-analysed (`trackprint status` shows the stale rows): give seeds of one version, or wait")
+    return versions.pop()
+
+
 def similar_to(db_url: str, seeds: list[str], k: int, *, exclude_seed_albums: bool = False,
                engine: Engine | None = None, cache_dir: Path | str | None = None) -> Similar:
     """The ``k`` tracks nearest to the set of ``seeds`` (paths), seeds themselves left out; with
@@ -450,10 +477,14 @@ def similar_to(db_url: str, seeds: list[str], k: int, *, exclude_seed_albums: bo
     try:
         # a long-lived caller (an engine passed: the server, the benchmark) looks albums up in the query
         # columns; a one-off call scans the tags in SQL rather than reading the whole library
-        matrix = load_matrix(db_url, engine=engine, cache_dir=cache_dir, columns=exclude_seed_albums and not own)
+        with engine.connect() as conn:
+            version = comparison_version(conn, seeds)
+        matrix = load_matrix(db_url, engine=engine, cache_dir=cache_dir, columns=exclude_seed_albums and not own,
+                             version=version)
         if len(matrix) == 0:
             raise NothingToCompare(f"no current fingerprints in {redact(db_url)} yet: run `trackprint up LIBRARY`, "
-                                   "or wait for it to persist some")
+                                   "or wait for it to persist some (during a re-analysis: wait for the first "
+                                   "re-analysed tracks)")
         with engine.connect() as conn:
             vectors, presents, seed_dicts, seed_rows, origins = _seed_vectors(conn, matrix, seeds)
             excluded = np.zeros(len(matrix), dtype=bool)
@@ -468,7 +499,8 @@ def similar_to(db_url: str, seeds: list[str], k: int, *, exclude_seed_albums: bo
         matches = []
         for index, distance in nearest:
             row = by_id.get(int(matrix.ids[index]))
-            if row is not None:  # a row tombstoned since the matrix was read: left out
+            # a row tombstoned or re-analysed since the matrix was read: left out
+            if row is not None and row["fingerprint_version"] == version:
                 matches.append(Match(row["path"], distance, row))
         origin = origins[0] if len(set(origins)) == 1 else ", ".join(origins)
         return Similar(origin, matches, [s["path"] for s in seed_dicts])
@@ -537,7 +569,9 @@ def smooth_playlist(db_url: str, seed: str, length: int, *, max_tempo_step: floa
     own = engine is None
     engine = engine or make_engine(db_url, must_exist=True)
     try:
-        matrix = load_matrix(db_url, engine=engine, cache_dir=cache_dir)
+        with engine.connect() as conn:
+            version = comparison_version(conn, [seed])  # a playlist stays within its seed's version
+        matrix = load_matrix(db_url, engine=engine, cache_dir=cache_dir, version=version)
         if len(matrix) == 0:
             raise NothingToCompare(f"no current fingerprints in {redact(db_url)} yet: run `trackprint up LIBRARY`")
         with engine.connect() as conn:
