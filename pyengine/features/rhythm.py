@@ -9,9 +9,14 @@ rate), framed with N = 512, hop 128, periodic Hann:
     L_t[k] = 10 log10(P_t[k] + 1e-5)          (dB; the floor mutes ~-77 dBFS noise)
     o_t    = mean_k max(0, L_t[k] - L_{t-1}[k]) (dB per bin), o_0 = 0
 
-at ``fps = sr / D / 128`` frames per second (~86). References: Bello et al.,
-"A tutorial on onset detection in music signals" (2005); Ellis, "Beat
-tracking by dynamic programming" (2007) for the tempo prior.
+at ``fps = sr / D / 128`` frames per second (~86). ``transient_density``
+counts its peaks over the whole track; the tempo (version 2) is streamed by
+:class:`TempoTracker` in constant memory: windows of 512 frames, hop 256,
+each thresholded, autocorrelated and scored by a comb over four metrical
+levels under a Rayleigh tempo preference; the windows vote for the beat lag.
+References: Bello et al., "A tutorial on onset detection in music signals"
+(2005) for the flux; Davies & Plumbley, "Context-dependent beat tracking of
+musical audio" (2007) for the threshold, comb and preference.
 """
 
 from __future__ import annotations
