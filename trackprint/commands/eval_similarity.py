@@ -25,6 +25,13 @@ def register(subparsers) -> None:
                         help="tempo agreement on at most N tracks spread over the corpus (default 0: all)")
     parser.add_argument("--no-ablation", action="store_true",
                         help="skip the default distance's leave-one-dimension-out scores")
+    parser.add_argument("--no-codecs", action="store_true",
+                        help="skip the codec identity and per-dimension codec sensitivity (re-encoded variants)")
+    parser.add_argument("--codec-tracks", type=positive_int, default=12,
+                        help="tracks re-encoded for the codec part, spread over the labels (default 12)")
+    parser.add_argument("--codec-variants", default="",
+                        help="comma-separated variant kinds for the codec part (default all: mp3_320, mp3_v5, "
+                             "aac_128, opus_96, vorbis_q3, r48k, mono, minus6db, cut20s)")
     parser.add_argument("--out", default=None, help="also write the figures as JSON to this file")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
     parser.set_defaults(func=run)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def _ci(score: dict) -> str:
     return f"{score['mean']:.3f} [{score['lo']:.3f}, {score['hi']:.3f}]"
@@ -9,6 +11,47 @@ def _ci(score: dict) -> str:
 
 def _diff(score: dict) -> str:
     return f"{score['mean']:+.3f} [{score['lo']:+.3f}, {score['hi']:+.3f}]"
+
+
+def _codecs(c: dict | None, lines: list[str]) -> None:
+    lines.append("")
+    if c is None:
+        lines.append("codecs: not run")
+        return
+    ident = c["identity"]
+    kinds = list(c["kinds"])
+    lines.append(f"codecs: {len(c['tracks'])} tracks x {len(kinds)} variants ({', '.join(kinds)}), fingerprinted by "
+                 f"the {c['trackprint']['engine']} engine; {len(c['errors'])} variants failed")
+    for path, why in list(c["errors"].items())[:5]:
+        lines.append(f"    {path}: {why}")
+    top1 = "n/a" if ident["top1"] is None else f"{100 * ident['top1']:.1f}%"
+    lines.append(f"codec identity (nearest of the {c['originals']} originals is its own, {ident['distance']}): "
+                 f"{ident['hits']}/{ident['cases']} = {top1}; by kind: "
+                 + ", ".join(f"{k} {v['hits']}/{v['cases']}" for k, v in ident["by_kind"].items()))
+    if c.get("identity_by_distance"):
+        lines.append("  top-1 by distance: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in c["identity_by_distance"].items()))
+    for m in ident["misses"]:
+        lines.append(f"  miss: {Path(m['track']).name} {m['kind']} -> {Path(m['matched']).name} "
+                     f"(d {m['d_matched']:.3f}; own original d {m['d_own']:.3f}, rank {m['own_rank']})")
+    sens = c["sensitivity"]
+    moves = sens["median_moves"]
+    shown = [k for k in kinds if k in moves]
+    lines.append(f"codec sensitivity: median |variant - original| / robust spread; * above {sens['threshold']} "
+                 f"under {', '.join(sens['target_kinds'])}; (-) not in the default distance")
+    lines.append(f"  {'dimension':<26}" + "".join(f"{k[:9]:>10}" for k in shown))
+    flagged = {(f["kind"], f["dimension"]) for f in sens["flagged"]}
+    for d in sens["spread"]:
+        name = d + (" (-)" if d in sens["not_in_default"] else "")
+        lines.append(f"  {name:<26}" + "".join(
+            f"{moves[k][d]:>9.3f}{'*' if (k, d) in flagged else ' '}" for k in shown))
+    w = sens.get("worst_target")
+    if w:
+        verdict = "met" if sens["acceptance_met"] else f"NOT met ({len(sens['flagged'])} above)"
+        lines.append(f"  largest under {', '.join(sens['target_kinds'])}: {w['dimension']} {w['value']:.3f} "
+                     f"({w['kind']}); none above {sens['threshold']}: {verdict}")
+    if c.get("tempo_moved"):
+        lines.append("  tempo_bpm left the original's (4%; strictly / octave-tolerantly): " + ", ".join(
+            f"{k} {v['strict']}/{v['octave']} of {v['tracks']}" for k, v in c["tempo_moved"].items()))
 
 
 def text(result: dict) -> str:
@@ -60,6 +103,7 @@ def text(result: dict) -> str:
         lines.append(f"the default distance without one dimension (mAP change; + = better without it):")
         items = sorted(result["dimension_ablation"].items(), key=lambda kv: -kv[1])
         lines.append("  " + ", ".join(f"{d} {v:+.3f}" for d, v in items))
+    _codecs(result.get("codecs"), lines)
     t = result.get("tempo")
     lines.append("")
     if t is None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trackprint.benchmarks.evaluation import baselines, corpus, descriptors, metrics, report, tempo_agreement
+from trackprint.benchmarks.evaluation import baselines, codecs, corpus, descriptors, metrics, report, tempo_agreement
 from trackprint.fingerprint import DIMENSIONS
 from trackprint.similarity import DEFAULT, VARIANTS, DistanceSpec, distance_matrix
 
@@ -144,6 +144,23 @@ def run(args: argparse.Namespace) -> int:
             ablation[d] = round(float(np.mean(metrics.per_query(distance_matrix(raw, spec), labels).ap)) - base, 4)
     timing["scoring"] = time.monotonic() - t0
 
+    # -- codec identity and sensitivity -----------------------------------------------------------------
+    codec_result = None
+    if not getattr(args, "no_codecs", False):
+        t0 = time.monotonic()
+        kinds = [k for k in (getattr(args, "codec_variants", "") or "").split(",") if k] or None
+        try:
+            codec_result = codecs.evaluate(tracks, tp_values, corpus_dir, engine,
+                                           n_tracks=getattr(args, "codec_tracks", codecs.DEFAULT_TRACKS),
+                                           kinds=kinds, jobs=args.jobs, log=_log)
+        except ValueError as exc:
+            _log(f"eval-similarity: {exc}")
+            return 2
+        except RuntimeError as exc:
+            _log(f"eval-similarity: codecs: {exc}")
+            return 1
+        timing["codecs"] = time.monotonic() - t0
+
     # -- tempo ------------------------------------------------------------------------------------------
     tempo = None
     if not args.no_tempo:
@@ -182,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
         "dimension_ablation": ablation,
         "skipped": skipped,
         "tempo": tempo,
+        "codecs": codec_result,
         "timing_s": {k: round(v, 2) for k, v in timing.items()},
         "per_query_ap": {name: {common[q]: round(float(ap), 4) for q, ap in zip(pq.queries, pq.ap)}
                          for name, pq in per_query.items() if name in (default, "trackprint v1")},
