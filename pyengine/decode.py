@@ -24,7 +24,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -40,6 +40,7 @@ DEFAULT_MAX_BYTES = 8 << 30
 DEFAULT_MAX_DURATION_S = 12 * 3600.0
 
 _SNDFILE_CONTAINERS = {"flac", "wav", "aiff", "w64", "mp3"}  # and Ogg Vorbis/Opus, PCM CAF
+_CHECKSUMMED_CODECS = {"wavpack", "ape"}  # FFmpeg verifies their per-block checksums only when asked
 _SUBTYPE_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32, "DOUBLE": 64}
 
 
@@ -55,7 +56,12 @@ class DecodedStream:
     bits_per_sample: int | None
     frames_decoded: int = 0
     ends_cleanly: bool = True  # False: the container's last page/frame is missing
+    # Ogg with a complete end-of-stream page: the stream's length by its last page's granule
+    # position, seconds (pre-skip removed for Opus); decoding less means pages were lost
+    ogg_expected_s: float | None = None
     blocks: Iterator[np.ndarray] = field(default=iter(()), repr=False)
+    # the container's declared byte length against the file (sniff.byte_extent), read on demand
+    extent: Callable[[], str | int] = field(default=lambda: sniff.EXTENT_UNKNOWN, repr=False)
 
     @property
     def decoded_duration_s(self) -> float:
@@ -222,15 +228,69 @@ def open_stream(handle: BinaryIO, path: str, size: int, block_frames_for_rate,
     if found.container == "mp3":  # libsndfile wants the first frame at the start (junk after a tag)
         first = sniff.mpeg_first_frame(head, 4096) or 0
         start, head = start + first, head[first:]
+    if found.container == "flac" and sniff.flac_metadata_end(head) == end - start:
+        # a FLAC stream of headers only: empty if its STREAMINFO declares no samples, else cut after them
+        if sniff.flac_declared_frames(head, 0) is None:
+            raise AnalysisError(ErrorCode.TOO_SHORT, "the flac stream has its headers but no audio frames",
+                                path=path, stage="probe")
+        raise AnalysisError(ErrorCode.TRUNCATED, "the flac stream ends after its headers, before any audio frame",
+                            path=path, stage="probe")
     span = _AudioSpan(handle, start, end, path, deadline, "probe")
-    if _decoded_by_sndfile(found, head):
-        stream = _open_sndfile(span, path, found, head, block_frames_for_rate)
-    else:
-        stream = _open_ffmpeg(span, path, found, block_frames_for_rate)
+    ogg_tail = sniff.ogg_tail_state(tail) if found.container == "ogg" else None
+
+    def extent() -> str | int:
+        def read_at(pos: int, n: int) -> bytes:
+            n = max(0, min(n, end - start - pos))
+            try:
+                handle.seek(start + pos)
+                return handle.read(n) if n else b""
+            except OSError:
+                return b""
+
+        return sniff.byte_extent(found.container, end - start, ogg_tail, read_at)
+
+    try:
+        if _decoded_by_sndfile(found, head):
+            stream = _open_sndfile(span, path, found, head, block_frames_for_rate)
+        else:
+            stream = _open_ffmpeg(span, path, found, block_frames_for_rate)
+    except AnalysisError as exc:
+        raise cut_or_corrupt(exc, extent, found.container, end - start) from None
+    stream.extent = extent
+    stream.blocks = _cut_or_corrupt_blocks(stream.blocks, extent, found.container, end - start)
     if found.container == "ogg":
         stream.ends_cleanly = sniff.ogg_ends_cleanly(tail)
+        granule = sniff.ogg_last_granule(tail)
+        if granule is not None and found.codec == "opus":
+            pre_skip = sniff.opus_pre_skip(head)
+            stream.ogg_expected_s = max(0, granule - pre_skip) / 48_000 if pre_skip is not None else None
+        elif granule is not None and stream.sample_rate:
+            stream.ogg_expected_s = granule / stream.sample_rate
     span.stage = "decode"
     return stream
+
+
+def cut_or_corrupt(exc: AnalysisError, extent: Callable[[], str | int], container: str, length: int) -> AnalysisError:
+    """A decoder's ``corrupt`` on a file shorter than its container's structure declares is
+    ``truncated``: the damage is the missing end (``docs/fingerprint-spec.md``, "Outcomes")."""
+    if exc.code is not ErrorCode.CORRUPT:
+        return exc
+    declared = extent()
+    if isinstance(declared, int):
+        return AnalysisError(
+            ErrorCode.TRUNCATED,
+            f"{exc.message}: the file ends {declared - length} bytes short of what its {container} structure declares",
+            path=exc.path,
+            stage=exc.stage,
+        )
+    return exc
+
+
+def _cut_or_corrupt_blocks(blocks: Iterator[np.ndarray], extent, container: str, length: int) -> Iterator[np.ndarray]:
+    try:
+        yield from blocks
+    except AnalysisError as exc:
+        raise cut_or_corrupt(exc, extent, container, length) from None
 
 
 def _validate_format(path: str, sample_rate: int, channels: int) -> None:
@@ -286,12 +346,15 @@ def _open_sndfile(span: _AudioSpan, path, found: sniff.Sniffed, head: bytes, blo
 
 def _decode_failure(exc: Exception, span: _AudioSpan, stream: DecodedStream, path: str) -> AnalysisError:
     """A decoder error with every byte of the audio read and less audio than declared is a cut file
-    (``truncated``, e.g. libFLAC's "lost sync" in a partial last frame); otherwise ``corrupt``.
-    A deadline or OS failure met by a read comes first (the decoder only saw an end of file)."""
+    (``truncated``, e.g. libFLAC's "lost sync" in a partial last frame), unless the container's
+    structure says the file is whole (an MP3 whose Xing byte count is all there: its frames are
+    damaged); otherwise ``corrupt``. A deadline or OS failure met by a read comes first (the
+    decoder only saw an end of file)."""
     if span.failure is not None:
         return span.failure
     declared = stream.declared_duration_s
-    if span.at_end() and (declared is None or stream.decoded_duration_s < declared - TRUNCATION_TOLERANCE_S):
+    if (span.at_end() and (declared is None or stream.decoded_duration_s < declared - TRUNCATION_TOLERANCE_S)
+            and stream.extent() != sniff.EXTENT_WHOLE):
         return AnalysisError(
             ErrorCode.TRUNCATED,
             f"the {stream.container} stream ends mid-frame after {stream.decoded_duration_s:.2f} s"
@@ -346,6 +409,8 @@ def _open_ffmpeg(span: _AudioSpan, path, found: sniff.Sniffed, block_frames_for_
         raise AnalysisError(ErrorCode.UNSUPPORTED_FORMAT, f"{found.container} file has no audio stream", path=path, stage="probe")
     source = audio[0]
     codec = source.codec_context.name
+    if codec in _CHECKSUMMED_CODECS:  # a damaged block is corrupt, not decoded as sound (the Rust engine does the same)
+        source.codec_context.options = {"err_detect": "crccheck"}
     rate, channels = source.codec_context.sample_rate or source.rate or 0, source.codec_context.channels
     _validate_format(path, rate, channels)
     declared = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from trackprint.pyengine import decode
+from trackprint.pyengine import decode, sniff
 from trackprint.pyengine.features import FingerprintAccumulator, frame_params
 from trackprint.contracts import DecodeFacts, EngineOutcome, Fingerprint, Timings
 from trackprint.errors import AnalysisError, ErrorCode
@@ -83,7 +83,7 @@ def analyze_file(
                     path=path,
                     stage="analyse",
                 )
-    _check_complete(stream, path)
+        _check_complete(stream, path)  # with the file open: it may read the container's structure
     try:
         fingerprint = accumulator.finish()
     except AnalysisError as exc:
@@ -105,19 +105,34 @@ def analyze_file(
 
 
 def _check_complete(stream: decode.DecodedStream, path: str) -> None:
-    """``truncated`` when decoding ended short of what the container promised."""
+    """``truncated`` when decoding ended short of what the container promised and the file is
+    shorter than its structure declares (or its structure declares no length); ``corrupt`` when
+    the file is whole but audio is missing (damaged frames or pages were skipped). The Rust
+    engine's ``check_complete`` is the same rule."""
     declared, decoded = stream.declared_duration_s, stream.decoded_duration_s
     if declared is not None and decoded < declared - decode.TRUNCATION_TOLERANCE_S:
-        raise AnalysisError(
-            ErrorCode.TRUNCATED,
-            f"decoded {decoded:.2f} s of the {declared:.2f} s the {stream.container} header declares",
-            path=path,
-            stage="decode",
-        )
+        reason = f"decoded {decoded:.2f} s of the {declared:.2f} s the {stream.container} header declares"
+        if stream.extent() == sniff.EXTENT_WHOLE:
+            raise AnalysisError(
+                ErrorCode.CORRUPT,
+                f"{reason}, though the file is as long as its {stream.container} structure declares: "
+                "damaged audio was skipped",
+                path=path,
+                stage="decode",
+            )
+        raise AnalysisError(ErrorCode.TRUNCATED, reason, path=path, stage="decode")
     if not stream.ends_cleanly:
         raise AnalysisError(
             ErrorCode.TRUNCATED,
             f"{stream.container} stream ends without its end-of-stream page (decoded {decoded:.2f} s)",
+            path=path,
+            stage="decode",
+        )
+    expected = stream.ogg_expected_s
+    if expected is not None and decoded < expected - decode.TRUNCATION_TOLERANCE_S:
+        raise AnalysisError(
+            ErrorCode.CORRUPT,
+            f"decoded {decoded:.2f} s of the {expected:.2f} s its last Ogg page marks: damaged pages were skipped",
             path=path,
             stage="decode",
         )

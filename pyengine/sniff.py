@@ -156,6 +156,17 @@ def caf_format(body: bytes) -> str | None:
 
 
 # -- declared durations ---------------------------------------------------------------
+def flac_metadata_end(head: bytes) -> int | None:
+    """Where a FLAC stream's metadata blocks end (its first frame starts), when they fit in ``head``."""
+    pos = 4
+    while pos + 4 <= len(head):
+        last = head[pos] & 0x80
+        pos += 4 + int.from_bytes(head[pos + 1:pos + 4], "big")
+        if last:
+            return pos
+    return None
+
+
 def flac_declared_frames(head: bytes, offset: int) -> int | None:
     """Total samples per channel from STREAMINFO (None when the encoder left it 0 = unknown)."""
     info = head[offset + 8: offset + 8 + 34]
@@ -267,3 +278,115 @@ def ogg_ends_cleanly(tail: bytes) -> bool:
     body = sum(tail[at + 27: at + 27 + segments])
     complete = at + 27 + segments + body == len(tail)
     return complete and bool(tail[at + 5] & 0x04)
+
+
+def ogg_tail_state(tail: bytes) -> bool | None:
+    """The end of an Ogg stream as its last 64 KiB show it: True a complete end-of-stream page at
+    the very end, False a last page that runs past the end of the file or ends it without the
+    end-of-stream flag (the stream was cut), None bytes after the last complete page, or no page
+    at all (what is there is not Ogg: damage, not a cut)."""
+    tail = tail[:trailing_tags_start(tail)]
+    at = tail.rfind(b"OggS")
+    if at < 0:
+        return None
+    if at + 27 > len(tail) or at + 27 + tail[at + 26] > len(tail):
+        return False
+    segments = tail[at + 26]
+    end = at + 27 + segments + sum(tail[at + 27:at + 27 + segments])
+    if end > len(tail):
+        return False
+    return bool(tail[at + 5] & 0x04) if end == len(tail) else None
+
+
+def ogg_last_granule(tail: bytes) -> int | None:
+    """The granule position of the last Ogg page when ``tail`` ends with a complete end-of-stream
+    page (Vorbis, FLAC: samples per channel; Opus: 48 kHz samples, pre-skip included)."""
+    if not ogg_ends_cleanly(tail):
+        return None
+    tail = tail[:trailing_tags_start(tail)]
+    at = tail.rfind(b"OggS")
+    granule = struct.unpack("<q", tail[at + 6:at + 14])[0]
+    return granule if granule >= 0 else None
+
+
+def opus_pre_skip(head: bytes) -> int | None:
+    """The pre-skip of an Ogg Opus stream's ``OpusHead`` (in the first page of ``head``)."""
+    at = head[:300].find(b"OpusHead")
+    return struct.unpack("<H", head[at + 10:at + 12])[0] if at >= 0 and at + 12 <= len(head) else None
+
+
+# -- cut or damaged: the container's declared byte length --------------------------------
+EXTENT_WHOLE = "whole"  # the structure's declared end lies inside the file: it was not cut
+EXTENT_UNKNOWN = "unknown"  # no declared byte length (FLAC, ADTS, APE, W64), or unreadable structure
+
+
+def byte_extent(container: str, length: int, ogg_tail: bool | None, read_at) -> str | int:
+    """Whether the audio's ``length`` bytes reach the end the container's own structure declares
+    (``docs/fingerprint-spec.md``, "Outcomes": truncated vs corrupt): the declared byte count
+    (an int, more than ``length``) when the file was cut, else :data:`EXTENT_WHOLE` or
+    :data:`EXTENT_UNKNOWN`. ``read_at(pos, n)`` reads at ``pos`` of the audio span. RIFF/FORM
+    sizes (WAV, AIFF), CAF chunk sizes, MP4 top-level box sizes, WavPack block sizes, the MP3
+    Xing/Info/VBRI byte count; Ogg: ``ogg_tail`` (:func:`ogg_tail_state`). The Rust engine's
+    ``sniff::byte_extent`` is the same function."""
+
+    def judge(declared: int):
+        return declared if declared > length else EXTENT_WHOLE
+
+    def walk(pos: int, hdr: int, size_of):
+        for _ in range(1_000_000):
+            if pos >= length:
+                return EXTENT_WHOLE if pos == length else pos
+            h = read_at(pos, hdr)
+            if len(h) < hdr:
+                return pos + hdr
+            size = size_of(h)
+            if size is None:
+                return EXTENT_UNKNOWN
+            if size == -1:  # to the end of the file
+                return EXTENT_WHOLE
+            pos += size
+        return EXTENT_UNKNOWN
+
+    if container in ("wav", "aiff"):
+        h = read_at(0, 8)
+        if len(h) < 8 or h[:4] == b"RF64":
+            return EXTENT_UNKNOWN
+        size = struct.unpack(">I" if h[:4] in (b"FORM", b"RIFX") else "<I", h[4:8])[0]
+        return EXTENT_UNKNOWN if size in (0, 0xFFFFFFFF) else judge(8 + size)
+    if container == "caf":
+        def caf(h):
+            size = struct.unpack(">q", h[4:12])[0]
+            if size == -1 and h[:4] == b"data":
+                return -1
+            return 12 + size if size >= 0 else None
+        return walk(8, 12, caf)
+    if container == "mp4":
+        def box(h):
+            size = struct.unpack(">I", h[:4])[0]
+            if size == 0:
+                return -1
+            return size if size >= 8 else None  # 1: a 64-bit size (files over 4 GiB): not judged
+        return walk(0, 8, box)
+    if container == "wavpack":
+        return walk(0, 8, lambda h: struct.unpack("<I", h[4:8])[0] + 8 if h[:4] == b"wvpk" else None)
+    if container == "mp3":  # the byte count of a Xing/Info (flag 2) or VBRI header counts from the first frame
+        head = read_at(0, 4096 + 200)
+        first = next((p for p in range(min(len(head), 4096)) if looks_like_mpeg(head, p)), None)
+        if first is None:
+            return EXTENT_UNKNOWN
+        frame = head[first:first + 200]
+        for tag in (b"Xing", b"Info"):
+            at = frame.find(tag)
+            if at >= 0:
+                flags = struct.unpack(">I", frame[at + 4:at + 8])[0] if at + 8 <= len(frame) else 0
+                pos = at + 8 + (4 if flags & 1 else 0)
+                if flags & 2 and pos + 4 <= len(frame):
+                    return judge(first + struct.unpack(">I", frame[pos:pos + 4])[0])
+                return EXTENT_UNKNOWN
+        at = frame.find(b"VBRI")
+        if at >= 0 and at + 14 <= len(frame):
+            return judge(first + struct.unpack(">I", frame[at + 10:at + 14])[0])
+        return EXTENT_UNKNOWN
+    if container == "ogg":
+        return {True: EXTENT_WHOLE, False: length + 1, None: EXTENT_UNKNOWN}[ogg_tail]
+    return EXTENT_UNKNOWN

@@ -87,6 +87,28 @@ CASES = [
     Case("only_tags.mp3", "unsupported_format"),  # ID3v2, APEv2, ID3v1 and no audio
     Case("truncated.oga", "truncated"),  # Ogg FLAC cut in half
     Case("truncated_24bit.flac", "truncated"),  # libFLAC seeks back to resync after the cut
+    # Damaged or cut files of every codec. The rule (docs/fingerprint-spec.md, "Outcomes"): a file
+    # that ends before the end its own structure declares is truncated; damage the decoder detects
+    # (a checksum, a lost sync, a rejected packet, a whole file missing audio) in a file that is not
+    # cut is corrupt; damage a format cannot detect (PCM samples, MP3 frames without CRC) is sound.
+    Case("scrambled.opus", "corrupt"),  # 300 bytes scrambled a third into the file: Ogg page CRC
+    Case("scrambled.ogg", "corrupt"),  # Vorbis: pages skipped, short of the last page's granule
+    Case("scrambled_aac.m4a", "corrupt"),
+    Case("scrambled_alac.m4a", "corrupt"),
+    Case("scrambled.wv", "corrupt"),  # WavPack's block checksum
+    Case("scrambled.mp3", None, "mp3", "mp3"),  # no CRC in the frames: the damage is undetectable
+    Case("scrambled.aiff", None, "pcm_s16", "aiff"),  # PCM: the damage is sound
+    Case("truncated.aiff", "truncated"),  # each cut in half
+    Case("truncated_moov_end.m4a", "truncated"),  # moov after mdat: the cut took the index
+    Case("truncated_faststart.m4a", "truncated"),  # moov first: mdat ends early
+    Case("truncated.wv", "truncated"),
+    Case("truncated.caf", "truncated"),  # ALAC: the packet table after the data is gone
+    Case("no_frames.flac", "too_short"),  # a zero-length audio stream: headers, STREAMINFO 0 samples
+    Case("no_frames.opus", "truncated"),  # headers and no end-of-stream page: cut after its headers
+    Case("header_garbage.flac", "corrupt"),  # a valid header, then random bytes to the full length
+    Case("header_garbage.mp3", "corrupt"),  # the Xing frame, then random bytes up to its byte count
+    Case("header_garbage.ogg", "corrupt"),  # Vorbis header pages, then random bytes
+    Case("pcm16.aiff", None, "pcm_s16", "aiff"),
 ]
 LOSSY = {"aac.m4a", "vorbis.ogg", "opus.opus", "mp3.mp3", "really_mp3.flac", "adts.aac", "stacked_id3.mp3",
          "id3_junk.mp3", "id3_2mib.m4a"}
@@ -95,7 +117,16 @@ FFMPEG_ENCODED = {  # name -> ffmpeg encoding arguments
     "oggflac.oga": ["-c:a", "flac", "-f", "ogg"],
     "wavpack.wv": ["-c:a", "wavpack"],
     "adts.aac": ["-c:a", "aac", "-b:a", "160k", "-f", "adts"],
+    "pcm16.aiff": ["-c:a", "pcm_s16be"],
+    "aac_faststart.m4a": ["-c:a", "aac", "-b:a", "160k", "-movflags", "+faststart"],
+    "aac_moov_end.m4a": ["-c:a", "aac", "-b:a", "160k"],
 }
+
+
+def _scrambled(data: bytes) -> bytes:
+    """300 bytes a third into ``data`` XORed with 0x55: the file keeps its length."""
+    third = len(data) // 3
+    return data[:third] + bytes(b ^ 0x55 for b in data[third:third + 300]) + data[third + 300:]
 
 
 def _big_id3v2(total: int) -> bytes:
@@ -151,7 +182,7 @@ def inputs(tmp_path_factory) -> Path:
     (d / "Björk – 東京.flac").write_bytes(flac)
     (d / "truncated.flac").write_bytes(flac[: len(flac) // 2])
     third = len(flac) // 3
-    (d / "garbled.flac").write_bytes(flac[:third] + bytes(b ^ 0x55 for b in flac[third:third + 300]) + flac[third + 300:])
+    (d / "garbled.flac").write_bytes(_scrambled(flac))
     wav = (d / "pcm16.wav").read_bytes()
     (d / "truncated.wav").write_bytes(wav[: len(wav) // 2])
     (d / "header_only.wav").write_bytes(wav[:44])
@@ -180,6 +211,31 @@ def inputs(tmp_path_factory) -> Path:
     write_audio(d / "pcm24_96k.flac", _signal(96_000), 96_000, subtype="PCM_24")
     flac24 = (d / "pcm24_96k.flac").read_bytes()
     (d / "truncated_24bit.flac").write_bytes(flac24[: len(flac24) // 2])
+    for source, name in (("opus.opus", "scrambled.opus"), ("vorbis.ogg", "scrambled.ogg"), ("mp3.mp3", "scrambled.mp3"),
+                         ("aac_moov_end.m4a", "scrambled_aac.m4a"), ("alac.m4a", "scrambled_alac.m4a"),
+                         ("wavpack.wv", "scrambled.wv"), ("pcm16.aiff", "scrambled.aiff")):
+        (d / name).write_bytes(_scrambled((d / source).read_bytes()))
+    for source, name in (("pcm16.aiff", "truncated.aiff"), ("aac_moov_end.m4a", "truncated_moov_end.m4a"),
+                         ("aac_faststart.m4a", "truncated_faststart.m4a"), ("wavpack.wv", "truncated.wv"),
+                         ("alac.caf", "truncated.caf")):
+        data = (d / source).read_bytes()
+        (d / name).write_bytes(data[: len(data) // 2])
+    for fmt, codec, rate, name in (("flac", "flac", 44100, "no_frames.flac"), ("opus", "libopus", 48000, "no_frames.opus")):
+        proc = subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "s16le", "-ar", str(rate), "-ac", "2", "-i", "/dev/null",
+                               "-c:a", codec, "-f", fmt if fmt != "opus" else "ogg", str(d / name)], capture_output=True, text=True)
+        assert proc.returncode == 0, f"ffmpeg could not write {name}: {proc.stderr}"
+    rng = np.random.default_rng(7)
+    meta_end = 4
+    while True:  # the FLAC metadata blocks, then random bytes to the original length
+        last, size = flac[meta_end] & 0x80, int.from_bytes(flac[meta_end + 1:meta_end + 4], "big")
+        meta_end += 4 + size
+        if last:
+            break
+    (d / "header_garbage.flac").write_bytes(flac[:meta_end] + rng.bytes(len(flac) - meta_end))
+    frames_at = _id3_size(mp3)
+    (d / "header_garbage.mp3").write_bytes(mp3[:frames_at + 2000] + rng.bytes(len(mp3) - frames_at - 2000))
+    ogg = (d / "vorbis.ogg").read_bytes()
+    (d / "header_garbage.ogg").write_bytes(ogg[:4000] + rng.bytes(len(ogg) - 4000))
     return d
 
 
@@ -310,20 +366,10 @@ def test_unreadable_file_is_typed(tmp_path):
         os.chmod(path, 0o644)
 
 
-# Where the Rust engine still answers differently (its decoders, not the choice of decoder or the
-# tags): to be fixed in rust-server/, then removed from here.
-RUST_DIFFERS = {
-    "garbled.flac": "symphonia's FLAC decoder skips the damaged frames and fingerprints; libFLAC: corrupt",
-    "nan.wav": "NaN/inf samples: internal (non-finite values) instead of corrupt",
-    "float.wav": "a 32-bit float WAV is reported as codec pcm_s16",
-}
-
-
 def test_rust_engine_gives_the_same_outcome(inputs, cli_run):
     """Every case, good or bad, gets the same outcome from the Rust engine: the same error code, or a
     fingerprint of the same codec and container (the values are compared within the parity
-    tolerances in tests/test_tag_skipping.py and tests/test_decoder_fidelity.py); except the
-    differences listed in RUST_DIFFERS."""
+    tolerances in tests/test_tag_skipping.py and tests/test_decoder_fidelity.py)."""
     rust_server_binary()
     paths = [str(inputs / c.name) for c in CASES]
     proc = run_cli("analyze", "--engine", "rust", "--json", *paths, timeout=600)
@@ -333,7 +379,7 @@ def test_rust_engine_gives_the_same_outcome(inputs, cli_run):
     differ = []
     for case, r, p in zip(CASES, rust, python):
         outcome = [(x["error"]["code"] if not x["ok"] else (x["decode"]["codec"], x["decode"]["container"])) for x in (r, p)]
-        if case.name not in RUST_DIFFERS and (outcome[0] != outcome[1] or (r["ok"] and r["engine"] != "rust")):
+        if outcome[0] != outcome[1] or (r["ok"] and r["engine"] != "rust"):
             differ.append(f"{case.name}: rust {outcome[0]} ({r.get('error', {}).get('message', r['engine'])}), python {outcome[1]}")
     assert not differ, "\n".join(differ)
 

@@ -18,8 +18,9 @@ class ErrorCode(str, enum.Enum):
     NOT_A_FILE = "not_a_file"  # a directory, socket, device...
     EMPTY_FILE = "empty_file"  # zero bytes (or the first read returned nothing)
     UNSUPPORTED_FORMAT = "unsupported_format"  # not audio, or a codec this engine cannot decode
-    CORRUPT = "corrupt"  # recognised container, but the stream cannot be decoded
-    TRUNCATED = "truncated"  # decoded duration short of the container's declared duration
+    CORRUPT = "corrupt"  # the bytes are damaged: the stream cannot be opened or decoded, a frame failed its checksum
+    TRUNCATED = "truncated"  # the file ends before the end its container declares (it was cut)
+    # (the rule between the two, shared by both engines: docs/fingerprint-spec.md, "Outcomes")
     TOO_SHORT = "too_short"  # less audio than the spec's minimum duration
     OUTSIDE_LIBRARY = "outside_library"  # path escapes the configured library roots
     TIMEOUT = "timeout"  # the analysis deadline passed

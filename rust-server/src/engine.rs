@@ -63,8 +63,54 @@ pub fn analyze_file(path: &Path, limits: &Limits, deadline: Option<Instant>) -> 
     analyze_inner(path, limits, deadline).map_err(|e| e.with_path(&display))
 }
 
+/// What is needed to tell a cut file from a damaged one once a decoder failed or fell short:
+/// the container's own structure against the file's length (`sniff::byte_extent`).
+struct ExtentProbe {
+    file: std::fs::File,
+    container: &'static str,
+    start: u64,
+    end: u64,
+    ogg_tail: Option<bool>,
+}
+
+impl ExtentProbe {
+    fn extent(&self) -> sniff::Extent {
+        use std::os::unix::fs::FileExt;
+        let len = self.end - self.start;
+        let mut read_at = |pos: u64, buf: &mut [u8]| -> usize {
+            let n = buf.len().min(len.saturating_sub(pos) as usize);
+            let mut got = 0;
+            while got < n {
+                match self.file.read_at(&mut buf[got..n], self.start + pos + got as u64) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => got += k,
+                }
+            }
+            got
+        };
+        sniff::byte_extent(self.container, len, self.ogg_tail, &mut read_at)
+    }
+
+    /// A decoder's `corrupt` on a file shorter than its structure declares is `truncated`: the
+    /// damage is the missing end (`docs/fingerprint-spec.md`, "Outcomes").
+    fn refine(&self, e: AnalysisError) -> AnalysisError {
+        if e.code != ErrorCode::Corrupt {
+            return e;
+        }
+        match self.extent() {
+            sniff::Extent::Cut(declared) => AnalysisError::new(
+                ErrorCode::Truncated,
+                e.stage,
+                format!("{}: the file ends {} bytes short of what its {} structure declares", e.message,
+                        declared - (self.end - self.start), self.container),
+            ),
+            _ => e,
+        }
+    }
+}
+
 /// Check, open and sniff `path`, and open its audio stream.
-fn open_stream(path: &Path, limits: &Limits) -> Result<DecodedStream> {
+fn open_stream(path: &Path, limits: &Limits) -> Result<(DecodedStream, ExtentProbe)> {
     let size = file::check_file(path, limits.max_bytes)?;
     let mut handle = std::fs::File::open(path)
         .map_err(|e| AnalysisError::new(ErrorCode::IoError, "open", format!("cannot open: {e}")))?;
@@ -79,7 +125,21 @@ fn open_stream(path: &Path, limits: &Limits) -> Result<DecodedStream> {
         )
     })?;
     found.audio_end = edges.end;
-    let stream = DecodedStream::open(handle, size, &found, &edges.head, &edges.tail)?;
+    let probe = ExtentProbe {
+        file: handle.try_clone().map_err(|e| file::io_error("probe", &e))?,
+        container: found.container,
+        start: edges.start,
+        end: edges.end,
+        ogg_tail: sniff::ogg_tail_state(&edges.tail),
+    };
+    if found.container == "flac" && sniff::flac_metadata_end(&edges.head) == Some((edges.end - edges.start) as usize) {
+        // a FLAC stream of headers only: empty if its STREAMINFO declares no samples, else cut after them
+        return Err(match sniff::flac_declared_frames(&edges.head, 0) {
+            None => AnalysisError::new(ErrorCode::TooShort, "probe", "the flac stream has its headers but no audio frames"),
+            Some(_) => AnalysisError::new(ErrorCode::Truncated, "probe", "the flac stream ends after its headers, before any audio frame"),
+        });
+    }
+    let stream = DecodedStream::open(handle, size, &found, &edges.head, &edges.tail).map_err(|e| probe.refine(e))?;
     if let Some(declared) = stream.declared_duration_s {
         if declared > limits.max_duration_s {
             return Err(AnalysisError::new(
@@ -89,13 +149,14 @@ fn open_stream(path: &Path, limits: &Limits) -> Result<DecodedStream> {
             ));
         }
     }
-    Ok(stream)
+    Ok((stream, probe))
 }
 
 /// Decode every packet of `stream`, handing each block to `sink`; the caps and the
 /// deadline are checked per packet, the completeness at the end. Returns the decode seconds.
 fn decode_all(
     stream: &mut DecodedStream,
+    probe: &ExtentProbe,
     limits: &Limits,
     deadline: Option<Instant>,
     mut sink: impl FnMut(&DecodedStream) -> Result<()>,
@@ -105,7 +166,7 @@ fn decode_all(
         let before = Instant::now();
         let block = stream.next_block();
         decode_s += before.elapsed().as_secs_f64();
-        if !block? {
+        if !block.map_err(|e| probe.refine(e))? {
             break;
         }
         sink(stream)?;
@@ -124,7 +185,7 @@ fn decode_all(
             ));
         }
     }
-    check_complete(stream)?;
+    check_complete(stream, probe)?;
     Ok(decode_s)
 }
 
@@ -145,8 +206,8 @@ fn facts(stream: &DecodedStream) -> DecodeFacts {
 pub fn decode_file(path: &Path, limits: &Limits, mut sink: impl FnMut(&[f32]) -> Result<()>) -> Result<DecodeFacts> {
     let display = path.display().to_string();
     let mut inner = || -> Result<DecodeFacts> {
-        let mut stream = open_stream(path, limits)?;
-        decode_all(&mut stream, limits, None, |s| sink(s.block()))?;
+        let (mut stream, probe) = open_stream(path, limits)?;
+        decode_all(&mut stream, &probe, limits, None, |s| sink(s.block()))?;
         Ok(facts(&stream))
     };
     inner().map_err(|e| e.with_path(&display))
@@ -154,9 +215,9 @@ pub fn decode_file(path: &Path, limits: &Limits, mut sink: impl FnMut(&[f32]) ->
 
 fn analyze_inner(path: &Path, limits: &Limits, deadline: Option<Instant>) -> Result<EngineOutput> {
     let started = Instant::now();
-    let mut stream = open_stream(path, limits)?;
+    let (mut stream, probe) = open_stream(path, limits)?;
     let mut accumulator: Option<FingerprintAccumulator> = None;
-    let decode_s = decode_all(&mut stream, limits, deadline, |s| {
+    let decode_s = decode_all(&mut stream, &probe, limits, deadline, |s| {
         let acc = match accumulator.as_mut() {
             Some(acc) => acc,
             None => accumulator.insert(FingerprintAccumulator::new(s.sample_rate, s.channels)?),
@@ -175,23 +236,27 @@ fn analyze_inner(path: &Path, limits: &Limits, deadline: Option<Instant>) -> Res
     })
 }
 
-/// `truncated` when decoding ended short of what the container promised.
-fn check_complete(stream: &DecodedStream) -> Result<()> {
+/// `truncated` when decoding ended short of what the container promised and the file is shorter
+/// than its structure declares (or its structure declares no length); `corrupt` when the file is
+/// whole but audio is missing (damaged frames or pages were skipped).
+fn check_complete(stream: &DecodedStream, probe: &ExtentProbe) -> Result<()> {
     let decoded = stream.decoded_duration_s();
+    let short = |reason: String| -> AnalysisError {
+        match probe.extent() {
+            sniff::Extent::Whole => AnalysisError::new(
+                ErrorCode::Corrupt,
+                "decode",
+                format!("{reason}, though the file is as long as its {} structure declares: damaged audio was skipped", stream.container),
+            ),
+            _ => AnalysisError::new(ErrorCode::Truncated, "decode", reason),
+        }
+    };
     if let Some(declared) = stream.declared_duration_s {
         if decoded < declared - TRUNCATION_TOLERANCE_S {
-            return Err(AnalysisError::new(
-                ErrorCode::Truncated,
-                "decode",
-                format!("decoded {decoded:.2} s of the {declared:.2} s the {} header declares", stream.container),
-            ));
+            return Err(short(format!("decoded {decoded:.2} s of the {declared:.2} s the {} header declares", stream.container)));
         }
     } else if stream.ended_mid_packet {
-        return Err(AnalysisError::new(
-            ErrorCode::Truncated,
-            "decode",
-            format!("the {} stream ends inside a packet (decoded {decoded:.2} s)", stream.container),
-        ));
+        return Err(short(format!("the {} stream ends inside a packet (decoded {decoded:.2} s)", stream.container)));
     }
     if !stream.ends_cleanly {
         return Err(AnalysisError::new(
@@ -199,6 +264,15 @@ fn check_complete(stream: &DecodedStream) -> Result<()> {
             "decode",
             format!("{} stream ends without its end-of-stream page (decoded {decoded:.2} s)", stream.container),
         ));
+    }
+    if let Some(expected) = stream.ogg_expected_s {
+        if decoded < expected - TRUNCATION_TOLERANCE_S {
+            return Err(AnalysisError::new(
+                ErrorCode::Corrupt,
+                "decode",
+                format!("decoded {decoded:.2} s of the {expected:.2} s its last Ogg page marks: damaged pages were skipped"),
+            ));
+        }
     }
     if stream.frames_decoded == 0 {
         return Err(AnalysisError::new(ErrorCode::TooShort, "decode", "the stream holds no audio samples"));

@@ -225,6 +225,11 @@ pub fn open(file: File, size: u64, found: &Sniffed, _tail: &[u8]) -> Result<Open
         }
         (*this.codec).pkt_timebase = (*stream).time_base;
         (*this.codec).thread_count = 1; // one analysis per core already
+        // WavPack and APE carry a checksum per block: verify it, so a damaged block is `corrupt`
+        // (FFmpeg otherwise decodes the damage as sound), as the Python engine does (PyAV, err_detect)
+        if matches!((*par).codec_id, ff::AVCodecID::AV_CODEC_ID_WAVPACK | ff::AVCodecID::AV_CODEC_ID_APE) {
+            (*this.codec).err_recognition |= ff::AV_EF_CRCCHECK;
+        }
         let rc = ff::avcodec_open2(this.codec, decoder, ptr::null_mut());
         if rc < 0 {
             return Err(this.io_or("probe", ErrorCode::Corrupt, "decoder cannot start", rc));

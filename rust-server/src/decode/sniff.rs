@@ -149,6 +149,19 @@ pub fn sniff_audio(body: &[u8], offset: usize) -> Option<Sniffed> {
     None
 }
 
+/// Where a FLAC stream's metadata blocks end (its first frame starts), when they fit in `head`.
+pub fn flac_metadata_end(head: &[u8]) -> Option<usize> {
+    let mut pos = 4;
+    while pos + 4 <= head.len() {
+        let last = head[pos] & 0x80 != 0;
+        pos += 4 + ((head[pos + 1] as usize) << 16 | (head[pos + 2] as usize) << 8 | head[pos + 3] as usize);
+        if last {
+            return Some(pos);
+        }
+    }
+    None
+}
+
 /// Total samples per channel from STREAMINFO (None when 0 = unknown).
 pub fn flac_declared_frames(head: &[u8], offset: usize) -> Option<u64> {
     let start = offset + 8;
@@ -243,6 +256,133 @@ pub fn ogg_ends_cleanly(tail: &[u8]) -> bool {
     at + 27 + segments + body == tail.len() && tail[at + 5] & 0x04 != 0
 }
 
+/// The end of an Ogg stream as its last 64 KiB show it: `Some(true)` a complete end-of-stream page
+/// at the very end, `Some(false)` a last page that runs past the end of the file or ends it without
+/// the end-of-stream flag (the stream was cut), `None` bytes after the last complete page, or no
+/// page at all (what is there is not Ogg: damage, not a cut).
+pub fn ogg_tail_state(tail: &[u8]) -> Option<bool> {
+    let at = tail.windows(4).rposition(|w| w == b"OggS")?;
+    if at + 27 > tail.len() || at + 27 + tail[at + 26] as usize > tail.len() {
+        return Some(false);
+    }
+    let segments = tail[at + 26] as usize;
+    let body: usize = tail[at + 27..at + 27 + segments].iter().map(|&b| b as usize).sum();
+    let end = at + 27 + segments + body;
+    match end.cmp(&tail.len()) {
+        std::cmp::Ordering::Greater => Some(false),
+        std::cmp::Ordering::Equal => Some(tail[at + 5] & 0x04 != 0),
+        std::cmp::Ordering::Less => None,
+    }
+}
+
+/// The granule position of the last Ogg page, when `tail` ends with a complete end-of-stream page
+/// (for Vorbis and FLAC the samples per channel; for Opus 48 kHz samples, pre-skip included).
+pub fn ogg_last_granule(tail: &[u8]) -> Option<u64> {
+    if !ogg_ends_cleanly(tail) {
+        return None;
+    }
+    let at = tail.windows(4).rposition(|w| w == b"OggS")?;
+    let g = i64::from_le_bytes(tail[at + 6..at + 14].try_into().ok()?);
+    (g >= 0).then_some(g as u64)
+}
+
+/// The pre-skip of an Ogg Opus stream's `OpusHead` (in the first page of `head`).
+pub fn opus_pre_skip(head: &[u8]) -> Option<u16> {
+    let at = head.get(..head.len().min(300))?.windows(8).position(|w| w == b"OpusHead")?;
+    head.get(at + 10..at + 12).map(|b| u16::from_le_bytes([b[0], b[1]]))
+}
+
+/// Whether the audio's bytes reach the end that the container's own structure declares
+/// (`docs/fingerprint-spec.md`, "Outcomes": truncated vs corrupt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extent {
+    /// The structure declares this many bytes, more than the file holds: the file was cut.
+    Cut(u64),
+    /// The structure's declared end is inside the file: it was not cut (damage, if any, is corruption).
+    Whole,
+    /// The container declares no byte length (FLAC, ADTS, APE, W64), or its structure is unreadable.
+    Unknown,
+}
+
+/// How many bytes the container structure of `container` declares, against `len`, the bytes the
+/// audio span holds. `read_at(pos, buf)` reads at `pos` of the audio span, returning the bytes
+/// read. RIFF/FORM sizes (WAV, AIFF), CAF chunk sizes, MP4 top-level box sizes, WavPack block
+/// sizes, the MP3 Xing/Info/VBRI byte count; Ogg: `ogg_tail` ([`ogg_tail_state`]).
+pub fn byte_extent(container: &str, len: u64, ogg_tail: Option<bool>, read_at: &mut dyn FnMut(u64, &mut [u8]) -> usize) -> Extent {
+    let judge = |declared: u64| if declared > len { Extent::Cut(declared) } else { Extent::Whole };
+    let mut buf = [0u8; 16];
+    // walk chunks/boxes from `pos`: header(pos) -> Some(total size of the chunk) / None (to the end)
+    let mut walk = |mut pos: u64, hdr: usize, size_of: &dyn Fn(&[u8]) -> Option<Option<u64>>| -> Extent {
+        for _ in 0..1_000_000 {
+            if pos >= len {
+                return if pos == len { Extent::Whole } else { Extent::Cut(pos) };
+            }
+            let got = read_at(pos, &mut buf[..hdr]);
+            if got < hdr {
+                return Extent::Cut(pos + hdr as u64);
+            }
+            match size_of(&buf[..hdr]) {
+                None => return Extent::Unknown,
+                Some(None) => return Extent::Whole,
+                Some(Some(size)) => pos = pos.saturating_add(size),
+            }
+        }
+        Extent::Unknown
+    };
+    match container {
+        "wav" | "aiff" => {
+            if read_at(0, &mut buf[..8]) < 8 || &buf[..4] == b"RF64" {
+                return Extent::Unknown;
+            }
+            let size = if &buf[..4] == b"FORM" || &buf[..4] == b"RIFX" { be32(&buf[4..8]) } else { le32(&buf[4..8]) };
+            if size == 0 || size == u32::MAX {
+                return Extent::Unknown; // a stream writer's placeholder
+            }
+            judge(8 + size as u64)
+        }
+        "caf" => walk(8, 12, &|h| {
+            let size = i64::from_be_bytes(h[4..12].try_into().unwrap());
+            match size {
+                -1 if &h[..4] == b"data" => Some(None),
+                s if s >= 0 => Some(Some(12 + s as u64)),
+                _ => None,
+            }
+        }),
+        "mp4" => walk(0, 8, &|h| match be32(&h[..4]) {
+            0 => Some(None),
+            s if s >= 8 => Some(Some(s as u64)),
+            _ => None, // 1: a 64-bit size (files over 4 GiB): not judged
+        }),
+        "wavpack" => walk(0, 8, &|h| (&h[..4] == b"wvpk").then(|| Some(le32(&h[4..8]) as u64 + 8))),
+        "mp3" => {
+            // the byte count of a Xing/Info (flag 2) or VBRI header counts from the first frame
+            let mut head = vec![0u8; 4096 + 200];
+            let got = read_at(0, &mut head);
+            head.truncate(got);
+            let Some(first) = (0..got.min(4096)).find(|&p| looks_like_mpeg(&head, p)) else { return Extent::Unknown };
+            let frame = &head[first..(first + 200).min(got)];
+            let judge = |bytes: u32| judge(first as u64 + bytes as u64);
+            for tag in [b"Xing", b"Info"] {
+                if let Some(at) = frame.windows(4).position(|w| w == tag) {
+                    let flags = if at + 8 <= frame.len() { be32(&frame[at + 4..at + 8]) } else { 0 };
+                    let pos = at + 8 + if flags & 1 != 0 { 4 } else { 0 };
+                    return if flags & 2 != 0 && pos + 4 <= frame.len() { judge(be32(&frame[pos..pos + 4])) } else { Extent::Unknown };
+                }
+            }
+            match frame.windows(4).position(|w| w == b"VBRI") {
+                Some(at) if at + 14 <= frame.len() => judge(be32(&frame[at + 10..at + 14])),
+                _ => Extent::Unknown,
+            }
+        }
+        "ogg" => match ogg_tail {
+            Some(true) => Extent::Whole,
+            Some(false) => Extent::Cut(len + 1), // its last page is incomplete or not the end-of-stream page
+            None => Extent::Unknown,             // no page in the last bytes: garbage, not a cut
+        },
+        _ => Extent::Unknown,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +395,36 @@ mod tests {
         assert_eq!((s.container, s.audio_offset), ("flac", 15));
         assert_eq!(sniff(b"hello world"), None);
         assert_eq!(sniff(b""), None);
+    }
+
+    fn extent_of(container: &str, data: &[u8], ogg_tail: Option<bool>) -> Extent {
+        let mut read_at = |pos: u64, buf: &mut [u8]| -> usize {
+            let from = (pos as usize).min(data.len());
+            let n = buf.len().min(data.len() - from);
+            buf[..n].copy_from_slice(&data[from..from + n]);
+            n
+        };
+        byte_extent(container, data.len() as u64, ogg_tail, &mut read_at)
+    }
+
+    #[test]
+    fn a_cut_file_is_told_from_a_whole_one_by_its_structure() {
+        let mut wav = b"RIFF".to_vec();
+        wav.extend_from_slice(&(36u32 + 1000).to_le_bytes());
+        wav.extend_from_slice(&[0; 36 + 1000]);
+        assert_eq!(extent_of("wav", &wav, None), Extent::Whole);
+        assert_eq!(extent_of("wav", &wav[..500], None), Extent::Cut(1044));
+        let mut mp4 = Vec::new();
+        for (kind, size) in [(b"ftyp", 24u32), (b"mdat", 1000), (b"moov", 200)] {
+            mp4.extend_from_slice(&size.to_be_bytes());
+            mp4.extend_from_slice(kind);
+            mp4.extend_from_slice(&vec![0; size as usize - 8]);
+        }
+        assert_eq!(extent_of("mp4", &mp4, None), Extent::Whole);
+        assert_eq!(extent_of("mp4", &mp4[..600], None), Extent::Cut(1024));
+        assert_eq!(extent_of("mp4", &mp4[..1100], None), Extent::Cut(1224));
+        assert_eq!(extent_of("flac", &mp4, None), Extent::Unknown);
+        assert_eq!(extent_of("ogg", &mp4, Some(false)), Extent::Cut(mp4.len() as u64 + 1));
+        assert_eq!(extent_of("ogg", &mp4, None), Extent::Unknown);
     }
 }

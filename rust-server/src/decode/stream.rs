@@ -57,6 +57,12 @@ pub struct DecodedStream {
     pub ends_cleanly: bool,
     /// True when the reader hit the end of the file inside a packet.
     pub ended_mid_packet: bool,
+    /// Ogg with a complete end-of-stream page: the stream's length by its last page's granule
+    /// position, seconds (pre-skip removed for Opus). Decoding less means pages were lost.
+    pub ogg_expected_s: Option<f64>,
+    /// Float PCM: every block is checked for NaN and infinity (`corrupt`); other decoders
+    /// produce finite samples by construction.
+    check_finite: bool,
     packets: Box<dyn Packets>,
     /// Whether the decoder's output rate may differ from what the container said
     /// (HE-AAC: the container declares the core rate, SBR doubles it).
@@ -108,6 +114,13 @@ impl DecodedStream {
             validate_format(opened.sample_rate, opened.channels)?;
         }
         let rate_from_decoder = matches!(opened.codec.as_str(), "aac");
+        let ogg_granule = if found.container == "ogg" { sniff::ogg_last_granule(tail) } else { None };
+        let ogg_expected_s = ogg_granule.and_then(|g| match found.codec {
+            Some("opus") => Some(g.saturating_sub(sniff::opus_pre_skip(head)? as u64) as f64 / 48_000.0),
+            _ if opened.sample_rate > 0 => Some(g as f64 / opened.sample_rate as f64),
+            _ => None,
+        });
+        let check_finite = opened.codec.starts_with("pcm_f");
         Ok(DecodedStream {
             container: found.container,
             codec: opened.codec,
@@ -118,6 +131,8 @@ impl DecodedStream {
             frames_decoded: 0,
             ends_cleanly: found.container != "ogg" || sniff::ogg_ends_cleanly(tail),
             ended_mid_packet: false,
+            ogg_expected_s,
+            check_finite,
             packets: opened.packets,
             rate_from_decoder,
             buf: Vec::new(),
@@ -162,7 +177,40 @@ impl DecodedStream {
         if self.buf.len() != frames * channels {
             return Err(AnalysisError::new(ErrorCode::Internal, "decode", "decoded buffer has an unexpected size"));
         }
+        if self.check_finite && !all_finite(&self.buf) {
+            return Err(AnalysisError::new(ErrorCode::Corrupt, "decode", "the stream contains NaN or infinite samples"));
+        }
         self.frames_decoded += frames as u64;
         Ok(true)
+    }
+}
+
+/// True when no sample is NaN or infinite (x - x is 0 for finite x, NaN otherwise; lanes of 8
+/// so the loop vectorises).
+fn all_finite(samples: &[f32]) -> bool {
+    let mut acc = [0.0f32; 8];
+    let chunks = samples.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += c[i] - c[i];
+        }
+    }
+    acc.iter().chain(rest).all(|x| (x - x) == 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn non_finite_samples_are_found() {
+        let mut x = vec![0.5f32; 37];
+        assert!(super::all_finite(&x));
+        x[35] = f32::NAN;
+        assert!(!super::all_finite(&x));
+        x[35] = 0.0;
+        x[3] = f32::INFINITY;
+        assert!(!super::all_finite(&x));
+        x[3] = f32::NEG_INFINITY;
+        assert!(!super::all_finite(&x));
     }
 }

@@ -11,7 +11,6 @@ use super::stream::{Opened, Packets, Step};
 use crate::error::{AnalysisError, ErrorCode, Result};
 use std::fs::File;
 use std::io::ErrorKind;
-use symphonia::core::audio::sample::SampleFormat;
 use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymError;
@@ -25,6 +24,10 @@ pub struct SymphoniaPackets {
     reader: Box<dyn FormatReader>,
     decoder: Box<dyn AudioDecoder>,
     track_id: u32,
+    /// FLAC: the first sample the next frame must start at. symphonia's FLAC demuxer drops a frame
+    /// that fails its CRC or loses sync and resynchronises at the next one; the jump in the frame
+    /// numbers is how we see it (libFLAC, the Python engine's decoder, reports it as an error).
+    flac_next_ts: Option<i64>,
 }
 
 /// The extension hint for symphonia's probe, per sniffed container (None: not for symphonia).
@@ -55,15 +58,12 @@ fn probe_error(container: &str, e: SymError) -> AnalysisError {
     }
 }
 
-fn codec_name(container: &str, short_name: &str, format: Option<SampleFormat>, bits: Option<u32>) -> String {
-    if matches!(container, "wav" | "aiff" | "caf") && short_name.starts_with("pcm") {
-        let kind = match format {
-            Some(SampleFormat::F32) => "f32".to_string(),
-            Some(SampleFormat::F64) => "f64".to_string(),
-            Some(SampleFormat::U8) => "u8".to_string(),
-            _ => format!("s{}", bits.unwrap_or(16)),
-        };
-        return format!("pcm_{kind}");
+fn codec_name(container: &str, short_name: &str) -> String {
+    // symphonia names PCM by its stored sample format (pcm_s16le, pcm_f32be, pcm_u8, ...): the
+    // label is that format without the byte order, as the Python engine names it (pcm_s24, pcm_f32)
+    if matches!(container, "wav" | "aiff" | "caf") && short_name.starts_with("pcm_") {
+        let name = short_name.strip_suffix("le").or_else(|| short_name.strip_suffix("be")).unwrap_or(short_name);
+        return name.to_string();
     }
     short_name.to_string()
 }
@@ -114,7 +114,7 @@ pub fn open(file: File, size: u64, found: &Sniffed, head: &[u8]) -> Result<Optio
     let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
     let lossless = matches!(container, "flac" | "wav" | "aiff" | "caf") || decoder.codec_info().short_name == "alac";
     let bits_per_sample = if lossless { params.bits_per_sample } else { None };
-    let codec = codec_name(container, decoder.codec_info().short_name, params.sample_format, params.bits_per_sample);
+    let codec = codec_name(container, decoder.codec_info().short_name);
 
     let per_rate = |frames: Option<u64>| frames.filter(|_| sample_rate > 0).map(|f| f as f64 / sample_rate as f64);
     let off = 0; // `head` starts at the audio
@@ -135,7 +135,7 @@ pub fn open(file: File, size: u64, found: &Sniffed, head: &[u8]) -> Result<Optio
         channels,
         declared_duration_s,
         bits_per_sample,
-        packets: Box::new(SymphoniaPackets { reader, decoder, track_id }),
+        packets: Box::new(SymphoniaPackets { reader, decoder, track_id, flac_next_ts: (container == "flac").then_some(0) }),
     }))
 }
 
@@ -163,6 +163,19 @@ impl Packets for SymphoniaPackets {
             };
             if packet.track_id != self.track_id {
                 continue;
+            }
+            if let Some(expected) = self.flac_next_ts {
+                let ts = packet.pts.get();
+                if ts != expected {
+                    return Err(AnalysisError::new(
+                        ErrorCode::Corrupt,
+                        "decode",
+                        format!(
+                            "damaged FLAC frames (failed CRC or lost sync) between sample {expected} and sample {ts} were skipped"
+                        ),
+                    ));
+                }
+                self.flac_next_ts = Some(ts + packet.dur.get() as i64);
             }
             let decoded = match self.decoder.decode(&packet) {
                 Ok(b) => b,
