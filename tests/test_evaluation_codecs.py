@@ -1,5 +1,7 @@
 """The codec part of the retrieval benchmark (trackprint/benchmarks/evaluation/codecs.py) on tiny arrays."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,18 @@ def test_choose_tracks_spreads_over_labels_deterministically():
     assert by["a"] == ["a1", "a5", "a8"]  # evenly spaced in the label's sorted list
     assert len(set(chosen)) == 7
     assert sorted(codecs.choose_tracks(paths, labels, 100)) == sorted(paths)
+
+
+def test_a_variant_older_than_its_original_is_made_again(tmp_path):
+    original = tmp_path / "a.ogg"
+    original.write_bytes(b"x")
+    out = tmp_path / "v" / "mp3_v5.mp3"
+    assert not codecs.is_made(str(original), out)
+    out.parent.mkdir()
+    out.write_bytes(b"")
+    assert not codecs.is_made(str(original), out)  # empty: an interrupted encode
+    out.write_bytes(b"mp3")
+    assert codecs.is_made(str(original), out)
+    st = original.stat()
+    os.utime(original, ns=(st.st_atime_ns, out.stat().st_mtime_ns + 10**9))  # the original replaced later
+    assert not codecs.is_made(str(original), out)

@@ -75,7 +75,8 @@ def identity(originals: np.ndarray, variants: np.ndarray, own: np.ndarray,
     rows = np.arange(len(qv))
     d_own = d[rows, own]
     # rank of the own original: how many are strictly nearer, or as near and at a lower row, plus one
-    own_rank = (d < d_own[:, None]).sum(axis=1) + ((d == d_own[:, None]) & (np.arange(len(v)) < own[:, None])).sum(axis=1) + 1
+    tied_before = (d == d_own[:, None]) & (np.arange(len(v)) < own[:, None])
+    own_rank = (d < d_own[:, None]).sum(axis=1) + tied_before.sum(axis=1) + 1
     return {"matched": matched, "hit": matched == own, "d_own": d_own, "d_matched": d[rows, matched],
             "own_rank": own_rank}
 
@@ -132,9 +133,18 @@ def variant_path(corpus_dir: Path, original: str, label: str, kind: str) -> Path
     return Path(corpus_dir) / VARIANT_DIR / label / Path(original).name / f"{kind}.{KINDS[kind][0]}"
 
 
+def is_made(original: str, out: Path) -> bool:
+    """``out`` exists, is not empty and is not older than ``original`` (a replaced original is encoded again)."""
+    try:
+        st = out.stat()
+        return st.st_size > 0 and st.st_mtime_ns >= os.stat(original).st_mtime_ns
+    except OSError:
+        return False
+
+
 def make_variant(original: str, out: Path, kind: str) -> str | None:
-    """Encode ``original`` as ``kind`` into ``out`` unless it is there; None, or the error."""
-    if out.is_file() and out.stat().st_size > 0:
+    """Encode ``original`` as ``kind`` into ``out`` unless it is made (:func:`is_made`); None, or the error."""
+    if is_made(original, out):
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".tmp{os.getpid()}-{out.name}")
@@ -173,7 +183,7 @@ def evaluate(tracks: list, tp_values: dict[str, list[float]], corpus_dir: Path, 
     label_of = {t.path: t.label for t in analysed}
 
     jobs_list = [(p, k, variant_path(corpus_dir, p, label_of[p], k)) for p in chosen for k in kinds]
-    todo = [j for j in jobs_list if not (j[2].is_file() and j[2].stat().st_size > 0)]
+    todo = [j for j in jobs_list if not is_made(j[0], j[2])]
     errors: dict[str, str] = {}
     if todo:
         log(f"codecs: encoding {len(todo)} of {len(jobs_list)} variants with ffmpeg ({jobs} at a time)")
@@ -221,10 +231,10 @@ def evaluate(tracks: list, tp_values: dict[str, list[float]], corpus_dir: Path, 
         o = np.array([tp_values[p] for p, _v in of_kind])
         x = np.array([values[v] for _p, v in of_kind])
         moves[k] = {d: round(float(m), 4) for d, m in zip(DIMENSIONS, sensitivity(spread, o, x))}
-        same = [(a == 0 and b == 0) for a, b in zip(o[:, t], x[:, t])]
+        pairs = list(zip(o[:, t], x[:, t]))  # (original, variant); both 0 (no tempo either way) is no move
         tempo_moved[k] = {"tracks": len(of_kind),
-                          "strict": sum(not (s or agrees(b, a, strict=True)) for s, a, b in zip(same, o[:, t], x[:, t])),
-                          "octave": sum(not (s or agrees(b, a)) for s, a, b in zip(same, o[:, t], x[:, t]))}
+                          "strict": sum(not ((a == 0 and b == 0) or agrees(b, a, strict=True)) for a, b in pairs),
+                          "octave": sum(not ((a == 0 and b == 0) or agrees(b, a)) for a, b in pairs)}
     flags = flagged(moves)
     target_present = [k for k in TARGET_KINDS if k in moves]
     worst = max(((k, d, v) for k in target_present for d, v in moves[k].items()), key=lambda x: x[2], default=None)

@@ -29,7 +29,8 @@ def _codecs(c: dict | None, lines: list[str]) -> None:
                  f"{ident['hits']}/{ident['cases']} = {top1}; by kind: "
                  + ", ".join(f"{k} {v['hits']}/{v['cases']}" for k, v in ident["by_kind"].items()))
     if c.get("identity_by_distance"):
-        lines.append("  top-1 by distance: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in c["identity_by_distance"].items()))
+        lines.append("  top-1 by distance: "
+                     + ", ".join(f"{k} {100 * v:.1f}%" for k, v in c["identity_by_distance"].items()))
     for m in ident["misses"]:
         lines.append(f"  miss: {Path(m['track']).name} {m['kind']} -> {Path(m['matched']).name} "
                      f"(d {m['d_matched']:.3f}; own original d {m['d_own']:.3f}, rank {m['own_rank']})")
