@@ -163,7 +163,7 @@ def rust_engine(path: str) -> dict[str, Any]:
     from trackprint.analyzer.engines import RustUnavailable, failed
     from trackprint.errors import ErrorCode
 
-    if not _rust:
+    if _rust.get("url") != os.environ[RUST_URL_ENV]:  # first call, or a fresh server (the long files)
         _warm_rust()
     started = time.perf_counter()
     try:
@@ -179,7 +179,8 @@ def _warm_rust() -> int:
     from trackprint.analyzer.engines import RustClient
 
     _rust["loop"] = asyncio.new_event_loop()
-    _rust["client"] = RustClient(os.environ[RUST_URL_ENV], timeout_s=3600.0, busy_retries=50)
+    _rust["url"] = os.environ[RUST_URL_ENV]
+    _rust["client"] = RustClient(_rust["url"], timeout_s=3600.0, busy_retries=50)
     _rust["loop"].run_until_complete(_rust["client"].healthy())
     return os.getpid()
 
