@@ -11,7 +11,7 @@ from __future__ import annotations
 import zlib
 
 from trackprint.contracts import DecodeFacts, Fingerprint, FingerprintResult, Tags, Timings
-from trackprint.fingerprint import DIMENSIONS, RANGES
+from trackprint.fingerprint import DIMENSIONS, FINGERPRINT_VERSION, RANGES
 from trackprint.persister.store import Meta, Store
 
 
@@ -29,7 +29,7 @@ def values_for(path: str, **chosen: float) -> dict[str, float]:
 
 
 def result(path: str, values: dict[str, float], tags: Tags | None, seq: int, duration_s: float = 200.0,
-           version: int = 1) -> FingerprintResult:
+           version: int = FINGERPRINT_VERSION) -> FingerprintResult:
     return FingerprintResult(
         path=path, fingerprint=Fingerprint(**values), fingerprint_version=version, engine="python",
         decode=DecodeFacts(codec="flac", container="flac", sample_rate=44100, channels=2,

@@ -11,6 +11,7 @@ import pytest
 
 from tests.library_db import store_files
 from tests.tagged import write_tagged_library
+from trackprint.fingerprint import FINGERPRINT_VERSION
 from trackprint.search import similar_to
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,7 +72,7 @@ def test_tpimport_fills_flexible_fields_and_ranges_work(beets_library):
         tempo, lufs, version = values[os.path.realpath(path)]
         assert tempo == pytest.approx(message.fingerprint.tempo_bpm, abs=0.051)  # beets prints 1 decimal
         assert lufs == pytest.approx(message.fingerprint.lufs, abs=0.051)
-        assert version == "1"
+        assert version == str(FINGERPRINT_VERSION)
     # a numeric range over the flexible field, not a string comparison
     tempos = sorted(m.fingerprint.tempo_bpm for m in stored.values())
     lo, hi = round(tempos[1] - 0.001, 3), round(tempos[3] + 0.001, 3)

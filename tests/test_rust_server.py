@@ -25,7 +25,7 @@ from tests.audio import id3v2_tag, music_like, segments, write_audio
 from tests.fixtures_rust import RustServer, rust_server_binary
 from tests.procs import run_cli
 from trackprint.binaries import free_port
-from trackprint.fingerprint import DIMENSIONS, PARITY_TOLERANCE
+from trackprint.fingerprint import DIMENSIONS, FINGERPRINT_VERSION, PARITY_TOLERANCE
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden"
@@ -59,7 +59,7 @@ def assert_typed(response: httpx.Response, code: str | None = None) -> dict:
         fp = body["fingerprint"]
         assert list(fp) == list(DIMENSIONS)
         assert all(np.isfinite(v) for v in fp.values())
-        assert body["engine"] == "rust" and body["fingerprint_version"] == 1
+        assert body["engine"] == "rust" and body["fingerprint_version"] == FINGERPRINT_VERSION
         assert code is None, f"expected {code}, got a fingerprint"
         return body
     error = body["error"]
@@ -300,7 +300,7 @@ def test_deadline_stops_the_work(server, long_file):
 def test_endpoints(server, library):
     assert server.client.get(f"{server.url}/health").json()["status"] == "ok"
     ready = server.client.get(f"{server.url}/ready").json()
-    assert ready["fingerprint_version"] == 1 and ready["max_concurrency"] == 4
+    assert ready["fingerprint_version"] == FINGERPRINT_VERSION and ready["max_concurrency"] == 4
     assert str(library.resolve()) in ready["roots"]
     metrics = server.client.get(f"{server.url}/metrics").text
     for needle in ("trackprint_requests_total{outcome=\"ok\"}", "trackprint_errors_total{code=\"not_found\"}",
