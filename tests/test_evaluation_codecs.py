@@ -35,14 +35,21 @@ def test_identity_finds_a_slightly_moved_copy_and_reports_a_miss_with_distances_
 def test_identity_uses_the_distance_given_dimensions_it_leaves_out_do_not_count():
     lib = _library()
     flat = DIMENSIONS.index("spectral_flatness")
-    assert "spectral_flatness" in DEFAULT.drop
+    drops = VARIANTS["z-dedup-codec-groups"]  # version 1's default: without spectral_flatness
+    assert "spectral_flatness" in drops.drop and "spectral_flatness" not in DEFAULT.drop
     moved = lib[1].copy()
-    moved[flat] = lib[3, flat] + 1e6  # a huge move in a dimension the default ignores
-    assert codecs.identity(lib, moved[None, :], np.array([1]))["hit"][0]
+    moved[flat] = lib[3, flat] + 1e6  # a huge move in a dimension that distance ignores
+    assert codecs.identity(lib, moved[None, :], np.array([1]), drops)["hit"][0]
     # a variant whose every kept dimension sits on track 3 matches 3, whatever its flatness
     other = lib[3].copy()
     other[flat] = lib[1, flat]
-    assert codecs.identity(lib, other[None, :], np.array([1]))["matched"][0] == 3
+    assert codecs.identity(lib, other[None, :], np.array([1]), drops)["matched"][0] == 3
+    # the default: a mono copy (stereo_width 0) is compared without the stereo columns, so it is its own
+    mono = lib[1].copy()
+    mono[DIMENSIONS.index("stereo_width")] = 0.0
+    mono[DIMENSIONS.index("phase_correlation")] = 1.0
+    out = codecs.identity(lib, mono[None, :], np.array([1]))
+    assert out["hit"][0] and out["d_own"][0] == pytest.approx(0.0)
     # a distance that keeps flatness sees the move
     keeps = VARIANTS["z-dedup-groups"]
     assert "spectral_flatness" not in keeps.drop

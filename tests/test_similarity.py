@@ -31,16 +31,46 @@ def test_robust_scale_ignores_an_outlier_and_handles_constant_columns():
     assert z[0, 0] == Z_CLIP
 
 
-def test_the_default_is_robust_z_by_group_without_the_redundant_and_codec_sensitive_columns():
+def test_the_default_is_robust_z_by_group_without_the_redundant_columns_and_mono_without_stereo():
+    assert DEFAULT.name == "z-dedup-groups-mono"
     assert DEFAULT.transform == "robust_z" and DEFAULT.missing_tempo and DEFAULT.group_weights
+    assert DEFAULT.missing_mono
     kept = [DIMENSIONS[i] for i in DEFAULT.columns]
-    for gone in ("phase_correlation", "spectral_rolloff", "bass_mid_ratio", "spectral_flatness"):
+    for gone in ("phase_correlation", "spectral_rolloff", "bass_mid_ratio"):
         assert gone not in kept
-    assert "tempo_bpm" in kept and "stereo_width" in kept and "spectral_centroid" in kept
+    # version 2's spectral_flatness (20 Hz-12 kHz) moves <= 0.08 spreads under codecs: it is back
+    for kept_one in ("tempo_bpm", "stereo_width", "spectral_centroid", "spectral_flatness"):
+        assert kept_one in kept
     # each feature group weighs the same: the 7 bands share what stereo_width alone weighs
     w = dict(zip(kept, DEFAULT.weights()))
-    assert w["stereo_width"] == 1.0 and w["spectral_centroid"] == 1.0
+    assert w["stereo_width"] == 1.0 and w["spectral_centroid"] == 0.5 and w["spectral_flatness"] == 0.5
     assert sum(w[d] for d in kept if d.endswith("_pct")) == pytest.approx(1.0)
+
+
+def test_a_mono_file_has_no_stereo_image_in_the_default_distance():
+    x = _library()
+    sw = DIMENSIONS.index("stereo_width")
+    model = DistanceModel.fit(x, DEFAULT)
+    a = x[3].copy()
+    mono = a.copy()
+    mono[sw] = 0.0  # a mono file: stereo_width 0 exactly (phase_correlation 1)
+    mono[DIMENSIONS.index("phase_correlation")] = 1.0
+    v, present = model.vectors(np.vstack([a, mono]))
+    kept = [DIMENSIONS[i] for i in DEFAULT.columns]
+    assert present.shape == (2, 2)  # tempo, stereo_width
+    assert present[0].all() and list(present[1]) == [True, False]
+    # the mono copy is at distance 0 from its stereo original (nothing else differs)
+    assert exact_sq_distances(v[:1], present[:1], v[1:], present[1:], model.geometry)[0] == pytest.approx(0.0)
+    # without the rule (the version 1 default's dimensions) the stereo group's whole weight separates them
+    old = DistanceModel.fit(x, VARIANTS["z-dedup-codec-groups"])
+    ov, op = old.vectors(np.vstack([a, mono]))
+    assert exact_sq_distances(ov[:1], op[:1], ov[1:], op[1:], old.geometry)[0] > 0.05
+    # the stereo scale is fitted on the tracks that have a stereo image
+    y = x.copy()
+    y[:100, sw] = 0.0
+    fitted = DistanceModel.fit(y, DEFAULT)
+    j = kept.index("stereo_width")
+    assert fitted.center[j] == pytest.approx(np.median(y[100:, sw]))
 
 
 def test_rank_transform_is_the_mid_rank_percentile():
@@ -82,7 +112,7 @@ def test_a_missing_tempo_is_left_out_of_the_pair_not_taken_as_0_bpm():
     no_tempo = x[a].copy()
     no_tempo[TEMPO] = 0.0
     v, present = model.vectors(np.vstack([x[a], x[b], no_tempo]))
-    assert list(present) == [True, True, False]
+    assert list(present[:, 0]) == [True, True, False]
     d2 = exact_sq_distances(v[1:2], present[1:2], v[2:3], present[2:3], model.geometry)[0]
     others = [i for i in range(25) if i != TEMPO]
     assert d2 == pytest.approx(np.mean((v[0, others] - v[1, others]) ** 2))  # the mean over the other 24
@@ -93,6 +123,7 @@ def test_a_missing_tempo_is_left_out_of_the_pair_not_taken_as_0_bpm():
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_fast_set_distances_equal_the_definition(name):
     x = _library(n=400, seed=5, no_tempo=0.2)
+    x[np.random.default_rng(7).random(400) < 0.2, DIMENSIONS.index("stereo_width")] = 0.0  # mono files
     model = DistanceModel.fit(x, VARIANTS[name])
     v, present = model.vectors(x)
     z = v.astype(np.float32)

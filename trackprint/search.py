@@ -43,7 +43,8 @@ from trackprint.persister.db import make_engine, normalize_url, redact
 from trackprint.similarity import (DistanceModel, exact_sq_distances, nearest_rows, set_sq_distances,
                                    squared_norms)
 
-CACHE_FORMAT = 2  # 2: the distance's model (rank transform, tempo flag) instead of robust z
+CACHE_FORMAT = 3  # 2: the distance's model (rank transform, tempo flag) instead of robust z; 3: the default
+# z-dedup-groups-mono, "present" one column per optional dimension (tempo, stereo)
 QUERY_COLUMNS_FORMAT = 1  # the layout of query-columns-*.npz
 
 
@@ -77,18 +78,18 @@ class LibraryMatrix:
     model: DistanceModel  # fitted to these rows (float64 values)
     z: np.ndarray = None  # float32 (n, D): each row's vector for the distance (model.vectors)
     norms: np.ndarray = None  # float32 (n,)
-    present: np.ndarray = None  # bool (n,): the row has a tempo (the model's optional column)
+    present: np.ndarray = None  # bool (n, k): the row has each of the model's optional columns (tempo, stereo)
     columns: object = None  # trackprint.query.QueryColumns (None: not read; False: SQL answers queries)
     _tempo: tuple | None = None  # the playlist's window: rows by tempo, their tempo, the loudness column
 
     def __post_init__(self):
         if self.z is None:
             v, present = self.model.vectors(self.raw) if len(self.raw) else (
-                np.zeros((0, self.model.dims)), np.zeros(0, dtype=bool))
+                np.zeros((0, self.model.dims)), np.zeros((0, len(self.model.geometry.optional)), dtype=bool))
             self.z = v.astype(np.float32)
             self.present = present
         if self.present is None:
-            self.present = np.ones(len(self.z), dtype=bool)
+            self.present = np.ones((len(self.z), len(self.model.geometry.optional)), dtype=bool)
         if self.norms is None:
             self.norms = squared_norms(self.z)
 
@@ -107,10 +108,10 @@ class LibraryMatrix:
         ok = (len(self.ids) > 0) & (self.ids[pos] == ids) if len(self.ids) else np.zeros(len(ids), bool)
         return np.where(ok, pos, -1)
 
-    def vector(self, values: np.ndarray) -> tuple[np.ndarray, bool]:
-        """(vector, has a tempo) of 25 raw values, by this library's model."""
+    def vector(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(vector, which optional columns it has) of 25 raw values, by this library's model."""
         v, present = self.model.vectors(np.asarray(values, dtype=np.float64)[None, :])
-        return v[0], bool(present[0])
+        return v[0], present[0]
 
     @classmethod
     def from_columns(cls, key: str, columns, version: int = FINGERPRINT_VERSION) -> "LibraryMatrix":
@@ -425,7 +426,7 @@ def _seed_vectors(conn, matrix: LibraryMatrix, seeds: list[str]):
         index = int(matrix.rows_of([row["id"]])[0]) if row is not None else -1
         if index >= 0:
             vectors.append(matrix.z[index].astype(np.float64))
-            presents.append(bool(matrix.present[index]))
+            presents.append(matrix.present[index])
             dicts.append(row)
             rows.append(index)
             origins.append("library")
@@ -441,7 +442,8 @@ def _seed_vectors(conn, matrix: LibraryMatrix, seeds: list[str]):
         presents.append(present)
         dicts.append(row or {"path": seed})
         origins.append("analysed now (not in the library)")
-    return np.array(vectors), np.array(presents, dtype=bool), dicts, rows, origins
+    presents = np.array(presents, dtype=bool).reshape(len(vectors), len(matrix.geometry.optional))
+    return np.array(vectors), presents, dicts, rows, origins
 
 
 def comparison_version(conn, seeds: list[str]) -> int:

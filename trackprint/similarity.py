@@ -2,8 +2,8 @@
 
 Pure numpy. This docstring is the normative description of the distance.
 
-The distance (:data:`DEFAULT`, ``"z-dedup-codec-groups"``)
------------------------------------------------------------
+The distance (:data:`DEFAULT`, ``"z-dedup-groups-mono"``)
+----------------------------------------------------------
 
 The 25 dimensions have different units (percent, LUFS, Hz, BPM, 0..1), so each kept dimension ``d`` is
 standardised against the library itself:
@@ -12,16 +12,15 @@ standardised against the library itself:
 
 (MAD = median absolute deviation, so s_d estimates the standard deviation without being dragged by
 outliers; when MAD is 0, the interquartile range / 1.349, then the standard deviation, then 1; for
-``tempo_bpm`` only the tracks that have a tempo count).
+``tempo_bpm`` only the tracks that have a tempo count, for ``stereo_width`` only those that have a stereo
+image).
 
-Dimensions left out (:data:`REDUNDANT` and :data:`CODEC_SENSITIVE`):
-
-- ``phase_correlation`` (equal to ``-stereo_width`` up to r = -1.000 on real music),
-  ``spectral_rolloff`` (r = 0.987 with ``spectral_centroid``), ``bass_mid_ratio`` (a function of the band
-  shares): each counted a second time what another dimension already says;
-- ``spectral_flatness`` (version 1: all bins up to Nyquist): it mostly reads a codec's low-pass and noise
-  floor, moving 0.5-1.6 robust spreads under MP3, AAC, Opus or Vorbis, so the same track in two formats
-  would sit apart.
+Dimensions left out (:data:`REDUNDANT`): ``phase_correlation`` (equal to ``-stereo_width`` up to
+r = -1.000 on real music), ``spectral_rolloff`` (r = 0.987 with ``spectral_centroid``), ``bass_mid_ratio``
+(a function of the band shares): each counted a second time what another dimension already says.
+``spectral_flatness`` is kept: version 1 dropped it (:data:`CODEC_SENSITIVE`: over all bins up to Nyquist
+it read a codec's low-pass and noise floor, 0.5-1.6 robust spreads under MP3, AAC, Opus, Vorbis);
+version 2 measures it over 20 Hz-12 kHz and it moves at most 0.08 spreads under any lossy codec.
 
 Each feature group of :data:`GROUPS` (bands, level and dynamics, rhythm, spectral shape, harmonicity,
 stereo) weighs the same in total: a kept dimension's weight ``w_d`` is 1 / (the number of kept
@@ -30,31 +29,52 @@ the differences over the kept dimensions both have:
 
     d(a, b) = sqrt( sum_d m_d w_d (u_d(a) - u_d(b))^2 / sum_d m_d w_d )
 
-where ``m_d`` is 1, except for ``tempo_bpm`` when either track has ``tempo_bpm`` 0: 0 means "no tempo
-found", not a very slow track, so that pair is compared on the other dimensions only. 0 means identical
-kept values; ~1 means the tracks differ by about one typical spread per dimension. Several seeds ``S``:
-a track's distance to the set is ``sqrt( mean_s d(x, s)^2 )``.
+where ``m_d`` is 1, except
+
+- for ``tempo_bpm`` when either track has ``tempo_bpm`` 0: 0 means "no tempo found", not a very slow
+  track, so that pair is compared on the other dimensions only;
+- for the stereo columns (``stereo_width``) when either track has ``stereo_width`` 0: exactly 0 is a
+  mono file (or identical channels), which carries no stereo image at all, not "the narrowest stereo";
+  a mono copy of a stereo recording is the same music, so that pair is compared without the stereo group.
+
+0 means identical kept values; ~1 means the tracks differ by about one typical spread per dimension.
+Several seeds ``S``: a track's distance to the set is ``sqrt( mean_s d(x, s)^2 )``.
 
 Why (the retrieval benchmark, ``trackprint eval-similarity``, docs/evaluation.md)
 --------------------------------------------------------------------------------
 
-Leave-one-out retrieval on 118 real tracks of five Debian game soundtracks (label = package; 8.2 h;
-fingerprint version 1 from the Rust engine), mAP with 95% bootstrap intervals: version 1's distance
-0.512 [0.465, 0.561]; this one 0.538 [0.490, 0.586], a paired gain of +0.026 [+0.015, +0.037] (1-NN
-0.712 -> 0.763, 5-NN 0.729 -> 0.788); on the 88 tracks that share one codec +0.036 [+0.024, +0.048].
-Baselines in the same run: 20 MFCC mean+std 0.481, bliss-audio 0.478, chance 0.259. What each choice
-does there:
+Leave-one-out retrieval on 118 real tracks of five Debian game soundtracks (label = package; 8.2 h), mAP
+with 95% bootstrap intervals, and codec identity (12 of the tracks re-encoded 9 ways: MP3 320/V5, AAC 128,
+Opus 96, Vorbis q3, 48 kHz, mono, -6 dB, first 20 s cut; the variant's nearest original must be its own).
+Fingerprint version 2, Rust engine: this distance mAP 0.537 [0.491, 0.584] (1-NN 0.712, 5-NN 0.780),
+identity 106/107 = 99.1% (one variant the engine rejects as corrupt; the one miss a 20 s cut, own
+original at rank 5). Against version 1 (version 1's numbers with version 1's distance, 0.512
+[0.465, 0.561]) a paired gain of +0.026 [+0.012, +0.040]; baselines in the same run: 20 MFCC mean+std
+0.481, bliss-audio 0.478, chance 0.259. What each choice does there:
 
-- equal weight per feature group is the gain (+0.026 to +0.035 for every variant with it, intervals
-  excluding 0): version 1 let the 8 band columns carry a third of the distance;
-- tempo 0 as missing: +0.004 [+0.002, +0.006] (4 of the 118 tracks have no tempo);
-- the rank transform ties robust z here (+0.003 [-0.010, +0.015] in favour of z, grouped and without
-  the same columns); z is kept because it keeps how far apart values are (ranks put two separated
-  clusters side by side when no track lies between them) and the meaning "~1 = one typical spread";
-- dropping the duplicates changes nothing measurable; dropping ``spectral_flatness`` costs 0.009
-  [0.002, 0.015] and is done for codec robustness (part of its help here is telling the one Opus
-  soundtrack from the Vorbis ones). Version 2's flatness (20 Hz-12 kHz) may earn its place back:
-  re-run the benchmark (variant ``"z-dedup-groups"``).
+- equal weight per feature group is the gain (+0.038 to +0.042 over ``"v1"`` on the same numbers for
+  every z variant with it, intervals excluding 0; the same on version 1): version 1 let the 8 band columns
+  carry a third of the distance;
+- tempo 0 as missing: +0.006 [+0.003, +0.010] (5 of the 118 tracks have no tempo);
+- mono as "no stereo image": no change to retrieval (no corpus track is mono) and codec identity from
+  95.3% to 99.1%. Version 1's default missed 4 of 12 mono copies: ``stereo_width`` is the stereo group's
+  only column once ``phase_correlation`` is out, carries a sixth of the distance and is the most useful
+  dimension for retrieval here (-0.060 mAP without it), so a mono copy of a wide orchestral track ranked
+  43rd and 82nd from its own original. Lowering the stereo group's weight instead (1/2) cost 0.019 mAP
+  and still missed 4; moving ``stereo_width`` into the level group cost 0.044 mAP;
+- ``spectral_flatness`` back: +0.001 [-0.001, +0.003] over leaving it out, not measurable either way;
+  kept because the reason to drop it is gone and ``spectral_centroid`` no longer carries the spectral
+  shape group alone (version 1's ablation: +0.022 mAP without centroid; now +0.001);
+- the rank transform ties robust z (+0.005 [-0.007, +0.018] in favour of z, grouped and without the
+  same columns); z is kept because it keeps how far apart values are (ranks put two separated clusters
+  side by side when no track lies between them) and the meaning "~1 = one typical spread".
+
+Eight variants beyond the twelve named ones were looked at on version 2 (flatness back; the stereo group
+at half weight, z and rank; ``stereo_width`` in the level group; ``phase_correlation`` kept beside it;
+mono as missing on the old default, on this one and on ``rank-dedup-groups``); two changes were adopted,
+each for a reason that holds beyond this corpus. Version 2's numbers alone do not retrieve better than
+version 1's: version 1's numbers with version 1's default (``"z-dedup-codec-groups"``) give 0.538, this
+one on version 2 0.537 (+0.000 [-0.007, +0.006]); version 2's gains are tempo and codec robustness.
 
 The variants measured are :data:`VARIANTS` (each a :class:`DistanceSpec`, selectable by name): version
 1's distance (``"v1"``: the same z-scores over all 25 dimensions, equal weights, tempo 0 taken as a
@@ -67,13 +87,14 @@ The same distance on a large cached matrix
 ------------------------------------------
 
 ``trackprint similar`` and ``playlist`` keep the library's vectors ``v_d = sqrt(w_d) u_d`` (one row per
-track, the missing tempo stored as 0) as a float32 ``(n, D)`` matrix with each row's squared norm and a
-"has a tempo" flag (trackprint/search.py caches them, with the fitted model: medians and scales, and
+track, a missing tempo or stereo image stored as 0) as a float32 ``(n, D)`` matrix with each row's squared
+norm and a "has it" flag per optional column (tempo, stereo) (trackprint/search.py caches them, with
+the fitted model: medians and scales, and
 the rank variants' quantile tables, :data:`QUANTILES` x 25 numbers: memory stays O(n)). With every dimension present, ``sum_d (v - c)^2 = |v|^2 - 2 v.c +
-|c|^2``: the distance of every row to one point is one matrix-vector product. A missing tempo only
-changes the tempo term and the denominator, which :func:`set_sq_distances` corrects row by row from the
-tempo column; several seeds are summed by their centroid (one product per group of seeds with and
-without a tempo). The nearest candidates found that way are re-scored exactly in float64
+|c|^2``: the distance of every row to one point is one matrix-vector product. A missing optional value
+only changes its own term and the denominator, which :func:`set_sq_distances` corrects row by row from
+that column; several seeds are summed by their centroid (one product per group of seeds with the same
+optional columns present: at most four). The nearest candidates found that way are re-scored exactly in float64
 (:func:`exact_sq_distances`), so the reported distances are the definition's.
 """
 
@@ -90,6 +111,7 @@ QUANTILES = 257  # points of each dimension's distribution function kept by the 
 PROBS = np.linspace(0.0, 1.0, QUANTILES)
 RANK_SCALE = float(np.sqrt(12.0))
 TEMPO = DIMENSIONS.index("tempo_bpm")
+STEREO = DIMENSIONS.index("stereo_width")
 
 REDUNDANT = ("phase_correlation", "spectral_rolloff", "bass_mid_ratio")
 CODEC_SENSITIVE = ("spectral_flatness",)
@@ -117,6 +139,7 @@ class DistanceSpec:
     drop: tuple[str, ...] = ()
     group_weights: bool = False  # each group of GROUPS weighs the same in total
     missing_tempo: bool = True  # tempo_bpm 0 = no tempo: left out of that pair's mean
+    missing_mono: bool = False  # stereo_width 0 (a mono file) = no stereo image: the stereo columns left out
     description: str = ""
 
     @property
@@ -130,6 +153,18 @@ class DistanceSpec:
         sizes = {g: sum(1 for d in dims if d in kept) for g, dims in GROUPS.items()}
         group_of = {d: g for g, dims in GROUPS.items() for d in dims}
         return np.array([1.0 / sizes[group_of[d]] for d in kept])
+
+    def optional(self) -> list[tuple[int, int]]:
+        """(position among the kept columns, the raw column whose value 0 means "missing") of each column
+        that may be missing: tempo_bpm (its own 0), and with ``missing_mono`` the stereo columns
+        (stereo_width 0)."""
+        out = []
+        for j, col in enumerate(self.columns):
+            if self.missing_tempo and col == TEMPO:
+                out.append((j, TEMPO))
+            elif self.missing_mono and DIMENSIONS[col] in GROUPS["stereo"]:
+                out.append((j, STEREO))
+        return out
 
 
 _DEDUP = REDUNDANT
@@ -154,18 +189,21 @@ VARIANTS: dict[str, DistanceSpec] = {s.name: s for s in [
     DistanceSpec("rank-dedup-codec", drop=_DEDUP_CODEC, description="rank-dedup without spectral_flatness"),
     DistanceSpec("rank-dedup-codec-groups", drop=_DEDUP_CODEC, group_weights=True,
                  description="rank-dedup-codec, equal weight per group"),
+    DistanceSpec("z-dedup-groups-mono", "robust_z", drop=_DEDUP, group_weights=True, missing_mono=True,
+                 description="z-dedup-groups, stereo_width 0 (a mono file) taken as no stereo image"),
 ]}
-DEFAULT = VARIANTS["z-dedup-codec-groups"]
+DEFAULT = VARIANTS["z-dedup-groups-mono"]
 
 
 @dataclass(frozen=True)
 class Geometry:
-    """What the fast and exact distances need besides the vectors: the optional (tempo) column, if any, its
-    weight and the total weight."""
+    """What the fast and exact distances need besides the vectors: the optional columns (positions among the
+    kept ones: the tempo, and the stereo columns when a mono file counts as having no stereo image), their
+    weights and the total weight."""
 
-    optional: int | None
-    w_optional: float
-    w_total: float
+    optional: tuple[int, ...] = ()
+    w_optional: tuple[float, ...] = ()
+    w_total: float = 0.0
 
 
 class DistanceModel:
@@ -178,10 +216,9 @@ class DistanceModel:
         self.center = np.asarray(center, dtype=np.float64)  # per kept column (robust_z)
         self.scale = np.asarray(scale, dtype=np.float64)
         self.quantiles = np.asarray(quantiles, dtype=np.float64)  # (QUANTILES, kept columns) (rank)
-        kept = list(self.columns)
-        self.optional = kept.index(TEMPO) if spec.missing_tempo and TEMPO in kept else None
-        self.geometry = Geometry(self.optional, float(self.w[self.optional]) if self.optional is not None else 0.0,
-                                 float(self.w.sum()))
+        self.optional = spec.optional()  # [(kept position, raw column deciding presence)]
+        self.geometry = Geometry(tuple(j for j, _src in self.optional),
+                                 tuple(float(self.w[j]) for j, _src in self.optional), float(self.w.sum()))
 
     @property
     def dims(self) -> int:
@@ -189,15 +226,16 @@ class DistanceModel:
 
     @classmethod
     def fit(cls, raw: np.ndarray, spec: DistanceSpec = DEFAULT) -> "DistanceModel":
-        x = np.asarray(raw, dtype=np.float64).reshape(-1, len(DIMENSIONS))[:, spec.columns]
-        kept = list(spec.columns)
+        full = np.asarray(raw, dtype=np.float64).reshape(-1, len(DIMENSIONS))
+        x = full[:, spec.columns]
+        source = dict(spec.optional())
         k = x.shape[1]
         center, scale = np.zeros(k), np.ones(k)
         quantiles = np.zeros((QUANTILES, k))
         for j in range(k):
             column = x[:, j]
-            if spec.missing_tempo and kept[j] == TEMPO:
-                column = column[column > 0]
+            if j in source:  # fitted on the tracks that have the value (a tempo; a stereo image)
+                column = column[full[:, source[j]] > 0]
             if len(column) == 0:
                 continue
             c, s = robust_scale(column[:, None])
@@ -224,18 +262,19 @@ class DistanceModel:
         return out
 
     def vectors(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(v, present): the rows' vectors (float64, (n, dims), weights applied, a missing tempo as 0) and
-        whether each row has the optional column (all True when the model has none)."""
-        x = np.asarray(raw, dtype=np.float64).reshape(-1, len(DIMENSIONS))[:, self.columns]
+        """(v, present): the rows' vectors (float64, (n, dims), weights applied, a missing value as 0) and
+        whether each row has each optional column (bool (n, len(geometry.optional)))."""
+        full = np.asarray(raw, dtype=np.float64).reshape(-1, len(DIMENSIONS))
+        x = full[:, self.columns]
         if self.spec.transform == "robust_z":
             u = np.clip((x - self.center) / self.scale, -Z_CLIP, Z_CLIP)
         else:
             u = RANK_SCALE * (self.percentiles(x) - 0.5)
         v = u * np.sqrt(self.w)
-        present = np.ones(len(v), dtype=bool)
-        if self.optional is not None:
-            present = x[:, self.optional] > 0
-            v[~present, self.optional] = 0.0
+        present = np.ones((len(v), len(self.optional)), dtype=bool)
+        for i, (j, src) in enumerate(self.optional):
+            present[:, i] = full[:, src] > 0
+            v[~present[:, i], j] = 0.0
         return v, present
 
 
@@ -276,8 +315,13 @@ def standardise(matrix: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np
 
 # -- distances ------------------------------------------------------------------------------------------
 
-def _full(n: int) -> np.ndarray:
-    return np.ones(n, dtype=bool)
+def _presence(present, n: int, g: Geometry) -> np.ndarray:
+    """``present`` as bool (n, len(g.optional)); None: all present (a 1-D array is one optional column)."""
+    k = len(g.optional)
+    if present is None:
+        return np.ones((n, k), dtype=bool)
+    p = np.asarray(present, dtype=bool)
+    return p.reshape(n, k)
 
 
 def exact_sq_distances(v: np.ndarray, present: np.ndarray | None, seeds: np.ndarray,
@@ -285,18 +329,20 @@ def exact_sq_distances(v: np.ndarray, present: np.ndarray | None, seeds: np.ndar
     """d(x, S)^2 of every row of ``v`` to the seed set, by the definition (float64, row by seed)."""
     v = np.atleast_2d(np.asarray(v, dtype=np.float64))
     seeds = np.atleast_2d(np.asarray(seeds, dtype=np.float64))
-    g = geometry or Geometry(None, 0.0, float(v.shape[1]))
-    present = _full(len(v)) if present is None else np.asarray(present, dtype=bool)
-    seeds_present = _full(len(seeds)) if seeds_present is None else np.asarray(seeds_present, dtype=bool)
+    g = geometry or Geometry((), (), float(v.shape[1]))
+    present = _presence(present, len(v), g)
+    seeds_present = _presence(seeds_present, len(seeds), g)
+    optional = list(g.optional)
+    w_optional = np.asarray(g.w_optional, dtype=np.float64)
     total = np.zeros(len(v))
     for s, s_present in zip(seeds, seeds_present):
         diff2 = (v - s) ** 2
-        if g.optional is None:
+        if not optional:
             total += diff2.sum(axis=1) / g.w_total
             continue
         both = present & s_present
-        diff2[:, g.optional] *= both
-        total += diff2.sum(axis=1) / (g.w_total - g.w_optional * ~both)
+        diff2[:, optional] *= both
+        total += diff2.sum(axis=1) / (g.w_total - (~both) @ w_optional)
     return total / len(seeds)
 
 
@@ -304,36 +350,34 @@ def set_sq_distances(z: np.ndarray, norms: np.ndarray, present: np.ndarray | Non
                      seeds_present: np.ndarray | None, geometry: Geometry | None = None, *,
                      blas: bool = True) -> np.ndarray:
     """Approximate (float32) d(x, S)^2 of every row of ``z`` to the seed set, for ranking: one matrix-vector
-    product per group of seeds (with / without the optional column), see the module docstring.
+    product per group of seeds with the same optional columns present, see the module docstring.
     ``blas=False``: numpy's own loop for the product, for a slice of tens of thousands of rows: OpenBLAS's
     threads cost more than the work there on a busy machine (22 ms against 4 ms for 58,000 rows on 2 shared
     cores)."""
     seeds = np.atleast_2d(np.asarray(seeds, dtype=np.float64))
-    g = geometry or Geometry(None, 0.0, float(z.shape[1]))
-    seeds_present = _full(len(seeds)) if seeds_present is None else np.asarray(seeds_present, dtype=bool)
+    g = geometry or Geometry((), (), float(z.shape[1]))
+    seeds_present = _presence(seeds_present, len(seeds), g)
+    has = None
     total = np.zeros(len(z), dtype=np.float32)
-    for flag in (True, False):
-        group = seeds[seeds_present == flag] if g.optional is not None else (seeds if flag else seeds[:0])
-        if len(group) == 0:
-            continue
+    for pattern in np.unique(seeds_present, axis=0) if len(seeds) else []:
+        group = seeds[(seeds_present == pattern).all(axis=1)]
         c = group.mean(axis=0).astype(np.float32)
         q = float(np.mean(np.einsum("ij,ij->i", group, group)))
         product = z @ c if blas else np.einsum("ij,j->i", z, c)
         num = norms - 2.0 * product + q
-        if g.optional is None:
-            part = num / g.w_total
-        else:
-            has = np.ones(len(z), dtype=bool) if present is None else present
-            col = z[:, g.optional]
-            if flag:  # the seeds have a tempo: rows without one drop the seeds' tempo term
-                t = float(np.mean(group[:, g.optional] ** 2))
-                num = num - np.where(has, 0.0, t).astype(np.float32)
-                den = np.where(has, g.w_total, g.w_total - g.w_optional).astype(np.float32)
-            else:  # the seeds have none: every row drops its own tempo term
-                num = num - col * col
-                den = np.float32(g.w_total - g.w_optional)
-            part = num / den
-        total += part * (len(group) / len(seeds))
+        den = np.float32(g.w_total)
+        for i, (col, w) in enumerate(zip(g.optional, g.w_optional)):
+            if pattern[i]:  # the seeds have it: rows without it drop the seeds' term
+                if has is None:
+                    has = _presence(present, len(z), g)
+                t = float(np.mean(group[:, col] ** 2))
+                num = num - np.where(has[:, i], 0.0, t).astype(np.float32)
+                den = den - np.where(has[:, i], 0.0, w).astype(np.float32)
+            else:  # the seeds lack it: every row drops its own term (0 for rows without it)
+                zc = z[:, col]
+                num = num - zc * zc
+                den = den - np.float32(w)
+        total += (num / den) * np.float32(len(group) / len(seeds))
     np.maximum(total, 0.0, out=total)
     return total
 

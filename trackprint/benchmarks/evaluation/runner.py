@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import numpy as np
 
 from trackprint.benchmarks.evaluation import baselines, codecs, corpus, descriptors, metrics, report, tempo_agreement
 from trackprint.fingerprint import DIMENSIONS
-from trackprint.similarity import DEFAULT, VARIANTS, DistanceSpec, distance_matrix
+from trackprint.similarity import DEFAULT, VARIANTS, distance_matrix
 
 
 def _commit() -> str:
@@ -139,8 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_ablation:
         base = rows[default]["scores"]["map"]["mean"]
         for d in (DIMENSIONS[i] for i in DEFAULT.columns):
-            spec = DistanceSpec(f"without {d}", DEFAULT.transform, DEFAULT.drop + (d,), DEFAULT.group_weights,
-                                DEFAULT.missing_tempo)
+            spec = dataclasses.replace(DEFAULT, name=f"without {d}", drop=DEFAULT.drop + (d,))
             ablation[d] = round(float(np.mean(metrics.per_query(distance_matrix(raw, spec), labels).ap)) - base, 4)
     timing["scoring"] = time.monotonic() - t0
 
