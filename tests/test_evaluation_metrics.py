@@ -114,3 +114,21 @@ def test_tempo_octave_rule():
     assert not agrees(240.0, 120.0, strict=True) and agrees(121.0, 120.0, strict=True)
     assert not agrees(0.0, 120.0) and not agrees(90.0, 120.0)
     assert other_level(90.0, 120.0) and other_level(180.0, 120.0) and not other_level(120.0, 120.0)
+
+
+def test_compare_runs_pairs_this_runs_default_with_an_earlier_runs_scores_on_shared_queries():
+    from trackprint.benchmarks.evaluation.runner import compare_runs
+
+    earlier = {"commit": "abc", "trackprint": {"fingerprint_version": 1, "engine_hash": "h1"},
+               "per_query_ap": {"trackprint v1": {"a": 0.5, "b": 0.25, "c": 1.0, "gone": 0.0}}}
+    ours = {"a": 0.75, "b": 0.5, "c": 1.0, "new": 1.0}
+    out = compare_runs(earlier, ours, "trackprint d", {"fingerprint_version": 2}, rounds=200)
+    assert out["fingerprint_version"] == 1 and out["commit"] == "abc" and out["engine_hash"] == "h1"
+    (name, row), = out["pairs"].items()
+    assert name == "trackprint d (fingerprint v2) - trackprint v1 (fingerprint v1)"
+    assert row["queries"] == 3  # "gone" and "new" are not in both
+    assert row["map"]["mean"] == pytest.approx((0.25 + 0.25 + 0.0) / 3)
+    assert row["map_ours"] == pytest.approx(0.75) and row["map_theirs"] == pytest.approx(0.5833, abs=1e-4)
+    assert row["map"]["lo"] <= row["map"]["mean"] <= row["map"]["hi"]
+    with pytest.raises(ValueError):
+        compare_runs(earlier, {"x": 1.0}, "trackprint d", {"fingerprint_version": 2}, rounds=10)

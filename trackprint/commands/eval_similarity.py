@@ -32,6 +32,10 @@ def register(subparsers) -> None:
     parser.add_argument("--codec-variants", default="",
                         help="comma-separated variant kinds for the codec part (default all: mp3_320, mp3_v5, "
                              "aac_128, opus_96, vorbis_q3, r48k, mono, minus6db, cut20s)")
+    parser.add_argument("--against", default=None, metavar="FILE",
+                        help="an earlier run's JSON (--out; e.g. of the previous fingerprint version): the paired mAP "
+                             "difference of this run's default against each of its trackprint scores, on the "
+                             "queries both have")
     parser.add_argument("--out", default=None, help="also write the figures as JSON to this file")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
     parser.set_defaults(func=run)

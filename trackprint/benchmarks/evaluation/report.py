@@ -90,6 +90,13 @@ def text(result: dict) -> str:
     lines.append("paired differences (same queries resampled for both), mean and 95% interval:")
     for name, row in result["paired"].items():
         lines.append(f"  {name:<44} mAP {_diff(row['map'])}  1-NN {_diff(row['nn1'])}  5-NN {_diff(row['nn5'])}")
+    ag = result.get("against")
+    if ag:
+        lines.append(f"against {ag.get('file', 'an earlier run')} (fingerprint version {ag['fingerprint_version']}, "
+                     f"engine hash {ag['engine_hash']}, commit {ag['commit']}): paired mAP difference")
+        for name, row in ag["pairs"].items():
+            lines.append(f"  {name}: {row['map_ours']:.3f} - {row['map_theirs']:.3f} = {_diff(row['map'])} "
+                         f"({row['queries']} queries)")
     sc = result.get("single_codec")
     if sc:
         lines.append("")

@@ -36,6 +36,29 @@ def _by_label(scores: metrics.PerQuery, labels: np.ndarray) -> dict[str, float]:
     return {str(label): round(float(scores.ap[of == label].mean()), 4) for label in sorted(set(of.tolist()))}
 
 
+def compare_runs(earlier: dict, ours: dict[str, float], name: str, info: dict, *, rounds: int) -> dict:
+    """The paired mAP difference of ``ours`` (query path -> average precision, this run's ``name``) against
+    each trackprint score of an ``earlier`` run's ``per_query_ap``, on the queries both have (e.g. version 2
+    with its default against version 1 with version 1's distance)."""
+    theirs_tp = earlier["trackprint"]
+    ours_label = f"{name} (fingerprint v{info['fingerprint_version']})"
+    pairs = {}
+    for theirs_name, theirs in earlier["per_query_ap"].items():
+        queries = sorted(set(ours) & set(theirs))
+        if not queries:
+            continue
+        a = np.array([theirs[q] for q in queries])
+        b = np.array([ours[q] for q in queries])
+        label = f"{ours_label} - {theirs_name} (fingerprint v{theirs_tp['fingerprint_version']})"
+        pairs[label] = {"queries": len(queries), "map_ours": round(float(b.mean()), 4),
+                        "map_theirs": round(float(a.mean()), 4),
+                        "map": metrics.paired_difference_ci(a, b, rounds=rounds)}
+    if not pairs:
+        raise ValueError("no query in common with this run")
+    return {"commit": earlier.get("commit", "?"), "engine_hash": theirs_tp.get("engine_hash"),
+            "fingerprint_version": theirs_tp["fingerprint_version"], "pairs": pairs}
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -183,6 +206,18 @@ def run(args: argparse.Namespace) -> int:
         timing["tempo agreement"] = time.monotonic() - t0
     timing["total"] = time.monotonic() - started
 
+    per_query_ap = {name: {common[q]: round(float(ap), 4) for q, ap in zip(pq.queries, pq.ap)}
+                    for name, pq in per_query.items() if name in (default, "trackprint v1")}
+    against = None
+    if getattr(args, "against", None):
+        try:
+            against = compare_runs(json.loads(Path(args.against).read_text()), per_query_ap[default], default,
+                                   tp_info, rounds=args.rounds)
+            against["file"] = str(args.against)
+        except (OSError, ValueError, KeyError) as exc:
+            _log(f"eval-similarity: --against {args.against}: {exc}")
+            return 2
+
     result = {
         "schema": "trackprint.eval-similarity/1",
         "commit": _commit(),
@@ -201,8 +236,8 @@ def run(args: argparse.Namespace) -> int:
         "tempo": tempo,
         "codecs": codec_result,
         "timing_s": {k: round(v, 2) for k, v in timing.items()},
-        "per_query_ap": {name: {common[q]: round(float(ap), 4) for q, ap in zip(pq.queries, pq.ap)}
-                         for name, pq in per_query.items() if name in (default, "trackprint v1")},
+        "against": against,
+        "per_query_ap": per_query_ap,
     }
     print(report.text(result), flush=True)
     if args.out:
