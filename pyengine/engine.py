@@ -129,7 +129,7 @@ def _check_complete(stream: decode.DecodedStream, path: str) -> None:
             stage="decode",
         )
     expected = stream.ogg_expected_s
-    if expected is not None and decoded < expected - decode.TRUNCATION_TOLERANCE_S:
+    if expected is not None and decoded < expected - decode.ogg_shortfall_allowed(expected):
         raise AnalysisError(
             ErrorCode.CORRUPT,
             f"decoded {decoded:.2f} s of the {expected:.2f} s its last Ogg page marks: damaged pages were skipped",

@@ -4,7 +4,7 @@
 //! memory), check the deadline and the duration cap per packet, and refuse to
 //! fingerprint a stream that ended short of what its container declared.
 
-use crate::decode::{file, sniff, DecodedStream, TRUNCATION_TOLERANCE_S};
+use crate::decode::{file, ogg_shortfall_allowed, sniff, DecodedStream, TRUNCATION_TOLERANCE_S};
 use crate::error::{AnalysisError, ErrorCode, Result};
 use crate::features::{Fingerprint, FingerprintAccumulator};
 use serde::Serialize;
@@ -266,7 +266,7 @@ fn check_complete(stream: &DecodedStream, probe: &ExtentProbe) -> Result<()> {
         ));
     }
     if let Some(expected) = stream.ogg_expected_s {
-        if decoded < expected - TRUNCATION_TOLERANCE_S {
+        if decoded < expected - ogg_shortfall_allowed(expected) {
             return Err(AnalysisError::new(
                 ErrorCode::Corrupt,
                 "decode",
