@@ -20,6 +20,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each file (default 20 s)")
     parser.add_argument("--hosts", type=_counts, default=[1, 2], help="host counts to run, in order (default 1,2)")
     parser.add_argument("--analyzers-per-host", type=int, default=1, help="analyzer processes per host (default 1)")
+    parser.add_argument("--files-at-once", type=int, default=1,
+                        help="files each analyzer takes at once, and its host's Rust server analyses at once: a "
+                             "simulated host's share of this machine's cores (default 1)")
     parser.add_argument("--db", default=None, help="database URL (PostgreSQL: its tables are dropped before each "
                                                    "run); default: a new SQLite file per run")
     parser.add_argument("--dir", default=None, help="work directory (kept); a library generated there is reused")
