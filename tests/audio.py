@@ -249,3 +249,14 @@ def write_tone_library(folder, count: int, sr: int, base_hz: float, step_hz: flo
     """``count`` one-second mono files f000.flac.. (``name`` formats ``i``): :func:`write_tones`,
     for backfill tests."""
     return write_tones(folder, [name.format(i=i) for i in range(count)], sr, base_hz, step_hz, seed, **kwargs)
+
+
+def ogg_crc(page: bytes) -> int:
+    """Ogg's page CRC-32 (polynomial 0x04c11db7, not reflected, initial 0), for tests that edit a page."""
+    crc = 0
+    for byte in page:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+            crc &= 0xFFFFFFFF
+    return crc

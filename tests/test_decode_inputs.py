@@ -19,7 +19,8 @@ import pytest
 
 from trackprint.pyengine.engine import analyze_file
 from trackprint.pyengine.features import fingerprint_of
-from tests.audio import SR, assert_valid, id3v1_tag, id3v2_tag, multichannel, music_like, sine, stereo, write_audio
+from tests.audio import (SR, assert_valid, id3v1_tag, id3v2_tag, multichannel, music_like, ogg_crc, sine, stereo,
+                         write_audio)
 from tests.fixtures_rust import rust_server_binary
 from tests.procs import run_cli
 from trackprint.errors import AnalysisError
@@ -403,16 +404,6 @@ def test_a_read_past_the_deadline_is_a_timeout(inputs, name, capfd):
     assert "Traceback" not in capfd.readouterr().err
 
 
-def _ogg_crc(page: bytes) -> int:
-    crc = 0
-    for byte in page:
-        crc ^= byte << 24
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
-            crc &= 0xFFFFFFFF
-    return crc
-
-
 def _with_last_granule_moved(data: bytes, extra_samples: int) -> bytes:
     """The Ogg file with its last page's granule position ``extra_samples`` further (its CRC recomputed): the
     stream then decodes that much short of what its last page marks."""
@@ -421,7 +412,7 @@ def _with_last_granule_moved(data: bytes, extra_samples: int) -> bytes:
     granule = struct.unpack_from("<q", page, 6)[0]
     struct.pack_into("<q", page, 6, granule + extra_samples)
     struct.pack_into("<I", page, 22, 0)
-    struct.pack_into("<I", page, 22, _ogg_crc(bytes(page)))
+    struct.pack_into("<I", page, 22, ogg_crc(bytes(page)))
     return data[:start] + bytes(page)
 
 

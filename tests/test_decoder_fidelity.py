@@ -39,7 +39,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.audio import music_like
+from tests.audio import music_like, ogg_crc
 from tests.fixtures_rust import rust_server_binary
 from tests.procs import run_cli
 
@@ -89,17 +89,6 @@ GAIN_Q78 = -6 * 256
 VORBIS_51_TO_FFMPEG = [0, 2, 1, 5, 3, 4]  # FL FC FR RL RR LFE -> FL FR FC LFE BL BR  # the output gain written into the gain case's OpusHead: -6 dB
 
 
-def _ogg_crc(data: bytes) -> int:
-    """Ogg's page CRC-32 (polynomial 0x04c11db7, not reflected, initial 0)."""
-    crc = 0
-    for byte in data:
-        crc ^= byte << 24
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
-            crc &= 0xFFFFFFFF
-    return crc
-
-
 def _with_output_gain(opus: bytes, gain_q78: int) -> bytes:
     """The same Ogg Opus file with OpusHead's output gain set (the first page's CRC redone)."""
     assert opus[:4] == b"OggS" and opus[28:36] == b"OpusHead"
@@ -108,7 +97,7 @@ def _with_output_gain(opus: bytes, gain_q78: int) -> bytes:
     page = bytearray(opus[:end])
     page[28 + 16:28 + 18] = gain_q78.to_bytes(2, "little", signed=True)
     page[22:26] = b"\0\0\0\0"
-    page[22:26] = _ogg_crc(bytes(page)).to_bytes(4, "little")
+    page[22:26] = ogg_crc(bytes(page)).to_bytes(4, "little")
     return bytes(page) + opus[end:]
 
 
