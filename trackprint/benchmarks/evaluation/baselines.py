@@ -16,45 +16,34 @@ Results are cached per file (size and mtime) and tool version in ``CORPUS/cache/
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from trackprint.benchmarks.evaluation import filecache
 
 
 class Unavailable(Exception):
     """A baseline that cannot run here (the reason is the message)."""
 
 
-def _stamp(path: str) -> list:
-    st = os.stat(path)
-    return [st.st_size, st.st_mtime_ns]
-
-
 def _cached(name: str, version: str, paths: list[str], corpus_dir: Path, compute: Callable[[str], list[float]],
             log) -> tuple[dict[str, list[float]], dict[str, str], int]:
     cache_file = Path(corpus_dir) / "cache" / f"{name}-{version}.json"
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        cache = json.loads(cache_file.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    todo = [p for p in paths if cache.get(p, {}).get("stamp") != _stamp(p)]
+    cache = filecache.load(cache_file)
+    todo = filecache.stale(cache, paths)
     if todo:
         log(f"{name}: analysing {len(todo)} of {len(paths)} files")
     for i, path in enumerate(todo):
         try:
-            cache[path] = {"stamp": _stamp(path), "values": [float(x) for x in compute(path)]}
+            cache[path] = {"stamp": filecache.stamp(path), "values": [float(x) for x in compute(path)]}
         except BaseException as exc:  # noqa: BLE001 - bliss panics (pyo3 PanicException) on some files
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            cache[path] = {"stamp": _stamp(path), "error": f"{type(exc).__name__}: {exc}"[:300]}
+            cache[path] = {"stamp": filecache.stamp(path), "error": f"{type(exc).__name__}: {exc}"[:300]}
         if (i + 1) % 20 == 0 or i + 1 == len(todo):
-            tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(cache))
-            os.replace(tmp, cache_file)
+            filecache.save(cache_file, cache)
     values = {p: cache[p]["values"] for p in paths if "values" in cache.get(p, {})}
     errors = {p: cache[p].get("error", "no result") for p in paths if p not in values}
     return values, errors, len(todo)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from trackprint.benchmarks.evaluation import filecache
 from trackprint.fingerprint import DIMENSIONS, FINGERPRINT_VERSION
 
 
@@ -49,23 +49,13 @@ def default_engine() -> str:
     return "rust" if binaries.rust_server_binary() is not None else "python"
 
 
-def _stamp(path: str) -> list:
-    st = os.stat(path)
-    return [st.st_size, st.st_mtime_ns]
-
-
 def trackprint_vectors(paths: list[str], corpus_dir: Path, engine: str, *, jobs: int = 2,
                        log=print) -> tuple[dict[str, list[float]], dict[str, str], dict]:
     """({path: 25 values}, {path: error}, info) for ``paths``; analysed only when not cached."""
-    cache_dir = Path(corpus_dir) / "cache"
-    cache_dir.mkdir(parents=True, exist_ok=True)
     key = engine_hash(engine)
-    cache_file = cache_dir / f"trackprint-{engine}-v{FINGERPRINT_VERSION}-{key}.json"
-    try:
-        cache = json.loads(cache_file.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    todo = [p for p in paths if cache.get(p, {}).get("stamp") != _stamp(p)]
+    cache_file = Path(corpus_dir) / "cache" / f"trackprint-{engine}-v{FINGERPRINT_VERSION}-{key}.json"
+    cache = filecache.load(cache_file)
+    todo = filecache.stale(cache, paths)
     analysed_s = 0.0
     if todo:
         import time
@@ -87,20 +77,18 @@ def trackprint_vectors(paths: list[str], corpus_dir: Path, engine: str, *, jobs:
                 continue
             if result.get("ok"):
                 fp = result["fingerprint"]
-                cache[path] = {"stamp": _stamp(path), "values": [float(fp[d]) for d in DIMENSIONS],
+                cache[path] = {"stamp": filecache.stamp(path), "values": [float(fp[d]) for d in DIMENSIONS],
                                "engine": result.get("engine"), "version": result.get("fingerprint_version")}
             else:
                 error = result.get("error") or {}
-                cache[path] = {"stamp": _stamp(path), "error": f"{error.get('code')}: {error.get('message')}"}
+                cache[path] = {"stamp": filecache.stamp(path), "error": f"{error.get('code')}: {error.get('message')}"}
         missing = [p for p in todo if p not in cache]
         if missing:
             log(f"trackprint analyze gave no answer for {len(missing)} files (exit {done.returncode}): "
                 f"{done.stderr.strip()[-400:]}")
         if engine_hash(engine) != key:  # the engine was rebuilt meanwhile: these numbers are of no one version
             raise RuntimeError(f"the {engine} engine changed while the corpus was being analysed; run again")
-        tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, cache_file)
+        filecache.save(cache_file, cache)
     values = {p: cache[p]["values"] for p in paths if "values" in cache.get(p, {})}
     errors = {p: cache.get(p, {}).get("error", "no result") for p in paths if p not in values}
     engines = sorted({cache[p].get("engine") or "?" for p in values})

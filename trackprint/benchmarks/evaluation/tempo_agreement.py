@@ -21,13 +21,13 @@ error entry), not the run. The estimates are cached per file in
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from trackprint.benchmarks.evaluation import filecache
 from trackprint.benchmarks.evaluation.baselines import Unavailable
 
 TOLERANCE = 0.04
@@ -93,30 +93,19 @@ def essentia_tempi(paths: list[str], corpus_dir: Path, log=print, jobs: int = 1)
         raise Unavailable(f"essentia cannot be imported ({type(exc).__name__}: {exc}); pip install 'trackprint[bench]'")
     version = essentia.__version__
     cache_file = Path(corpus_dir) / "cache" / f"essentia-tempo-{version}.json"
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        cache = json.loads(cache_file.read_text())
-    except (OSError, ValueError):
-        cache = {}
-
-    def stamp(path: str) -> list:
-        st = os.stat(path)
-        return [st.st_size, st.st_mtime_ns]
-
-    todo = [p for p in paths if cache.get(p, {}).get("stamp") != stamp(p) or "multifeature" not in cache[p]]
+    cache = filecache.load(cache_file)
+    todo = [p for p in paths if p in filecache.stale(cache, [p]) or "multifeature" not in cache[p]]
     if todo:
         log(f"essentia: tempo of {len(todo)} of {len(paths)} files (multifeature and degara), {jobs} at a time")
     lock = threading.Lock()
 
     def one(path: str) -> None:
-        entry = {"stamp": stamp(path), **_one_file(path)}
+        entry = {"stamp": filecache.stamp(path), **_one_file(path)}
         with lock:
             cache[path] = entry
             if "error" in entry:
                 log(f"essentia: {path}: {entry['error']}")
-            tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(cache))
-            os.replace(tmp, cache_file)
+            filecache.save(cache_file, cache)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(one, todo))
