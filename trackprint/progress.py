@@ -12,7 +12,8 @@ Where the numbers come from:
 The rate is measured over a sliding window (:data:`RATE_WINDOW_S`) of files and audio seconds done. The
 ETA is audio time: the audio still to do is estimated from the remaining files' sizes and the seconds of
 audio per byte of the files already fingerprinted, divided by the audio seconds done per second in the
-window; until durations are known it says "measuring".
+window; until durations are known it says "measuring". The window never reaches back before the first file
+done: start-up time is not a slow rate.
 
 On a terminal: a tqdm bar, events printed above it. Otherwise: one plain line whenever something
 changed (never the same line again while idle), events as their own lines.
@@ -135,6 +136,7 @@ class Console:
         self.rust_available = rust_available
         self.clock = clock
         self.window: collections.deque[tuple[float, int, float]] = collections.deque()
+        self.working = False  # a file was done since the first reading (the rate is measured from then on)
         self.last: Snapshot | None = None
         self.last_key: tuple | None = None
         self.bar = None
@@ -176,6 +178,17 @@ class Console:
     def _rates(self, snap: Snapshot) -> tuple[float | None, float | None]:
         """(files per minute, audio seconds per second) over the sliding window; None until measurable."""
         self.window.append((snap.at, snap.done, snap.audio_s))
+        if not self.working:
+            # start-up (the services starting, the scan, the first analyses in flight) is not work done: the
+            # window begins at the last reading before the first file was done, so a slow start does not
+            # inflate the first ETAs (a 20-s run once said 10.5 min)
+            if self.window[0][1:] == (snap.done, snap.audio_s):
+                while len(self.window) > 1:
+                    self.window.popleft()
+                return None, None
+            self.working = True
+            while len(self.window) > 2:
+                self.window.popleft()
         while len(self.window) > 2 and snap.at - self.window[1][0] >= RATE_WINDOW_S:
             self.window.popleft()
         t0, done0, audio0 = self.window[0]
@@ -270,9 +283,10 @@ class Console:
 
         if self.bar is None:
             self.bar = tqdm(total=max(snap.total, 1), file=self.out, unit="file", dynamic_ncols=True,
-                            bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} files {postfix}")
+                            bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} files{postfix}")
         self.bar.total = max(snap.total, 1)
         self.bar.n = snap.done
+        # tqdm puts ", " before the postfix: "2/4 files, 0.01 h audio; ..." as on the plain line
         self.bar.set_postfix_str(line.split(" files", 1)[1].lstrip(" ,"), refresh=False)
         self.bar.refresh()
 

@@ -20,6 +20,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from trackprint.logs import stamp_child_line
+
 log = logging.getLogger("trackprint.supervisor")
 
 RESTART_DELAY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
@@ -51,11 +53,12 @@ class CappedLog:
         self._lock = threading.Lock()
 
     def copy_from(self, pipe) -> None:
-        """Copy ``pipe`` line by line until the child closes it (it exited)."""
+        """Copy ``pipe`` line by line until the child closes it (it exited), each line starting with the one
+        timestamp format of every log (trackprint.logs.stamp_child_line)."""
         with pipe:
             for line in iter(pipe.readline, b""):
                 try:
-                    self.write(line)
+                    self.write(stamp_child_line(line, time.time()))
                 except OSError:  # a full or vanished log disk must not block the child: drop the line
                     pass
 

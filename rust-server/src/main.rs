@@ -111,8 +111,36 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The one timestamp format of every trackprint log line (Python's trackprint.logs.timestamp too):
+/// ISO 8601, UTC, milliseconds, `Z` (2026-11-30T04:21:26.250Z).
+struct UtcMillis;
+
+impl tracing_subscriber::fmt::time::FormatTime for UtcMillis {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        write!(w, "{}", iso_utc_millis(now.as_secs(), now.subsec_millis()))
+    }
+}
+
+/// `secs` since the Unix epoch (+ `millis`) as `YYYY-MM-DDTHH:MM:SS.mmmZ` (civil-from-days, proleptic Gregorian).
+fn iso_utc_millis(secs: u64, millis: u32) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3_600, rem % 3_600 / 60, rem % 60)
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
+        .with_timer(UtcMillis)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
@@ -170,5 +198,17 @@ fn main() -> std::process::ExitCode {
             eprintln!("trackprint-server: {e}");
             std::process::ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso_utc_millis;
+
+    #[test]
+    fn timestamps_are_iso_utc_milliseconds() {
+        assert_eq!(iso_utc_millis(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_utc_millis(951_782_400, 7), "2000-02-29T00:00:00.007Z"); // a leap day
+        assert_eq!(iso_utc_millis(1_796_012_486, 250), "2026-11-30T04:21:26.250Z");
     }
 }

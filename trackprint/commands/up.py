@@ -182,7 +182,7 @@ def _announce(run_: EmbeddedRun) -> None:
         banner(
             f"WARNING: the Rust analysis server is not running ({state['rust_reason']}).\n"
             "Every file is analysed by the Python engine instead: correct, but several times slower.\n"
-            "`trackprint status` shows this too. Build it with scripts/setup.sh (needs cargo)."
+            f"`trackprint status` shows this too. To get it: {binaries.RUST_BUILD_HINT}."
         )
     else:
         say(f"rust server: {state['server_url']} (engine: rust, Python fallback per file)")
