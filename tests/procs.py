@@ -11,16 +11,38 @@ PostgreSQL theirs (tests/fixtures_nats.py, tests/fixtures_pg.py).
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "trackprint.cli"]
 
 
+_scratch_data_dir: str | None = None
+
+
+def scratch_data_dir() -> str:
+    """One temporary data directory for this test process (removed at exit)."""
+    global _scratch_data_dir
+    if _scratch_data_dir is None:
+        _scratch_data_dir = tempfile.mkdtemp(prefix="trackprint-test-data-")
+        atexit.register(shutil.rmtree, _scratch_data_dir, True)
+    return _scratch_data_dir
+
+
 def run_cli(*args: str, env=None, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-    """``trackprint ARGS...`` to completion; stdout and stderr captured as UTF-8 text."""
+    """``trackprint ARGS...`` to completion; stdout and stderr captured as UTF-8 text.
+
+    A command given ``--db`` without ``--data-dir`` still has a data directory (its ``cache/`` takes the
+    similarity and query-column files): unless the environment names one, TRACKPRINT_DATA_DIR is set to a
+    temporary folder, never the user's ~/.local/share/trackprint."""
+    if "--db" in args and "--data-dir" not in args and "TRACKPRINT_DATA_DIR" not in (env or os.environ):
+        env = dict(os.environ if env is None else env, TRACKPRINT_DATA_DIR=scratch_data_dir())
     return subprocess.run([*CLI, *args], capture_output=True, text=True, encoding="utf-8", env=env,
                           timeout=timeout, **kwargs)
 

@@ -87,6 +87,41 @@ def test_similar_command_several_seeds_query_seeds_and_json(library):
     assert out.returncode == 2
 
 
+def test_similar_command_with_several_seeds_on_a_tagged_library(tmp_path, db_url):
+    """`trackprint similar` with two seeds (an FLAC and an M4A) and with query seeds, on FLAC, MP3 and M4A files
+    tagged by mutagen: the order and distances of the definition, the known neighbour, the tags in the answer."""
+    written = write_tagged_library(tmp_path / "music")
+    stored = store_files(db_url, [t.path for t in written])
+    tags = {str(t.path): t.tags for t in written}
+    rows = [(p, {d: getattr(m.fingerprint, d) for d in DIMENSIONS}, tags[p]) for p, m in stored.items()]
+    by_name = {t.path.name: str(t.path) for t in written}
+    airbag, naima = by_name["radiohead-airbag.flac"], by_name["coltrane-naima.m4a"]
+
+    def similar_json(*args):
+        out = run_cli("similar", *args, "--json", "--db", db_url)
+        assert out.returncode == 0, out.stderr
+        return [json.loads(line) for line in out.stdout.splitlines()]
+
+    got = similar_json(airbag, naima, "-k", "4")
+    expected = reference(rows, [airbag, naima])[:4]
+    assert [g["path"] for g in got] == [p for _d, p in expected]
+    assert [g["distance"] for g in got] == pytest.approx([d for d, _p in expected], abs=1e-4)
+    for g in got:  # each match carries its own tags
+        t = tags[g["path"]]
+        assert (g["artist"], g["album"], g["title"], g["genre"]) == \
+            (t.get("artist"), t.get("album"), t.get("title"), t.get("genre"))
+    # --exclude-seed-albums: neither OK Computer nor Giant Steps; what is left is Jóga and the untagged track
+    got = similar_json(airbag, naima, "-k", "4", "--exclude-seed-albums")
+    seed_albums = {p for p, t in tags.items() if t.get("album") in ("OK Computer", "Giant Steps")}
+    assert [g["path"] for g in got] == [p for _d, p in reference(rows, [airbag, naima], exclude=seed_albums)]
+    assert [g["path"] for g in got] == [by_name["bjork-joga.mp3"], by_name["unknown.m4a"]]
+    # seeds by query (the two Rock tracks: an FLAC and an MP3), one seed alone: its album mate is nearest
+    rock = [by_name["radiohead-airbag.flac"], by_name["radiohead-paranoid.mp3"]]
+    got = similar_json("--query", "genre:rock", "-k", "3")
+    assert [g["path"] for g in got] == [p for _d, p in reference(rows, rock)[:3]]
+    assert similar_json(airbag, "-k", "1")[0]["path"] == by_name["radiohead-paranoid.mp3"]
+
+
 def test_playlist_has_no_repeats_and_keeps_within_the_drift_limits(library):
     db, rows = library
     chain = smooth_playlist(db, "/m/blue/t00.flac", 24, max_tempo_step=10.0, max_loudness_step=1.0)

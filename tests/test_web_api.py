@@ -6,13 +6,16 @@ application through Starlette's TestClient (httpx).
 
 Slow test: ``trackprint up`` fingerprints a generated library (real nats-server, analyzers, persister),
 then ``trackprint serve`` answers over real HTTP; the counts equal the files, the twin of a track is its
-nearest, the map has one point per track, and /metrics counts the tracks by state.
+nearest, the map has one point per track, and /metrics counts the tracks by state. The same on a tagged
+library (FLAC, MP3, M4A tagged by mutagen): the map groups by genre, similar and query answers carry the
+tags. And every field docs/http-api.md documents is in the real answers.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -21,7 +24,7 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from tests.procs import service, stop_all
-from tests.web_library import real_library, served  # noqa: F401  (fixtures)
+from tests.web_library import real_library, served, served_tagged, tagged_library  # noqa: F401  (fixtures)
 from tests.waiting import wait_until
 from trackprint.binaries import free_port
 from trackprint.contracts import AnalysisFailure, DecodeFacts, Fingerprint, FingerprintResult, Tags, Timings
@@ -299,6 +302,142 @@ def test_api_on_a_library_fingerprinted_by_up(served):
     assert metric(metrics, "trackprint_library_stale") == 0
 
 
+def http_get(base: str, path: str) -> dict:
+    r = httpx.get(base + path, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["schema"] == SCHEMA
+    return r.json()
+
+
+@pytest.mark.slow
+def test_api_on_a_tagged_library_groups_by_genre_and_answers_with_the_tags(served_tagged, tagged_library):
+    """FLAC, MP3 and M4A files whose tags mutagen wrote, stored by `trackprint up`: the answers carry them."""
+    base, library, tracks = served_tagged
+    tags = {str(t.path): t.tags for t in tracks}
+    by_name = {t.path.name: str(t.path) for t in tracks}
+
+    mapped = http_get(base, "/api/map")
+    assert mapped["group_by"] == "genre" and mapped["count"] == 6
+    assert {g["name"]: g["count"] for g in mapped["groups"]} == {"Rock": 2, "Jazz": 2, "Electronic": 1,
+                                                                  "(no genre)": 1}
+    for point in mapped["points"]:
+        t = tags[point["path"]]
+        assert point["group"] == t.get("genre", "(no genre)")
+        assert point["title"] == (f"{t['artist']} - {t['title']}" if t else None)
+
+    # similar: the tags of every match, and the known neighbour first (same album, same make, close levels)
+    airbag = by_name["radiohead-airbag.flac"]
+    body = http_get(base, f"/api/tracks/similar?k=5&path={airbag}")
+    items = body["items"]
+    assert body["library_size"] == 6 and len(items) == 5 and airbag not in [i["path"] for i in items]
+    assert items[0]["path"] == by_name["radiohead-paranoid.mp3"]
+    assert (items[0]["title"], items[0]["artist"], items[0]["album"], items[0]["genre"], items[0]["year"]) == \
+        ("Radiohead - Paranoid Android", "Radiohead", "OK Computer", "Rock", 1997)
+    for item in items:
+        t = tags[item["path"]]
+        assert item["artist"] == t.get("artist") and item["album"] == t.get("album")
+        assert item["genre"] == t.get("genre") and item["group"] == t.get("genre", "(no genre)")
+        assert item["title"] == (f"{t['artist']} - {t['title']}" if t else None)
+    from trackprint.search import similar_to  # the same answer as in-process (and `trackprint similar`)
+
+    data = tagged_library[1]
+    direct = similar_to(f"sqlite:///{data / 'trackprint.db'}", [airbag], 5)
+    assert [(m.path, round(m.distance, 6)) for m in direct.matches] == [(i["path"], i["distance"]) for i in items]
+
+    # a tag query: the two jazz tracks (an M4A and a FLAC), with their tags
+    jazz = http_get(base, "/api/tracks?q=genre:jazz")
+    assert jazz["count"] == 2
+    assert sorted(i["path"] for i in jazz["items"]) == [by_name["coltrane-naima.m4a"], by_name["coltrane-steps.flac"]]
+    for item in jazz["items"]:
+        t = tags[item["path"]]
+        assert (item["info"]["artist"], item["info"]["title"], item["info"]["album"], item["info"]["genre"]) == \
+            ("John Coltrane", t["title"], "Giant Steps", "Jazz")
+        assert set(item["features"]) == set(DIMENSIONS)
+    rock = http_get(base, "/api/tracks?q=genre:rock sort:title+")
+    assert [(i["info"]["artist"], i["info"]["title"]) for i in rock["items"]] == \
+        [("Radiohead", "Airbag"), ("Radiohead", "Paranoid Android")]
+    assert {Path(i["path"]).suffix for i in rock["items"]} == {".flac", ".mp3"}
+    one = http_get(base, f"/api/tracks/one?path={by_name['bjork-joga.mp3']}")
+    assert (one["title"], one["genre"], one["library_size"]) == ("Björk - Jóga", "Electronic", 6)
+
+
+# -- docs/http-api.md: every documented field is in the real answers -------------------------------------------
+DOC = Path(__file__).resolve().parent.parent / "docs" / "http-api.md"
+# backticked words in a section that are not fields of its answer: request parameters the answer does not
+# echo, and values (group_by's "genre" / "folder")
+NOT_FIELDS = {"/api/tracks": {"q"}, "/api/map": {"max_points", "genre", "folder"}}
+
+
+def documented_fields() -> dict[str, set[str]]:
+    """endpoint -> the field names its section of docs/http-api.md lists (every `lowercase_word` in backticks,
+    less the parameters and values of NOT_FIELDS and the words after "instead of")."""
+    out = {}
+    for section in re.split(r"^## ", DOC.read_text(encoding="utf-8"), flags=re.M)[1:]:
+        heading, _, body = section.partition("\n")
+        m = re.match(r"`GET (/api/[a-z/]+)", heading)
+        if not m:
+            continue
+        body = re.sub(r"instead of `[a-z_]+`", "", body)
+        out[m.group(1)] = set(re.findall(r"`([a-z_]+)`", body)) - NOT_FIELDS.get(m.group(1), set())
+    return out
+
+
+def answer_keys(value) -> set[str]:
+    """Every key of an answer: an object's keys and, in a list of objects, the keys every element has."""
+    if isinstance(value, dict):
+        return set(value).union(*(answer_keys(v) for v in value.values()))
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return set.intersection(*(set(v) for v in value)).union(*(answer_keys(v) for v in value))
+    return set()
+
+
+def documented_metrics(paragraph: int = 0) -> set[str]:
+    """The metric names of the /metrics section's first paragraph (`a_b_x|y{label}` is a_b_x and a_b_y)."""
+    section = DOC.read_text(encoding="utf-8").split("## `GET /metrics`", 1)[1].split("\n## ", 1)[0]
+    text_ = [p for p in section.strip().split("\n\n")][paragraph]
+    names = set()
+    for word in re.findall(r"`(trackprint_[a-z_|]+)(?:\{[a-z]+\})?`", text_):
+        first, *more = word.split("|")
+        prefix = first.rsplit("_", 1)[0] + "_"
+        names |= {first, *(prefix + m for m in more)}
+    return names
+
+
+def test_the_doc_parser_finds_the_fields():
+    fields = documented_fields()
+    assert set(fields) == {"/api/status", "/api/tracks", "/api/tracks/similar", "/api/tracks/one", "/api/playlist",
+                           "/api/map"}
+    assert {"discovered", "eta_s", "fallback_share", "failures", "attempts"} <= fields["/api/status"]
+    assert {"distance", "title", "artist", "group", "seeds"} <= fields["/api/tracks/similar"]
+    assert "distance" not in fields["/api/playlist"] and "distance_to_previous" in fields["/api/playlist"]
+    assert {"group_by", "explained_variance", "points", "x", "y"} <= fields["/api/map"]
+    assert {"trackprint_library_tracks", "trackprint_bus_consumer_unacked", "trackprint_bus_stream_fill"} <= \
+        documented_metrics()
+
+
+@pytest.mark.slow
+def test_every_documented_field_is_in_the_real_answers(served):
+    base, library, twins = served
+    noise = str(library / "noise" / "noise-a.flac")
+    urls = {"/api/status": "/api/status", "/api/tracks": "/api/tracks?q=noise&limit=5",
+            "/api/tracks/similar": f"/api/tracks/similar?k=3&path={noise}",
+            "/api/tracks/one": f"/api/tracks/one?path={noise}",
+            "/api/playlist": f"/api/playlist?length=3&seed={noise}", "/api/map": "/api/map"}
+    fields = documented_fields()
+    assert set(fields) == set(urls), "a section of docs/http-api.md this test does not call"
+    for endpoint, url in urls.items():
+        body = http_get(base, url)
+        if endpoint == "/api/status":
+            assert body["failures"]["items"], "a failure, so that its fields can be checked"
+        missing = fields[endpoint] - answer_keys(body)
+        assert not missing, f"{endpoint}: documented in docs/http-api.md, missing from the answer: {sorted(missing)}"
+    library_gauges = {n for n in documented_metrics() if n.startswith("trackprint_library_")}
+    exposed = {line.split("{")[0].split(" ")[0] for line in httpx.get(base + "/metrics", timeout=30).text.splitlines()
+               if line and not line.startswith("#")}
+    assert len(library_gauges) >= 6 and not library_gauges - exposed, sorted(library_gauges - exposed)
+    assert "trackprint_bus_reachable" in exposed
+
+
 @pytest.mark.slow
 def test_up_serves_the_page_and_one_metrics_endpoint_for_the_run(tmp_path):
     """`up --web-port P --metrics-port M`: up prints the URL, /api/status shows the live run (bus reachable),
@@ -327,6 +466,9 @@ def test_up_serves_the_page_and_one_metrics_endpoint_for_the_run(tmp_path):
         assert metric(text_, "trackprint_federate_up", service="analyzer-1") == 1
         assert re.search(r'^trackprint_analyzer_events_total\{.*service="analyzer-1".*\} 3\.0$', text_, re.M), text_
         assert metric(text_, "trackprint_bus_reachable") == 1
+        exposed = {line.split("{")[0].split(" ")[0] for line in text_.splitlines() if line and line[0] != "#"}
+        wanted = documented_metrics() - {"trackprint_library_failed"}  # no failure here: no sample
+        assert not wanted - exposed, sorted(wanted - exposed)  # the bus's too (test above: the library's)
     finally:
         stop_all([proc], timeout=60)
     assert proc.returncode == 0, log.read_text()

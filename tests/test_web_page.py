@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.web_library import real_library, served  # noqa: F401  (fixtures)
+from tests.web_library import real_library, served, served_tagged, tagged_library  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -135,3 +135,26 @@ def test_a_track_page_by_its_address_and_an_unknown_track(browser, served):
     browser.get(f"{base}/#/track/{quote('/nowhere/x.flac', safe='')}")
     error = wait_for(browser, lambda d: d.find_element(By.ID, "track-error").text, "the error line")
     assert error.startswith("not_found:")
+
+
+def test_the_map_of_a_tagged_library_is_coloured_by_genre(browser, served_tagged, tmp_path):
+    """FLAC, MP3 and M4A files tagged by mutagen, stored by `trackprint up`: the legend lists their genres."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    base, library, tracks = served_tagged
+    genre = {str(t.path): t.tags.get("genre", "(no genre)") for t in tracks}
+    browser.get(base + "/")
+    points = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#map svg circle.point"), "the map")
+    assert len(points) == 6
+    assert {p.get_attribute("data-path"): p.get_attribute("data-group") for p in points} == genre
+    assert len({p.get_attribute("fill") for p in points}) == 4
+    wait_for(browser, lambda d: len(texts(d, "#legend li")) == 4, "the legend")
+    assert sorted(texts(browser, "#legend li")) == ["(no genre) (1)", "Electronic (1)", "Jazz (2)", "Rock (2)"]
+    browser.save_screenshot(str(tmp_path / "genres.png"))
+
+    box = browser.find_element(By.ID, "q")
+    box.clear()
+    box.send_keys("genre:jazz", Keys.ENTER)
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results tr.result")) == 2, "two results")
+    assert sorted(texts(browser, "#results tr.result a")) == sorted(p for p, g in genre.items() if g == "Jazz")
