@@ -369,3 +369,17 @@ def test_cli_auto_falls_back_per_file(server, library):
     first, second = _lines(out)
     assert first["ok"] and first["engine"] == "python" and "unsupported_format" in first["fallback_reason"]
     assert second["ok"] and second["engine"] == "rust" and "fallback_reason" not in second
+
+
+@pytest.mark.parametrize("value,accepted", [("yes", True), ("1", True), ("off", True), ("false", True),
+                                            ("maybe", False), ("enabled", False)])
+def test_the_symlink_switch_takes_the_settings_words_and_refuses_others(value, accepted):
+    """TRACKPRINT_ALLOW_SYMLINKS_OUTSIDE means the same to the server as to the settings (trackprint/settings.py):
+    a word that is neither true nor false is an error naming the option, never a silent 'on'."""
+    env = {**os.environ, "TRACKPRINT_ALLOW_SYMLINKS_OUTSIDE": value}
+    done = subprocess.run([rust_server_binary(), "--list-error-codes"], env=env, capture_output=True, text=True,
+                          timeout=30)
+    if accepted:
+        assert done.returncode == 0, done.stderr
+    else:
+        assert done.returncode == 2 and "allow-symlinks-outside" in done.stderr and value in done.stderr

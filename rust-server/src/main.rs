@@ -24,7 +24,7 @@ struct Args {
     roots: Vec<PathBuf>,
     /// Allow symlinks in the library that lead outside every root (off: such
     /// a path is refused as outside_library, like a path outside the roots).
-    #[arg(long, env = "TRACKPRINT_ALLOW_SYMLINKS_OUTSIDE", value_parser = clap::builder::FalseyValueParser::new())]
+    #[arg(long, env = "TRACKPRINT_ALLOW_SYMLINKS_OUTSIDE", value_parser = clap::builder::BoolishValueParser::new())]
     allow_symlinks_outside: bool,
     /// Analyses at once (default: CPU cores); more requests get 503 busy.
     #[arg(long, env = "TRACKPRINT_MAX_CONCURRENCY")]
