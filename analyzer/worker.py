@@ -7,7 +7,7 @@ Any number of these processes (on any host) share the durable pull consumer
   FingerprintResult with reused=True (no analysis); miss: Rust server, per-file
   fallback to the Python engine (process pool); publish the result or an
   AnalysisFailure, wait for its PubAck, put the KV entry, then ack.
-- moved / removed: publish TrackMoved / TrackRemoved, then ack.
+- removed: publish TrackRemoved (TrackMoved for a move's tombstone), then ack; moved: the new path's outcome.
 - transient errors (timeout, busy, io_error, engine_unavailable, bus failure):
   nak with a delay; on the last delivery publish an AnalysisFailure and term().
 - malformed event: a record on ``trackprint.deadletter.malformed``, then term().
@@ -227,7 +227,8 @@ class AnalyzerWorker(Service):
             return
         if event.kind in ("moved", "removed"):
             # a removal or a move of a path outside the library is no file of ours: a forged or misrouted event
-            for path in (event.path, event.old_path) if event.kind == "moved" else (event.path,):
+            for path in (event.path, event.old_path or event.new_path) if event.old_path or event.new_path \
+                    else (event.path,):
                 refusal = self.config.library.refusal(to_fs(path or ""))
                 if refusal:
                     await self._deadletter(msg, seq, f"{event.kind} event for {path!r}: {refusal}")
@@ -292,7 +293,7 @@ class AnalyzerWorker(Service):
         attempt = 0
         while True:
             try:
-                await bus.publish(self.js, bus.result_subject(self._type(result)), payload, msg_id)
+                await bus.publish(self.js, bus.result_subject(event.path), payload, msg_id)
                 if attempt:
                     log.warning("%s: result stored after %d failed publishes", event.path, attempt)
                 return True
@@ -360,19 +361,19 @@ class AnalyzerWorker(Service):
     async def _results_for(self, event: FileEvent, seq: int, attempts: int) -> list:
         """The results of one event, in publishing order.
 
-        A move is TrackMoved *and* the file at its new path: the move carries the row across, and the
-        new path gets its own outcome too (a reuse by content id when the audio was fingerprinted, so
-        no analysis; an analysis when the move raced the file's first analysis). So a file renamed
-        while queued or being analysed never stays pending, nor failed at a valid path.
+        A move comes as two events (``watcher/publish.py``), each answered on its own path's subject:
+        the source's tombstone (``removed``, reason ``moved``) is TrackMoved, which carries the row
+        across; the ``moved`` at the new path gets the new path's own outcome (a reuse by content id
+        when the audio was fingerprinted, so no analysis; an analysis when the move raced the file's
+        first analysis). So a file renamed while queued or being analysed never stays pending, nor
+        failed at a valid path.
         """
+        if event.kind == "removed" and event.reason == "moved" and event.new_path:
+            return [TrackMoved(old_path=event.path, path=event.new_path, size=event.size, mtime_ns=event.mtime_ns,
+                               inode=event.inode, source_seq=seq, observed_at=event.observed_at)]
         if event.kind == "removed":
             return [TrackRemoved(path=event.path, source_seq=seq, observed_at=event.observed_at,
                                  reason="excluded" if event.reason == "excluded" else "gone")]
-        if event.kind == "moved":
-            moved = TrackMoved(old_path=event.old_path or "", path=event.path, size=event.size,
-                               mtime_ns=event.mtime_ns, inode=event.inode, source_seq=seq,
-                               observed_at=event.observed_at)
-            return [moved, await self._analyse(event, seq, attempts)]
         return [await self._analyse(event, seq, attempts)]
 
     def _failure(self, event: FileEvent, seq: int, attempts: int, code: ErrorCode, message: str, stage: str,

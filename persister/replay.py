@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from trackprint import bus
-from trackprint.bus.fold import delete_consumer, temporary_consumer
+from trackprint.bus.fold import delete_consumer, drained, temporary_consumer
 from trackprint.persister.db import redact
 from trackprint.persister.service import PersisterConfig, PersisterService
 from trackprint.persister.store import Store
@@ -60,7 +60,7 @@ async def replay_results(servers: str, db_url: str, *, batch_size: int = 200,
             msgs = await bus.fetch(sub, batch_size, timeout=1)
             if msgs:
                 await service.process(msgs)
-            elif await _drained(js, name):
+            elif await drained(js, bus.RESULTS_STREAM, name):
                 break
             if time.monotonic() - shown >= PROGRESS_EVERY_S:
                 shown = time.monotonic()
@@ -82,8 +82,3 @@ async def replay_results(servers: str, db_url: str, *, batch_size: int = 200,
            if summary.not_persisted else ""))
     return summary
 
-
-async def _drained(js, consumer: str) -> bool:
-    """Nothing left to deliver and nothing in flight (a message past max_deliver counts as done)."""
-    info = await js.consumer_info(bus.RESULTS_STREAM, consumer)
-    return info.num_pending == 0 and info.num_ack_pending == 0

@@ -19,7 +19,9 @@ applied, every result's ``source_seq`` is looked up in the events stream
   ``TrackRemoved`` ``gone``     ``removed``, same ``path``
   ``TrackRemoved`` ``excluded`` any kind, same ``path`` (an analyzer whose
                                 settings exclude the path tombstones it)
-  ``TrackMoved``                ``moved``, same ``path`` and ``old_path``
+  ``TrackMoved``                the move's tombstone: ``removed`` with reason
+                                ``moved`` at ``old_path``, ``new_path`` = ``path``
+                                (an earlier release: ``moved``, same paths)
   ============================  ================================================
 
 An event the stream no longer holds (limits retention removed it) cannot be
@@ -56,12 +58,16 @@ def source_problem(message: ResultMessage, event: FileEvent | None | object, las
         return None
     if not isinstance(event, FileEvent):
         return f"source_seq {seq} is not a file event"
+    if isinstance(message, TrackMoved):
+        tombstone = (event.kind == "removed" and event.reason == "moved" and event.path == message.old_path
+                     and event.new_path == message.path)
+        earlier_release = event.kind == "moved" and event.path == message.path and event.old_path == message.old_path
+        if not (tombstone or earlier_release):
+            return f"source_seq {seq} is an event of kind {event.kind} for {event.path!r}, not this move"
+        return None
     if event.path != message.path:
         return f"source_seq {seq} is an event for another path"
-    if isinstance(message, TrackMoved):
-        if event.kind != "moved" or (event.old_path or "") != message.old_path:
-            return f"source_seq {seq} is an event of kind {event.kind}, not this move"
-    elif isinstance(message, TrackRemoved):
+    if isinstance(message, TrackRemoved):
         if message.reason != "excluded" and event.kind != "removed":
             return f"source_seq {seq} is an event of kind {event.kind}, not a removal"
     elif isinstance(message, (FingerprintResult, AnalysisFailure)) and event.kind == "removed":

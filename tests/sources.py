@@ -19,9 +19,12 @@ async def answered(js, results: list) -> list:
     """``results`` with ``source_seq`` set to the sequence of a freshly published event of their path."""
     out = []
     for result in results:
-        kind = "moved" if isinstance(result, TrackMoved) else "removed" if isinstance(result, TrackRemoved) else "added"
-        event = FileEvent(kind=kind, path=result.path, root="/", old_path=getattr(result, "old_path", None),
-                          origin="manual")
-        ack = await js.publish(bus.event_subject(kind), encode(event))
+        if isinstance(result, TrackMoved):  # a move's tombstone at the old path names the new one
+            event = FileEvent(kind="removed", path=result.old_path, root="/", reason="moved", new_path=result.path,
+                              origin="manual")
+        else:
+            kind = "removed" if isinstance(result, TrackRemoved) else "added"
+            event = FileEvent(kind=kind, path=result.path, root="/", origin="manual")
+        ack = await js.publish(bus.event_subject(event.path), encode(event))
         out.append(msgspec.structs.replace(result, source_seq=ack.seq))
     return out

@@ -8,6 +8,7 @@ import os
 import shutil
 import time
 
+import nats.js.errors
 import numpy as np
 import soundfile as sf
 
@@ -44,8 +45,15 @@ async def results(js, stream=bus.RESULTS_STREAM):
     out = []
     if info.state.messages:
         for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            out.append(await js.get_msg(stream, seq))
+            try:
+                out.append(await js.get_msg(stream, seq))
+            except nats.js.errors.NotFoundError:  # replaced by a later message of the same file
+                continue
     return out
+
+
+async def _last_seq(js, stream=bus.RESULTS_STREAM) -> int:
+    return (await js.stream_info(stream)).state.last_seq
 
 
 async def wait_results(js, n, timeout=60, stream=bus.RESULTS_STREAM):
@@ -60,7 +68,7 @@ async def wait_results(js, n, timeout=60, stream=bus.RESULTS_STREAM):
 
 async def publish_event(js, **kw):
     ev = FileEvent(root=kw.pop("root", "/"), **kw)
-    await bus.publish(js, bus.event_subject(ev.kind), encode(ev), ev.msg_id())
+    await bus.publish(js, bus.event_subject(ev.path), encode(ev), ev.msg_id())
 
 
 class Running:
@@ -100,29 +108,37 @@ def test_python_engine_results_failures_reuse_and_deadletter(nats_server, tmp_pa
             ok = by_path["ok.flac"][1]
             assert isinstance(ok, FingerprintResult) and ok.engine == "python" and not ok.reused
             assert ok.content_id.startswith("flac-") and ok.source_seq == 1 and ok.fallback_reason is None
-            assert by_path["ok.flac"][0].subject == "trackprint.results.fingerprint"
+            assert by_path["ok.flac"][0].subject == bus.result_subject(str(lib / "ok.flac"))  # the file's own subject
             assert isinstance(by_path["ok.wav"][1], FingerprintResult)
             codes = {n: by_path[n][1].code for n in ("trunc.flac", "empty.flac", "text.mp3", "missing.flac")}
             assert codes == {"trunc.flac": ErrorCode.TRUNCATED, "empty.flac": ErrorCode.EMPTY_FILE,
                              "text.mp3": ErrorCode.UNSUPPORTED_FORMAT, "missing.flac": ErrorCode.NOT_FOUND}
-            assert by_path["text.mp3"][0].subject == "trackprint.results.failure"
+            assert by_path["text.mp3"][0].subject == bus.result_subject(str(lib / "text.mp3"))
             assert all(isinstance(by_path[n][1], AnalysisFailure) for n in codes)
 
             # the same audio at another path (a copy with a different tag block): reused, no analysis
             copy = tmp_path / "lib" / "copy.flac"
             shutil.copy(lib / "ok.flac", copy)
             engine_runs = r.worker.counts.get("engine_python", 0)
+            before = (await js.stream_info(bus.RESULTS_STREAM)).state.last_seq
             await publish_event(js, kind="added", path=str(copy), size=copy.stat().st_size)
-            os.rename(lib / "ok.flac", lib / "new.flac")  # a move carries the row and gives the new path its outcome
+            # a move, as the watcher publishes it: the old path's tombstone carries the row, and the new path
+            # gets its own outcome
+            os.rename(lib / "ok.flac", lib / "new.flac")
+            await publish_event(js, kind="removed", path=str(lib / "ok.flac"), reason="moved",
+                                new_path=str(lib / "new.flac"))
             await publish_event(js, kind="moved", path=str(lib / "new.flac"), old_path=str(lib / "ok.flac"))
             await publish_event(js, kind="removed", path=str(lib / "ok.wav"))
-            msgs = await wait_results(js, len(names) + 4)
-            extra = [decode_result(m.data) for m in msgs[len(names):]]
+            await wait_until_async(lambda: _last_seq(js), 60, message="4 more results",
+                                   until=lambda last: last >= before + 4)
+            extra = [decode_result(m.data) for m in await results(js) if m.seq > before]
+            assert len(extra) == 4
             reused = [x for x in extra if isinstance(x, FingerprintResult)]
             assert len(reused) == 2 and all(x.reused and x.fingerprint == ok.fingerprint for x in reused)
             assert {x.path for x in reused} == {str(copy), str(lib / "new.flac")}
             assert r.worker.counts.get("engine_python", 0) == engine_runs
-            assert any(isinstance(x, TrackMoved) and x.old_path == str(lib / "ok.flac") for x in extra)
+            assert any(isinstance(x, TrackMoved) and x.old_path == str(lib / "ok.flac")
+                       and x.path == str(lib / "new.flac") for x in extra)
             assert any(isinstance(x, TrackRemoved) and x.path == str(lib / "ok.wav") for x in extra)
 
             # a malformed event: terminated, and recorded in the dead-letter stream
@@ -131,7 +147,7 @@ def test_python_engine_results_failures_reuse_and_deadletter(nats_server, tmp_pa
             records = [json.loads(m.data) for m in dead if m.subject == "trackprint.deadletter.malformed"]
             assert records and "malformed event" in records[0]["reason"]
             await wait_results(js, 2, stream=bus.DEADLETTER_STREAM)  # + the MSG_TERMINATED advisory
-            assert len(await results(js)) == len(names) + 4  # no result for it
+            assert (await js.stream_info(bus.RESULTS_STREAM)).state.last_seq == before + 4  # no result for it
             info = await js.consumer_info(bus.EVENTS_STREAM, bus.ANALYZER_CONSUMER)
             assert info.num_ack_pending == 0
 

@@ -83,7 +83,7 @@ def _publish_results(url: str, numbers, topology=None) -> None:
         js = nc.jetstream()
         await bus.ensure_topology(js, topology)
         for result in await answered(js, [_result(i) for i in numbers]):  # each after its event
-            await bus.publish(js, bus.result_subject("fingerprint"), encode(result), f"r-{result.source_seq}")
+            await bus.publish(js, bus.result_subject(result.path), encode(result), f"r-{result.source_seq}")
         await bus.close(nc)
 
     asyncio.run(main())

@@ -59,7 +59,7 @@ async def _publish(url: str, payloads: list[tuple[str, bytes | FingerprintResult
 
 
 def publish_results(url: str, start: int, n: int) -> None:
-    asyncio.run(_publish(url, [(bus.result_subject("fingerprint"), result(i)) for i in range(start, start + n)]))
+    asyncio.run(_publish(url, [(bus.result_subject(result(i).path), result(i)) for i in range(start, start + n)]))
 
 
 async def _consumer(url: str):
@@ -133,12 +133,16 @@ def test_results_are_persisted_and_acked(nats_server, db_url):
         service = _service(nats_server.url, db_url)
         task = await _start(service)
         payloads = [encode(r) for r in await answered(service.js, [result(i) for i in range(n)])]
-        publish_payloads = [(bus.result_subject("fingerprint"), p) for p in payloads]
-        publish_payloads += [(bus.result_subject("fingerprint"), garbage),
-                             (bus.result_subject("fingerprint"), json.dumps(nan_doc).encode())]
-        publish_payloads += [(bus.result_subject("fingerprint"), p) for p in payloads[:10]]  # redelivered
+        subjects = [bus.result_subject(result(i).path) for i in range(n)]
+        publish_payloads = list(zip(subjects, payloads))
+        publish_payloads += [(bus.result_subject("/lib/garbage"), garbage),
+                             (bus.result_subject(result(9999).path), json.dumps(nan_doc).encode())]
         await _publish(nats_server.url, publish_payloads)
         await wait_until_async(lambda: _drained(nats_server.url), 60, message="every result acked")
+        # the same results once more (a redelivery), after the first ones were read: on their files' subjects
+        # a copy would replace an unread original
+        await _publish(nats_server.url, list(zip(subjects[:10], payloads[:10])))
+        await wait_until_async(lambda: _drained(nats_server.url), 60, message="every copy acked")
         await _stop(service, task)
         return service
 
@@ -229,7 +233,7 @@ def test_database_outage_naks_and_persists_everything_once_it_is_back(nats_serve
         task = await _start(service)
         await asyncio.to_thread(make_unavailable)
         try:
-            await _publish(nats_server.url, [(bus.result_subject("fingerprint"), result(i)) for i in range(n)])
+            await _publish(nats_server.url, [(bus.result_subject(result(i).path), result(i)) for i in range(n)])
             await wait_until_async(lambda: service.metrics.values["db_errors"], 60, message="a database error",
                                    until=lambda errors: errors >= 1)
             await asyncio.sleep(1.0)
@@ -322,10 +326,9 @@ def test_results_that_name_no_event_of_their_path_change_nothing(nats_server, db
         service = _service(nats_server.url, db_url)
         task = await _start(service)
         js = service.js
-        subject = bus.result_subject("fingerprint")
         real_a, real_b = await answered(js, [fp(a, -10.0), fp(b, -11.0)])
         for r in (real_a, real_b):
-            await js.publish(subject, encode(r))
+            await js.publish(bus.result_subject(r.path), encode(r))
         await wait_until_async(lambda: _drained(nats_server.url), 60, message="the real results acked")
         (added_c,) = await answered(js, [fp(c, -12.0)])  # an event for c, its result never published
         forged = [
@@ -334,12 +337,12 @@ def test_results_that_name_no_event_of_their_path_change_nothing(nats_server, db
             TrackRemoved(path=a, source_seq=real_a.source_seq),  # an `added` event is no removal
             TrackMoved(old_path=a, path=c, source_seq=added_c.source_seq),  # nor a move
         ]
-        for r in forged:
-            await js.publish(subject, encode(r))
+        for i, r in enumerate(forged):  # each on a subject of its own, so that none replaces another unread
+            await js.publish(bus.result_subject(f"/forged/{i}"), encode(r))
         await wait_until_async(lambda: _drained(nats_server.url), 60, message="the forged results acked")
         assert track(a) == ("active", -10.0) and track(c) is None
         (newer,) = await answered(js, [fp(a, -20.0)])
-        await js.publish(subject, encode(newer))
+        await js.publish(bus.result_subject(newer.path), encode(newer))
         await wait_until_async(lambda: _drained(nats_server.url), 60, message="the newer result acked")
         await _stop(service, task)
         return service

@@ -62,7 +62,7 @@ async def previous_release_analyzer(nats_url: str, count: int) -> None:
                     decode=outcome.decode, timings=outcome.timings, content_id=content_id(event.path),
                     size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino,
                     source_seq=msg.metadata.sequence.stream, host="previous-release")
-                await bus.publish(js, bus.result_subject("fingerprint"), encode(result), None)
+                await bus.publish(js, bus.result_subject(result.path), encode(result), None)
                 await msg.ack()
                 done += 1
     finally:

@@ -7,8 +7,10 @@ import logging
 import os
 import time
 
+import nats.js.errors
 
 from trackprint import bus
+from trackprint.bus.fold import latest_events
 from trackprint.contracts import decode_event
 from trackprint.watcher.service import Watcher, WatcherConfig
 
@@ -19,7 +21,10 @@ async def read_events(js) -> list:
     info = await js.stream_info(bus.EVENTS_STREAM)
     out = []
     for seq in range(info.state.first_seq, info.state.last_seq + 1) if info.state.messages else ():
-        out.append(decode_event((await js.get_msg(bus.EVENTS_STREAM, seq)).data))
+        try:
+            out.append(decode_event((await js.get_msg(bus.EVENTS_STREAM, seq)).data))
+        except nats.js.errors.NotFoundError:  # replaced by a later event of its file
+            continue
     return out
 
 
@@ -33,15 +38,25 @@ async def wait_events(js, predicate, timeout=15.0):
     raise AssertionError(f"timed out; events: {[(e.kind, e.path) for e in await read_events(js)]}")
 
 
+MSGS_PER_FILE = "TRACKPRINT_STREAM_MSGS_PER_FILE"
+
+
 class Harness:
-    def __init__(self, nats_server, tmp_path, **kw):
+    """A watcher on ``tmp_path/lib``. With ``history`` (the default) the events stream keeps every event,
+    not only each file's latest, so that a test can read all that the watcher published, in order."""
+
+    def __init__(self, nats_server, tmp_path, history: bool = True, **kw):
         self.url = nats_server.url
         self.lib = tmp_path / "lib"
         self.lib.mkdir(exist_ok=True)
         self.state = str(tmp_path / "watcher.sqlite")
+        self.history = history
         self.kw = kw
 
     async def __aenter__(self):
+        self.saved_env = os.environ.get(MSGS_PER_FILE)
+        if self.history:
+            os.environ[MSGS_PER_FILE] = "-1"
         self.nc = await bus.connect(self.url, "test")
         self.js = self.nc.jetstream()
         await bus.ensure_topology(self.js)
@@ -58,9 +73,15 @@ class Harness:
         await asyncio.wait_for(self.task, 10)
 
     async def __aexit__(self, *exc):
-        if getattr(self, "task", None) and not self.task.done():
-            await self.stop()
-        await bus.close(self.nc)
+        try:
+            if getattr(self, "task", None) and not self.task.done():
+                await self.stop()
+            await bus.close(self.nc)
+        finally:
+            if self.saved_env is None:
+                os.environ.pop(MSGS_PER_FILE, None)
+            else:
+                os.environ[MSGS_PER_FILE] = self.saved_env
 
 
 def run(coro, timeout=60):
@@ -87,19 +108,47 @@ def test_scan_modify_move_delete(nats_server, tmp_path):
                 f.write(b"more")
             ev = await wait_events(h.js, lambda e: len(e) >= 3)
             assert kinds(ev)[2] == ("changed", "a.flac") and ev[2].size == 104
-            # move
+            # move: the old path's tombstone, then the new path's arrival
             os.rename(h.lib / "sub" / "b.MP3", h.lib / "b-moved.mp3")
-            ev = await wait_events(h.js, lambda e: len(e) >= 4)
-            assert kinds(ev)[3] == ("moved", "b-moved.mp3")
-            assert ev[3].old_path == str(h.lib / "sub" / "b.MP3")
+            ev = await wait_events(h.js, lambda e: len(e) >= 5)
+            assert kinds(ev)[3:5] == [("removed", "b.MP3"), ("moved", "b-moved.mp3")]
+            assert ev[3].reason == "moved" and ev[3].new_path == str(h.lib / "b-moved.mp3")
+            assert ev[4].old_path == str(h.lib / "sub" / "b.MP3")
             # delete
             os.unlink(h.lib / "a.flac")
-            ev = await wait_events(h.js, lambda e: len(e) >= 5)
-            assert kinds(ev)[4] == ("removed", "a.flac")
+            ev = await wait_events(h.js, lambda e: len(e) >= 6)
+            assert kinds(ev)[5] == ("removed", "a.flac") and ev[5].reason is None
             await asyncio.sleep(QUIET + 1.5)
-            assert len(await read_events(h.js)) == 5  # nothing else
+            assert len(await read_events(h.js)) == 6  # nothing else
             # msg ids are deterministic: the same observation is deduplicated
             assert ev[0].msg_id() == ev[0].msg_id()
+
+    run(main())
+
+
+def test_the_stream_keeps_each_files_latest_event(nats_server, tmp_path):
+    """The default retention: one event per file, whatever happened to it, and the fold (what re-analysis
+    republishes) still gives exactly the files on disk, the moved one at its new path."""
+    async def main():
+        async with Harness(nats_server, tmp_path, history=False) as h:
+            for name in ("a.flac", "b.flac", "c.flac"):
+                (h.lib / name).write_bytes(name.encode() * 50)
+            h.start()
+            await wait_events(h.js, lambda e: len(e) >= 3)
+            with open(h.lib / "a.flac", "ab") as f:
+                f.write(b"more")
+            await wait_events(h.js, lambda e: ("changed", "a.flac") in kinds(e))
+            os.rename(h.lib / "b.flac", h.lib / "b2.flac")
+            await wait_events(h.js, lambda e: ("moved", "b2.flac") in kinds(e))
+            os.unlink(h.lib / "c.flac")
+            ev = await wait_events(h.js, lambda e: ("removed", "c.flac") in kinds(e), timeout=30)
+            info = await h.js.stream_info(bus.EVENTS_STREAM)
+            assert info.config.max_msgs_per_subject == 1
+            assert sorted(kinds(ev)) == [("changed", "a.flac"), ("moved", "b2.flac"), ("removed", "b.flac"),
+                                         ("removed", "c.flac")]
+            assert info.state.messages == 4 and info.state.last_seq == 7  # 3 added, changed, the move's two, removed
+            latest = await latest_events(h.js)
+            assert sorted(os.path.basename(p) for p in latest) == ["a.flac", "b2.flac"]
 
     run(main())
 
@@ -188,11 +237,12 @@ def test_reconcile_after_downtime(nats_server, tmp_path):
             os.rename(h.lib / "move.flac", h.lib / "moved.flac")
             (h.lib / "new.flac").write_bytes(b"new")
             h.start()
-            ev = await wait_events(h.js, lambda e: len(e) >= 8)
+            ev = await wait_events(h.js, lambda e: len(e) >= 9)
             await asyncio.sleep(QUIET + 1.5)
             ev = await read_events(h.js)
             assert sorted(kinds(ev[4:])) == [("added", "new.flac"), ("changed", "change.flac"),
-                                             ("moved", "moved.flac"), ("removed", "delete.flac")]
+                                             ("moved", "moved.flac"), ("removed", "delete.flac"),
+                                             ("removed", "move.flac")]
             assert all(e.origin == "scan" for e in ev[4:])
 
     run(main())

@@ -27,8 +27,10 @@ EventKind = Literal["added", "changed", "moved", "removed"]
 EngineName = Literal["rust", "python"]
 # Why a file left the library: gone from the disk, or excluded by the settings (hidden, trash, a glob, a
 # marker file) while still there. "included": an ``added`` for a path excluded moments before.
+# "moved": the source's half of a move (a ``removed`` naming ``new_path``; the ``moved`` at the new path is
+# the other half), so that each path's latest event says what became of it (bus: one message per file).
 RemovalReason = Literal["gone", "excluded"]
-EventReason = Literal["excluded", "included"]
+EventReason = Literal["excluded", "included", "moved"]
 
 
 class Fingerprint(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -159,6 +161,7 @@ class FileEvent(msgspec.Struct, kw_only=True, tag="file_event", tag_field="type"
     mtime_ns: int | None = None
     inode: int | None = None
     old_path: str | None = None  # only for kind == "moved"
+    new_path: str | None = None  # only for kind == "removed" with reason "moved": where the file went
     origin: Literal["scan", "watch", "reconcile", "manual"] = "watch"
     reason: EventReason | None = None  # "excluded" for a removed file still on disk; see EventReason
     observed_at: float = msgspec.field(default_factory=time.time)
@@ -173,6 +176,7 @@ class FileEvent(msgspec.Struct, kw_only=True, tag="file_event", tag_field="type"
         """
         parts = (self.kind, self.path, self.old_path, self.size, self.mtime_ns)
         parts += (self.reason,) if self.reason else ()  # without one, the ids of earlier releases
+        parts += (self.new_path,) if self.new_path else ()
         key = "\x1f".join(str(part) for part in parts)
         return "ev-" + hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
 

@@ -3,7 +3,11 @@
 - A quiet file at a path the state does not know is ``moved`` when its
   (dev, inode) is in the state under a path that no longer exists and the size
   matches, else ``added``; a known path with another size/mtime/inode is
-  ``changed``; an unchanged one publishes nothing.
+  ``changed``; an unchanged one publishes nothing. A move is published as two
+  events, one per path: first the source's tombstone (``removed``, reason
+  ``moved``, naming ``new_path``), then the ``moved`` at the destination. The
+  bus keeps only each file's latest event, so the source's last word must be
+  its own (else a replay would bring it back).
 - A gone path is ``removed`` only after one more quiet period: a move's
   destination usually shows up a moment after its source disappears, and it
   must get the chance to claim the inode first (one ``moved``, not
@@ -125,6 +129,12 @@ class EventPublisher:
             else:
                 event, old_path, why = plan
                 planned.append((quiet, event, old_path, why))
+        # A move is two events, the source's tombstone first: each path's latest event (the one the stream
+        # keeps per file) then says what became of it, and the destination's own outcome is the newer one.
+        moves = [(self._tombstone(event), f"moved to {event.path}") for _, event, old_path, _ in planned if old_path]
+        tombstoned = await self._publish_events(moves)
+        sent = iter(tombstoned)
+        planned = [p for p in planned if not p[2] or next(sent)]  # a move waits for its tombstone's PubAck
         results = await self._publish_events([(event, why) for _, event, _, why in planned])
         for (quiet, event, old_path, _), ok in zip(planned, results):
             if not ok:
@@ -135,7 +145,14 @@ class EventPublisher:
                 self.quiescence.gone.pop(old_path, None)  # claimed by the move: no removal for it
             self.state.put(Entry(quiet.path, quiet.root, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, event.kind))
             self.quiescence.done(quiet.path)
-        return all(results)
+        return all(results) and all(tombstoned)
+
+    @staticmethod
+    def _tombstone(moved: FileEvent) -> FileEvent:
+        """The source's half of a move: ``removed`` with reason ``moved``, naming where the file went."""
+        return FileEvent(kind="removed", path=moved.old_path or "", root=moved.root, size=moved.size,
+                         mtime_ns=moved.mtime_ns, inode=moved.inode, origin=moved.origin, reason="moved",
+                         new_path=moved.path)
 
     async def publish_file(self, path: str, root: str, st: os.stat_result, origin: str) -> bool:
         """added / changed / moved for one quiet file; False when the publish failed (retry next tick)."""
@@ -297,7 +314,7 @@ class EventPublisher:
                 log.error("%s: publish %s: cannot encode the event (%s: %s); this file is skipped", event.path,
                           event.kind, type(exc).__name__, exc)
                 encoded.append(None)
-        sendable = [(bus.event_subject(event.kind), payload, event.msg_id())
+        sendable = [(bus.event_subject(event.path), payload, event.msg_id())
                     for (event, _), payload in zip(events, encoded) if payload is not None]
         acks = iter(await bus.publish_many(self.js, sendable, window=self.window) if sendable else [])
         ok: list[bool] = []
@@ -312,11 +329,12 @@ class EventPublisher:
                 ok.append(False)
                 continue
             ok.append(True)
-            self.published += 1
-            self.published_by_kind[event.kind] = self.published_by_kind.get(event.kind, 0) + 1
             if ack.duplicate:
                 self.duplicates += 1
-            count_published(event.kind)
+            if event.reason != "moved":  # a move's tombstone is the other half of the move counted as moved
+                self.published += 1
+                self.published_by_kind[event.kind] = self.published_by_kind.get(event.kind, 0) + 1
+                count_published(event.kind)
             log.info("%s: published %s (%s; origin %s; seq %d%s)", event.path, event.kind, reason, event.origin,
                      ack.seq, ", duplicate" if ack.duplicate else "")
         if failures:

@@ -394,7 +394,7 @@ async def _service_run(nats_url: str, db_url: str, n: int, batch: int) -> dict:
     js = nc.jetstream()
     await bus.ensure_topology(js)
     messages = new_messages(n, start_seq=1, seed=0)
-    events = [(bus.event_subject("added"), encode(FileEvent(kind="added", path=m.path, root="/bench", origin="manual")),
+    events = [(bus.event_subject(m.path), encode(FileEvent(kind="added", path=m.path, root="/bench", origin="manual")),
                None) for m in messages]
     acks = await bus.publish_many(js, events)
     results = []
@@ -402,7 +402,7 @@ async def _service_run(nats_url: str, db_url: str, n: int, batch: int) -> dict:
         if isinstance(ack, Exception):
             raise ack
         m.source_seq = ack.seq
-        results.append((bus.result_subject("fingerprint"), encode(m), None))
+        results.append((bus.result_subject(m.path), encode(m), None))
     for ack in await bus.publish_many(js, results):
         if isinstance(ack, Exception):
             raise ack

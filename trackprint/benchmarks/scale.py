@@ -12,9 +12,12 @@
    (from the start of ``up`` to the moment it found the run idle: the line it prints then, less its
    10-s idle wait), peak RSS per process, the store (DATA/nats), database and watcher-state sizes,
    inotify overflows (the watcher's stop line), and the check: rows = N, none failed, the events stream
-   holds N messages (0 duplicates).
+   stored N messages (its last sequence: 0 duplicates).
 3. **Restart** on the unchanged library: time to idle, events the watcher published (0 expected) and
-   the stream's count unchanged.
+   the stream's last sequence unchanged.
+3b. **Second pass** (``--second-pass``, on by default): every file gets a new mtime, so the whole
+   library is published, analysed (a reuse: the audio is unchanged) and stored again; the store's size
+   after two passes against one (acceptance: within 1.2x; the streams keep each file's latest message).
 4. **Stop test** (``--stop-test-files M``, default N/10, at least 500): M new files; ``up`` is
    interrupted (SIGINT) once its watcher has published about half of them; the time until ``up`` has
    exited (acceptance: under 5 s), then a resumed run to idle; the watcher's events over both runs must be
@@ -88,6 +91,13 @@ def generate_library(library: Path, n: int, folders_of: int) -> float:
     return time.monotonic() - started
 
 
+def touch_all(paths: list[Path]) -> None:
+    """A new mtime (one second later) for every file: a full pass of ``changed`` events, audio unchanged."""
+    for path in paths:
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
 def add_files(library: Path, start: int, count: int, folders_of: int) -> None:
     """``count`` more distinct files, numbered from ``start``, in new album folders (for the stop test)."""
     import numpy as np
@@ -157,6 +167,7 @@ class Sampler:
     monitor_url: str | None = None
     procs: dict[int, ProcSample] = field(default_factory=dict)
     events_in_stream: int | None = None
+    events_published: int | None = None  # the stream's last sequence: every event it ever stored
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -214,6 +225,7 @@ class Sampler:
                 for stream in account.get("stream_detail", []):
                     if stream.get("name") == "TRACKPRINT_EVENTS":
                         self.events_in_stream = stream.get("state", {}).get("messages", 0)
+                        self.events_published = stream.get("state", {}).get("last_seq", 0)
         except Exception:
             pass
 
@@ -238,6 +250,7 @@ class UpRun:
     exit_code: int = 0
     stages: dict[str, dict] = field(default_factory=dict)
     events_in_stream: int | None = None
+    events_published: int | None = None
     cpu_total_s: float = 0.0  # up and everything it reaped (wait4)
     watcher: dict = field(default_factory=dict)  # from the watcher's stop line
 
@@ -298,6 +311,7 @@ def run_up(library: Path, data: Path, analyzers: int | None, log: Path,
             result.to_idle_s = at - started - IDLE_STOP_S
     result.stages = sampler.by_stage()
     result.events_in_stream = sampler.events_in_stream
+    result.events_published = sampler.events_published
     result.watcher = watcher_stop_line(data, log_offset)
     return result
 
@@ -396,8 +410,9 @@ def run(args: argparse.Namespace) -> int:
             say(line)
         missing = n - (counts.get("active") or 0)
         say(f"  rows: {counts.get('active')} fingerprinted, {counts.get('failed')} failed, "
-            f"{counts.get('pending')} pending: {missing} missing; events in the stream: {first.events_in_stream} "
-            f"({(first.events_in_stream or 0) - n} duplicates); watcher: {first.watcher}")
+            f"{counts.get('pending')} pending: {missing} missing; events published: {first.events_published} "
+            f"({(first.events_published or 0) - n} duplicates), kept in the stream: {first.events_in_stream}; "
+            f"watcher: {first.watcher}")
         sizes = figures["sizes_mb"]
         say(f"  sizes: store {sizes['store']:.0f} MB, database {sizes['database']:.0f} MB, watcher state "
             f"{sizes['watcher_state']:.0f} MB")
@@ -406,8 +421,21 @@ def run(args: argparse.Namespace) -> int:
         second = run_up(library, data, args.analyzers, logs / "up-2.log")
         figures["restart"] = _run_figures(second, n)
         say(f"restart: time to idle {_s(second.to_idle_s)}, events published {second.watcher.get('published')}, "
-            f"stream {first.events_in_stream} -> {second.events_in_stream}, watcher peak RSS "
+            f"events published {first.events_published} -> {second.events_published}, watcher peak RSS "
             f"{second.stages.get('watcher', {}).get('peak_rss_mb', 0):.0f} MB")
+
+        if args.second_pass:
+            say("second pass: every file touched (a new mtime), so each is published, analysed (a reuse of its "
+                "fingerprint) and stored again ...")
+            touch_all(library_paths(library, n, args.folders_of))
+            again = run_up(library, data, args.analyzers, logs / "up-pass-2.log")
+            store = size_of(data / "nats") / 2**20
+            figures["second_pass"] = {**_run_figures(again, n), "store_mb": store,
+                                      "store_ratio": store / sizes["store"] if sizes["store"] else None,
+                                      "database": database_counts(data)}
+            say(f"second pass: time to idle {_s(again.to_idle_s)}; events published {second.events_published} -> "
+                f"{again.events_published}, kept {again.events_in_stream}; store {sizes['store']:.1f} MB after one "
+                f"pass, {store:.1f} MB after two: {figures['second_pass']['store_ratio']:.2f}x")
 
         m = args.stop_test_files if args.stop_test_files is not None else max(500, n // 10)
         if m:

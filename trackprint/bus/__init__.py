@@ -2,12 +2,22 @@
 
 Streams (all ``limits`` retention, file storage, ``discard=new``):
 
-- ``TRACKPRINT_EVENTS``  ``trackprint.events.<kind>``   FileEvent (watcher -> analyzers)
-- ``TRACKPRINT_RESULTS`` ``trackprint.results.<type>``  results (analyzers -> persister)
+- ``TRACKPRINT_EVENTS``  ``trackprint.events.<file key>``   FileEvent (watcher -> analyzers)
+- ``TRACKPRINT_RESULTS`` ``trackprint.results.<file key>``  results (analyzers -> persister)
 - ``TRACKPRINT_DEADLETTER``: the MAX_DELIVERIES and MSG_TERMINATED advisories of
   both consumers, plus ``trackprint.deadletter.<reason>`` records that services
   publish themselves (e.g. a malformed event). The original message of an
   advisory stays readable with ``js.get_msg(stream, seq)``.
+
+Bounded by the library, not by history: every message is published on the
+subject of its file (:func:`file_key`, a hash of the path; a result on the
+subject of the event it answers), and both streams keep ``max_msgs_per_subject``
+(default 1) messages per subject, the oldest replaced. So the events stream
+holds the latest event of every path and the results stream the latest result
+of every path, whatever the number of passes; a move is two events, the
+source's tombstone and the destination's arrival (``watcher/publish.py``),
+so each path's last word stays. What replay can rebuild from them is in
+``persister/README.md`` ("Replay").
 
 Consumers: durable pull consumers ``analyzer`` (events) and ``persister``
 (results), created or updated with ``js.add_consumer`` (never via
@@ -21,7 +31,8 @@ retags reuse it instead of analysing again).
 Limits are configurable through :class:`Topology` or environment variables
 ``TRACKPRINT_STREAM_MAX_BYTES``, ``TRACKPRINT_STREAM_MAX_MSGS``,
 ``TRACKPRINT_ACK_WAIT_S``, ``TRACKPRINT_MAX_DELIVER``,
-``TRACKPRINT_MAX_ACK_PENDING``, ``TRACKPRINT_STREAM_REPLICAS`` (3 on a 3-node cluster).
+``TRACKPRINT_MAX_ACK_PENDING``, ``TRACKPRINT_STREAM_REPLICAS`` (3 on a 3-node cluster),
+``TRACKPRINT_STREAM_MSGS_PER_FILE`` (messages kept per file and stream, default 1; -1 keeps all).
 
 Credentials (a bus that listens beyond loopback has users, permissions and TLS:
 ``deploy/nats/``): ``TRACKPRINT_NATS_USER`` with ``TRACKPRINT_NATS_PASSWORD_FILE``
@@ -63,14 +74,30 @@ EVENTS_SUBJECTS = f"{EVENTS_PREFIX}.>"
 RESULTS_SUBJECTS = f"{RESULTS_PREFIX}.>"
 
 
-def event_subject(kind: str) -> str:
-    """``trackprint.events.<kind>`` (added, changed, moved, removed)."""
-    return f"{EVENTS_PREFIX}.{kind}"
+def file_key(path: str) -> str:
+    """The subject token of one file: 32 hex digits of BLAKE2b over the path's text form (a subject
+    token cannot hold dots, spaces or arbitrary bytes; 128 bits make a collision practically impossible)."""
+    import hashlib
+
+    return hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
 
 
-def result_subject(result_type: str) -> str:
-    """``trackprint.results.<type>`` (fingerprint, failure, removed, moved)."""
-    return f"{RESULTS_PREFIX}.{result_type}"
+def event_subject(path: str) -> str:
+    """``trackprint.events.<file key>``: the subject of every event about ``path``."""
+    return f"{EVENTS_PREFIX}.{file_key(path)}"
+
+
+def result_subject(event_path: str) -> str:
+    """``trackprint.results.<file key>``: a result goes on the subject of the path of the event it answers."""
+    return f"{RESULTS_PREFIX}.{file_key(event_path)}"
+
+
+# Subjects of releases before per-file subjects: a stream still holding messages on them is not limited
+# per subject (that would keep one message per kind and lose the history), see _ensure_stream.
+LEGACY_SUBJECTS = {
+    "TRACKPRINT_EVENTS": [f"{EVENTS_PREFIX}.{k}" for k in ("added", "changed", "moved", "removed")],
+    "TRACKPRINT_RESULTS": [f"{RESULTS_PREFIX}.{k}" for k in ("fingerprint", "failure", "removed", "moved")],
+}
 
 
 def deadletter_subject(reason: str) -> str:
@@ -118,6 +145,8 @@ class Topology:
     storage: api.StorageType = api.StorageType.FILE
     # 3 on a 3-node cluster (deploy/): every stream and consumer survives the loss of one node
     num_replicas: int = dataclasses.field(default_factory=lambda: _env_int("TRACKPRINT_STREAM_REPLICAS", 1))
+    # messages kept per file (subject) in the events and results streams: the latest only by default
+    msgs_per_file: int = dataclasses.field(default_factory=lambda: _env_int("TRACKPRINT_STREAM_MSGS_PER_FILE", 1))
 
     def backoff(self) -> list[float]:
         """Ack-wait per delivery attempt: ack_wait, 2x, 4x... (max_deliver - 1 entries: NATS needs fewer than max_deliver)."""
@@ -222,7 +251,8 @@ MIN_STREAM_BYTES = 16 << 20
 DEADLETTER_SHARE = 8  # the dead-letter stream gets an eighth of the others' size
 
 
-def _stream_config(name: str, subjects: list[str], topo: Topology, max_bytes: int | None = None) -> api.StreamConfig:
+def _stream_config(name: str, subjects: list[str], topo: Topology, max_bytes: int | None = None,
+                   per_file: bool = False) -> api.StreamConfig:
     return api.StreamConfig(
         name=name,
         subjects=subjects,
@@ -233,13 +263,27 @@ def _stream_config(name: str, subjects: list[str], topo: Topology, max_bytes: in
         max_msgs=topo.max_msgs,
         duplicate_window=topo.duplicate_window_s,
         num_replicas=topo.num_replicas,
+        # discard=new still replaces a subject's oldest message (discard_new_per_subject stays off)
+        max_msgs_per_subject=topo.msgs_per_file if per_file else -1,
     )
 
 
 def _differs(existing: api.StreamConfig, wanted: api.StreamConfig) -> bool:
     return any(getattr(existing, name) != getattr(wanted, name)
                for name in ("subjects", "retention", "storage", "discard", "max_bytes", "max_msgs",
-                            "duplicate_window", "num_replicas"))
+                            "duplicate_window", "num_replicas", "max_msgs_per_subject"))
+
+
+async def _legacy_messages(js, stream: str) -> int:
+    """How many messages ``stream`` holds on :data:`LEGACY_SUBJECTS`."""
+    count = 0
+    for subject in LEGACY_SUBJECTS.get(stream, []):
+        try:
+            info = await js.stream_info(stream, subjects_filter=subject)
+        except Exception:  # an old server without subject details: assume the worst
+            return -1
+        count += sum((info.state.subjects or {}).values())
+    return count
 
 
 def _insufficient_storage(exc: Exception) -> bool:
@@ -256,6 +300,14 @@ async def _ensure_stream(js, config: api.StreamConfig) -> None:
         existing = None
     if existing is not None:
         config.max_bytes = max(config.max_bytes, existing.config.max_bytes or 0)
+        if (config.max_msgs_per_subject or -1) > 0 and (existing.config.max_msgs_per_subject or -1) <= 0:
+            legacy = await _legacy_messages(js, config.name)
+            if legacy:
+                config.max_msgs_per_subject = existing.config.max_msgs_per_subject
+                log.warning("stream %s holds %d messages on the subjects of an earlier release (one subject per "
+                            "kind); it stays unbounded per file, so that none of them is dropped. To bound it: let "
+                            "the pipeline go idle, then rebuild it (docs: persister/README.md, Replay)",
+                            config.name, legacy)
         if not _differs(existing.config, config):
             return  # nothing to write: a service restarting on a full disk must not need the disk
         await js.update_stream(config)
@@ -300,8 +352,8 @@ def consumer_config(durable: str, filter_subject: str, topo: Topology) -> api.Co
 async def ensure_topology(js, topology: Topology | None = None) -> None:
     """Create or update streams, consumers and the KV bucket. Idempotent; every service calls it at start."""
     topo = topology or Topology()
-    await _ensure_stream(js, _stream_config(EVENTS_STREAM, [EVENTS_SUBJECTS], topo))
-    await _ensure_stream(js, _stream_config(RESULTS_STREAM, [RESULTS_SUBJECTS], topo))
+    await _ensure_stream(js, _stream_config(EVENTS_STREAM, [EVENTS_SUBJECTS], topo, per_file=True))
+    await _ensure_stream(js, _stream_config(RESULTS_STREAM, [RESULTS_SUBJECTS], topo, per_file=True))
     dead_subjects = [f"{DEADLETTER_PREFIX}.>"]
     for stream, consumer in ((EVENTS_STREAM, ANALYZER_CONSUMER), (RESULTS_STREAM, PERSISTER_CONSUMER)):
         for kind in ("MAX_DELIVERIES", "MSG_TERMINATED"):

@@ -43,6 +43,14 @@ async def temporary_consumer(js, stream: str, subjects: str, prefix: str, *, max
     return name
 
 
+async def drained(js, stream: str, consumer: str) -> bool:
+    """Nothing left to deliver and nothing in flight (a message past max_deliver counts as done). A reader
+    stops on this, never on reaching a sequence number: the messages it would wait for may be gone (replaced
+    by a newer message of their file, or lost with a damaged store)."""
+    info = await js.consumer_info(stream, consumer)
+    return info.num_pending == 0 and info.num_ack_pending == 0
+
+
 async def delete_consumer(js, stream: str, name: str) -> None:
     try:
         await js.delete_consumer(stream, name)
@@ -63,20 +71,18 @@ def fold_event(latest: dict[str, FileEvent], event: FileEvent) -> None:
 
 async def latest_events(js, stream: str = bus.EVENTS_STREAM, subjects: str = bus.EVENTS_SUBJECTS) -> dict[str, FileEvent]:
     """The fold of the whole events stream: the latest event of every file that still exists."""
-    info = await js.stream_info(stream)
-    last = info.state.last_seq
     name = await temporary_consumer(js, stream, subjects, "fold")
     sub = await js.pull_subscribe_bind(durable=name, stream=stream)
     latest: dict[str, FileEvent] = {}
-    seen = 0
     try:
-        while seen < last:
+        while True:
             try:
-                msgs = await sub.fetch(500, timeout=2)
+                msgs = await sub.fetch(500, timeout=1)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                continue
+                msgs = []
+            if not msgs and await drained(js, stream, name):
+                break
             for m in msgs:
-                seen = max(seen, m.metadata.sequence.stream)
                 try:
                     fold_event(latest, decode_event(m.data))
                 except Exception:
@@ -105,7 +111,7 @@ async def republish_for_reanalysis(js, *, rate_per_s: float, max_lag: int,
             await asyncio.sleep(1.0)  # never flood the analyzers
         event = FileEvent(kind="changed", path=old.path, root=old.root, size=old.size, mtime_ns=old.mtime_ns,
                           inode=old.inode, origin="manual")
-        await bus.publish(js, bus.event_subject("changed"), encode(event),
+        await bus.publish(js, bus.event_subject(event.path), encode(event),
                           f"reanalyse-v{FINGERPRINT_VERSION}-{event.msg_id()}")
         published += 1
         await asyncio.sleep(1.0 / max(rate_per_s, 0.1))

@@ -16,6 +16,9 @@ def register(subparsers) -> None:
     parser.add_argument("--analyzers", type=int, default=None, help="analyzer processes (default: up's default)")
     parser.add_argument("--stop-test-files", type=int, default=None,
                         help="files added for the stop test (default N/10, at least 500; 0: no stop test)")
+    parser.add_argument("--second-pass", action=argparse.BooleanOptionalAction, default=True,
+                        help="touch every file and run again: the store after two full passes against one "
+                             "(default on)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object at the end")
     parser.set_defaults(func=run)
 
