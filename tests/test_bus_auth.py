@@ -22,6 +22,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.js import api
 
 from tests.audio import write_tones
 from tests.procs import sqlite_fingerprint_count, run_cli, service, stop_all
@@ -51,7 +52,16 @@ def render(secrets: Path, port: int, store: Path, *, cluster: bool) -> str:
 
 @pytest.fixture(scope="module")
 def secured_bus(tmp_path_factory):
-    base = tmp_path_factory.mktemp("secure-bus")
+    yield from _secured_bus(tmp_path_factory.mktemp("secure-bus"))
+
+
+@pytest.fixture
+def bare_secured_bus(tmp_path_factory):
+    """A secured bus of its own, on which nobody has set up the topology yet."""
+    yield from _secured_bus(tmp_path_factory.mktemp("bare-secure-bus"))
+
+
+def _secured_bus(base: Path):
     secrets = base / "secrets"
     subprocess.run([sys.executable, str(MAKE_SECRETS), str(secrets), "--host", "127.0.0.1"], check=True,
                    capture_output=True)
@@ -128,11 +138,13 @@ def test_each_role_is_refused_what_it_must_never_do(secured_bus):
         return await _connect(secured_bus["url"], **bus.credentials(role_env(secured_bus, role)))
 
     async def refused(role: str, attempt) -> bool:
+        """Refused by the server's permissions (not failed for some other reason)."""
         nc = await as_role(role)
         try:
             await asyncio.wait_for(attempt(nc.jetstream()), 3)
-        except Exception:
-            return True
+        except Exception as exc:
+            await asyncio.sleep(0.1)
+            return "permissions violation" in f"{exc} {nc.last_error}".lower()
         finally:
             await nc.close()
         return False
@@ -157,18 +169,45 @@ def test_each_role_is_refused_what_it_must_never_do(secured_bus):
             ("persister", "delete a message"): lambda j: j.delete_msg(bus.EVENTS_STREAM, 1),
             ("persister", "pull the analyzer consumer"): lambda j: _fetch(j, bus.EVENTS_STREAM,
                                                                           bus.ANALYZER_CONSUMER),
+            # the topology is the admin's: no service may change a stream or another role's consumer
+            ("analyzer", "update the events stream (max_age)"): lambda j: _shorten_events(j),
+            ("analyzer", "create a stream"): lambda j: j.add_stream(name="ROGUE", subjects=["rogue.>"]),
+            ("persister", "update the analyzer consumer"): lambda j: _rewrite_analyzer_consumer(j),
+            ("persister", "create a consumer on the events"): lambda j: j.add_consumer(
+                bus.EVENTS_STREAM, durable_name="rogue", ack_policy=api.AckPolicy.EXPLICIT),
+            ("watcher", "delete a stream"): lambda j: j.delete_stream("SCRATCH"),
+            ("watcher", "create a KV bucket"): lambda j: j.create_key_value(bucket="rogue"),
+            ("analyzer", "delete the persister consumer"): lambda j: j.delete_consumer(bus.RESULTS_STREAM,
+                                                                                      bus.PERSISTER_CONSUMER),
         }
         outcomes = {key: await refused(key[0], attempt) for key, attempt in forbidden.items()}
         assert all(outcomes.values()), {k: v for k, v in outcomes.items() if not v}
         assert (await js.stream_info(bus.RESULTS_STREAM)).state.messages == results_before
         assert (await js.stream_info(bus.EVENTS_STREAM)).state.messages == events_before
         assert "SCRATCH" in [s.config.name for s in await js.streams_info()]
+        assert "ROGUE" not in [s.config.name for s in await js.streams_info()]
+        assert not (await js.stream_info(bus.EVENTS_STREAM)).config.max_age  # still keeps events for ever
+        analyzer = (await js.consumer_info(bus.EVENTS_STREAM, bus.ANALYZER_CONSUMER)).config
+        assert analyzer.max_deliver == bus.Topology().max_deliver and analyzer.filter_subject == bus.EVENTS_SUBJECTS
+        assert bus.PERSISTER_CONSUMER in [c.name for c in await js.consumers_info(bus.RESULTS_STREAM)]
         # what a role may do still works
         assert not await refused("watcher", lambda j: j.publish(bus.event_subject("added"), b"{}"))
         await js.delete_stream("SCRATCH")  # admin may
         await admin.close()
 
     asyncio.run(main())
+
+
+async def _shorten_events(js):
+    config = (await js.stream_info(bus.EVENTS_STREAM)).config
+    config.max_age = 1.0  # would drop every event after a second
+    await js.update_stream(config)
+
+
+async def _rewrite_analyzer_consumer(js):
+    config = (await js.consumer_info(bus.EVENTS_STREAM, bus.ANALYZER_CONSUMER)).config
+    config.max_deliver = 1  # would dead-letter every event at its first failure
+    await js.add_consumer(bus.EVENTS_STREAM, config)
 
 
 async def _fetch(js, stream: str, consumer: str):
@@ -192,6 +231,9 @@ def test_the_pipeline_runs_with_each_service_as_its_own_user(secured_bus, tmp_pa
         env = dict(os.environ, **role_env(secured_bus, role))
         procs.append(service(role, "--nats", url, *args, log=tmp_path / f"{role}.log", env=env))
 
+    admin_env = dict(os.environ, **role_env(secured_bus, "admin"))
+    setup = run_cli("topology", "--nats", url, env=admin_env, timeout=60)  # the admin's step (deploy/README.md)
+    assert setup.returncode == 0, setup.stderr + setup.stdout
     try:
         start("persister", "--db", f"sqlite:///{db}", "--library", str(library))
         start("analyzer", "--library", str(library), "--no-rust")
@@ -204,8 +246,7 @@ def test_the_pipeline_runs_with_each_service_as_its_own_user(secured_bus, tmp_pa
 
         wait_until(fingerprints, 180, 1.0, lambda: "every file fingerprinted: " + _logs(tmp_path),
                    until=lambda n: n == len(names))
-        status = run_cli("status", "--json", "--nats", url, "--db", f"sqlite:///{db}",
-                         env=dict(os.environ, **role_env(secured_bus, "admin")), timeout=60)
+        status = run_cli("status", "--json", "--nats", url, "--db", f"sqlite:///{db}", env=admin_env, timeout=60)
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
         assert report["bus"]["reachable"], report["bus"]
@@ -217,3 +258,53 @@ def test_the_pipeline_runs_with_each_service_as_its_own_user(secured_bus, tmp_pa
 
 def _logs(tmp_path: Path) -> str:
     return "".join(f"\n--- {p.name}\n" + p.read_text(errors="replace")[-3000:] for p in sorted(tmp_path.glob("*.log")))
+
+
+def test_a_service_refuses_to_start_on_a_bus_without_topology_until_the_admin_sets_it_up(bare_secured_bus, tmp_path):
+    """Only the admin may create streams: a service on a bare bus says, in one line, to run `trackprint
+    topology` as admin, and exits (no retrying for ever); the command itself refuses a service user; run as
+    admin it creates everything, after which the service starts and writes nothing to the topology."""
+    url = bare_secured_bus["url"]
+    library = tmp_path / "music"
+    library.mkdir()
+    env = dict(os.environ, **role_env(bare_secured_bus, "analyzer"))
+    analyzer = service("analyzer", "--nats", url, "--library", str(library), "--no-rust",
+                       log=tmp_path / "analyzer.log", env=env)
+    try:
+        assert analyzer.wait(90) == 2, _logs(tmp_path)
+    finally:
+        stop_all([analyzer])
+    said = [line for line in (tmp_path / "analyzer.log").read_text().splitlines() if "trackprint topology" in line]
+    assert len(said) == 1 and "does not exist" in said[0] and "admin" in said[0], _logs(tmp_path)
+
+    as_watcher = run_cli("topology", "--nats", url, env=dict(os.environ, **role_env(bare_secured_bus, "watcher")),
+                         timeout=120)
+    assert as_watcher.returncode == 2 and "may not create" in as_watcher.stderr, as_watcher.stderr
+    as_admin = run_cli("topology", "--nats", url, env=dict(os.environ, **role_env(bare_secured_bus, "admin")),
+                       timeout=60)
+    assert as_admin.returncode == 0, as_admin.stderr
+
+    log_start = bare_secured_bus["log"].stat().st_size
+    (tmp_path / "analyzer.log").unlink()
+    analyzer = service("analyzer", "--nats", url, "--library", str(library), "--no-rust",
+                       log=tmp_path / "analyzer.log", env=env)
+    try:
+        wait_until(lambda: "analyzer" in (tmp_path / "analyzer.log").read_text(errors="replace")
+                   and _bound(bare_secured_bus), 60, 0.5, lambda: "the analyzer to bind: " + _logs(tmp_path))
+        assert analyzer.poll() is None, _logs(tmp_path)
+    finally:
+        stop_all([analyzer])
+    logs = _logs(tmp_path) + bare_secured_bus["log"].read_bytes()[log_start:].decode(errors="replace")
+    assert not re.search(r"Permissions Violation|may not change", logs), logs[-4000:]
+
+
+def _bound(bus_: dict) -> bool:
+    """An analyzer is waiting on its consumer (a pull request is outstanding)."""
+    async def main():
+        nc = await _connect(bus_["url"], **bus.credentials(role_env(bus_, "admin")))
+        try:
+            return (await nc.jetstream().consumer_info(bus.EVENTS_STREAM, bus.ANALYZER_CONSUMER)).num_waiting > 0
+        finally:
+            await nc.close()
+
+    return asyncio.run(main())

@@ -14,12 +14,13 @@ writes into OUT_DIR (mode 0700; every file 0600):
 - ``auth.conf``: the ``authorization`` block (bcrypt hashes, never the passwords) that
   ``node.conf.template`` includes.
 
-Permissions (:data:`ROLES`): a role publishes only its own messages, so a stolen or buggy
-credential cannot forge another role's: only the watcher publishes file events, only analyzers
-publish results; no service may delete or purge a stream, delete a message, delete a pipeline
-consumer, pull another role's consumer or confirm a held mass deletion. Every service creates
-the topology at start, so creating and updating streams and consumers stays allowed to all.
-``admin`` (a person: status, replay, confirm-deletions) may do everything.
+Permissions (:data:`ROLES`): a service gets only what it does at run time. A role publishes only
+its own messages, so a stolen or buggy credential cannot forge another role's: only the watcher
+publishes file events, only analyzers publish results; it pulls and acknowledges only its own
+durable consumer. No service may create, change, delete or purge a stream, consumer or KV bucket,
+delete a message or confirm a held mass deletion: ``admin`` sets up the topology (``trackprint
+topology``; the services then only verify it) and may do everything (a person: topology, status,
+replay, confirm-deletions).
 
 Needs python3 (stdlib) and the openssl command. Run again with new hosts to re-issue the
 certificate; existing passwords and the CA are kept unless ``--rotate``.
@@ -37,26 +38,48 @@ import tempfile
 import warnings
 from pathlib import Path
 
-# JetStream calls every service makes: topology set-up, info, single-message reads (the status
-# KV bucket, the persister's source-event checks) and acknowledgements of its own deliveries.
+# What every service may ask JetStream: read-only calls (account, stream and consumer info, names and
+# lists), enough for ensure_topology to verify the topology the admin set up, for status reports and for
+# binding to a durable consumer. Nothing here writes.
 COMMON = [
     "$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST",
-    "$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.MSG.GET.>", "$JS.API.DIRECT.GET.>",
     "$JS.API.CONSUMER.INFO.>", "$JS.API.CONSUMER.NAMES.>", "$JS.API.CONSUMER.LIST.>",
-    "$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>", "$JS.ACK.>",
 ]
+# Never for a service, whatever its allow list says (deny wins): the topology (streams, consumers, KV
+# buckets: the admin's `trackprint topology`), deleting or purging anything, confirming a held mass deletion.
 NEVER = [
-    "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>",
-    "$JS.API.CONSUMER.DELETE.TRACKPRINT_EVENTS.>", "$JS.API.CONSUMER.DELETE.TRACKPRINT_RESULTS.>",
-    "$JS.API.CONSUMER.DELETE.TRACKPRINT_DEADLETTER.>", "$KV.trackprint_status.confirm-deletions.>",
+    "$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>",
+    "$JS.API.STREAM.MSG.DELETE.>", "$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>",
+    "$JS.API.CONSUMER.DELETE.>", "$KV.trackprint_status.confirm-deletions.>",
 ]
+
+
+def pulls(stream: str, consumer: str) -> list[str]:
+    """Fetch from, and acknowledge (ack, nak, term, in-progress) the deliveries of, one durable consumer."""
+    return [f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+            f"$JS.ACK.{stream}.{consumer}.>", f"$JS.ACK.*.*.{stream}.{consumer}.>"]  # v1 and v2 (domain) replies
+
+
+def reads(stream: str) -> list[str]:
+    """Single-message reads of one stream: by sequence (STREAM.MSG.GET) and direct gets, also the last
+    message of a subject (a KV get)."""
+    return [f"$JS.API.STREAM.MSG.GET.{stream}", f"$JS.API.DIRECT.GET.{stream}", f"$JS.API.DIRECT.GET.{stream}.>"]
+
+
 ROLES = {
-    "watcher": ["trackprint.events.>", "$KV.trackprint_status.watcher.>"],
+    # file events; its health report; reads the confirmations of held deletions (status KV)
+    "watcher": ["trackprint.events.>", "$KV.trackprint_status.watcher.>", *reads("KV_trackprint_status")],
+    # pulls events; publishes results and dead letters; the fingerprints cache (get and put); its report
     "analyzer": ["trackprint.results.>", "trackprint.deadletter.>", "$KV.fingerprints_by_content.>",
-                 "$KV.trackprint_status.analyzer.>",
-                 "$JS.API.CONSUMER.MSG.NEXT.TRACKPRINT_EVENTS.analyzer"],
-    "persister": ["$KV.trackprint_status.persister.>", "$JS.API.CONSUMER.MSG.NEXT.TRACKPRINT_RESULTS.persister",
-                  "$JS.API.CONSUMER.MSG.NEXT.TRACKPRINT_DEADLETTER.persister-redrive"],
+                 *reads("KV_fingerprints_by_content"), "$KV.trackprint_status.analyzer.>",
+                 *pulls("TRACKPRINT_EVENTS", "analyzer")],
+    # pulls results and re-drives dead-lettered ones; reads the events results name and the originals of
+    # dead letters; its report
+    "persister": ["$KV.trackprint_status.persister.>", *pulls("TRACKPRINT_RESULTS", "persister"),
+                  *pulls("TRACKPRINT_DEADLETTER", "persister-redrive"), *reads("TRACKPRINT_EVENTS"),
+                  *reads("TRACKPRINT_RESULTS"), *reads("TRACKPRINT_DEADLETTER")],
+    # a person: `trackprint topology` (creates and updates streams, consumers, KV buckets), status, replay and
+    # replay --reanalyse (temporary consumers), confirm-deletions
     "admin": None,  # everything
 }
 

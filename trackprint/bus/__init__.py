@@ -268,10 +268,72 @@ def _stream_config(name: str, subjects: list[str], topo: Topology, max_bytes: in
     )
 
 
+_STREAM_FIELDS = ("subjects", "retention", "storage", "discard", "max_bytes", "max_msgs", "duplicate_window",
+                  "num_replicas", "max_msgs_per_subject")
+
+
 def _differs(existing: api.StreamConfig, wanted: api.StreamConfig) -> bool:
-    return any(getattr(existing, name) != getattr(wanted, name)
-               for name in ("subjects", "retention", "storage", "discard", "max_bytes", "max_msgs",
-                            "duplicate_window", "num_replicas", "max_msgs_per_subject"))
+    return any(getattr(existing, name) != getattr(wanted, name) for name in _STREAM_FIELDS)
+
+
+def _stream_differences(existing: api.StreamConfig, wanted: api.StreamConfig) -> str:
+    return ", ".join(f"{name} {getattr(existing, name)!r}, wanted {getattr(wanted, name)!r}"
+                     for name in _STREAM_FIELDS if getattr(existing, name) != getattr(wanted, name))
+
+
+def _stream_usable(existing: api.StreamConfig, wanted: api.StreamConfig) -> bool:
+    """A stream that differs only in its limits (sizes, replicas, per-file bound) still carries the pipeline:
+    it captures every subject wanted, with the same retention and storage."""
+    return (set(wanted.subjects or ()) <= set(existing.subjects or ())
+            and existing.retention == wanted.retention and existing.storage == wanted.storage)
+
+
+# Why a write was refused: the server answers a request to a subject the user may not publish to with
+# "-ERR 'Permissions Violation for Publish to ...'" (nats-py hands it to error_cb and keeps it as the
+# connection's last_error) and no reply, so the request times out; JetStream itself may answer an
+# API error naming the permission.
+_DENIED_MARKERS = ("permissions violation", "permission denied", "not authorized", "authorization violation")
+
+
+def _permission_denied(nc, before: BaseException | None, exc: BaseException) -> bool:
+    if isinstance(exc, nats.js.errors.APIError):
+        return any(m in f"{exc.description or ''} {exc}".lower() for m in _DENIED_MARKERS)
+    if isinstance(exc, (nats.errors.TimeoutError, asyncio.TimeoutError, nats.errors.NoRespondersError)):
+        after = getattr(nc, "last_error", None)
+        return after is not None and after is not before and any(m in str(after).lower() for m in _DENIED_MARKERS)
+    return False
+
+
+class TopologyError(CredentialsError):
+    """The bus lacks a stream, consumer or KV bucket this service needs (or has it set up so that the service
+    cannot work with it), and this service's NATS user may not set it up: the admin does (``trackprint
+    topology``). Raised once, never retried: a configuration mistake, like :class:`CredentialsError`."""
+
+
+TOPOLOGY_HINT = ("set up the streams, consumers and KV buckets as the admin first: `trackprint topology --nats URL` "
+                 "with TRACKPRINT_NATS_USER=admin and TRACKPRINT_NATS_PASSWORD_FILE=<nats-admin.password> "
+                 "(deploy/README.md, NATS cluster)")
+
+
+async def _write(js, what: str, write, *, usable: bool) -> bool:
+    """One topology write (True: done). Refused because this NATS user may not make it (deploy/nats: only
+    the admin sets up the topology): False with a warning when the object as it exists is ``usable``,
+    else :class:`TopologyError` with one line saying what is missing and who sets it up. Any other
+    failure is raised as it is (the service retries timeouts, e.g. a cluster electing its leaders)."""
+    nc = getattr(js, "_nc", None)
+    before = getattr(nc, "last_error", None)
+    try:
+        await write()
+        return True
+    except Exception as exc:
+        if not _permission_denied(nc, before, exc):
+            raise
+    user = (getattr(nc, "options", None) or {}).get("user") or os.environ.get("TRACKPRINT_NATS_USER") or "(none)"
+    if usable:
+        log.warning("%s, and NATS user %s may not change it: going on with it as it is (to apply these settings, %s)",
+                    what, user, TOPOLOGY_HINT)
+        return False
+    raise TopologyError(f"{what}, and NATS user {user} may not create or change it: {TOPOLOGY_HINT}")
 
 
 async def _legacy_messages(js, stream: str) -> int:
@@ -310,12 +372,13 @@ async def _ensure_stream(js, config: api.StreamConfig) -> None:
                             config.name, legacy)
         if not _differs(existing.config, config):
             return  # nothing to write: a service restarting on a full disk must not need the disk
-        await js.update_stream(config)
+        await _write(js, f"stream {config.name} is set up otherwise ({_stream_differences(existing.config, config)})",
+                     lambda: js.update_stream(config), usable=_stream_usable(existing.config, config))
         return
     wanted = config.max_bytes
     while True:
         try:
-            await js.add_stream(config)
+            await _write(js, f"stream {config.name} does not exist", lambda: js.add_stream(config), usable=False)
             if config.max_bytes < wanted:
                 log.warning("JetStream could not reserve %d MiB for stream %s (insufficient storage: a small or "
                             "full disk); created it with %d MiB. Free disk space or set TRACKPRINT_STREAM_MAX_BYTES",
@@ -350,7 +413,14 @@ def consumer_config(durable: str, filter_subject: str, topo: Topology) -> api.Co
 
 
 async def ensure_topology(js, topology: Topology | None = None) -> None:
-    """Create or update streams, consumers and the KV bucket. Idempotent; every service calls it at start."""
+    """Create or update streams, consumers and the KV buckets. Idempotent; every service calls it at start.
+
+    It writes only what is missing or differs, so a service whose NATS user may not touch the topology
+    (deploy/nats: only ``admin`` may; ``trackprint topology`` sets it up) starts on a bus the admin set up
+    without a single refused request. Where such a user finds something missing, or set up so that it
+    cannot work (another filter, subjects not captured), it raises :class:`TopologyError` saying to run
+    the set-up as admin; where only limits differ (sizes, ack wait, deliveries) it warns and goes on.
+    """
     topo = topology or Topology()
     await _ensure_stream(js, _stream_config(EVENTS_STREAM, [EVENTS_SUBJECTS], topo, per_file=True))
     await _ensure_stream(js, _stream_config(RESULTS_STREAM, [RESULTS_SUBJECTS], topo, per_file=True))
@@ -360,12 +430,45 @@ async def ensure_topology(js, topology: Topology | None = None) -> None:
             dead_subjects.append(advisory_subject(kind, stream, consumer))
     await _ensure_stream(js, _stream_config(DEADLETTER_STREAM, dead_subjects, topo,
                                             max(MIN_STREAM_BYTES, topo.max_bytes // DEADLETTER_SHARE)))
-    await js.add_consumer(EVENTS_STREAM, consumer_config(ANALYZER_CONSUMER, EVENTS_SUBJECTS, topo))
-    await js.add_consumer(RESULTS_STREAM, consumer_config(PERSISTER_CONSUMER, RESULTS_SUBJECTS, topo))
-    await js.add_consumer(DEADLETTER_STREAM, consumer_config(
+    await _ensure_consumer(js, EVENTS_STREAM, consumer_config(ANALYZER_CONSUMER, EVENTS_SUBJECTS, topo))
+    await _ensure_consumer(js, RESULTS_STREAM, consumer_config(PERSISTER_CONSUMER, RESULTS_SUBJECTS, topo))
+    await _ensure_consumer(js, DEADLETTER_STREAM, consumer_config(
         REDRIVE_CONSUMER, advisory_subject("MAX_DELIVERIES", RESULTS_STREAM, PERSISTER_CONSUMER), topo))
     for bucket in (FINGERPRINT_KV, STATUS_KV):
         await _ensure_kv(js, bucket, topo)
+
+
+_CONSUMER_FIELDS = ("filter_subject", "deliver_policy", "ack_policy", "ack_wait", "max_deliver", "backoff",
+                    "max_ack_pending", "max_waiting")
+_CONSUMER_ESSENTIAL = ("filter_subject", "deliver_policy", "ack_policy")  # what a worker relies on
+
+
+def _consumer_differences(existing: api.ConsumerConfig, wanted: api.ConsumerConfig) -> list[str]:
+    def same(a, b) -> bool:
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            return abs(a - b) < 1e-3
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return a == b
+
+    return [name for name in _CONSUMER_FIELDS if not same(getattr(existing, name), getattr(wanted, name))]
+
+
+async def _ensure_consumer(js, stream: str, config: api.ConsumerConfig) -> None:
+    """Create the durable consumer, or update it where it differs (nothing written when it is as wanted)."""
+    try:
+        existing = (await js.consumer_info(stream, config.durable_name)).config
+    except nats.js.errors.NotFoundError:
+        existing = None
+    if existing is None:
+        await _write(js, f"consumer {config.durable_name} on stream {stream} does not exist",
+                     lambda: js.add_consumer(stream, config), usable=False)
+        return
+    differences = _consumer_differences(existing, config)
+    if differences:
+        await _write(js, f"consumer {config.durable_name} on stream {stream} differs in " + ", ".join(
+            f"{name} ({getattr(existing, name)!r}, wanted {getattr(config, name)!r})" for name in differences),
+            lambda: js.add_consumer(stream, config), usable=not set(differences) & set(_CONSUMER_ESSENTIAL))
 
 
 async def _ensure_kv(js, bucket: str, topo: Topology) -> None:
@@ -373,9 +476,9 @@ async def _ensure_kv(js, bucket: str, topo: Topology) -> None:
         await js.key_value(bucket)
     except (nats.js.errors.BucketNotFoundError, nats.js.errors.NotFoundError):
         try:
-            await js.create_key_value(
-                api.KeyValueConfig(bucket=bucket, history=1, storage=topo.storage, replicas=topo.num_replicas)
-            )
+            await _write(js, f"KV bucket {bucket} does not exist", lambda: js.create_key_value(
+                api.KeyValueConfig(bucket=bucket, history=1, storage=topo.storage, replicas=topo.num_replicas)),
+                usable=False)
         except nats.js.errors.BadRequestError as exc:
             if "already in use" not in str(exc):
                 raise
