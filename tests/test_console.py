@@ -177,3 +177,36 @@ def test_the_first_eta_is_measuring_and_a_slow_start_does_not_inflate_the_next()
     assert "ETA 8 s (80 s of audio left)" in out.getvalue().splitlines()[-1]  # not 68 s (80 s at 20 s/32 s)
     console.update(snap(34.0, files, {f"/m/{i}.flac": "rust" for i in range(4)}, audio_s=40.0))
     assert "ETA 6 s (60 s of audio left)" in out.getvalue().splitlines()[-1]  # not 51 s
+
+
+def test_a_full_disk_and_a_filling_stream_are_said_as_they_happen_and_when_they_end():
+    """Disk full (the data directory's free space) and a stream at 80% or more: one note when it starts, one
+    when it ends, nothing while it lasts (the same as `status`'s warnings, trackprint/status.py)."""
+    from trackprint.status import DISK_FULL_BYTES
+
+    out = io.StringIO()
+    console = Console(out, tty=False)
+    files = {"/m/a.flac": 10, "/m/b.flac": 10}
+    done = {"/m/a.flac": "rust"}
+
+    def reading(at, free, fill):
+        s = snap(at, files, done, audio_s=2.0)
+        s.disk_free = free
+        s.bus["streams"] = {"TRACKPRINT_EVENTS": {"messages": 2, "fill": fill},
+                            "TRACKPRINT_RESULTS": {"messages": 1, "fill": 0.1}}
+        return s
+
+    plenty = 10 * DISK_FULL_BYTES
+    for at, free, fill in [(0.0, plenty, 0.5), (2.0, DISK_FULL_BYTES // 4, 0.85), (4.0, DISK_FULL_BYTES // 8, 0.95),
+                           (6.0, plenty, 0.95), (8.0, plenty, 0.4)]:
+        console.update(reading(at, free, fill))
+    lines = out.getvalue().splitlines()
+    full = [i for i, line in enumerate(lines) if line.startswith("DISK FULL: the data directory's disk has 8 MiB free")]
+    back = [i for i, line in enumerate(lines) if line.startswith("disk space back: ")]
+    assert len(full) == 1 and len(back) == 1 and full[0] < back[0], lines
+    assert "resumes by itself once space is freed" in lines[full[0]]
+    filling = [i for i, line in enumerate(lines) if line.startswith("stream TRACKPRINT_EVENTS 85% FULL: new messages "
+                                                                   "are rejected at 100%")]
+    emptied = [i for i, line in enumerate(lines) if line == "stream TRACKPRINT_EVENTS below 80% again (40% full)"]
+    assert len(filling) == 1 and len(emptied) == 1 and filling[0] < emptied[0], lines
+    assert not any("TRACKPRINT_RESULTS" in line for line in lines)  # the stream that stayed low says nothing

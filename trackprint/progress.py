@@ -6,8 +6,9 @@ Where the numbers come from:
   events), plus the files still settling (its health report in the status KV bucket);
 - files done and audio done: the database (tracks fingerprinted or failed; the fingerprints' durations);
 - moved / deleted: the watcher's report (events published by kind in this run: a rename is "moved");
-- lag, offline roots, missing mounts, held deletions, a database not taking writes: the bus
-  (:func:`trackprint.bus.inspect.bus_status`).
+- lag, offline roots, missing mounts, held deletions, a database not taking writes, streams filling up: the
+  bus (:func:`trackprint.bus.inspect.bus_status`);
+- a full disk: the free space of the data directory's file system (JetStream's store and SQLite).
 
 The rate is measured over a sliding window (:data:`RATE_WINDOW_S`) of files and audio seconds done. The
 ETA is audio time: the audio still to do is estimated from the remaining files' sizes and the seconds of
@@ -22,6 +23,7 @@ changed (never the same line again while idle), events as their own lines.
 from __future__ import annotations
 
 import collections
+import shutil
 import sqlite3
 import sys
 import time
@@ -49,6 +51,7 @@ class Snapshot:
     latest: str | None = None
     db_error: str | None = None
     bus: dict[str, Any] = field(default_factory=dict)
+    disk_free: int | None = None  # bytes free on the data directory's disk (None: unknown)
 
     @property
     def done_paths(self) -> set[str]:
@@ -106,6 +109,10 @@ def take_snapshot(db_engine, watcher_state: Path, nats_url: str | None) -> Snaps
 
     snap = Snapshot(at=time.monotonic(), files=read_watcher_files(watcher_state))
     try:
+        snap.disk_free = shutil.disk_usage(watcher_state.parent).free  # the data directory: JetStream, SQLite
+    except OSError:
+        pass
+    try:
         with db_engine.connect() as conn:
             done = read_done(conn)
         snap.fingerprinted, snap.failed, snap.audio_s, snap.latest = (done.fingerprinted, done.failed,
@@ -152,8 +159,24 @@ class Console:
                            if engine == "python" and old.fingerprinted.get(p) != "python"):
             if self.rust_available:
                 notes.append(f"fallback: {path}: analysed by the Python engine (the Rust engine could not)")
+        from trackprint.status import DISK_FULL_BYTES, STREAM_FULL_WARN
+
+        full_before = old.disk_free is not None and old.disk_free < DISK_FULL_BYTES
+        if new.disk_free is not None and new.disk_free < DISK_FULL_BYTES and not full_before:
+            notes.append(f"DISK FULL: the data directory's disk has {new.disk_free >> 20} MiB free: new events, "
+                         "results and rows are held (nothing is lost); everything resumes by itself once space is freed")
+        elif full_before and new.disk_free is not None and new.disk_free >= DISK_FULL_BYTES:
+            notes.append(f"disk space back: {new.disk_free >> 20} MiB free")
         old_w, new_w = old.watcher(), new.watcher()
         if new.bus.get("reachable") and old.bus.get("reachable"):
+            streams_before = old.bus.get("streams") or {}
+            for name, stream in sorted((new.bus.get("streams") or {}).items()):
+                fill, was = (stream or {}).get("fill") or 0.0, (streams_before.get(name) or {}).get("fill") or 0.0
+                if fill >= STREAM_FULL_WARN > was:
+                    notes.append(f"stream {name} {100 * fill:.0f}% FULL: new messages are rejected at 100% (until "
+                                 "consumers catch up; raise TRACKPRINT_STREAM_MAX_BYTES or free disk space)")
+                elif was >= STREAM_FULL_WARN > fill:
+                    notes.append(f"stream {name} below {100 * STREAM_FULL_WARN:.0f}% again ({100 * fill:.0f}% full)")
             for key, what, back in (("offline", "library root OFFLINE", "library root back online"),
                                     ("missing_mounts", "mount MISSING", "mount back")):
                 before, now = old_w.get(key) or {}, new_w.get(key) or {}
