@@ -6,7 +6,9 @@
   rows are never hard-deleted; ``deleted_reason`` says why: ``gone``, ``excluded``
   by the settings, or ``moved``). ``last_source_seq`` is the events-stream
   sequence of the latest message applied: messages with a smaller sequence
-  change nothing (last-write-wins).
+  change nothing (last-write-wins); ``last_results_seq`` is the results-stream
+  sequence of that message: an EQUAL source sequence re-applies only from the
+  same results message (a redelivery or replay), never from another one.
 - ``track_fingerprints``: one row per track, the 25 dimensions as NOT NULL
   floats named exactly as :data:`trackprint.fingerprint.DIMENSIONS`.
 - ``analysis_failures``: one row per (path, code, source_seq): a visible record
@@ -69,6 +71,8 @@ class Track(Base):
     content_id: Mapped[str | None] = mapped_column(String(128))
     state: Mapped[str] = mapped_column(String(16), nullable=False)
     last_source_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    # the results-stream message that last wrote the row (0: unknown, rows older than migration 0005)
+    last_results_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default="0")
     last_failure_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)

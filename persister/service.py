@@ -201,7 +201,9 @@ class PersisterService(Service):
         self.store = Store(self.config.db, sqlite_busy_timeout_s=self.config.sqlite_busy_timeout_s,
                            library=self.config.library)
         if self.config.library is None:
-            log.warning("persister: no --library given: result paths are not checked against the library roots")
+            log.warning("persister: no --library given: result paths are not checked against the library roots, "
+                        "and a removal with reason 'excluded' is accepted for any event of its path (no excludes "
+                        "to judge it by)")
         return await self._migrate()
 
     async def setup(self, js) -> None:
@@ -297,7 +299,7 @@ class PersisterService(Service):
                 messages.append(decode_result(data))
             except Exception:  # any decode problem is the store's to record, with the raw bytes
                 messages.append(None)
-        problems = await EventSources(self.js).problems(messages)
+        problems = await EventSources(self.js, library=self.config.library).problems(messages)
         return [(data if message is None else message, Meta(meta.stream_seq, meta.num_delivered, problem))
                 for (data, meta), message, problem in zip(items, messages, problems)]
 

@@ -9,8 +9,13 @@ Ordering and idempotence (last-write-wins by the *source event's* stream
 sequence, ``message.source_seq``; the results-stream sequence when that is 0):
 
 - a message whose sequence is smaller than ``tracks.last_source_seq`` of its
-  path changes nothing (counted as ``stale``); an equal sequence re-applies the
-  same values, so a redelivered message is harmless;
+  path changes nothing (counted as ``stale``). An EQUAL sequence is the same
+  event: it re-applies only when it comes from the results message that last
+  wrote the row (``tracks.last_results_seq``, its results-stream sequence: a
+  redelivery, a replay, a re-drive of it), so those stay harmless; another
+  results message answering an event already answered is ``stale`` ("event
+  already answered"), so reusing a real sequence cannot overwrite a row. Rows
+  from before migration 0005 hold 0 there (unknown writer);
 - ``FingerprintResult``: upsert track (state ``active``), its fingerprint and, when the
   message carries them, its tags (``track_tags``; a reused result after a retag brings new tags);
 - ``AnalysisFailure``: one ``analysis_failures`` row per (path, code,
@@ -24,7 +29,8 @@ sequence, ``message.source_seq``; the results-stream sequence when that is 0):
   tombstone is left at the old path. When the new path already has a row, the
   newer sequence wins (a move that wins copies the fingerprint onto it). When
   the old path is unknown, the new path gets a ``pending`` row without
-  fingerprint;
+  fingerprint. When the old path's row already holds the move's event, written
+  by another results message, the move is stale;
 - an invalid message (msgspec decode error, or ``result_problems`` non-empty)
   is recorded as an ``invalid_message`` failure naming the problem and, when
   readable, the path; never dropped. A message whose ``source_seq`` is no
@@ -165,16 +171,18 @@ class _Row:
     content_id: str | None = None
     state: str = "pending"
     last_source_seq: int = 0
+    last_results_seq: int = 0
     last_failure_code: str | None = None
     has_fp: bool = False
 
-    COLUMNS = ("size", "mtime_ns", "inode", "content_id", "state", "last_source_seq", "last_failure_code",
-               "updated_at", "deleted_at", "deleted_reason")
+    COLUMNS = ("size", "mtime_ns", "inode", "content_id", "state", "last_source_seq", "last_results_seq",
+               "last_failure_code", "updated_at", "deleted_at", "deleted_reason")
 
     def values(self, now: datetime) -> dict[str, Any]:
         """The columns a fingerprint or a failure writes (a row they apply to is never a tombstone)."""
         return dict(size=self.size, mtime_ns=self.mtime_ns, inode=self.inode, content_id=self.content_id,
-                    state=self.state, last_source_seq=self.last_source_seq, last_failure_code=self.last_failure_code,
+                    state=self.state, last_source_seq=self.last_source_seq, last_results_seq=self.last_results_seq,
+                    last_failure_code=self.last_failure_code,
                     updated_at=now, deleted_at=None, deleted_reason=None)
 
 
@@ -315,6 +323,24 @@ def _fingerprint_values(m: FingerprintResult, seq: int, now: datetime) -> dict[s
         reused=bool(m.reused), source_seq=seq, analyzed_at=_utc(m.analyzed_at), updated_at=now,
     )
     return values
+
+
+def _stale(row, seq: int, results_seq: int) -> str | None:
+    """Why a message answering the event ``seq``, read from results message ``results_seq``, must not change
+    ``row`` (None: it may; a stored row or a :class:`_Row`, None when the path has none).
+
+    A smaller sequence than the row's is older news. An EQUAL sequence is the same event: it re-applies only
+    from the results message that wrote the row (a redelivery, a replay of it); another message answering an
+    event already answered is stale, so a publisher cannot overwrite a row by reusing a real sequence.
+    """
+    if row is None:
+        return None
+    if seq < row.last_source_seq:
+        return f"newer event {row.last_source_seq} already applied"
+    if seq == row.last_source_seq and results_seq != (row.last_results_seq or 0):
+        writer = f"results seq {row.last_results_seq}" if row.last_results_seq else "an earlier message"
+        return f"event {seq} already answered (by {writer})"
+    return None
 
 
 def _code(m: AnalysisFailure) -> str:
@@ -513,13 +539,14 @@ class Store:
         message = item.message
         if message is None:
             return self._apply_invalid(conn, item, now)
+        results_seq = item.meta.stream_seq
         if isinstance(message, FingerprintResult):
-            return self._apply_fingerprint(conn, message, item.seq, now)
+            return self._apply_fingerprint(conn, message, item.seq, results_seq, now)
         if isinstance(message, AnalysisFailure):
             return self._apply_failure(conn, message, item, now)
         if isinstance(message, TrackRemoved):
-            return self._apply_removed(conn, message, item.seq, now)
-        return self._apply_moved(conn, message, item.seq, now)
+            return self._apply_removed(conn, message, item.seq, results_seq, now)
+        return self._apply_moved(conn, message, item.seq, results_seq, now)
 
     # -- set-based writes: the fingerprints and failures of paths nothing else in the batch touches --------
     def _apply_bulk(self, conn: Connection, items: Sequence[tuple[int, _Prepared]], now: datetime) -> dict[int, Outcome]:
@@ -546,31 +573,31 @@ class Store:
             row = stored.get(path)
             changed = False
             for index, item in path_items:
-                m, seq = item.message, item.seq
+                m, seq, results_seq = item.message, item.seq, item.meta.stream_seq
+                stale = _stale(row, seq, results_seq)
                 if isinstance(m, FingerprintResult):
-                    if row is not None and seq < row.last_source_seq:
-                        outcomes[index] = Outcome("fingerprint", path, "stale", seq,
-                                                  f"newer event {row.last_source_seq} already applied")
+                    if stale:
+                        outcomes[index] = Outcome("fingerprint", path, "stale", seq, stale)
                         continue
                     if row is None:
                         row = _Row()
                     row.size, row.mtime_ns, row.inode, row.content_id = m.size, m.mtime_ns, m.inode, m.content_id
                     row.state, row.last_source_seq, row.last_failure_code, row.has_fp = "active", seq, None, True
+                    row.last_results_seq = results_seq
                     fingerprints[path] = (m, seq)
                     if m.tags is not None:  # a result without tags (an older analyzer) leaves the stored ones alone
                         tags[path] = m.tags
                     outcomes[index] = Outcome("fingerprint", path, "applied", seq, f"{m.engine} v{m.fingerprint_version}")
                 else:
                     code = _code(m)
-                    if row is not None and seq < row.last_source_seq:
-                        outcomes[index] = Outcome("failure", path, "stale", seq,
-                                                  f"{m.stage}: {code}: newer event already applied")
+                    if stale:
+                        outcomes[index] = Outcome("failure", path, "stale", seq, f"{m.stage}: {code}: {stale}")
                         continue
                     if row is None:
                         row = _Row(size=m.size, mtime_ns=m.mtime_ns, state="failed")
                     else:
                         row.state = "active" if (row.has_fp and row.state == "active") else "failed"
-                    row.last_source_seq, row.last_failure_code = seq, code
+                    row.last_source_seq, row.last_results_seq, row.last_failure_code = seq, results_seq, code
                     failures.setdefault((path, code, seq), (m, item))  # the first of a repeated key is kept
                     outcomes[index] = Outcome("failure", path, "applied", seq, f"{m.stage}: {code}: {m.message}")
                 changed = True
@@ -590,7 +617,7 @@ class Store:
 
     _STORED = (
         "SELECT t.id, t.path, t.size, t.mtime_ns, t.inode, t.content_id, t.state, t.last_source_seq, "
-        "t.last_failure_code, f.track_id FROM tracks AS t LEFT OUTER JOIN track_fingerprints AS f "
+        "t.last_results_seq, t.last_failure_code, f.track_id FROM tracks AS t LEFT OUTER JOIN track_fingerprints AS f "
         "ON f.track_id = t.id WHERE t.path "
     )
 
@@ -605,8 +632,10 @@ class Store:
                 chunk = tuple(paths[start:start + self._CHUNK])
                 found += conn.exec_driver_sql(self._STORED + f"IN ({', '.join('?' * len(chunk))})", chunk).all()
         return {path: _Row(id=track_id, size=size, mtime_ns=mtime_ns, inode=inode, content_id=content_id, state=state,
-                           last_source_seq=last_seq, last_failure_code=failure_code, has_fp=fp is not None)
-                for track_id, path, size, mtime_ns, inode, content_id, state, last_seq, failure_code, fp in found}
+                           last_source_seq=last_seq, last_results_seq=results_seq or 0, last_failure_code=failure_code,
+                           has_fp=fp is not None)
+                for track_id, path, size, mtime_ns, inode, content_id, state, last_seq, results_seq, failure_code, fp
+                in found}
 
     def _write_tracks(self, conn: Connection, rows: dict[str, "_Row"], now: datetime) -> dict[str, int]:
         """Insert the new rows and update the changed ones; the id of every path in ``rows``."""
@@ -710,13 +739,16 @@ class Store:
         stmt = self._insert(analysis_failures).values(**values)
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["path", "code", "source_seq"]))
 
-    def _apply_fingerprint(self, conn: Connection, m: FingerprintResult, seq: int, now: datetime) -> Outcome:
+    def _apply_fingerprint(self, conn: Connection, m: FingerprintResult, seq: int, results_seq: int,
+                           now: datetime) -> Outcome:
         row = self._track(conn, m.path)
-        if row is not None and seq < row.last_source_seq:
-            return Outcome("fingerprint", m.path, "stale", seq, f"newer event {row.last_source_seq} already applied")
+        stale = _stale(row, seq, results_seq)
+        if stale:
+            return Outcome("fingerprint", m.path, "stale", seq, stale)
         track_values = dict(
             size=m.size, mtime_ns=m.mtime_ns, inode=m.inode, content_id=m.content_id, state="active",
-            last_source_seq=seq, last_failure_code=None, updated_at=now, deleted_at=None, deleted_reason=None,
+            last_source_seq=seq, last_results_seq=results_seq, last_failure_code=None, updated_at=now, deleted_at=None,
+            deleted_reason=None,
         )
         if row is None:
             track_id = self._insert_track(conn, now, path=m.path, **track_values)
@@ -728,31 +760,33 @@ class Store:
             self._upsert_tags(conn, track_id, m.tags, now)
         return Outcome("fingerprint", m.path, "applied", seq, f"{m.engine} v{m.fingerprint_version}")
 
-    def _mark_failed(self, conn: Connection, path: str, seq: int, code: str, now: datetime, *,
-                     size: int | None = None, mtime_ns: int | None = None) -> tuple[int | None, bool]:
-        """Apply a failure to the track row (LWW). Returns (track_id, applied)."""
+    def _mark_failed(self, conn: Connection, path: str, seq: int, results_seq: int, code: str, now: datetime, *,
+                     size: int | None = None, mtime_ns: int | None = None) -> tuple[int | None, str | None]:
+        """Apply a failure to the track row (LWW). Returns (track_id, why it is stale: None when applied)."""
         row = self._track(conn, path)
-        if row is not None and seq < row.last_source_seq:
-            return row.id, False
+        stale = _stale(row, seq, results_seq)
+        if stale:
+            return row.id, stale
         if row is None:
             track_id = self._insert_track(
                 conn, now, path=path, size=size, mtime_ns=mtime_ns, state="failed", last_source_seq=seq,
-                last_failure_code=code,
+                last_results_seq=results_seq, last_failure_code=code,
             )
-            return track_id, True
+            return track_id, None
         has_fp = self._fingerprint(conn, row.id) is not None
         state = "active" if (has_fp and row.state == "active") else "failed"
         self._update_track(
-            conn, row.id, state=state, last_source_seq=seq, last_failure_code=code, updated_at=now, deleted_at=None,
-            deleted_reason=None,
+            conn, row.id, state=state, last_source_seq=seq, last_results_seq=results_seq, last_failure_code=code,
+            updated_at=now, deleted_at=None, deleted_reason=None,
         )
-        return row.id, True
+        return row.id, None
 
     def _apply_failure(self, conn: Connection, m: AnalysisFailure, item: _Prepared, now: datetime) -> Outcome:
         code = _code(m)
-        track_id, applied = self._mark_failed(conn, m.path, item.seq, code, now, size=m.size, mtime_ns=m.mtime_ns)
-        if not applied:
-            return Outcome("failure", m.path, "stale", item.seq, f"{m.stage}: {code}: newer event already applied")
+        track_id, stale = self._mark_failed(conn, m.path, item.seq, item.meta.stream_seq, code, now, size=m.size,
+                                            mtime_ns=m.mtime_ns)
+        if stale:
+            return Outcome("failure", m.path, "stale", item.seq, f"{m.stage}: {code}: {stale}")
         self._record_failure(
             conn, path=m.path, track_id=track_id, code=code, message=m.message, stage=m.stage,
             attempts=m.attempts, engine=m.engine, source_seq=item.seq, results_seq=item.meta.stream_seq or None,
@@ -764,7 +798,7 @@ class Store:
         path = item.raw_path or ""
         track_id = None
         if path and item.touches_track:
-            track_id, _applied = self._mark_failed(conn, path, item.seq, INVALID, now)
+            track_id, _stale_ = self._mark_failed(conn, path, item.seq, item.meta.stream_seq, INVALID, now)
         text_ = f"invalid results message (results seq {item.meta.stream_seq}"
         text_ += f", path {path!r}): " if path else ", path unreadable): "
         text_ += item.problem or "unknown problem"
@@ -774,48 +808,54 @@ class Store:
         )
         return Outcome("invalid", path or None, "recorded", item.seq, item.problem or "")
 
-    def _apply_removed(self, conn: Connection, m: TrackRemoved, seq: int, now: datetime) -> Outcome:
+    def _apply_removed(self, conn: Connection, m: TrackRemoved, seq: int, results_seq: int, now: datetime) -> Outcome:
         row = self._track(conn, m.path)
-        if row is not None and seq < row.last_source_seq:
-            return Outcome("removed", m.path, "stale", seq, f"newer event {row.last_source_seq} already applied")
-        self._tombstone(conn, row, m.path, seq, now, observed=_utc(m.observed_at), reason=m.reason)
+        stale = _stale(row, seq, results_seq)
+        if stale:
+            return Outcome("removed", m.path, "stale", seq, stale)
+        self._tombstone(conn, row, m.path, seq, results_seq, now, observed=_utc(m.observed_at), reason=m.reason)
         return Outcome("removed", m.path, "applied", seq, f"tombstone ({m.reason})")
 
-    def _tombstone(self, conn: Connection, row, path: str, seq: int, now: datetime,
+    def _tombstone(self, conn: Connection, row, path: str, seq: int, results_seq: int, now: datetime,
                    observed: datetime | None = None, reason: str = "moved") -> None:
         # deleted_at is when the watcher saw the file go (from the message), so a replay
         # writes the same tombstone as the original run.
         deleted_at = observed or now
         if row is None:
-            self._insert_track(conn, now, path=path, state="deleted", last_source_seq=seq, deleted_at=deleted_at,
-                               deleted_reason=reason)
+            self._insert_track(conn, now, path=path, state="deleted", last_source_seq=seq,
+                               last_results_seq=results_seq, deleted_at=deleted_at, deleted_reason=reason)
         else:
             self._update_track(
-                conn, row.id, state="deleted", last_source_seq=seq, updated_at=now,
+                conn, row.id, state="deleted", last_source_seq=seq, last_results_seq=results_seq, updated_at=now,
                 deleted_at=row.deleted_at if row.state == "deleted" and row.deleted_at else deleted_at,
                 deleted_reason=reason,
             )
 
-    def _apply_moved(self, conn: Connection, m: TrackMoved, seq: int, now: datetime) -> Outcome:
+    def _apply_moved(self, conn: Connection, m: TrackMoved, seq: int, results_seq: int, now: datetime) -> Outcome:
         if m.old_path == m.path:
             return Outcome("moved", m.path, "stale", seq, "old and new path are the same")
         old = self._track(conn, m.old_path)
         new = self._track(conn, m.path)
-        old_current = old is not None and seq >= old.last_source_seq
-        if new is not None and seq < new.last_source_seq:
+        old_stale = _stale(old, seq, results_seq)
+        if old is not None and old.last_source_seq == seq and old_stale:
+            # the old path's tombstone event (the move's own) was answered by another message: nothing to do
+            return Outcome("moved", m.path, "stale", seq, f"source: {old_stale}")
+        old_current = old is not None and old_stale is None
+        new_stale = _stale(new, seq, results_seq)
+        if new_stale:
             # The destination already holds newer information: it wins. The file left the old path.
             if old is None or old_current:
-                self._tombstone(conn, old, m.old_path, seq, now, observed=_utc(m.observed_at))
-            return Outcome("moved", m.path, "stale", seq, f"destination has newer event {new.last_source_seq}")
+                self._tombstone(conn, old, m.old_path, seq, results_seq, now, observed=_utc(m.observed_at))
+            return Outcome("moved", m.path, "stale", seq, f"destination: {new_stale}")
         file_values = {k: v for k, v in (("size", m.size), ("mtime_ns", m.mtime_ns), ("inode", m.inode)) if v is not None}
         if old is not None and old_current and old.state != "deleted":
             if new is None:
                 # Move the row itself (id and fingerprint follow), leave a tombstone at the old path.
                 self._update_track(
-                    conn, old.id, path=m.path, last_source_seq=seq, updated_at=now, deleted_at=None, deleted_reason=None,
-                    **file_values,
+                    conn, old.id, path=m.path, last_source_seq=seq, last_results_seq=results_seq, updated_at=now,
+                    deleted_at=None, deleted_reason=None, **file_values,
                 )
-                self._tombstone(conn, None, m.old_path, seq, now, observed=_utc(m.observed_at))
+                self._tombstone(conn, None, m.old_path, seq, results_seq, now, observed=_utc(m.observed_at))
                 return Outcome("moved", m.path, "applied", seq, f"from {m.old_path}")
             fp = self._fingerprint(conn, old.id)
             if fp is not None:
@@ -825,24 +865,25 @@ class Store:
             self._update_track(
                 conn, new.id, state="active" if fp is not None else ("failed" if old.state == "failed" else "pending"),
                 content_id=old.content_id, size=old.size, mtime_ns=old.mtime_ns, inode=old.inode,
-                last_failure_code=old.last_failure_code, last_source_seq=seq, updated_at=now, deleted_at=None,
-                deleted_reason=None,
+                last_failure_code=old.last_failure_code, last_source_seq=seq, last_results_seq=results_seq,
+                updated_at=now, deleted_at=None, deleted_reason=None,
             )
             if file_values:
                 self._update_track(conn, new.id, **file_values)
-            self._tombstone(conn, old, m.old_path, seq, now, observed=_utc(m.observed_at))
+            self._tombstone(conn, old, m.old_path, seq, results_seq, now, observed=_utc(m.observed_at))
             return Outcome("moved", m.path, "applied", seq, f"from {m.old_path} (replaced an older row)")
         # Old path unknown (or newer than the move, or a tombstone): nothing to carry.
         if old is None:
-            self._tombstone(conn, None, m.old_path, seq, now, observed=_utc(m.observed_at))
+            self._tombstone(conn, None, m.old_path, seq, results_seq, now, observed=_utc(m.observed_at))
         elif old_current:
-            self._update_track(conn, old.id, last_source_seq=seq, updated_at=now)
+            self._update_track(conn, old.id, last_source_seq=seq, last_results_seq=results_seq, updated_at=now)
         if new is None:
-            self._insert_track(conn, now, path=m.path, state="pending", last_source_seq=seq, **file_values)
+            self._insert_track(conn, now, path=m.path, state="pending", last_source_seq=seq,
+                               last_results_seq=results_seq, **file_values)
         else:
             state = "pending" if new.state == "deleted" else new.state
             self._update_track(
-                conn, new.id, state=state, last_source_seq=seq, updated_at=now, deleted_at=None, deleted_reason=None,
-                **file_values,
+                conn, new.id, state=state, last_source_seq=seq, last_results_seq=results_seq, updated_at=now,
+                deleted_at=None, deleted_reason=None, **file_values,
             )
         return Outcome("moved", m.path, "applied", seq, f"from unknown {m.old_path}: pending")

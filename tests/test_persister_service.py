@@ -139,8 +139,9 @@ def test_results_are_persisted_and_acked(nats_server, db_url):
                              (bus.result_subject(result(9999).path), json.dumps(nan_doc).encode())]
         await _publish(nats_server.url, publish_payloads)
         await wait_until_async(lambda: _drained(nats_server.url), 60, message="every result acked")
-        # the same results once more (a redelivery), after the first ones were read: on their files' subjects
-        # a copy would replace an unread original
+        # the same results published once more (new results messages answering events already answered: stale,
+        # nothing changes), after the first ones were read: on their files' subjects a copy would replace an
+        # unread original
         await _publish(nats_server.url, list(zip(subjects[:10], payloads[:10])))
         await wait_until_async(lambda: _drained(nats_server.url), 60, message="every copy acked")
         await _stop(service, task)
@@ -161,7 +162,8 @@ def test_results_are_persisted_and_acked(nats_server, db_url):
     assert [p for p, _ in invalid] == ["", "/lib/track09999.flac"]
     assert "lufs" in invalid[1][1] and "unreadable" in invalid[0][1]
     m = service.metrics.values
-    assert m["persisted"] == n + 10 and m["invalid"] == 2 and m["acked"] == n + 12 and m["db_errors"] == 0
+    assert m["persisted"] == n and m["stale"] == 10 and m["invalid"] == 2 and m["acked"] == n + 12
+    assert m["db_errors"] == 0
 
 
 class SqliteLock:
@@ -359,3 +361,103 @@ def test_results_that_name_no_event_of_their_path_change_nothing(nats_server, db
     messages = " | ".join(m for _, m in rows)
     for phrase in ("another path", "names no event", "not a removal", "not this move"):
         assert phrase in messages, messages
+
+
+def _fp(path: str, lufs: float, seq: int = 0) -> FingerprintResult:
+    r = result(0, seq)
+    return msgspec.structs.replace(r, path=path, fingerprint=msgspec.structs.replace(r.fingerprint, lufs=lufs))
+
+
+def _track_row(db_url: str, path: str):
+    engine = create_engine(normalize_url(db_url))
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(
+                "SELECT t.state, f.lufs, t.last_source_seq, t.deleted_reason FROM tracks t "
+                "LEFT JOIN track_fingerprints f ON f.track_id = t.id WHERE t.path = :p"), {"p": path}).one_or_none()
+    finally:
+        engine.dispose()
+
+
+def test_forged_answers_to_real_events_change_nothing(nats_server, db_url):
+    """Ordering comes from the streams, not from a field a publisher sets (issue 9, point 8):
+
+    - a second results message reusing a path's own latest event sequence is stale ("event already answered"):
+      the fingerprint stays;
+    - a forged ``excluded`` removal answering an ``added`` event is invalid unless the persister's library
+      excludes the path (the file stays active); the analyzer's own, for an excluded path, is applied;
+    - an event no longer in the stream was replaced by a newer event of the SAME file (one message per file's
+      subject): a result naming a replaced sequence of another path is invalid, a late result naming its own
+      path's replaced event is plausible (ordering handles it);
+    - a genuine redelivery of the same results message (its ack lost after the commit) still applies.
+    """
+    from trackprint.paths import Library
+
+    a, b, d = "/lib/a.flac", "/lib/b.flac", "/lib/d.flac"
+    podcast = "/lib/Podcasts/p.flac"
+    outcomes = []
+
+    async def main():
+        service = _service(nats_server.url, db_url, library=Library(("/lib",), excludes=("Podcasts",)))
+        account = service._account
+        service._account = lambda summary: (outcomes.extend(summary.outcomes), account(summary))[1]
+        task = await _start(service)
+        js = service.js
+
+        async def send(results, name: str = "") -> None:
+            for i, r in enumerate(results):  # forged ones each on a subject of its own (none replaces another)
+                subject = bus.result_subject(f"/forged/{name}{i}" if name else r.path)
+                await js.publish(subject, encode(r))
+            await wait_until_async(lambda: _drained(nats_server.url), 60, message=f"results {name or 'real'} acked")
+
+        real_a, real_b = await answered(js, [_fp(a, -10.0), _fp(b, -11.0)])
+        (replaced_d,) = await answered(js, [_fp(d, -13.0)])  # d's first event, replaced by the next one
+        (latest_d,) = await answered(js, [_fp(d, -14.0)])
+        (added_podcast,) = await answered(js, [_fp(podcast, -15.0)])
+        await send([real_a, real_b])
+        (changed_b,) = await answered(js, [_fp(b, -12.0)])  # b's newer event, not answered yet
+
+        # a genuine redelivery: the commit happens, the ack is lost, the same message comes back
+        lost = []
+        ack_all = service._ack_all
+
+        async def lossy(msgs):
+            keep = []
+            for m in msgs:
+                if not lost and m.data == encode(latest_d):
+                    lost.append(m)  # committed, never acked: redelivered after ack_wait
+                else:
+                    keep.append(m)
+            await ack_all(keep)
+        service._ack_all = lossy
+        await send([latest_d])
+        assert lost, "the ack of d's result was not dropped"
+        service._ack_all = ack_all
+
+        await send([
+            _fp(a, -30.0, seq=real_a.source_seq),  # a's own latest event, already answered
+            TrackRemoved(path=b, source_seq=changed_b.source_seq, reason="excluded"),  # b is not excluded
+            _fp(a, -31.0, seq=replaced_d.source_seq),  # d's replaced event: a's latest event is older
+        ], "f")
+        assert _track_row(db_url, a)[:2] == ("active", -10.0)
+        assert _track_row(db_url, b)[:2] == ("active", -11.0)
+        # the analyzer's answers: an excluded path's removal, a late result for d's replaced event, b's change
+        excluded = TrackRemoved(path=podcast, source_seq=added_podcast.source_seq, reason="excluded")
+        await send([excluded, replaced_d, changed_b])
+        await _stop(service, task)
+        return service, latest_d.source_seq
+
+    service, latest_seq = asyncio.run(main())
+    assert _track_row(db_url, a)[:2] == ("active", -10.0)
+    assert _track_row(db_url, b)[:2] == ("active", -12.0)
+    assert _track_row(db_url, d)[:3] == ("active", -14.0, latest_seq)
+    assert _track_row(db_url, podcast)[0::3] == ("deleted", "excluded")
+    found = [(o.kind, o.path, o.action) for o in outcomes]
+    assert found.count(("fingerprint", d, "applied")) == 2, found  # the redelivery re-applied
+    assert ("fingerprint", a, "stale") in found and ("fingerprint", d, "stale") in found, found
+    assert ("removed", podcast, "applied") in found and found.count(("invalid", b, "recorded")) == 1, found
+    assert found.count(("invalid", a, "recorded")) == 1, found
+    details = " | ".join(o.detail for o in outcomes)
+    for phrase in ("already answered", "not an exclusion", "names no event of '/lib/a.flac'"):
+        assert phrase in details, details
+    assert service.metrics.values["invalid"] == 2

@@ -87,7 +87,7 @@ def count(store: Store, table) -> int:
 
 def test_migrations_create_the_schema_and_are_idempotent(store):
     store.migrate()  # second run is a no-op
-    assert store.current_revision() == "0004"
+    assert store.current_revision() == "0005"
     insp = inspect(store.engine)
     assert {"tracks", "track_fingerprints", "analysis_failures", "persister_heartbeat",
             "alembic_version"} <= set(insp.get_table_names())
@@ -150,6 +150,28 @@ def test_out_of_order_older_changes_nothing(store):
     assert (t.state, t.last_source_seq, t.deleted_at) == ("active", 10, None)
     assert fingerprint_of(store, "/lib/a.flac").lufs == -10.0
     assert count(store, analysis_failures) == 0
+
+
+def test_an_equal_sequence_re_applies_only_from_the_same_results_message(store):
+    """A redelivery or a replay of the results message that wrote a row re-applies; another message naming the
+    same event (a publisher reusing a real sequence) is stale, for every kind; rows from before migration 0005
+    (writer unknown, 0) take no equal sequence from a real message."""
+    store.apply([(result("/lib/a.flac", 5, lufs=-10.0), Meta(100))])
+    assert store.apply([(result("/lib/a.flac", 5, lufs=-10.0), Meta(100))]).persisted == 1  # redelivery
+    forged = store.apply([(result("/lib/a.flac", 5, lufs=-30.0), Meta(101)), (failure("/lib/a.flac", 5), Meta(102)),
+                          (TrackRemoved(path="/lib/a.flac", source_seq=5), Meta(103)),
+                          (TrackMoved(old_path="/lib/a.flac", path="/lib/b.flac", source_seq=5), Meta(104))])
+    assert [o.action for o in forged.outcomes] == ["stale"] * 4, forged.outcomes
+    assert all("event 5 already answered (by results seq 100)" in o.detail for o in forged.outcomes)
+    a = track(store, "/lib/a.flac")
+    assert (a.state, a.last_source_seq, a.last_results_seq) == ("active", 5, 100)
+    assert fingerprint_of(store, "/lib/a.flac").lufs == -10.0 and count(store, analysis_failures) == 0
+    assert track(store, "/lib/b.flac") is None
+    with store.engine.begin() as c:  # as migration 0005 leaves a row written before it
+        c.execute(tracks.update().values(last_results_seq=0))
+    assert store.apply([(result("/lib/a.flac", 5, lufs=-30.0), Meta(100))]).stale == 1
+    assert store.apply([(result("/lib/a.flac", 6, lufs=-20.0), Meta(105))]).persisted == 1  # a newer event wins
+    assert fingerprint_of(store, "/lib/a.flac").lufs == -20.0
 
 
 def test_source_seq_zero_falls_back_to_results_sequence(store):
@@ -395,9 +417,12 @@ def test_failures_and_fingerprints_of_one_path_in_a_batch(store):
     # a newer fingerprint before an older failure: the failure is stale and records nothing
     summary = apply(store, result("/lib/c.flac", 5), failure("/lib/c.flac", 4))
     assert summary.stale == 1 and track(store, "/lib/c.flac").state == "active"
-    # the same failure twice in a batch, and a failure of a new path: one row each, the first message's
-    summary = apply(store, failure("/lib/d.flac", 3), failure("/lib/d.flac", 3), start=40)
-    assert summary.failures == 2 and track(store, "/lib/d.flac").state == "failed"
+    # the same failure message twice in a batch (a redelivery): one row, the first's; another results message
+    # answering the same event is stale ("event already answered")
+    d = failure("/lib/d.flac", 3)
+    summary = store.apply([(d, Meta(40)), (d, Meta(40)), (d, Meta(41))])
+    assert (summary.failures, summary.stale) == (2, 1) and track(store, "/lib/d.flac").state == "failed"
+    assert "event 3 already answered (by results seq 40)" in summary.outcomes[2].detail
     found = {(r.path, r.source_seq): r for r in rows(store, analysis_failures)}
     assert set(found) == {("/lib/a.flac", 1), ("/lib/b.flac", 2), ("/lib/d.flac", 3)}
     assert found[("/lib/d.flac", 3)].results_seq == 40
@@ -436,7 +461,7 @@ def _snapshot(store: Store) -> dict:
         paths = dict(c.execute(select(tracks.c.id, tracks.c.path)).all())
         got = {
             "tracks": {r.path: (r.size, r.mtime_ns, r.inode, r.content_id, r.state, r.last_source_seq,
-                                r.last_failure_code, r.deleted_at is None, r.deleted_reason)
+                                r.last_results_seq, r.last_failure_code, r.deleted_at is None, r.deleted_reason)
                        for r in c.execute(select(tracks))},
             "fingerprints": {paths[r.track_id]: tuple(v for k, v in r._mapping.items() if k not in ("track_id", "updated_at"))
                              for r in c.execute(select(track_fingerprints))},
@@ -457,8 +482,11 @@ def _random_batches(seed: int) -> list[list]:
         for _ in range(rng.randint(1, 14)):
             stream += 1
             roll, seq, path = rng.random(), rng.randint(1, 60), rng.choice(paths)
+            meta = Meta(stream_seq=stream)
             if roll < 0.1 and sent:
-                message = rng.choice(sent)  # a redelivery
+                message, meta = rng.choice(sent)  # a redelivery: the same results message
+            elif roll < 0.15 and sent:  # another results message answering an event already answered
+                message = rng.choice(sent)[0]
             elif roll < 0.5:
                 awkward = dict(lufs=rng.uniform(-70, 40), spectral_flatness=rng.choice([rng.random(), 0.1 + 0.2, 5e-324]),
                                tempo_bpm=rng.uniform(0, 240))  # doubles that must come back bit for bit
@@ -474,16 +502,16 @@ def _random_batches(seed: int) -> list[list]:
                 doc = _valid_json(path, seq)
                 doc["fingerprint"]["lufs"] = None
                 message = json.dumps(doc).encode()
-            sent.append(message)
-            batch.append((message, Meta(stream_seq=stream)))
+            sent.append((message, meta))
+            batch.append((message, meta))
         out.append(batch)
     return out
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
 def test_set_based_batches_write_what_one_message_at_a_time_writes(store, db_url, seed, tmp_path):
-    """The same random batches (fingerprints, failures, removals, moves, invalid messages, redeliveries, several
-    messages per path) into this store and into one that applies every message on its own path, one by one."""
+    """The same random batches (fingerprints, failures, removals, moves, invalid messages, redeliveries, second
+    answers to an event, several messages per path) into this store and into one that applies every message on its own path, one by one."""
     if db_url.startswith("sqlite"):
         ref_url = f"sqlite:///{tmp_path / 'reference.db'}"
     else:
@@ -517,7 +545,9 @@ def test_the_same_batch_twice_changes_nothing(store):
     second = store.apply(batch)
     assert _snapshot(store) == before
     assert [(o.kind, o.action) for o in first.outcomes] == [(o.kind, o.action) for o in second.outcomes]
-    assert (first.persisted, first.failures, first.stale) == (4, 1, 1)  # z twice (equal sequences re-apply)
+    # z twice: the second results message answers event 6 again, stale both times (the first re-applies)
+    assert (first.persisted, first.failures, first.stale) == (3, 1, 2)
+    assert "event 6 already answered (by results seq 12)" in second.outcomes[4].detail
     assert count(store, tracks) == 5 and count(store, analysis_failures) == 2
 
 
@@ -632,3 +662,30 @@ def test_the_source_event_rule():
     assert "not this move" in source_problem(TrackMoved(old_path="/lib/x.flac", path="/lib/b.flac", source_seq=5),
                                              moved, 9)
     assert "not a file event" in source_problem(fp, None, 9)
+
+
+def test_the_source_event_rule_for_replaced_events_and_exclusions():
+    """One message per file's subject: a missing event was replaced by a newer one of the same file; an
+    ``excluded`` removal answering anything but a removal needs the persister's library to exclude the path."""
+    from trackprint.contracts import FileEvent
+    from trackprint.paths import Library
+    from trackprint.persister.sources import MISSING, source_problem, subject_path
+
+    fp = result("/lib/a.flac", 5)
+    assert source_problem(fp, MISSING, 9, latest=7) is None  # replaced by the path's newer event 7
+    assert "names no event of '/lib/a.flac'" in source_problem(fp, MISSING, 9, latest=3)  # its newest is older
+    assert "holds none of it" in source_problem(fp, MISSING, 9, latest=None)
+    move = TrackMoved(old_path="/lib/a.flac", path="/lib/b.flac", source_seq=5)
+    assert subject_path(move) == "/lib/a.flac" and subject_path(fp) == "/lib/a.flac"
+    library = Library(("/lib",), excludes=("Podcasts",))
+    podcast = "/lib/Podcasts/p.flac"
+    added = FileEvent(kind="added", path="/lib/a.flac", root="/lib")
+    removed = FileEvent(kind="removed", path="/lib/a.flac", root="/lib")
+    excluded_a = TrackRemoved(path="/lib/a.flac", source_seq=5, reason="excluded")
+    assert source_problem(excluded_a, added, 9) is None  # no library: not judged
+    assert "not an exclusion" in source_problem(excluded_a, added, 9, library=library)
+    assert "not an exclusion" in source_problem(excluded_a, MISSING, 9, latest=7, library=library)
+    assert source_problem(excluded_a, removed, 9, library=library) is None  # the watcher's own removal
+    excluded_p = TrackRemoved(path=podcast, source_seq=5, reason="excluded")
+    assert source_problem(excluded_p, FileEvent(kind="added", path=podcast, root="/lib"), 9, library=library) is None
+    assert source_problem(excluded_p, MISSING, 9, latest=7, library=library) is None
