@@ -158,6 +158,10 @@ class _Prepared:
     # False when the message's claim on its path is unproven (its source_seq is no event of that
     # path): the failure is recorded under the path, but no track row is made or changed for it
     touches_track: bool = True
+    # True when ``seq`` is a checked source_seq (the message decoded and its event was looked up). An
+    # undecodable message's source_seq is only what its bytes say: its failure is recorded with it, but
+    # it never orders the track (else a garbage message naming 2^62 would freeze the path)
+    seq_checked: bool = False
 
 
 @dataclass
@@ -487,6 +491,7 @@ class Store:
             prepared = self._invalid(raw, meta, "; ".join(problems))
             prepared.raw_path = None if outside else message.path  # no row is ever made outside the library
             prepared.touches_track = not meta.problem
+            prepared.seq_checked = not meta.problem
             prepared.raw_engine = getattr(message, "engine", None)
             in_range = 0 < message.source_seq <= MAX_SEQUENCE
             prepared.seq = message.source_seq if in_range else meta.stream_seq
@@ -798,7 +803,8 @@ class Store:
         path = item.raw_path or ""
         track_id = None
         if path and item.touches_track:
-            track_id, _stale_ = self._mark_failed(conn, path, item.seq, item.meta.stream_seq, INVALID, now)
+            order_seq = item.seq if item.seq_checked else 0  # 0: marks a new row failed, never outranks a stored one
+            track_id, _stale_ = self._mark_failed(conn, path, order_seq, item.meta.stream_seq, INVALID, now)
         text_ = f"invalid results message (results seq {item.meta.stream_seq}"
         text_ += f", path {path!r}): " if path else ", path unreadable): "
         text_ += item.problem or "unknown problem"

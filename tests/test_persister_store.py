@@ -302,6 +302,23 @@ def test_invalid_message_never_touches_an_existing_fingerprint(store):
     assert rows(store, analysis_failures)[0].code == "invalid_message"
 
 
+def test_an_undecodable_message_naming_a_huge_sequence_freezes_nothing(store):
+    """An undecodable message's source_seq is only what its bytes claim (it was never checked against the
+    events stream): it is recorded with its failure, but never orders a track, so a later genuine result
+    still lands, on a stored path and on a path first seen through the garbage."""
+    apply(store, result("/lib/a.flac", 5))
+    for path, stream_seq in (("/lib/a.flac", 10), ("/lib/new.flac", 11)):
+        doc = _valid_json(path, 2 ** 62)
+        doc["fingerprint"]["lufs"] = None
+        store.apply([(json.dumps(doc).encode(), Meta(stream_seq))])
+    assert track(store, "/lib/a.flac").state == "active" and track(store, "/lib/new.flac").state == "failed"
+    assert {r.source_seq for r in rows(store, analysis_failures)} == {2 ** 62}  # recorded as claimed
+    summary = apply(store, result("/lib/a.flac", 6, lufs=-20.0), result("/lib/new.flac", 7, lufs=-21.0), start=20)
+    assert summary.persisted == 2 and summary.stale == 0
+    assert fingerprint_of(store, "/lib/a.flac").lufs == -20.0 and fingerprint_of(store, "/lib/new.flac").lufs == -21.0
+    assert track(store, "/lib/new.flac").state == "active"
+
+
 def test_batch_is_one_transaction(store, monkeypatch):
     """A failure in the middle of a batch rolls back the items before it: the set-based writes of the
     fingerprints, and the per-message items (tombstones) before the one that fails."""
