@@ -24,7 +24,9 @@ help:
 # superset, so it satisfies the run stamp too. The Rust sources are prerequisites: the
 # server in $(VENV)/bin is a copy, rebuilt (incrementally) when they change.
 SETUP_DEPS := pyproject.toml scripts/setup.sh $(wildcard rust-server/Cargo.lock rust-server/Cargo.toml) \
-	$(shell find rust-server/src -name '*.rs' 2>/dev/null)
+	$(shell find rust-server/src -name '*.rs' 2>/dev/null) \
+	$(wildcard tests/tools/heaac-encode/Cargo.lock tests/tools/heaac-encode/Cargo.toml) \
+	$(shell find tests/tools/heaac-encode/src -name '*.rs' 2>/dev/null)
 
 setup: $(VENV)/.installed-test
 

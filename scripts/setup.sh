@@ -69,6 +69,18 @@ if [ -f rust-server/Cargo.toml ] && command -v cargo >/dev/null 2>&1 && [ ! -x "
     # setuptools-rust installs the binary for editable installs too; this is the fallback.
     install -m 0755 rust-server/target/release/trackprint-server "$VENV/bin/trackprint-server"
 fi
+# test: the test-only HE-AAC encoder (tests/tools/heaac-encode: FDK AAC, bundled sources built by cc),
+# which makes the HE-AAC test files Debian's ffmpeg cannot. Never part of the product or the wheel.
+if [ "$MODE" = test ] && [ -f tests/tools/heaac-encode/Cargo.toml ]; then
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "setup: cargo not found; the test HE-AAC encoder will not be built (the HE-AAC tests will fail)" >&2
+    else
+        echo "setup: building the test HE-AAC encoder (tests/tools/heaac-encode)"
+        (cd tests/tools/heaac-encode && cargo build --release --locked)
+        install -m 0755 tests/tools/heaac-encode/target/release/trackprint-test-heaac-encode "$VENV/bin/"
+    fi
+fi
+
 if [ -x "$VENV/bin/trackprint-server" ]; then
     server="$("$VENV/bin/trackprint-server" --version) in $VENV/bin"
 else

@@ -6,7 +6,8 @@ level of a sine in dBFS unless the docstring says otherwise.
 
 File writers: :func:`write_audio` (one file, the format from its extension),
 :func:`write_tones` / :func:`write_tone_library` (a folder of short, distinct
-tones: a music library for the services), :func:`write_m4a`, and the tag
+tones: a music library for the services), :func:`write_m4a`, :func:`write_heaac`
+(HE-AAC v1/v2 as ADTS or M4A, through the test-only FDK AAC encoder), and the tag
 makers :func:`id3v2_tag` / :func:`id3v1_tag`.
 """
 
@@ -176,6 +177,71 @@ def write_m4a(path, x: np.ndarray, sr: int, codec: str = "aac") -> None:
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
+
+
+HEAAC_ENCODER = "trackprint-test-heaac-encode"
+# write_heaac's profiles -> (FDK AAC profile argument, the profile ffprobe must then report)
+HEAAC_PROFILES = {"he": ("he", "HE-AAC"), "he2": ("he2", "HE-AACv2"), "lc": ("lc", "LC")}
+# ADTS sampling_frequency_index -> Hz (ISO/IEC 14496-3, 1.6.3.4)
+ADTS_RATES = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350]
+
+
+def heaac_encoder() -> str:
+    """The test-only HE-AAC encoder (tests/tools/heaac-encode), installed next to the venv's python by
+    ``scripts/setup.sh test``; a missing one fails the test (as a missing server does), saying how to build it."""
+    import shutil
+    import sys
+
+    found = Path(sys.executable).parent / HEAAC_ENCODER
+    if found.is_file():
+        return str(found)
+    import pytest
+
+    return shutil.which(HEAAC_ENCODER) or pytest.fail(
+        f"{HEAAC_ENCODER} is not in {found.parent} nor on PATH: run `make setup` (scripts/setup.sh test builds "
+        "tests/tools/heaac-encode with cargo)")
+
+
+def write_heaac(path, x: np.ndarray, sr: int, profile: str = "he", bitrate: int | None = None) -> Path:
+    """Write samples (n,) or (n, channels) as HE-AAC (``profile`` "he": v1, SBR; "he2": v2, SBR + parametric
+    stereo, stereo only; "lc": AAC-LC) with the FDK AAC encoder: ADTS for ``.aac``, MP4 for ``.m4a`` (the
+    ADTS stream remuxed by the ffmpeg CLI, ``-c copy -bsf:a aac_adtstoasc``). ffprobe must then report the
+    profile asked for, so a caller can never get LC where it asked for HE-AAC. Returns the path."""
+    import subprocess
+
+    path = Path(path)
+    x = np.asarray(x, dtype=np.float32)
+    x = x[:, None] if x.ndim == 1 else x
+    pcm = np.clip(np.round(x * 32767.0), -32768, 32767).astype("<i2").tobytes()
+    adts = path if path.suffix.lower() == ".aac" else path.with_name(path.name + ".adts.aac")
+    cmd = [heaac_encoder(), "--rate", str(sr), "--channels", str(x.shape[1]), "--profile", HEAAC_PROFILES[profile][0],
+           *(["--bitrate", str(bitrate)] if bitrate else []), str(adts)]
+    proc = subprocess.run(cmd, input=pcm, capture_output=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stderr.decode(errors='replace')}"
+    if adts != path:
+        proc = subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(adts), "-c", "copy", "-bsf:a", "aac_adtstoasc",
+                               str(path)], capture_output=True, text=True)
+        adts.unlink()
+        assert proc.returncode == 0, f"ffmpeg could not remux {path.name} to MP4: {proc.stderr}"
+    got = aac_profile(path)
+    assert got == HEAAC_PROFILES[profile][1], f"{path.name}: ffprobe reports profile {got!r}, not {HEAAC_PROFILES[profile][1]}"
+    return path
+
+
+def aac_profile(path) -> str:
+    """The AAC profile ffprobe reports for the first audio stream ("LC", "HE-AAC", "HE-AACv2")."""
+    import subprocess
+
+    proc = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=profile",
+                           "-of", "default=nw=1:nk=1", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def adts_core_rate(data: bytes) -> int:
+    """The sampling rate an ADTS stream's first header declares: for HE-AAC the AAC core's, half the output rate."""
+    assert data[0] == 0xFF and data[1] & 0xF6 == 0xF0, "not an ADTS header"
+    return ADTS_RATES[(data[2] >> 2) & 0x0F]
 
 
 def id3v2_tag(title: str = "A title", padding: int = 1024) -> bytes:

@@ -11,8 +11,9 @@ are where decoders usually disagree) and compared.
 What is required, and why:
 
 * lossless codecs (FLAC 16/24-bit, Ogg FLAC, WAV, AIFF, W64, ALAC in MP4 and CAF,
-  WavPack) and AAC (decoded by FFmpeg's libavcodec in both): **bit-exact**,
-  same length, lag 0;
+  WavPack) and AAC: LC, HE-AAC v1 (SBR) and v2 (SBR + parametric stereo), in
+  MP4 and ADTS (decoded by FFmpeg's libavcodec in both): **bit-exact**, same
+  length, lag 0;
 * lossy codecs decoded by another implementation than FFmpeg's (MP3 and
   Vorbis by symphonia, Opus by libopus): lag 0, the same length (so pre-skip,
   priming and end trimming agree to the sample) and an SNR of at least
@@ -25,6 +26,17 @@ What is required, and why:
 
 Then both engines analyse every file and must agree within the spec's parity
 tolerances (``tests/golden/tolerance.json``) on every dimension.
+
+HE-AAC files cannot come from the ffmpeg command line (Debian's ffmpeg, like
+PyAV's wheel, has no HE-AAC encoder): :func:`tests.audio.write_heaac` encodes
+them with the test-only FDK AAC encoder ``trackprint-test-heaac-encode``
+(tests/tools/heaac-encode, built and installed into the venv by
+``scripts/setup.sh test``) as ADTS, and remuxes that to M4A with ``ffmpeg -c copy
+-bsf:a aac_adtstoasc`` (implicit SBR/PS signalling, as most HE-AAC in the wild).
+Each file is checked to be what it claims (ffprobe's profile "HE-AAC" or
+"HE-AACv2", so the test can never silently decode LC), its core rate (the ADTS
+header's) half the 44.1 kHz both decoders output, and ``trackprint analyze
+--engine auto`` must run it on the Rust engine with no fallback.
 """
 
 from __future__ import annotations
@@ -39,7 +51,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.audio import music_like, ogg_crc
+from tests.audio import adts_core_rate, aac_profile, music_like, ogg_crc, write_heaac
 from tests.fixtures_rust import rust_server_binary
 from tests.procs import run_cli
 
@@ -83,6 +95,15 @@ CASES: dict[str, tuple[int, int, list[str], bool]] = {
     "opus_mono.opus": (48_000, 1, ["-c:a", "libopus", "-b:a", "64k"], False),
     "opus_51.opus": (48_000, 6, ["-c:a", "libopus", "-b:a", "256k", "-mapping_family", "1"], False),
 }
+# HE-AAC (tests/tools/heaac-encode): name -> (output rate, channels, write_heaac profile, bit rate, ffprobe profile).
+# Bit rates as HE-AAC is used: v1 for 48-64 kbit/s stereo, v2 (parametric stereo) at 32 kbit/s and below.
+HEAAC_CASES: dict[str, tuple[int, int, str, int, str]] = {
+    "heaac.aac": (44_100, 2, "he", 64_000, "HE-AAC"),
+    "heaac.m4a": (44_100, 2, "he", 64_000, "HE-AAC"),
+    "heaac_v2.aac": (44_100, 2, "he2", 32_000, "HE-AACv2"),
+    "heaac_v2.m4a": (44_100, 2, "he2", 32_000, "HE-AACv2"),
+}
+ALL_NAMES = [*CASES, *HEAAC_CASES, "opus_gain.opus"]
 GAIN_Q78 = -6 * 256
 # Opus (mapping family 1) keeps the Vorbis channel order, as libopus and libsndfile (the Python engine)
 # give it; FFmpeg reorders to its own (WAV) order. Our channel i of a 5.1 file is FFmpeg's ...
@@ -116,12 +137,14 @@ def encoded(tmp_path_factory) -> Path:
         proc = subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(source), *args, str(d / name)],
                               capture_output=True, text=True)
         assert proc.returncode == 0, f"ffmpeg could not encode {name}: {proc.stderr}"
+    for name, (rate, channels, profile, bitrate, _) in HEAAC_CASES.items():
+        write_heaac(d / name, music_like(DURATION_S, rate, seed=3, channels=channels), rate, profile, bitrate)
     (d / "opus_gain.opus").write_bytes(_with_output_gain((d / "opus.opus").read_bytes(), GAIN_Q78))
     return d
 
 
 def _channels(name: str) -> int:
-    return CASES[name][1] if name in CASES else 2
+    return CASES[name][1] if name in CASES else HEAAC_CASES[name][1] if name in HEAAC_CASES else 2
 
 
 def decode_ffmpeg(path: Path, channels: int) -> np.ndarray:
@@ -156,7 +179,7 @@ def snr_db(ref: np.ndarray, x: np.ndarray, lag: int) -> float:
     return float("inf") if err == 0 else 10 * np.log10(float(np.sum(r ** 2)) / err)
 
 
-@pytest.mark.parametrize("name", [*CASES, "opus_gain.opus"])
+@pytest.mark.parametrize("name", ALL_NAMES)
 def test_rust_decoders_match_ffmpeg(encoded, name):
     path = encoded / name
     ours, facts = decode_rust(path)
@@ -166,7 +189,7 @@ def test_rust_decoders_match_ffmpeg(encoded, name):
         ours = ours[:, VORBIS_51_TO_FFMPEG]
     lag = best_lag(ref, ours)
     snr = snr_db(ref, ours, lag)
-    exact = CASES.get(name, (0, 0, [], False))[3]
+    exact = name in HEAAC_CASES or CASES.get(name, (0, 0, [], False))[3]
     print(f"{name}: codec {facts['codec']}, {facts['sample_rate']} Hz, lag {lag}, SNR {snr:.1f} dB, "
           f"{len(ours)} vs {len(ref)} frames")
     assert lag == 0, f"{name}: the Rust decoder is {lag} samples off FFmpeg (delay or padding handled differently)"
@@ -190,6 +213,36 @@ def test_opus_decodes_at_48k_with_pre_skip_and_end_trimmed(encoded):
     assert len(ours) == round(DURATION_S * 48_000)  # granule end trimming and pre-skip, to the sample
 
 
+def _ffmpeg_output_rate(path: Path) -> int:
+    """The sample rate FFmpeg's decoder outputs (the WAV header it writes), not what the container declares."""
+    proc = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-t", "0.1", "-f", "wav", "-"], capture_output=True)
+    assert proc.returncode == 0 and proc.stdout[:4] == b"RIFF", proc.stderr.decode(errors="replace")
+    return int.from_bytes(proc.stdout[24:28], "little")
+
+
+@pytest.mark.parametrize("name", HEAAC_CASES)
+def test_heaac_files_are_heaac_at_twice_the_core_rate(encoded, name):
+    """The file is the HE-AAC it claims (not LC), and both decoders output SBR's doubled rate."""
+    rate, channels, _, _, profile = HEAAC_CASES[name]
+    assert aac_profile(encoded / name) == profile
+    # The ADTS header's rate (the .m4a is the same deterministic encode, remuxed from ADTS).
+    core = adts_core_rate((encoded / name).with_suffix(".aac").read_bytes())
+    assert core * 2 == rate, f"{name}: AAC core at {core} Hz, expected half of {rate}"
+    _, facts = decode_rust(encoded / name)
+    assert facts["codec"] == "aac" and facts["channels"] == channels
+    assert facts["sample_rate"] == _ffmpeg_output_rate(encoded / name) == rate
+
+
+def test_heaac_runs_on_the_rust_engine_with_no_fallback(encoded):
+    names = list(HEAAC_CASES)
+    results = _analyse("auto", [encoded / n for n in names])
+    assert [r["path"] for r in results] == [str(encoded / n) for n in names]
+    for name, r in zip(names, results):
+        assert r["ok"] and r["engine"] == "rust" and "fallback_reason" not in r, (name, r)
+        assert r["decode"]["codec"] == "aac" and r["decode"]["sample_rate"] == HEAAC_CASES[name][0], (name, r["decode"])
+        assert r["decode"]["container"] == ("aac" if name.endswith(".aac") else "mp4"), (name, r["decode"])
+
+
 def _analyse(engine: str, paths: list[Path]) -> list[dict]:
     proc = run_cli("analyze", "--engine", engine, "--json", *map(str, paths), timeout=600)
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -197,7 +250,7 @@ def _analyse(engine: str, paths: list[Path]) -> list[dict]:
 
 def test_python_and_rust_engines_agree_on_every_format(encoded):
     tolerance = json.loads((GOLDEN / "tolerance.json").read_text())
-    names = [*CASES, "opus_gain.opus"]  # ALAC in CAF and Ogg FLAC too: the Python engine's FFmpeg path
+    names = ALL_NAMES  # ALAC in CAF and Ogg FLAC too: the Python engine's FFmpeg path
     paths = [encoded / n for n in names]
     rust, python = _analyse("rust", paths), _analyse("python", paths)
     problems = []
