@@ -54,9 +54,11 @@ events it needs, concurrently, a batch at a time. A bus that cannot answer
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import msgspec
+import nats.errors
 import nats.js.errors
 
 from trackprint import bus
@@ -129,8 +131,24 @@ def source_problem(message: ResultMessage, event: FileEvent | None | object, las
     return None
 
 
+BATCH_SPAN = 1024  # sequences one direct-get batch covers: a batch's events are usually close together
+
+
+def clusters(seqs: list[int], span: int = BATCH_SPAN) -> list[list[int]]:
+    """Sorted sequences cut into runs whose first and last are less than ``span`` apart."""
+    out: list[list[int]] = []
+    for seq in seqs:
+        if out and seq - out[-1][0] < span:
+            out[-1].append(seq)
+        else:
+            out.append([seq])
+    return out
+
+
 class EventSources:
-    """Looks up the events that results name, a batch at a time (the look-ups in flight together)."""
+    """Looks up the events that results name, a batch at a time: one direct-get batch request per run of
+    nearby sequences (a hundred results cost one round trip, not a hundred), single gets where the stream
+    does not allow direct gets or the server cannot batch."""
 
     def __init__(self, js, stream: str = bus.EVENTS_STREAM, concurrency: int = 128, library: Library | None = None):
         self.js, self.stream, self.concurrency, self.library = js, stream, concurrency, library
@@ -146,17 +164,6 @@ class EventSources:
         precise = (getattr(info.config, "max_msgs_per_subject", None) or -1) == 1
         limit = asyncio.Semaphore(self.concurrency)
 
-        async def lookup(seq: int):
-            async with limit:
-                try:
-                    raw = await self.js.get_msg(self.stream, seq)
-                except nats.js.errors.NotFoundError:  # replaced, deleted by limits, or never stored
-                    return MISSING
-            try:
-                return decode_event(raw.data)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                return None
-
         async def last_of(path: str) -> int | None:
             async with limit:
                 try:
@@ -166,7 +173,7 @@ class EventSources:
             return int(raw.seq)
 
         in_range = [seq for seq in wanted if seq <= last_seq]
-        events = dict(zip(in_range, await asyncio.gather(*(lookup(seq) for seq in in_range))))
+        events = await self._events(in_range, bool(getattr(info.config, "allow_direct", False)), limit)
         latest: dict[str, int | None] = {}
         if precise:
             paths = sorted({subject_path(m) for m in messages
@@ -177,3 +184,62 @@ class EventSources:
                     m, events.get(m.source_seq, MISSING), last_seq,
                     latest=latest.get(subject_path(m)) if precise else UNCHECKED, library=self.library)
                 for m in messages]
+
+    async def _events(self, seqs: list[int], direct: bool, limit: asyncio.Semaphore) -> dict[int, object]:
+        """seq -> its FileEvent, None (not a readable event) or MISSING, for each of ``seqs``."""
+        raw: dict[int, bytes | object] = {}
+
+        async def run(run_seqs: list[int]) -> None:
+            async with limit:
+                got = await self._direct_batch(run_seqs[0], run_seqs[-1] - run_seqs[0] + 1) if direct else None
+            if got is None:  # no direct gets here: one request per sequence
+                got = dict(zip(run_seqs, await asyncio.gather(*(self._single(seq, limit) for seq in run_seqs))))
+            for seq in run_seqs:
+                raw[seq] = got.get(seq, MISSING)
+
+        await asyncio.gather(*(run(c) for c in clusters(seqs)))
+        return {seq: _decoded(data) for seq, data in raw.items()}
+
+    async def _single(self, seq: int, limit: asyncio.Semaphore) -> bytes | object:
+        async with limit:
+            try:
+                return (await self.js.get_msg(self.stream, seq)).data
+            except nats.js.errors.NotFoundError:  # replaced, deleted by limits, or never stored
+                return MISSING
+
+    async def _direct_batch(self, start: int, count: int) -> dict[int, bytes] | None:
+        """The stream's messages from ``start`` on, at most ``count`` (gaps skipped), in one direct-get batch
+        request (``{"seq", "batch"}``: the server answers each message, then a 204 EOB, or 404 when there is
+        none); None when the server cannot (an older one), so the caller reads one at a time."""
+        nc = self.js._nc  # nats-py: the JetStream context's connection; batches have no API of their own yet
+        sub = await nc.subscribe(nc.new_inbox())
+        got: dict[int, bytes] = {}
+        try:
+            await nc.publish(f"$JS.API.DIRECT.GET.{self.stream}", json.dumps({"seq": start, "batch": count}).encode(),
+                             reply=sub.subject)
+            while True:
+                msg = await sub.next_msg(timeout=10)
+                headers = msg.headers or {}
+                status = headers.get("Status")
+                if status in ("204", "404"):  # end of the batch; nothing at or after start
+                    return got
+                if status or "Nats-Sequence" not in headers:
+                    log.warning("direct-get batch of %s from %d: status %s %s; reading one at a time", self.stream,
+                                start, status, headers.get("Description", ""))
+                    return None
+                got[int(headers["Nats-Sequence"])] = msg.data
+        except nats.errors.TimeoutError:
+            log.warning("direct-get batch of %s from %d: no end of batch in 10 s; reading one at a time",
+                        self.stream, start)
+            return None
+        finally:
+            await sub.unsubscribe()
+
+
+def _decoded(data: bytes | object) -> object:
+    if data is MISSING:
+        return MISSING
+    try:
+        return decode_event(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None

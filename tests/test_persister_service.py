@@ -22,7 +22,7 @@ from trackprint.persister.models import analysis_failures, track_fingerprints, t
 from trackprint.persister.service import PersisterConfig, PersisterService
 from trackprint.persister.store import Store
 from trackprint import bus
-from trackprint.contracts import DecodeFacts, Fingerprint, FingerprintResult, Timings, TrackMoved, TrackRemoved, encode
+from trackprint.contracts import DecodeFacts, FileEvent, Fingerprint, FingerprintResult, Timings, TrackMoved, TrackRemoved, encode
 from trackprint.persister.db import normalize_url
 from trackprint.fingerprint import DIMENSIONS
 
@@ -461,3 +461,34 @@ def test_forged_answers_to_real_events_change_nothing(nats_server, db_url):
     for phrase in ("already answered", "not an exclusion", "names no event of '/lib/a.flac'"):
         assert phrase in details, details
     assert service.metrics.values["invalid"] == 2
+
+
+def test_the_events_of_a_batch_are_read_in_runs_and_without_direct_gets_one_by_one(nats_server):
+    """EventSources reads a batch's events with one direct-get batch per run of nearby sequences; on a stream
+    that does not allow direct gets (set up by hand, or by an older release) it reads them one at a time. Both
+    give the same events, and a replaced event is missing in both."""
+    from trackprint.persister.sources import MISSING, EventSources, clusters
+
+    assert clusters([1, 2, 900, 1030, 5000], span=1024) == [[1, 2, 900], [1030], [5000]]
+
+    async def main():
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        await bus.ensure_topology(js)
+        seqs = []
+        for i in range(30):
+            event = FileEvent(kind="added", path=f"/lib/{i % 20}.flac", root="/lib", origin="manual")
+            seqs.append((await js.publish(bus.event_subject(event.path), encode(event))).seq)
+        sources = EventSources(js)
+        by_direct = await sources._events(seqs, True, asyncio.Semaphore(8))
+        config = (await js.stream_info(bus.EVENTS_STREAM)).config
+        config.allow_direct = False
+        await js.update_stream(config)
+        one_by_one = await sources._events(seqs, False, asyncio.Semaphore(8))
+        await nc.close()
+        return seqs, by_direct, one_by_one
+
+    seqs, by_direct, one_by_one = asyncio.run(main())
+    assert by_direct == one_by_one
+    assert [by_direct[s] is MISSING for s in seqs] == [True] * 10 + [False] * 20  # the first ten were replaced
+    assert [by_direct[s].path for s in seqs[10:]] == [f"/lib/{i % 20}.flac" for i in range(10, 30)]

@@ -11,7 +11,7 @@ Method:
    this process's, plus the PostgreSQL backends' read from ``/proc`` when the
    server is local; on a busy machine the CPU figure moves less than the wall
    clock), the messages handed to :meth:`Store.apply` in
-   batches of ``--batch`` (default: the service's batch size, 100), decoded and
+   batches of ``--batch`` (default: the service's batch size, 500), decoded and
    with their :class:`Meta`, exactly as the service hands them over:
 
    - ``new``: N results for N paths the database has never seen (a first
@@ -486,7 +486,7 @@ def run(args: argparse.Namespace) -> int:
                         f"on nats-server ({got['seconds']:.2f} s from start to all acked; "
                         f"{got['persisted']} persisted, {got['acked']} acked)")
                     say("           of which: source-event checks {sources:.2f} s, Store.apply {apply:.2f} s, "
-                        "acks (one ack_sync per message) {ack:.2f} s".format(**got["spent_s"]))
+                        "acks (written, one flush per batch) {ack:.2f} s".format(**got["spent_s"]))
                     entry["service"] = got
                 report["databases"][db.name] = entry
             finally:

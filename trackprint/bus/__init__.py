@@ -265,11 +265,13 @@ def _stream_config(name: str, subjects: list[str], topo: Topology, max_bytes: in
         num_replicas=topo.num_replicas,
         # discard=new still replaces a subject's oldest message (discard_new_per_subject stays off)
         max_msgs_per_subject=topo.msgs_per_file if per_file else -1,
+        # direct gets: the persister reads a batch's events in one request (persister/sources.py)
+        allow_direct=per_file,
     )
 
 
 _STREAM_FIELDS = ("subjects", "retention", "storage", "discard", "max_bytes", "max_msgs", "duplicate_window",
-                  "num_replicas", "max_msgs_per_subject")
+                  "num_replicas", "max_msgs_per_subject", "allow_direct")
 
 
 def _differs(existing: api.StreamConfig, wanted: api.StreamConfig) -> bool:

@@ -16,8 +16,8 @@ def register(subparsers) -> None:
                         help="sqlite (default; a temp file per run), postgresql (a throwaway local server, source "
                              "checkout only) or a postgresql+psycopg:// URL (fresh databases created there); "
                              "repeat for several")
-    parser.add_argument("--batch", type=positive_int, default=100,
-                        help="messages per Store.apply, the service's --batch (default 100)")
+    parser.add_argument("--batch", type=positive_int, default=500,
+                        help="messages per Store.apply, the service's --batch (default 500)")
     parser.add_argument("--repeat", type=positive_int, default=3, help="runs per case; medians reported (default 3)")
     parser.add_argument("--cases", default=None, help="comma-separated subset of new,newer,again,mixed (default all)")
     parser.add_argument("--service", action="store_true",

@@ -1,4 +1,4 @@
-"""``trackprint persister [--nats URL[,URL]] [--db URL] [--batch 100] [--batch-wait-s 0.5] [--metrics-port N]``
+"""``trackprint persister [--nats URL[,URL]] [--db URL] [--batch 500] [--batch-wait-s 0.5] [--metrics-port N]``
 
 Binds to the durable pull consumer ``persister`` on the results stream and
 writes every result to SQL: one transaction per batch, commit, then ack. Runs
@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     parser.add_argument("--library", action="append", default=[], metavar="ROOT",
                         help="a library root (repeat for several; default $TRACKPRINT_LIBRARY): results for paths "
                              "outside them are recorded as invalid_message, never stored as tracks")
-    parser.add_argument("--batch", type=int, default=100, help="messages per transaction (default 100)")
+    parser.add_argument("--batch", type=int, default=500, help="messages per transaction (default 500)")
     parser.add_argument("--batch-wait-s", type=float, default=0.5, help="how long a fetch waits for messages (default 0.5)")
     parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus counters on 127.0.0.1:PORT")
     parser.add_argument("--nak-delay-s", type=float, default=2.0, help="redelivery delay after a database error")
