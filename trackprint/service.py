@@ -6,8 +6,10 @@ Every service has the same life, so it is written once, here:
    (the persister's schema migrations); ``False`` means "stopped meanwhile".
 2. Connect to NATS with ``bus.connect`` (reconnects forever), unless the
    service was given a connected JetStream context (tests, embedding), and
-   ``bus.ensure_topology`` (idempotent: whichever service starts first
-   creates the streams; retried while JetStream is not ready).
+   ``bus.ensure_topology`` (idempotent, retried while JetStream is not ready:
+   on the embedded bus whichever service starts first creates the streams;
+   on a bus with users and permissions the admin's ``trackprint topology``
+   does, and a service only checks that what it needs is there).
 3. ``setup(js)``: bind subscriptions, start observers, log what it runs with.
 4. ``step()`` again and again until a stop is asked; every
    ``progress_every_s`` a progress line (``progress()``) and
