@@ -40,3 +40,20 @@ def test_a_seed_is_compared_with_the_tracks_of_its_own_version(half_reanalysed):
 def test_seeds_of_two_versions_are_refused_with_the_reason(half_reanalysed):
     with pytest.raises(NothingToCompare, match="versions .* not comparable"):
         similar_to(half_reanalysed, ["/lib/old0.flac", "/lib/new0.flac"], 5)
+
+
+def test_the_first_track_of_a_new_version_says_it_has_nothing_to_compare_with_yet(tmp_path):
+    """A re-analysis reaches some seed first: the seed is then the only track of its version, and `similar`
+    says so (exit 1, "try again shortly") rather than an empty list that looks like an answer."""
+    url = f"sqlite:///{tmp_path / 'lib.db'}"
+    store = Store(url)
+    try:
+        store.migrate()
+        paths = [(f"/lib/old{i}.flac", OLD) for i in range(4)] + [("/lib/first.flac", FINGERPRINT_VERSION)]
+        store.apply([(result(path, values_for(path), None, n + 1, version=version), Meta(n + 1))
+                     for n, (path, version) in enumerate(paths)])
+    finally:
+        store.close()
+    with pytest.raises(NothingToCompare, match=f"no track but the seeds has fingerprint version {FINGERPRINT_VERSION}"):
+        similar_to(url, ["/lib/first.flac"], 5)
+    assert len(similar_to(url, ["/lib/old0.flac"], 5).matches) == 3

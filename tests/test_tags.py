@@ -118,7 +118,8 @@ def test_the_persister_stores_tags_and_a_retag_replaces_them(db_url):
 
 
 def test_the_analyzer_reads_tags_and_a_retag_reuses_the_audio_with_new_tags(nats_server, tmp_path):
-    from tests.test_analyzer_worker import Running, publish_event, run, wait_results
+    from tests.test_analyzer_worker import Running, _last_seq, publish_event, results, run, wait_results
+    from tests.waiting import wait_until_async
     from trackprint.analyzer.worker import WorkerConfig
 
     lib = tmp_path / "lib"
@@ -137,7 +138,11 @@ def test_the_analyzer_reads_tags_and_a_retag_reuses_the_audio_with_new_tags(nats
             tag_file(mp3, artist="Radiohead (remastered)", title="Paranoid Android", genre="Alternative")
             st = mp3.stat()
             await publish_event(r.js, kind="changed", path=str(mp3), size=st.st_size, mtime_ns=st.st_mtime_ns)
-            second = decode_result((await wait_results(r.js, 2))[1].data)
+            # the file's subject keeps its latest result: the retag's replaces the first
+            await wait_until_async(lambda: _last_seq(r.js), 60, message="the retag's result",
+                                   until=lambda last: last >= 2)
+            (latest,) = await results(r.js)
+            second = decode_result(latest.data)
             assert isinstance(second, FingerprintResult) and second.reused
             assert second.content_id == first.content_id and second.fingerprint == first.fingerprint
             assert (second.tags.artist, second.tags.genre) == ("Radiohead (remastered)", "Alternative")

@@ -124,16 +124,20 @@ def test_a_previous_version_library_is_reanalysed_while_similar_keeps_answering(
         status = json.loads(run_cli("status", "--json", "--db", db_url, "--nats", nats_server.url).stdout)
         assert status["database"]["stale"] == 0
 
-        # 3. every answer came, each from one version: the seed's own
-        assert len(answers) >= 3, answers
-        seen_versions = []
+        # 3. every answer came, each from one version: the seed's own. Just after the seed itself is
+        # re-analysed it may be the only track of the new version: then the answer says so (exit 1)
+        seen_versions, alone = [], 0
         for code, stdout, stderr in answers:
+            if code == 1 and "no track but the seeds has fingerprint version" in stderr:
+                alone += 1
+                continue
             assert code == 0, stderr
             rows = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
             assert rows, stdout  # (a match re-analysed since the distances were computed is left out)
             within = {row["fingerprint_version"] for row in rows}
             assert len(within) == 1, rows  # never a distance between two versions
             seen_versions.append(within.pop())
+        assert len(seen_versions) >= 3 and alone <= 2, (seen_versions, alone)
         assert seen_versions[0] == OLD and seen_versions[-1] == FINGERPRINT_VERSION, seen_versions
     finally:
         stop_all(procs)

@@ -491,6 +491,9 @@ def similar_to(db_url: str, seeds: list[str], k: int, *, exclude_seed_albums: bo
             vectors, presents, seed_dicts, seed_rows, origins = _seed_vectors(conn, matrix, seeds)
             excluded = np.zeros(len(matrix), dtype=bool)
             excluded[seed_rows] = True
+            if excluded.all():  # the seeds are all their version has: the first tracks of a re-analysis
+                raise NothingToCompare(f"no track but the seeds has fingerprint version {version} (a re-analysis "
+                                       "that reached the seeds first: try again shortly; or a library of one track)")
             if exclude_seed_albums:
                 on_album = matrix.rows_of(album_ids(conn, [s for s in seed_dicts if "id" in s],
                                                      matrix.columns or None))
