@@ -417,6 +417,12 @@ async def open_engines(mode: Mode, paths: list[str], jobs: int, server: str | No
             await engines.aclose()
     finally:
         python.shutdown(wait=False, cancel_futures=True)
+        # Python 3.11's exit hook wakes the pool's manager thread through a pipe that thread closes as it
+        # ends: a race that prints "Exception ignored ... Bad file descriptor". Let it end first (bounded:
+        # a worker stuck on a hung file must not hold the command).
+        manager = getattr(python, "_executor_manager_thread", None)
+        if manager is not None:
+            await asyncio.to_thread(manager.join, 10)
         if local is not None:
             await asyncio.to_thread(local.stop)
 
