@@ -1,19 +1,27 @@
 """The persister service: results stream -> SQL.
 
-Phases of one loop turn:
+Phases of one batch:
 
 1. fetch up to ``batch`` messages from the durable pull consumer ``persister``
-   (``fetch`` raises TimeoutError when nothing is waiting: that is idle, not an error);
-2. ``Store.apply`` the whole batch in ONE transaction (decode + validate inside;
+   (:func:`trackprint.bus.fetch_lean`; nothing waiting is idle, not an error);
+2. decode them and check every result's ``source_seq`` against the events stream
+   (:mod:`trackprint.persister.sources`);
+3. ``Store.apply`` the whole batch in ONE transaction, in a worker thread (validate inside;
    invalid messages become ``invalid_message`` failure rows of the same transaction);
-3. only after the commit: ``ack()`` every message, then one flush (a PING the server answers
+4. only after the commit: ``ack()`` every message, then one flush (a PING the server answers
    after it has read every ack before it).
+
+The loop is a two-stage pipeline (:meth:`PersisterService.step`): while batch N
+is applied and acked (3-4, the database's work, in a thread), batch N+1 is
+fetched and checked (1-2, the bus's work, on the event loop). Batches are still
+applied one at a time and in order, and each is acked only after its own commit.
 
 When the database cannot take writes (down, locked, disk full, read-only),
 nothing is acked and nothing is nak'ed: the batch is held, kept alive with
 ``in_progress`` so that it spends no delivery, the error is logged with its
 reason and reported to ``status``, and fetching stops until a probe *write*
 commits (a ``SELECT`` succeeds on a full disk); then the same batch is applied.
+The next batch, fetched meanwhile by the pipeline, is kept in progress with it.
 An error that is not about availability (constraint, data, a bug) re-applies the
 batch one message at a time, so a single poison message is nak'ed alone (and
 ends in the dead-letter advisories after ``max_deliver``) while the rest is
@@ -119,6 +127,9 @@ class PersisterService(Service):
         self.host = host_name()
         self._db_ok = True
         self._db_down_since: float | None = None
+        # the pipeline (step): the next batch, fetched and checked while the previous one is applied
+        self._waiting: list = []  # fetched, its checks under way
+        self._ready: tuple[list, list] | None = None  # checked, waiting for the previous batch's commit
 
     def _backoff(self, attempt: int) -> float:
         base = min(self.config.max_backoff_s, 0.5 * 2 ** min(attempt, 10))
@@ -151,7 +162,7 @@ class PersisterService(Service):
             delay = min(self._backoff(attempt), HEARTBEAT_S)
             attempt += 1
             await self.sleep(delay)
-            await self._in_progress(msgs)
+            await self._in_progress(msgs + self._waiting + (self._ready[0] if self._ready else []))
             try:
                 await asyncio.to_thread(self._probe)
             except UNAVAILABLE as exc:
@@ -216,11 +227,45 @@ class PersisterService(Service):
                  bus.RESULTS_STREAM, redact(self.config.db), self.config.batch, self.config.batch_wait_s)
 
     async def step(self) -> None:
-        msgs = await self.fetch(self.sub, self.config.batch, timeout=self.config.batch_wait_s)
-        if msgs:
-            await self.process(msgs)  # finishes even when a stop was asked meanwhile
-        elif self.redrive is not None:
-            await self.redrive_dead_letters()
+        """One batch committed and acked while the next one is fetched and checked.
+
+        The database work runs in a thread and the bus work (fetch, source-event look-ups) on the event
+        loop, so doing them at the same time nearly halves a batch's time. Batches are still applied one
+        after the other, each acked only after its own commit."""
+        batch, self._ready = self._ready, None
+        if batch is None:  # nothing fetched ahead: the pipeline starts again (or the bus is idle)
+            batch = await self._next_batch()
+        if batch is None:
+            if self.redrive is not None:
+                await self.redrive_dead_letters()
+            return
+        committing = asyncio.create_task(self._apply_checked(*batch))
+        try:
+            if not self.stopping:
+                self._ready = await self._next_batch()
+        except BaseException:  # a second signal (cancelled) or a closed connection: unacked, so redelivered
+            committing.cancel()
+            raise
+        await committing
+
+    async def finish_work_in_hand(self) -> None:
+        """A batch fetched and checked before the stop was asked is committed and acked too."""
+        batch, self._ready = self._ready, None
+        if batch is not None:
+            await self._apply_checked(*batch)
+
+    async def _next_batch(self) -> tuple[list, list] | None:
+        """The next batch and its checked items (None: nothing waiting, or its checks failed and it was nak'ed).
+
+        Until it is applied it is in hand: ``_hold_until_writable`` keeps it in progress with the held one."""
+        msgs = await self.fetch(self.sub, self.config.batch, timeout=self.config.batch_wait_s, lean=True)
+        if not msgs:
+            return None
+        self._waiting = msgs
+        try:
+            return await self._checked(msgs)
+        finally:
+            self._waiting = []
 
     def progress(self) -> str:
         return self.metrics.summary()
@@ -238,14 +283,26 @@ class PersisterService(Service):
 
     # -- one batch ------------------------------------------------------------------------
     async def process(self, msgs: list) -> None:
-        seqs = f"results seq {_meta(msgs[0]).stream_seq}..{_meta(msgs[-1]).stream_seq}"
+        """Check, apply in one transaction, then ack one batch (replay's way in; the loop pipelines the two
+        halves, :meth:`step`)."""
+        batch = await self._checked(msgs)
+        if batch is not None:
+            await self._apply_checked(*batch)
+
+    async def _checked(self, msgs: list) -> tuple[list, list] | None:
+        """``msgs`` and their decoded items with the source-event checks done; None when the bus cannot
+        answer: nothing is applied unchecked, the batch is nak'ed and comes back."""
         try:
-            items = await self._with_sources([(m.data, _meta(m)) for m in msgs])
-        except Exception as exc:  # the bus cannot answer: nothing is applied unchecked; the batch comes back
-            log.error("cannot check the source events of %s (%s: %s); the batch stays on the stream", seqs,
+            return msgs, await self._with_sources([(m.data, _meta(m)) for m in msgs])
+        except Exception as exc:
+            log.error("cannot check the source events of %s (%s: %s); the batch stays on the stream", _seqs(msgs),
                       type(exc).__name__, exc)
             await self._nak_all(msgs)
-            return
+            return None
+
+    async def _apply_checked(self, msgs: list, items: list) -> None:
+        """One transaction for the batch, then its acks (only after the commit)."""
+        seqs = _seqs(msgs)
         started = time.monotonic()
         while True:
             try:
@@ -393,6 +450,10 @@ def _meta(msg) -> Meta:
         return Meta(stream_seq=int(md.sequence.stream), num_delivered=int(md.num_delivered))
     except Exception:
         return Meta()
+
+
+def _seqs(msgs: list) -> str:
+    return f"results seq {_meta(msgs[0]).stream_seq}..{_meta(msgs[-1]).stream_seq}"
 
 
 def _reason(exc: BaseException) -> str:

@@ -58,7 +58,6 @@ import json
 import logging
 
 import msgspec
-import nats.errors
 import nats.js.errors
 
 from trackprint import bus
@@ -210,25 +209,34 @@ class EventSources:
     async def _direct_batch(self, start: int, count: int) -> dict[int, bytes] | None:
         """The stream's messages from ``start`` on, at most ``count`` (gaps skipped), in one direct-get batch
         request (``{"seq", "batch"}``: the server answers each message, then a 204 EOB, or 404 when there is
-        none); None when the server cannot (an older one), so the caller reads one at a time."""
+        none); None when the server cannot (an older one), so the caller reads one at a time.
+
+        The replies are taken by a subscription callback, not ``next_msg``: nats-py's ``next_msg`` starts a
+        task and a timer for every message, and that was most of the time a batch's checks took."""
         nc = self.js._nc  # nats-py: the JetStream context's connection; batches have no API of their own yet
-        sub = await nc.subscribe(nc.new_inbox())
         got: dict[int, bytes] = {}
+        done: asyncio.Future[dict[int, bytes] | None] = asyncio.get_running_loop().create_future()
+
+        async def take(msg) -> None:  # each reply, in the order the server sent them
+            if done.done():
+                return
+            headers = msg.headers or {}
+            status = headers.get("Status")
+            if status in ("204", "404"):  # end of the batch; nothing at or after start
+                done.set_result(got)
+            elif status or "Nats-Sequence" not in headers:
+                log.warning("direct-get batch of %s from %d: status %s %s; reading one at a time", self.stream,
+                            start, status, headers.get("Description", ""))
+                done.set_result(None)
+            else:
+                got[int(headers["Nats-Sequence"])] = msg.data
+
+        sub = await nc.subscribe(nc.new_inbox(), cb=take)
         try:
             await nc.publish(f"$JS.API.DIRECT.GET.{self.stream}", json.dumps({"seq": start, "batch": count}).encode(),
                              reply=sub.subject)
-            while True:
-                msg = await sub.next_msg(timeout=10)
-                headers = msg.headers or {}
-                status = headers.get("Status")
-                if status in ("204", "404"):  # end of the batch; nothing at or after start
-                    return got
-                if status or "Nats-Sequence" not in headers:
-                    log.warning("direct-get batch of %s from %d: status %s %s; reading one at a time", self.stream,
-                                start, status, headers.get("Description", ""))
-                    return None
-                got[int(headers["Nats-Sequence"])] = msg.data
-        except nats.errors.TimeoutError:
+            return await asyncio.wait_for(done, 10)
+        except asyncio.TimeoutError:
             log.warning("direct-get batch of %s from %d: no end of batch in 10 s; reading one at a time",
                         self.stream, start)
             return None

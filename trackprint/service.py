@@ -143,14 +143,14 @@ class Service(abc.ABC):
         except asyncio.TimeoutError:
             pass
 
-    async def fetch(self, sub, batch: int, *, timeout: float) -> list:
+    async def fetch(self, sub, batch: int, *, timeout: float, lean: bool = False) -> list:
         """Up to ``batch`` messages from a pull subscription; [] when idle or after a logged, paused failure.
 
         ``bus.fetch`` absorbs timeouts and transient errors; what is left is a
         connection closed under us, which is the normal end while stopping.
         """
         try:
-            return await bus.fetch(sub, batch, timeout=timeout)
+            return await bus.fetch(sub, batch, timeout=timeout, lean=lean)
         except nats.errors.ConnectionClosedError:
             if self.stopping:
                 return []
