@@ -134,6 +134,25 @@ def test_an_overflow_is_counted_said_and_reconciled(nats_server, tmp_path, monke
     run(main(), timeout=120)
 
 
+def test_a_watch_left_running_by_a_dead_loop_does_not_hide_the_next_overflow():
+    """A watch whose event loop is gone (never stopped) must not keep the live one from counting an overflow."""
+    stale_loop, live_loop = asyncio.new_event_loop(), asyncio.new_event_loop()
+    stale = watch_module.LiveWatch.__new__(watch_module.LiveWatch)
+    live = watch_module.LiveWatch.__new__(watch_module.LiveWatch)
+    for w, loop in ((stale, stale_loop), (live, live_loop)):
+        w._loop, w.overflows, w.on_overflow = loop, 0, None
+        watch_module._count_overflows_for(w)
+    stale_loop.close()
+    try:
+        logging.getLogger("watchdog.observers.inotify_c").warning("Inotify queue overflowed; filesystem events were lost")
+        live_loop.run_until_complete(asyncio.sleep(0))
+        assert live.overflows == 1
+    finally:
+        watch_module._stop_counting_overflows_for(stale)
+        watch_module._stop_counting_overflows_for(live)
+        live_loop.close()
+
+
 def test_a_stop_mid_backlog_is_quick_and_the_restart_republishes_nothing(nats_server, tmp_path):
     async def main():
         async with Harness(nats_server, tmp_path) as h:

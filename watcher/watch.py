@@ -124,15 +124,45 @@ def _observer_class():
 
 
 class _OverflowCounter(logging.Handler):
-    """watchdog handles IN_Q_OVERFLOW itself (it re-adds the watches) and only logs it: count those lines."""
+    """watchdog handles IN_Q_OVERFLOW itself (it re-adds the watches) and only logs it: count those lines.
 
-    def __init__(self, on_overflow: Callable[[], None]):
+    One handler for the process, added once and never removed, telling every live :class:`LiveWatch`.
+    A handler per watch, added at start and removed at stop, let a watch that was never stopped (its
+    event loop closed) raise inside watchdog's ``logger.warning`` and so hide the overflow from the
+    handlers after it. ``emit`` never raises: watchdog's reader thread must not die of a closed loop.
+    """
+
+    def __init__(self):
         super().__init__(logging.WARNING)
-        self.on_overflow = on_overflow
+        self.watches: set[LiveWatch] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.endswith("inotify_c") and "overflow" in str(record.msg).lower():
-            self.on_overflow()
+        if not (record.name.endswith("inotify_c") and "overflow" in str(record.msg).lower()):
+            return
+        for watch in list(self.watches):
+            try:
+                watch._loop.call_soon_threadsafe(watch._overflowed)
+            except Exception:  # noqa: BLE001 - a loop already closed: that watch is gone
+                self.watches.discard(watch)
+
+
+_overflow_counter: _OverflowCounter | None = None
+
+
+def _count_overflows_for(watch: "LiveWatch") -> None:
+    global _overflow_counter
+    if _overflow_counter is None:
+        _overflow_counter = _OverflowCounter()
+        watchdog_log = logging.getLogger("watchdog.observers.inotify_c")
+        watchdog_log.addHandler(_overflow_counter)
+        if not watchdog_log.isEnabledFor(logging.WARNING):
+            watchdog_log.setLevel(logging.WARNING)
+    _overflow_counter.watches.add(watch)
+
+
+def _stop_counting_overflows_for(watch: "LiveWatch") -> None:
+    if _overflow_counter is not None:
+        _overflow_counter.watches.discard(watch)
 
 
 class LiveWatch:
@@ -153,20 +183,15 @@ class LiveWatch:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.overflows = 0  # kernel queue overflows (events lost): each is followed by a reconcile
         self.on_overflow: Callable[[], None] | None = None  # on the event loop, after each overflow
-        self._overflow_counter: _OverflowCounter | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.poll:
             from watchdog.observers.polling import PollingObserver as ObserverClass
         else:
             ObserverClass = _observer_class()
-            self._overflow_counter = _OverflowCounter(
-                lambda: loop.call_soon_threadsafe(self._overflowed))
-            watchdog_log = logging.getLogger("watchdog.observers.inotify_c")
-            watchdog_log.addHandler(self._overflow_counter)
-            if not watchdog_log.isEnabledFor(logging.WARNING):
-                watchdog_log.setLevel(logging.WARNING)
         self._loop = loop
+        if not self.poll:
+            _count_overflows_for(self)
         self.observer = ObserverClass()
         self._handler = self._make_handler()
         # started before the roots are scheduled: a running observer starts each watch at once, so a root
@@ -177,9 +202,7 @@ class LiveWatch:
                 self.watch(root)
 
     async def stop(self) -> None:
-        if self._overflow_counter is not None:
-            logging.getLogger("watchdog.observers.inotify_c").removeHandler(self._overflow_counter)
-            self._overflow_counter = None
+        _stop_counting_overflows_for(self)
         if self.observer is not None and self.observer.is_alive():
             self.observer.stop()
             await asyncio.get_running_loop().run_in_executor(None, self.observer.join, 5)
