@@ -50,7 +50,9 @@ Fingerprint version 2, Rust engine: this distance mAP 0.537 [0.491, 0.584] (1-NN
 identity 106/107 = 99.1% (one variant the engine rejects as corrupt; the one miss a 20 s cut, own
 original at rank 5). Against version 1 (version 1's numbers with version 1's distance, 0.512
 [0.465, 0.561]) a paired gain of +0.026 [+0.012, +0.040]; baselines in the same run: 20 MFCC mean+std
-0.481, bliss-audio 0.478, chance 0.259. What each choice does there:
+0.481, bliss-audio 0.478, chance 0.259. Version 3 (only the tempo changed): 0.530 [0.484, 0.574], +0.018
+[+0.004, +0.033] over version 1, identity 107/108 (every variant's score: ``docs/evaluation.md``; within
+0.006 mAP of each other with group weights). What each choice does there (version 2):
 
 - equal weight per feature group is the gain (+0.038 to +0.042 over ``"v1"`` on the same numbers for
   every z variant with it, intervals excluding 0; the same on version 1): version 1 let the 8 band columns

@@ -97,6 +97,7 @@ class FingerprintAccumulator:
         self._onset = _Framer(p.onset_frame, p.onset_hop)
         self._onset_window = _periodic_hann(p.onset_frame)
         self._previous_log_spectrum: np.ndarray | None = None
+        self._previous_spectra = np.zeros((0, p.onset_frame // 2 + 1), dtype=np.complex128)  # the tempo envelope's
         self._onsets: list[np.ndarray] = []  # transient_density's onset count reads the whole envelope
         self._tempo = rhythm.TempoTracker(p.onset_rate)  # tempo: constant memory
 
@@ -210,8 +211,9 @@ class FingerprintAccumulator:
         log_spectra = rhythm.log_power(transform.real ** 2 + transform.imag ** 2)
         flux = rhythm.spectral_flux(log_spectra, self._previous_log_spectrum)
         self._onsets.append(flux)
-        self._tempo.add(flux)
         self._previous_log_spectrum = log_spectra[-1]
+        complex_flux, self._previous_spectra = rhythm.complex_domain_flux(transform, self._previous_spectra)
+        self._tempo.add(complex_flux)
 
     # -- result --------------------------------------------------------------------
     @property

@@ -10,13 +10,25 @@ rate), framed with N = 512, hop 128, periodic Hann:
     o_t    = mean_k max(0, L_t[k] - L_{t-1}[k]) (dB per bin), o_0 = 0
 
 at ``fps = sr / D / 128`` frames per second (~86). ``transient_density``
-counts its peaks over the whole track; the tempo (version 2) is streamed by
-:class:`TempoTracker` in constant memory: windows of 512 frames, hop 256,
-each thresholded, autocorrelated and scored by a comb over four metrical
-levels under a Rayleigh tempo preference; the windows vote for the beat lag.
-References: Bello et al., "A tutorial on onset detection in music signals"
-(2005) for the flux; Davies & Plumbley, "Context-dependent beat tracking of
-musical audio" (2007) for the threshold, comb and preference.
+counts its peaks over the whole track.
+
+The tempo (version 2) reads a second envelope of the same frames, the
+complex-domain flux (Bello et al. 2004), which also hears a new note whose
+level does not rise (a change of pitch or phase):
+
+    c_t = sum_k max(0, | X_t[k] - X_{t-1}[k] u_{t-1}[k] conj(u_{t-2}[k]) | - 0.01),  u = X / |X| (1 where X = 0)
+
+(against the spectrum each bin would have if it kept its level and its phase
+advance; the floor mutes rounding errors of steady tones and ~-80 dB hiss),
+c_0 = c_1 = 0. :class:`TempoTracker` streams it in constant memory: windows of
+512 frames, hop 128, each thresholded and autocorrelated, scored by a comb over
+four metrical levels under a Rayleigh tempo preference; the windows vote for
+the beat lag. References: Bello et al., "A tutorial on onset detection in music
+signals" (2005) for the flux; Bello, Duxbury, Davies & Sandler, "On the use of
+phase and energy for musical onset detection in the complex domain" (2004);
+Davies & Plumbley, "Context-dependent beat tracking of musical audio" (2007)
+for the threshold, comb and preference, as Essentia's TempoTapDegara
+implements them.
 """
 
 from __future__ import annotations
@@ -35,13 +47,16 @@ PEAK_DELTA_DB = 1.5  # ... by at least this much (dB per bin)
 
 # tempo (spec 4.11, version 2)
 TEMPO_WINDOW = 512  # onset frames per analysis window (~5.9 s at 44.1 kHz)
-TEMPO_HOP = 256  # windows overlap by half
+TEMPO_HOP = 128  # a window every ~1.5 s
 TEMPO_MIN_FRAMES = 128  # a track (or clip) needs ~1.5 s of envelope for a tempo
 THRESHOLD_HALF_WIDTH = 16  # adaptive threshold: the envelope's mean within +-16 frames (~0.19 s)
+ONSET_THRESHOLD_S = 0.1  # the comb's input: the envelope less its mean within +-0.1 s (Davies' smoothing)
+SALIENCE_THRESHOLD_HALF_WIDTH = 16  # the comb's output less its mean within +-16 lags
 COMB_MULTIPLES = 4  # metrical levels summed by the comb: lags tau, 2 tau, 3 tau, 4 tau
-RAYLEIGH_BETA_S = 0.557  # tempo preference peak (the Rayleigh mode): 60 / 0.557 = 107.7 BPM
-MIN_PERIODICITY = 2.0  # periodicity index below which there is no tempo (stationary noise: 0.9-2.2)
-FLAT_WINDOW_VARIANCE = 1e-4  # (dB per bin)^2: a thresholded envelope this flat (a steady tone) carries no rhythm
+RAYLEIGH_BETA_S = 0.5  # tempo preference peak (the Rayleigh mode): 60 / 0.5 = 120 BPM
+MIN_PERIODICITY = 2.0  # periodicity index below which there is no tempo (stationary noise: 0.8-1.9)
+COMPLEX_FLUX_FLOOR = 0.01  # per bin: below ~-82 dB of a full-scale sine's bin (128), rounding and hiss are no onset
+FLAT_WINDOW_VARIANCE = 1e-6  # a thresholded envelope with a variance this small (silence) carries no rhythm
 
 
 def log_power(power: np.ndarray) -> np.ndarray:
@@ -57,6 +72,28 @@ def spectral_flux(log_spectra: np.ndarray, previous: np.ndarray | None) -> np.nd
         stacked = np.vstack([previous[None, :], log_spectra])
     rise = np.maximum(np.diff(stacked, axis=0), 0.0)
     return rise.mean(axis=1, dtype=np.float64)
+
+
+def complex_domain_flux(spectra: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """c_t = sum_k max(0, |X_t[k] - X_{t-1}[k] u_{t-1}[k] conj(u_{t-2}[k])| - 0.01), u = X / |X| (1 where X = 0).
+
+    ``spectra``: complex spectra of consecutive frames, shaped (T, K); ``previous``: the last (at most
+    two) spectra before them. The predicted bin keeps the previous magnitude and the previous phase
+    advance: |X_{t-1}| e^{i(2 phi_{t-1} - phi_{t-2})} = X_{t-1} u_{t-1} conj(u_{t-2}). Frames without two
+    predecessors (the track's first two) read 0. Returns c (float64, T values) and the new ``previous``.
+    """
+    stacked = np.concatenate([previous, np.asarray(spectra, dtype=np.complex128)])
+    magnitude = np.abs(stacked)
+    unit = np.ones_like(stacked)
+    np.divide(stacked, magnitude, out=unit, where=magnitude > 0.0)
+    held = len(previous)
+    c = np.zeros(len(spectra))
+    first = max(2, held)  # stacked rows with two predecessors
+    if first < len(stacked):
+        predicted = stacked[first - 1:-1] * unit[first - 1:-1] * np.conj(unit[first - 2:-2])
+        deviation = np.abs(stacked[first:] - predicted) - COMPLEX_FLUX_FLOOR
+        c[first - held:] = np.maximum(deviation, 0.0).sum(axis=1)
+    return c, stacked[-2:]
 
 
 class Tempo(NamedTuple):
@@ -75,10 +112,10 @@ def lag_range(fps: float) -> tuple[int, int]:
 
 
 def rayleigh_weights(fps: float) -> np.ndarray:
-    """rho(tau) = tau / b^2 exp(-tau^2 / (2 b^2)), b = 0.557 fps, for tau in :func:`lag_range`.
+    """rho(tau) = tau / b^2 exp(-tau^2 / (2 b^2)), b = 0.5 fps, for tau in :func:`lag_range`.
 
-    The tempo preference of Davies & Plumbley (2007), b in seconds so that it
-    does not depend on the sample rate; its mode is 60 / 0.557 = 107.7 BPM.
+    The tempo preference of Davies & Plumbley (2007) (43 frames at 86 fps), b in
+    seconds so that it does not depend on the sample rate; its mode is 60 / 0.5 = 120 BPM.
     """
     lo, hi = lag_range(fps)
     tau = np.arange(lo, hi + 1, dtype=np.float64)
@@ -91,7 +128,7 @@ def window_autocorrelation(window: np.ndarray) -> np.ndarray | None:
 
     1. adaptive threshold: x_t = max(0, o_t - mean(o_s : |s - t| <= 16, s in the window));
     2. d = x - mean(x);  r[l] = sum_{t=0}^{n-1-l} d_t d_{t+l} / (n - l);
-    3. a[l] = r[l] / r[0].  None when r[0] <= 1e-4 (dB per bin)^2 (a steady tone, silence).
+    3. a[l] = r[l] / r[0].  None when r[0] <= 1e-6 (silence).
     """
     o = np.asarray(window, dtype=np.float64)
     n = len(o)
@@ -110,34 +147,71 @@ def window_autocorrelation(window: np.ndarray) -> np.ndarray | None:
     return r / r[0]
 
 
-def comb_salience(a: np.ndarray, fps: float) -> np.ndarray:
-    """Davies & Plumbley's comb over metrical levels, times the tempo preference, per beat lag.
+def local_mean_threshold(x: np.ndarray, half_width: int) -> np.ndarray:
+    """max(0, x_t - mean(x_s : |s - t| <= half_width)), the mean over what of that span is inside x."""
+    n = len(x)
+    c = np.concatenate(([0.0], np.cumsum(x)))
+    idx = np.arange(n)
+    lo = np.maximum(idx - half_width, 0)
+    hi = np.minimum(idx + half_width, n - 1)
+    return np.maximum(x - (c[hi + 1] - c[lo]) / (hi - lo + 1), 0.0)
 
-    F(tau) = rho(tau) * sum_{p=1..4} sum_{v=1-p..p-1} max(0, a[p tau + v]) / (2p - 1)
-    for tau in :func:`lag_range` with a[tau] > 0, and F(tau) = 0 where a[tau] <= 0 (a
-    beat must recur one beat later: without this, half of a slow beat would win on
-    its even multiples alone); terms with p tau + v beyond the window's lags count 0.
+
+def beat_salience(window: np.ndarray, fps: float) -> np.ndarray | None:
+    """One window's vote over beat lags (Davies & Plumbley's comb, as Essentia's TempoTapDegara), or None.
+
+    1. x = :func:`local_mean_threshold` of the envelope, half width floor(0.1 fps) frames;
+    2. r[l] = sum_{t=0}^{n-1-l} x_t x_{t+l} / (n - l)  (not mean-removed: the comb reads peaks);
+    3. F(tau) = rho(tau) sum_{p=1..4} sum_{v=1-p..p-1} r[p tau + v] / (2p - 1) for tau in
+       :func:`lag_range` (terms beyond the window count 0), rho the Rayleigh preference;
+    4. G = :func:`local_mean_threshold` of F, half width 16 lags: the peaks stand out of the comb's slope;
+    5. the vote is G / sum G (every window weighs the same), None when sum G = 0.
     """
+    x = local_mean_threshold(np.asarray(window, dtype=np.float64), int(math.floor(ONSET_THRESHOLD_S * fps)))
+    n = len(x)
+    size = 1 << int(math.ceil(math.log2(2 * n)))
+    spectrum = np.fft.rfft(x, size)
+    r = np.fft.irfft(spectrum.real ** 2 + spectrum.imag ** 2, size)[:n] / (n - np.arange(n))
     lo, hi = lag_range(fps)
     tau = np.arange(lo, hi + 1)
-    positive = np.maximum(a, 0.0)
-    total = np.zeros(len(tau))
+    comb = np.zeros(len(tau))
     for p in range(1, COMB_MULTIPLES + 1):
         for v in range(1 - p, p):
             k = p * tau + v
-            inside = k < len(a)
-            total[inside] += positive[k[inside]] / (2 * p - 1)
-    return np.where(a[tau] > 0.0, total * rayleigh_weights(fps), 0.0)
+            inside = k < n
+            comb[inside] += r[k[inside]] / (2 * p - 1)
+    salience = local_mean_threshold(comb * rayleigh_weights(fps), SALIENCE_THRESHOLD_HALF_WIDTH)
+    total = float(salience.sum())
+    return salience / total if total > 0.0 else None
+
+
+def refined_lag(mean_a: np.ndarray, lag: int, multiples: int = COMB_MULTIPLES) -> float:
+    """The beat lag to a fraction of a frame, read at its highest multiple inside the window.
+
+    With p the largest of 1..multiples such that p lag + p <= 511: k = the first maximum of Abar over
+    p lag - (p - 1) .. p lag + (p - 1), delta the parabola's vertex through Abar[k-1..k+1] (|delta| <= 0.5,
+    0 when Abar is not concave there); the lag is (k + delta) / p (a peak p beats away pins one beat
+    p times finer).
+    """
+    p = multiples
+    while p > 1 and p * lag + p > TEMPO_WINDOW - 1:
+        p -= 1
+    region = mean_a[p * lag - (p - 1): p * lag + p]
+    k = p * lag - (p - 1) + int(np.argmax(region))
+    left, centre, right = mean_a[k - 1], mean_a[k], mean_a[k + 1]
+    curvature = left - 2.0 * centre + right
+    offset = 0.5 * (left - right) / curvature if curvature < 0.0 else 0.0
+    return (k + min(0.5, max(-0.5, offset))) / p
 
 
 class TempoTracker:
-    """Streaming tempo (spec 4.11): feed onset-envelope values, read :meth:`result`.
+    """Streaming tempo (spec 4.11): feed complex-domain flux values, read :meth:`result`.
 
     Keeps the last :data:`TEMPO_WINDOW` envelope values and two sums over lags, so
     its memory does not grow with the track. Every :data:`TEMPO_HOP` values, once a
     full window is there, the window's normalised autocorrelation ``a_w``
-    (:func:`window_autocorrelation`) is added to ``sum_a`` and its comb salience
-    ``F_w`` (:func:`comb_salience`), scaled to a maximum of 1, to ``votes``.
+    (:func:`window_autocorrelation`) is added to ``sum_a`` and its vote
+    (:func:`beat_salience`) to ``votes``.
     """
 
     def __init__(self, fps: float):
@@ -149,8 +223,8 @@ class TempoTracker:
         self.sum_a = np.zeros(TEMPO_WINDOW)
         self.votes = np.zeros(self.hi - self.lo + 1)
 
-    def add(self, onsets: np.ndarray) -> None:
-        values = np.asarray(onsets, dtype=np.float64)
+    def add(self, complex_flux: np.ndarray) -> None:
+        values = np.asarray(complex_flux, dtype=np.float64)
         while len(values):
             if len(self.buffer) < TEMPO_WINDOW:
                 take = TEMPO_WINDOW - len(self.buffer)
@@ -169,13 +243,12 @@ class TempoTracker:
             return
         self.windows += 1
         self.sum_a[: len(a)] += a
-        salience = comb_salience(a, self.fps)
-        top = float(salience.max())
-        if top > 0.0:
-            self.votes += salience / top
+        vote = beat_salience(window, self.fps)
+        if vote is not None:
+            self.votes += vote
 
     def result(self) -> Tempo:
-        """tau* = the first lag with the most votes; BPM refined by a parabola through Abar."""
+        """tau* = the first lag with the most votes; BPM from it refined at a multiple (:func:`refined_lag`)."""
         if self.seen < TEMPO_WINDOW:  # a clip shorter than one window: the whole clip is the window
             if self.seen < max(TEMPO_MIN_FRAMES, self.hi + 2):
                 return NO_TEMPO
@@ -186,13 +259,10 @@ class TempoTracker:
         if periodicity_index(mean_a, self.seen, self.lo, self.hi) < MIN_PERIODICITY:
             return NO_TEMPO
         lag = self.lo + int(np.argmax(self.votes))
-        centre = mean_a[lag]
-        left, right = mean_a[lag - 1], mean_a[lag + 1]
-        curvature = left - 2.0 * centre + right
-        offset = 0.5 * (left - right) / curvature if curvature < 0.0 else 0.0
-        offset = min(0.5, max(-0.5, offset))
-        bpm = min(TEMPO_MAX_BPM, max(TEMPO_MIN_BPM, 60.0 * self.fps / (lag + offset)))
-        return Tempo(float(bpm), float(min(1.0, max(0.0, centre))))
+        # a clip shorter than a window: its autocorrelation far from lag 0 rests on too few frames
+        beat = refined_lag(mean_a, lag, COMB_MULTIPLES if self.seen >= TEMPO_WINDOW else 1)
+        bpm = min(TEMPO_MAX_BPM, max(TEMPO_MIN_BPM, 60.0 * self.fps / beat))
+        return Tempo(float(bpm), float(min(1.0, max(0.0, mean_a[lag]))))
 
 
 def periodicity_index(mean_a: np.ndarray, frames: int, lo: int, hi: int) -> float:
@@ -205,30 +275,29 @@ def periodicity_index(mean_a: np.ndarray, frames: int, lo: int, hi: int) -> floa
     return float(frames * np.mean(mean_a[lo:hi + 1] ** 2))
 
 
-def tempo(onsets: np.ndarray, fps: float) -> Tempo:
-    """The tempo of a whole envelope (:class:`TempoTracker` fed in one go)."""
+def tempo(complex_flux: np.ndarray, fps: float) -> Tempo:
+    """The tempo of a whole complex-domain envelope (:class:`TempoTracker` fed in one go)."""
     tracker = TempoTracker(fps)
-    tracker.add(onsets)
+    tracker.add(complex_flux)
     return tracker.result()
 
 
 def tempo_bpm(estimate: Tempo) -> float:
-    """``tempo_bpm`` (Spec 4.11, version 2): the beat rate of the onset envelope, BPM.
+    """``tempo_bpm`` (Spec 4.11, version 2): the beat rate of the complex-domain envelope, BPM.
 
-    Over windows of 512 envelope frames (hop 256), each window's normalised
-    autocorrelation of the adaptively thresholded envelope a_w
-    (:func:`window_autocorrelation`) feeds a comb over four metrical levels
-    weighted by a Rayleigh tempo preference peaking at 107.7 BPM
-    (:func:`comb_salience`, Davies & Plumbley 2007); each window votes with its
-    salience scaled to a maximum of 1, and the beat lag tau* is the lag with
-    the most votes. Octave rule: the comb sums a[tau], a[2 tau], a[3 tau],
-    a[4 tau], so a lag whose multiples are all periodic (the beat) outscores
-    its half (whose odd multiples are off-beat) and the Rayleigh preference
-    decides between the beat and its double. BPM = 60 fps / (tau* + delta),
-    delta the parabolic refinement on the mean autocorrelation Abar, clamped to
-    40..240; exactly 0 = no periodicity: no window with rhythm (silence, steady
-    tones), the envelope's autocorrelation no further from 0 than noise's
-    (:func:`periodicity_index` < 2: noise), or under ~1.5 s of envelope.
+    Over windows of 512 envelope frames (hop 128), each window votes over beat
+    lags with :func:`beat_salience`: Davies & Plumbley's comb over four metrical
+    levels of the thresholded envelope's autocorrelation, under a Rayleigh tempo
+    preference peaking at 120 BPM, thresholded across lags and scaled to sum 1;
+    the beat lag tau* is the lag with the most votes. Octave rule: the comb sums
+    r[tau], r[2 tau], r[3 tau], r[4 tau], so a lag whose multiples are all
+    periodic (the beat) outscores its half (whose odd multiples are off-beat), and
+    the Rayleigh preference decides between the beat and its double.
+    BPM = 60 fps / tau', tau' the lag refined at its highest multiple in the window
+    (:func:`refined_lag`), clamped to 40..240; exactly 0 = no periodicity: no
+    window with rhythm (silence, a steady tone), the mean normalised
+    autocorrelation Abar no further from 0 than noise's (:func:`periodicity_index`
+    < 2: noise), or under ~1.5 s of envelope.
     """
     return estimate.bpm
 

@@ -255,7 +255,8 @@ impl Spectral {
     }
 }
 
-/// Onset envelope: decimate by averaging, frames of 512 every 128, log-spectral flux.
+/// Onset envelopes: decimate by averaging, frames of 512 every 128, log-spectral flux
+/// (`transient_density`) and complex-domain flux (tempo).
 struct Onsets {
     decimation: usize,
     dec_sum: f32,
@@ -270,6 +271,8 @@ struct Onsets {
     previous: Option<Vec<f32>>,
     /// The whole envelope: `transient_density`'s onset count reads it.
     values: Vec<f64>,
+    /// The tempo's envelope, from the same frames' complex spectra.
+    complex_flux: rhythm::ComplexFlux,
     /// Tempo in constant memory.
     tempo: rhythm::TempoTracker,
 }
@@ -291,6 +294,7 @@ impl Onsets {
             log_spectrum: vec![0.0; bins],
             previous: None,
             values: Vec::new(),
+            complex_flux: rhythm::ComplexFlux::new(bins),
             tempo: rhythm::TempoTracker::new(p.onset_rate()),
         }
     }
@@ -336,7 +340,7 @@ impl Onsets {
                 None => 0.0,
             };
             self.values.push(flux);
-            self.tempo.push(flux);
+            self.tempo.push(self.complex_flux.push(self.fft.spectrum()));
             match &mut self.previous {
                 // the next frame overwrites log_spectrum whole, so swapping is enough
                 Some(prev) => std::mem::swap(prev, &mut self.log_spectrum),

@@ -25,6 +25,11 @@ impl PowerSpectrum {
         self.output.len()
     }
 
+    /// The complex spectrum of the last [`compute`](Self::compute) (n/2+1 bins).
+    pub fn spectrum(&self) -> &[Complex<f32>] {
+        &self.output
+    }
+
     /// Power spectrum of `frame * window` (both of the FFT's length) into `power` (n/2+1 bins).
     pub fn compute(&mut self, frame: &[f32], window: &[f32], power: &mut [f32]) {
         for ((dst, &x), &w) in self.input.iter_mut().zip(frame).zip(window) {

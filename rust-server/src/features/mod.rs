@@ -36,7 +36,7 @@ pub mod stereo_pass;
 
 pub use accumulator::FingerprintAccumulator;
 
-pub const FINGERPRINT_VERSION: u32 = 2;
+pub const FINGERPRINT_VERSION: u32 = 3;
 
 /// Declares [`DIMENSIONS`] and the fields of [`Fingerprint`] from one list, so
 /// the names, their order and the struct cannot drift apart.

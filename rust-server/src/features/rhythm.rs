@@ -3,8 +3,12 @@
 //! (`pyengine/features/rhythm.py`).
 //!
 //! o_t = mean_k max(0, L_t[k] - L_{t-1}[k]) with L = 10 log10(P + 1e-5), at
-//! fps = sr / D / 128 frames per second. `tempo_bpm` and `rhythm_stability`
-//! come from one streaming tempo estimate ([`TempoTracker`], version 2).
+//! fps = sr / D / 128 frames per second, for `transient_density`. `tempo_bpm`
+//! and `rhythm_stability` come from one streaming tempo estimate
+//! ([`TempoTracker`], version 2) of the complex-domain flux of the same frames
+//! ([`ComplexFlux`]).
+
+use realfft::num_complex::Complex;
 
 pub const FLUX_FLOOR: f32 = 1e-5;
 pub const TEMPO_MIN_BPM: f64 = 40.0;
@@ -14,19 +18,25 @@ pub const PEAK_MEAN_HALF_WIDTH: usize = 32;
 pub const PEAK_DELTA_DB: f64 = 1.5;
 /// Onset frames per tempo window (~5.9 s at 44.1 kHz), and the hop between windows.
 pub const TEMPO_WINDOW: usize = 512;
-pub const TEMPO_HOP: usize = 256;
+pub const TEMPO_HOP: usize = 128;
 /// A clip shorter than one window needs this many envelope frames (and lag range + 2).
 pub const TEMPO_MIN_FRAMES: usize = 128;
 /// Adaptive threshold: the envelope's mean within +-16 frames.
 pub const THRESHOLD_HALF_WIDTH: usize = 16;
+/// The comb's input: the envelope less its mean within +-0.1 s (Davies' smoothing).
+pub const ONSET_THRESHOLD_S: f64 = 0.1;
+/// The comb's output less its mean within +-16 lags.
+pub const SALIENCE_THRESHOLD_HALF_WIDTH: usize = 16;
 /// The comb sums lags tau, 2 tau, 3 tau, 4 tau.
 pub const COMB_MULTIPLES: usize = 4;
-/// Rayleigh tempo preference parameter, seconds (mode 60 / 0.557 = 107.7 BPM).
-pub const RAYLEIGH_BETA_S: f64 = 0.557;
-/// Periodicity index below which there is no tempo (stationary noise reads 0.9-2.2).
+/// Rayleigh tempo preference parameter, seconds (mode 60 / 0.5 = 120 BPM).
+pub const RAYLEIGH_BETA_S: f64 = 0.5;
+/// Periodicity index below which there is no tempo (stationary noise reads 0.8-1.9).
 pub const MIN_PERIODICITY: f64 = 2.0;
-/// A window whose thresholded envelope has at most this variance ((dB per bin)^2) carries no rhythm.
-pub const FLAT_WINDOW_VARIANCE: f64 = 1e-4;
+/// Per bin: deviations under this (~-82 dB of a full-scale sine's bin) are rounding or hiss, no onset.
+pub const COMPLEX_FLUX_FLOOR: f64 = 0.01;
+/// A window whose thresholded envelope has at most this variance (silence) carries no rhythm.
+pub const FLAT_WINDOW_VARIANCE: f64 = 1e-6;
 
 /// L = 10 log10(P + 1e-5), dB.
 pub fn log_power(power: &[f32], out: &mut [f32]) {
@@ -40,6 +50,47 @@ pub fn log_power(power: &[f32], out: &mut [f32]) {
 pub fn spectral_flux(current: &[f32], previous: &[f32]) -> f64 {
     let sum: f64 = current.iter().zip(previous).map(|(&c, &p)| ((c - p).max(0.0)) as f64).sum();
     sum / current.len() as f64
+}
+
+/// The complex-domain flux, streamed frame by frame:
+/// `c_t = sum_k max(0, |X_t[k] - X_{t-1}[k] u_{t-1}[k] conj(u_{t-2}[k])| - 0.01)`, `u = X / |X|`
+/// (1 where X = 0): the deviation from the bin that kept its level and its phase advance. The track's
+/// first two frames read 0.
+pub struct ComplexFlux {
+    previous: Vec<Complex<f64>>,
+    previous_unit: Vec<Complex<f64>>,
+    earlier_unit: Vec<Complex<f64>>,
+    held: usize,
+}
+
+fn unit(x: Complex<f64>) -> Complex<f64> {
+    let magnitude = x.norm();
+    if magnitude > 0.0 { x / magnitude } else { Complex::new(1.0, 0.0) }
+}
+
+impl ComplexFlux {
+    pub fn new(bins: usize) -> Self {
+        let zeros = vec![Complex::new(0.0, 0.0); bins];
+        ComplexFlux { previous: zeros.clone(), previous_unit: zeros.clone(), earlier_unit: zeros, held: 0 }
+    }
+
+    /// `c_t` of the next frame's spectrum.
+    pub fn push(&mut self, spectrum: &[Complex<f32>]) -> f64 {
+        let mut c = 0.0;
+        let ready = self.held >= 2;
+        for (k, x) in spectrum.iter().enumerate() {
+            let x = Complex::new(x.re as f64, x.im as f64);
+            if ready {
+                let predicted = self.previous[k] * self.previous_unit[k] * self.earlier_unit[k].conj();
+                c += ((x - predicted).norm() - COMPLEX_FLUX_FLOOR).max(0.0);
+            }
+            self.earlier_unit[k] = self.previous_unit[k];
+            self.previous_unit[k] = unit(x);
+            self.previous[k] = x;
+        }
+        self.held = (self.held + 1).min(2);
+        c
+    }
 }
 
 /// The tempo estimate both `tempo_bpm` and `rhythm_stability` read (4.11, 4.12).
@@ -62,7 +113,7 @@ pub fn lag_range(fps: f64) -> (usize, usize) {
 
 /// Normalised autocorrelation `a[l] = r[l] / r[0]` (l = 0..n-1) of one window of the envelope after
 /// the adaptive threshold `x_t = max(0, o_t - mean(o_s, |s - t| <= 16))` and mean removal, with
-/// `r[l] = sum_t d_t d_{t+l} / (n - l)`; `None` when `r[0] <= 1e-4` (a steady tone, silence).
+/// `r[l] = sum_t d_t d_{t+l} / (n - l)`; `None` when `r[0] <= 1e-6` (silence).
 pub fn window_autocorrelation(window: &[f64], out: &mut Vec<f64>) -> bool {
     let n = window.len();
     let h = THRESHOLD_HALF_WIDTH;
@@ -95,31 +146,87 @@ pub fn window_autocorrelation(window: &[f64], out: &mut Vec<f64>) -> bool {
     true
 }
 
-/// Davies & Plumbley's comb times the Rayleigh preference, per beat lag tau in [`lag_range`]:
-/// `rho(tau) sum_{p=1..4} sum_{v=1-p..p-1} max(0, a[p tau + v]) / (2p - 1)`,
-/// `rho(tau) = tau / b^2 exp(-tau^2 / (2 b^2))`, `b = 0.557 fps`; 0 where `a[tau] <= 0`.
-pub fn comb_salience(a: &[f64], fps: f64, out: &mut Vec<f64>) {
+/// `max(0, x_t - mean(x_s, |s - t| <= h))`, the mean over what of that span is inside `x`.
+pub fn local_mean_threshold(x: &[f64], h: usize) -> Vec<f64> {
+    let n = x.len();
+    let mut prefix = Vec::with_capacity(n + 1);
+    prefix.push(0.0);
+    let mut acc = 0.0;
+    for &v in x {
+        acc += v;
+        prefix.push(acc);
+    }
+    (0..n)
+        .map(|t| {
+            let lo = t.saturating_sub(h);
+            let hi = (t + h).min(n - 1);
+            (x[t] - (prefix[hi + 1] - prefix[lo]) / (hi - lo + 1) as f64).max(0.0)
+        })
+        .collect()
+}
+
+/// One window's vote over the beat lags of [`lag_range`] (Davies & Plumbley's comb, as Essentia's
+/// TempoTapDegara): `x` = the envelope thresholded over +-floor(0.1 fps) frames; `r[l] = sum_t x_t
+/// x_{t+l} / (n - l)`; `F(tau) = rho(tau) sum_{p=1..4} sum_{v=1-p..p-1} r[p tau + v] / (2p - 1)`
+/// (terms beyond the window count 0), `rho(tau) = tau / b^2 exp(-tau^2 / (2 b^2))`, `b = 0.5 fps`;
+/// `G` = `F` thresholded over +-16 lags; the vote is `G / sum G`. False (no vote) when `sum G = 0`.
+pub fn beat_salience(window: &[f64], fps: f64, out: &mut Vec<f64>) -> bool {
+    let n = window.len();
+    let x = local_mean_threshold(window, (ONSET_THRESHOLD_S * fps).floor() as usize);
     let (lo, hi) = lag_range(fps);
+    let mut r = vec![0.0; n];
+    // only the lags the comb reads: p tau + v <= 4 hi + 3
+    let max_lag = (COMB_MULTIPLES * hi + COMB_MULTIPLES - 1).min(n - 1);
+    for (lag, slot) in r.iter_mut().enumerate().take(max_lag + 1) {
+        let sum: f64 = x[..n - lag].iter().zip(&x[lag..]).map(|(a, b)| a * b).sum();
+        *slot = sum / (n - lag) as f64;
+    }
     let b = RAYLEIGH_BETA_S * fps;
-    out.clear();
-    for tau in lo..=hi {
-        if tau >= a.len() || a[tau] <= 0.0 {
-            // a beat must recur one beat later (else half a slow beat wins on its even multiples)
-            out.push(0.0);
-            continue;
-        }
-        let mut total = 0.0;
-        for p in 1..=COMB_MULTIPLES {
-            for v in (1 - p as i64)..(p as i64) {
-                let k = (p * tau) as i64 + v;
-                if k >= 0 && (k as usize) < a.len() {
-                    total += a[k as usize].max(0.0) / (2 * p - 1) as f64;
+    let comb: Vec<f64> = (lo..=hi)
+        .map(|tau| {
+            let mut total = 0.0;
+            for p in 1..=COMB_MULTIPLES {
+                for v in (1 - p as i64)..(p as i64) {
+                    let k = (p * tau) as i64 + v;
+                    if k >= 0 && (k as usize) < n {
+                        total += r[k as usize] / (2 * p - 1) as f64;
+                    }
                 }
             }
-        }
-        let t = tau as f64;
-        out.push(total * (t / (b * b) * (-t * t / (2.0 * b * b)).exp()));
+            let t = tau as f64;
+            total * (t / (b * b) * (-t * t / (2.0 * b * b)).exp())
+        })
+        .collect();
+    let salience = local_mean_threshold(&comb, SALIENCE_THRESHOLD_HALF_WIDTH);
+    let total: f64 = salience.iter().sum();
+    out.clear();
+    if total <= 0.0 {
+        return false;
     }
+    out.extend(salience.iter().map(|g| g / total));
+    true
+}
+
+/// The beat lag to a fraction of a frame, read at its highest multiple inside the window: with `p` the
+/// largest of 1..=`multiples` with `p lag + p <= 511`, `k` = the first maximum of `Abar` over
+/// `p lag - (p - 1) ..= p lag + (p - 1)`, `delta` the parabola's vertex through `Abar[k-1..=k+1]`
+/// (|delta| <= 0.5; 0 where `Abar` is not concave); the lag is `(k + delta) / p`.
+pub fn refined_lag(mean_a: &[f64], lag: usize, multiples: usize) -> f64 {
+    let mut p = multiples;
+    while p > 1 && p * lag + p > TEMPO_WINDOW - 1 {
+        p -= 1;
+    }
+    let start = p * lag - (p - 1);
+    let mut k = start;
+    for i in start..=p * lag + (p - 1) {
+        if mean_a[i] > mean_a[k] {
+            k = i;
+        }
+    }
+    let (left, centre, right) = (mean_a[k - 1], mean_a[k], mean_a[k + 1]);
+    let curvature = left - 2.0 * centre + right;
+    let offset = if curvature < 0.0 { 0.5 * (left - right) / curvature } else { 0.0 };
+    (k as f64 + offset.clamp(-0.5, 0.5)) / p as f64
 }
 
 /// `Q = M mean_{lo<=l<=hi} Abar[l]^2` (M = envelope frames): ~1 for stationary noise.
@@ -179,11 +286,9 @@ impl TempoTracker {
                 *s += v;
             }
             let mut salience = std::mem::take(&mut self.salience);
-            comb_salience(&a, self.fps, &mut salience);
-            let top = salience.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            if top > 0.0 {
+            if beat_salience(&self.buffer, self.fps, &mut salience) {
                 for (v, s) in self.votes.iter_mut().zip(&salience) {
-                    *v += s / top;
+                    *v += s;
                 }
             }
             self.salience = salience;
@@ -191,7 +296,7 @@ impl TempoTracker {
         self.a = a;
     }
 
-    /// tau* = the first lag with the most votes; BPM refined by a parabola through Abar.
+    /// tau* = the first lag with the most votes; BPM from it refined at a multiple ([`refined_lag`]).
     pub fn result(&mut self) -> Tempo {
         if self.seen < TEMPO_WINDOW {
             if self.seen < TEMPO_MIN_FRAMES.max(self.hi + 2) {
@@ -209,12 +314,11 @@ impl TempoTracker {
         }
         let best = self.votes.iter().position(|&v| v == top).unwrap_or(0);
         let lag = self.lo + best;
-        let (left, centre, right) = (mean_a[lag - 1], mean_a[lag], mean_a[lag + 1]);
-        let curvature = left - 2.0 * centre + right;
-        let offset = if curvature < 0.0 { 0.5 * (left - right) / curvature } else { 0.0 };
-        let offset = offset.clamp(-0.5, 0.5);
-        let bpm = (60.0 * self.fps / (lag as f64 + offset)).clamp(TEMPO_MIN_BPM, TEMPO_MAX_BPM);
-        Tempo { bpm, stability: centre.clamp(0.0, 1.0) }
+        // a clip shorter than a window: its autocorrelation far from lag 0 rests on too few frames
+        let multiples = if self.seen >= TEMPO_WINDOW { COMB_MULTIPLES } else { 1 };
+        let beat = refined_lag(&mean_a, lag, multiples);
+        let bpm = (60.0 * self.fps / beat).clamp(TEMPO_MIN_BPM, TEMPO_MAX_BPM);
+        Tempo { bpm, stability: mean_a[lag].clamp(0.0, 1.0) }
     }
 }
 
@@ -228,9 +332,10 @@ pub fn tempo(onsets: &[f64], fps: f64) -> Tempo {
 }
 
 /// `tempo_bpm` (4.11, version 2), BPM 40..240: the most-voted beat lag of the windowed,
-/// thresholded envelope autocorrelation under Davies' comb and a Rayleigh preference
-/// (octave rule: the comb sums four metrical levels), or exactly 0 = no periodicity
-/// (silence, steady tones, noise: periodicity index < 2; under ~1.5 s).
+/// thresholded complex-domain envelope autocorrelation under Davies' comb and a Rayleigh
+/// preference peaking at 120 BPM (octave rule: the comb sums four metrical levels), refined at
+/// its highest multiple; or exactly 0 = no periodicity (silence, steady tones, noise:
+/// periodicity index < 2; under ~1.5 s).
 pub fn tempo_bpm(tempo: &Tempo) -> f64 {
     tempo.bpm
 }
