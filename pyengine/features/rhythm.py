@@ -130,18 +130,12 @@ def window_autocorrelation(window: np.ndarray) -> np.ndarray | None:
     2. d = x - mean(x);  r[l] = sum_{t=0}^{n-1-l} d_t d_{t+l} / (n - l);
     3. a[l] = r[l] / r[0].  None when r[0] <= 1e-6 (silence).
     """
-    o = np.asarray(window, dtype=np.float64)
-    n = len(o)
-    h = THRESHOLD_HALF_WIDTH
-    c = np.concatenate(([0.0], np.cumsum(o)))
-    idx = np.arange(n)
-    lo = np.maximum(idx - h, 0)
-    hi = np.minimum(idx + h, n - 1)
-    x = np.maximum(o - (c[hi + 1] - c[lo]) / (hi - lo + 1), 0.0)
+    x = local_mean_threshold(np.asarray(window, dtype=np.float64), THRESHOLD_HALF_WIDTH)
+    n = len(x)
     d = x - x.mean()
     size = 1 << int(math.ceil(math.log2(2 * n)))
     spectrum = np.fft.rfft(d, size)
-    r = np.fft.irfft(spectrum.real ** 2 + spectrum.imag ** 2, size)[:n] / (n - idx)
+    r = np.fft.irfft(spectrum.real ** 2 + spectrum.imag ** 2, size)[:n] / (n - np.arange(n))
     if r[0] <= FLAT_WINDOW_VARIANCE:
         return None
     return r / r[0]

@@ -116,21 +116,7 @@ pub fn lag_range(fps: f64) -> (usize, usize) {
 /// `r[l] = sum_t d_t d_{t+l} / (n - l)`; `None` when `r[0] <= 1e-6` (silence).
 pub fn window_autocorrelation(window: &[f64], out: &mut Vec<f64>) -> bool {
     let n = window.len();
-    let h = THRESHOLD_HALF_WIDTH;
-    let mut prefix = Vec::with_capacity(n + 1);
-    prefix.push(0.0);
-    let mut acc = 0.0;
-    for &v in window {
-        acc += v;
-        prefix.push(acc);
-    }
-    let mut d: Vec<f64> = (0..n)
-        .map(|t| {
-            let lo = t.saturating_sub(h);
-            let hi = (t + h).min(n - 1);
-            (window[t] - (prefix[hi + 1] - prefix[lo]) / (hi - lo + 1) as f64).max(0.0)
-        })
-        .collect();
+    let mut d = local_mean_threshold(window, THRESHOLD_HALF_WIDTH);
     let mean = d.iter().sum::<f64>() / n as f64;
     d.iter_mut().for_each(|v| *v -= mean);
     out.clear();
