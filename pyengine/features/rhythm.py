@@ -12,7 +12,7 @@ rate), framed with N = 512, hop 128, periodic Hann:
 at ``fps = sr / D / 128`` frames per second (~86). ``transient_density``
 counts its peaks over the whole track.
 
-The tempo (version 2) reads a second envelope of the same frames, the
+The tempo (version 3) reads a second envelope of the same frames, the
 complex-domain flux (Bello et al. 2004), which also hears a new note whose
 level does not rise (a change of pitch or phase):
 
@@ -45,7 +45,7 @@ PEAK_HALF_WIDTH = 3  # an onset is the largest value within +-3 frames (~35 ms)
 PEAK_MEAN_HALF_WIDTH = 32  # ... and exceeds the mean within +-32 frames (~0.37 s)
 PEAK_DELTA_DB = 1.5  # ... by at least this much (dB per bin)
 
-# tempo (spec 4.11, version 2)
+# tempo (spec 4.11, version 3)
 TEMPO_WINDOW = 512  # onset frames per analysis window (~5.9 s at 44.1 kHz)
 TEMPO_HOP = 128  # a window every ~1.5 s
 TEMPO_MIN_FRAMES = 128  # a track (or clip) needs ~1.5 s of envelope for a tempo
@@ -277,7 +277,7 @@ def tempo(complex_flux: np.ndarray, fps: float) -> Tempo:
 
 
 def tempo_bpm(estimate: Tempo) -> float:
-    """``tempo_bpm`` (Spec 4.11, version 2): the beat rate of the complex-domain envelope, BPM.
+    """``tempo_bpm`` (Spec 4.11, version 3): the beat rate of the complex-domain envelope, BPM.
 
     Over windows of 512 envelope frames (hop 128), each window votes over beat
     lags with :func:`beat_salience`: Davies & Plumbley's comb over four metrical
@@ -297,7 +297,7 @@ def tempo_bpm(estimate: Tempo) -> float:
 
 
 def rhythm_stability(estimate: Tempo) -> float:
-    """``rhythm_stability`` (Spec 4.12, version 2): the beat's salience in the envelope.
+    """``rhythm_stability`` (Spec 4.12, version 3): the beat's salience in the envelope.
 
     clamp(Abar[tau*], 0, 1): the mean over windows of the envelope's normalised
     autocorrelation one beat apart (at the unrefined lag tau*, :func:`tempo_bpm`).

@@ -5,7 +5,7 @@
 //! o_t = mean_k max(0, L_t[k] - L_{t-1}[k]) with L = 10 log10(P + 1e-5), at
 //! fps = sr / D / 128 frames per second, for `transient_density`. `tempo_bpm`
 //! and `rhythm_stability` come from one streaming tempo estimate
-//! ([`TempoTracker`], version 2) of the complex-domain flux of the same frames
+//! ([`TempoTracker`], version 3) of the complex-domain flux of the same frames
 //! ([`ComplexFlux`]).
 
 use realfft::num_complex::Complex;
@@ -317,7 +317,7 @@ pub fn tempo(onsets: &[f64], fps: f64) -> Tempo {
     tracker.result()
 }
 
-/// `tempo_bpm` (4.11, version 2), BPM 40..240: the most-voted beat lag of the windowed,
+/// `tempo_bpm` (4.11, version 3), BPM 40..240: the most-voted beat lag of the windowed,
 /// thresholded complex-domain envelope autocorrelation under Davies' comb and a Rayleigh
 /// preference peaking at 120 BPM (octave rule: the comb sums four metrical levels), refined at
 /// its highest multiple; or exactly 0 = no periodicity (silence, steady tones, noise:
@@ -326,7 +326,7 @@ pub fn tempo_bpm(tempo: &Tempo) -> f64 {
     tempo.bpm
 }
 
-/// `rhythm_stability` (4.12, version 2), ratio 0..1: `clamp(Abar[tau*], 0, 1)`, the mean
+/// `rhythm_stability` (4.12, version 3), ratio 0..1: `clamp(Abar[tau*], 0, 1)`, the mean
 /// normalised envelope autocorrelation one beat apart (1 = metronome); 0 without tempo.
 pub fn rhythm_stability(tempo: &Tempo) -> f64 {
     tempo.stability
