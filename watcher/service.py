@@ -83,6 +83,7 @@ class Watcher(Service):
         self.scan_completed_at: float | None = None  # ... and everything it found is published
         self.directories = 0
         self._last_overflow_warning = 0.0
+        self._reported_idle_state: tuple[bool, bool] | None = None  # (scan complete, nothing waiting) last said
 
     # -------------------------------------------------------------- the skeleton's hooks
     async def setup(self, js) -> None:
@@ -186,7 +187,13 @@ class Watcher(Service):
         return more
 
     async def report_health(self, force: bool = False) -> None:
-        await self.health_reporter.report_if_due(time.time(), self.health(), offline_roots=len(self.roots.offline),
+        health = self.health()
+        # `up --exit-when-idle` stops on the last report: say at once when "is anything left?" changes
+        idle_state = (health["scan_complete"], health["waiting_for_quiescence"] == 0)
+        if idle_state != self._reported_idle_state:
+            self._reported_idle_state = idle_state
+            force = True
+        await self.health_reporter.report_if_due(time.time(), health, offline_roots=len(self.roots.offline),
                                                  force=force)
 
     def _check_scan_complete(self) -> None:

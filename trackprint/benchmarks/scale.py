@@ -47,8 +47,8 @@ from pathlib import Path
 
 SR = 22050
 DURATION_S = 2.0
-IDLE_STOP_S = 10.0  # trackprint.commands.up.IDLE_STOP_S: up says "idle" this long after it became idle
 SAMPLE_S = 0.5
+IDLE_LINE = re.compile(r"everything discovered is persisted \(idle for ([0-9.]+) s\)")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STAGES = ("up", "watcher", "analyzer", "persister", "nats-server", "rust", "web", "other")
 
@@ -307,8 +307,9 @@ def run_up(library: Path, data: Path, analyzers: int | None, log: Path,
     result.exit_code = proc.returncode or 0
     result.stop_s = ended - interrupted_at if interrupted_at is not None else None
     for at, line in lines:
-        if "everything discovered is persisted" in line:
-            result.to_idle_s = at - started - IDLE_STOP_S
+        idle = IDLE_LINE.search(line)
+        if idle:  # up says it after being idle a while, and for how long
+            result.to_idle_s = at - started - float(idle.group(1))
     result.stages = sampler.by_stage()
     result.events_in_stream = sampler.events_in_stream
     result.events_published = sampler.events_published

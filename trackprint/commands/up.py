@@ -24,7 +24,9 @@ from trackprint.embedded import EmbeddedRun, StartError
 from trackprint.progress import RunConsole
 
 PROGRESS_EVERY_S = 2.0  # how often the console reads the run; it prints only what changed
-IDLE_STOP_S = 10.0  # --exit-when-idle: this long with nothing waiting anywhere
+# --exit-when-idle: this long with nothing waiting anywhere. Short, because what it reads is current: the
+# stream's lag is asked live, and the watcher reports at once whenever "scan complete, nothing waiting" changes.
+IDLE_STOP_S = 2.0
 
 
 def register(subparsers) -> None:
@@ -137,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
                         idle_since = (idle_since or now) if idle else None
                         if idle_since and now - idle_since >= IDLE_STOP_S:
                             console.close()
-                            say("trackprint up: everything discovered is persisted; stopping (--exit-when-idle)")
+                            say(f"trackprint up: everything discovered is persisted (idle for {now - idle_since:.1f} s); "
+                                "stopping (--exit-when-idle)")
                             break
                 time.sleep(0.5)
         finally:

@@ -259,6 +259,8 @@ impl Spectral {
 /// (`transient_density`) and complex-domain flux (tempo).
 struct Onsets {
     decimation: usize,
+    /// `1 / decimation`: the decimation is a power of two, so multiplying is exactly dividing.
+    dec_scale: f32,
     dec_sum: f32,
     dec_fill: usize,
     frame_len: usize,
@@ -281,8 +283,10 @@ impl Onsets {
     fn new(p: &FrameParams) -> Self {
         let fft = PowerSpectrum::new(p.onset_frame);
         let bins = fft.bins();
+        debug_assert!(p.onset_decimation.is_power_of_two());
         Onsets {
             decimation: p.onset_decimation,
+            dec_scale: 1.0 / p.onset_decimation as f32,
             dec_sum: 0.0,
             dec_fill: 0,
             frame_len: p.onset_frame,
@@ -312,7 +316,7 @@ impl Onsets {
                 self.dec_fill += n;
                 rest = &rest[n..];
                 if self.dec_fill == d {
-                    self.buffer.push(self.dec_sum / d as f32);
+                    self.buffer.push(self.dec_sum * self.dec_scale);
                     self.dec_sum = 0.0;
                     self.dec_fill = 0;
                 }
@@ -322,7 +326,8 @@ impl Onsets {
                 self.dec_sum += x;
                 self.dec_fill += 1;
             }
-            self.buffer.extend(groups.map(|g| g.iter().fold(0f32, |a, &b| a + b) / d as f32));
+            let scale = self.dec_scale;
+            self.buffer.extend(groups.map(|g| g.iter().fold(0f32, |a, &b| a + b) * scale));
         }
         self.drain_frames();
     }

@@ -57,39 +57,59 @@ pub fn spectral_flux(current: &[f32], previous: &[f32]) -> f64 {
 /// (1 where X = 0): the deviation from the bin that kept its level and its phase advance. The track's
 /// first two frames read 0.
 pub struct ComplexFlux {
-    previous: Vec<Complex<f64>>,
-    previous_unit: Vec<Complex<f64>>,
-    earlier_unit: Vec<Complex<f64>>,
+    /// `X_{t-1} u_{t-1} conj(u_{t-2})` per bin, real and imaginary parts: the next frame's prediction.
+    predicted_re: Vec<f64>,
+    predicted_im: Vec<f64>,
+    /// `u_{t-1}` per bin.
+    unit_re: Vec<f64>,
+    unit_im: Vec<f64>,
+    /// `|X_t - predicted|` per bin of the frame in hand.
+    deviation: Vec<f64>,
     held: usize,
-}
-
-fn unit(x: Complex<f64>) -> Complex<f64> {
-    let magnitude = x.norm();
-    if magnitude > 0.0 { x / magnitude } else { Complex::new(1.0, 0.0) }
 }
 
 impl ComplexFlux {
     pub fn new(bins: usize) -> Self {
-        let zeros = vec![Complex::new(0.0, 0.0); bins];
-        ComplexFlux { previous: zeros.clone(), previous_unit: zeros.clone(), earlier_unit: zeros, held: 0 }
+        ComplexFlux {
+            predicted_re: vec![0.0; bins],
+            predicted_im: vec![0.0; bins],
+            unit_re: vec![1.0; bins],
+            unit_im: vec![0.0; bins],
+            deviation: vec![0.0; bins],
+            held: 0,
+        }
     }
 
     /// `c_t` of the next frame's spectrum.
     pub fn push(&mut self, spectrum: &[Complex<f32>]) -> f64 {
-        let mut c = 0.0;
-        let ready = self.held >= 2;
-        for (k, x) in spectrum.iter().enumerate() {
-            let x = Complex::new(x.re as f64, x.im as f64);
-            if ready {
-                let predicted = self.previous[k] * self.previous_unit[k] * self.earlier_unit[k].conj();
-                c += ((x - predicted).norm() - COMPLEX_FLUX_FLOOR).max(0.0);
-            }
-            self.earlier_unit[k] = self.previous_unit[k];
-            self.previous_unit[k] = unit(x);
-            self.previous[k] = x;
+        let n = spectrum.len().min(self.deviation.len());
+        let (pr, pi) = (&mut self.predicted_re[..n], &mut self.predicted_im[..n]);
+        let (ur, ui) = (&mut self.unit_re[..n], &mut self.unit_im[..n]);
+        let deviation = &mut self.deviation[..n];
+        // One branch-free pass over struct-of-arrays so the compiler vectorises it; |z| is
+        // sqrt(re^2 + im^2), not libm's hypot (spectra are far from overflow, and hypot was a
+        // quarter of the engine's time).
+        for k in 0..n {
+            let (re, im) = (spectrum[k].re as f64, spectrum[k].im as f64);
+            let (dr, di) = (re - pr[k], im - pi[k]);
+            deviation[k] = (dr * dr + di * di).sqrt();
+            let magnitude = (re * re + im * im).sqrt();
+            let nonzero = magnitude > 0.0;
+            let safe = if nonzero { magnitude } else { 1.0 };
+            let (vr, vi) = (if nonzero { re / safe } else { 1.0 }, im / safe);
+            // the rotation u_t conj(u_{t-1}); the prediction for t + 1 is X_t turned by it
+            let (rr, ri) = (vr * ur[k] + vi * ui[k], vi * ur[k] - vr * ui[k]);
+            pr[k] = re * rr - im * ri;
+            pi[k] = re * ri + im * rr;
+            ur[k] = vr;
+            ui[k] = vi;
         }
+        let ready = self.held >= 2;
         self.held = (self.held + 1).min(2);
-        c
+        if !ready {
+            return 0.0;
+        }
+        deviation.iter().map(|&d| (d - COMPLEX_FLUX_FLOOR).max(0.0)).sum()
     }
 }
 
@@ -111,6 +131,21 @@ pub fn lag_range(fps: f64) -> (usize, usize) {
     ((60.0 * fps / TEMPO_MAX_BPM).ceil() as usize, (60.0 * fps / TEMPO_MIN_BPM).floor() as usize)
 }
 
+/// `sum_i a_i b_i` in four interleaved partial sums: independent chains the compiler turns into
+/// SIMD (one running sum is a chain of dependent additions, and the autocorrelations below take
+/// ~130,000 products per window).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut partial = [0.0f64; 4];
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = a4.remainder().iter().zip(b4.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in a4.zip(b4) {
+        for i in 0..4 {
+            partial[i] += x[i] * y[i];
+        }
+    }
+    (partial[0] + partial[1]) + (partial[2] + partial[3]) + tail
+}
+
 /// Normalised autocorrelation `a[l] = r[l] / r[0]` (l = 0..n-1) of one window of the envelope after
 /// the adaptive threshold `x_t = max(0, o_t - mean(o_s, |s - t| <= 16))` and mean removal, with
 /// `r[l] = sum_t d_t d_{t+l} / (n - l)`; `None` when `r[0] <= 1e-6` (silence).
@@ -121,8 +156,7 @@ pub fn window_autocorrelation(window: &[f64], out: &mut Vec<f64>) -> bool {
     d.iter_mut().for_each(|v| *v -= mean);
     out.clear();
     for lag in 0..n {
-        let sum: f64 = d[..n - lag].iter().zip(&d[lag..]).map(|(a, b)| a * b).sum();
-        out.push(sum / (n - lag) as f64);
+        out.push(dot(&d[..n - lag], &d[lag..]) / (n - lag) as f64);
     }
     let r0 = out[0];
     if r0 <= FLAT_WINDOW_VARIANCE {
@@ -164,8 +198,7 @@ pub fn beat_salience(window: &[f64], fps: f64, out: &mut Vec<f64>) -> bool {
     // only the lags the comb reads: p tau + v <= 4 hi + 3
     let max_lag = (COMB_MULTIPLES * hi + COMB_MULTIPLES - 1).min(n - 1);
     for (lag, slot) in r.iter_mut().enumerate().take(max_lag + 1) {
-        let sum: f64 = x[..n - lag].iter().zip(&x[lag..]).map(|(a, b)| a * b).sum();
-        *slot = sum / (n - lag) as f64;
+        *slot = dot(&x[..n - lag], &x[lag..]) / (n - lag) as f64;
     }
     let b = RAYLEIGH_BETA_S * fps;
     let comb: Vec<f64> = (lo..=hi)
