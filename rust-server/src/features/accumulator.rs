@@ -222,7 +222,7 @@ impl Spectral {
 
     fn process_frame(&mut self) {
         let n = self.frame.len() as f64;
-        let ms: f64 = self.frame.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>() / n;
+        let ms = fastmath::sum_by(&self.frame, |x| (x as f64) * (x as f64)) / n;
         if ms < SILENCE_MEAN_SQUARE {
             self.harmonic.pitch_step(None);
             return;
@@ -230,7 +230,7 @@ impl Spectral {
         self.fft.compute(&self.frame, &self.window, &mut self.power);
         // bands and the chroma range are contiguous runs of bins (frequencies increase with k)
         for (b, &(lo, hi)) in self.band_ranges.iter().enumerate() {
-            let e: f64 = self.power[lo..hi].iter().map(|&p| p as f64).sum();
+            let e = fastmath::sum_by(&self.power[lo..hi], |p| p as f64);
             self.band_energy[b] += e;
             self.harmonic.audible_power += e;
         }

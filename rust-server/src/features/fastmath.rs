@@ -1,8 +1,14 @@
-//! Branch-free natural logarithm over slices (the compiler vectorises it).
+//! Loops the compiler can vectorise: a branch-free natural logarithm and sums
+//! in interleaved partial sums.
 //!
-//! Accurate to about 1e-7 relative (f32 rounding) for positive normal inputs,
-//! which is all the spectra give (power is floored before the log). libm's
-//! `logf` per bin was the largest single cost of the spectral features.
+//! The logarithm is accurate to about 1e-7 relative (f32 rounding) for
+//! positive normal inputs, which is all the spectra give (power is floored
+//! before the log). libm's `logf` per bin was the largest single cost of the
+//! spectral features.
+//!
+//! A running f64 sum is a chain of dependent additions, one every 4 cycles; the
+//! sums here keep four independent chains (SIMD lanes), which only changes the
+//! rounding order, as numpy's pairwise sums do.
 
 const LN2: f32 = std::f32::consts::LN_2;
 
@@ -28,8 +34,54 @@ pub fn ln_floored(x: &[f32], floor: f32, out: &mut [f32]) {
     }
 }
 
+/// `sum_i f(x_i)` in four interleaved partial sums.
+#[inline(always)]
+pub fn sum_by(x: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut partial = [0f64; 4];
+    let chunks = x.chunks_exact(4);
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for c in chunks {
+        for i in 0..4 {
+            partial[i] += f(c[i]);
+        }
+    }
+    (partial[0] + partial[1]) + (partial[2] + partial[3]) + tail
+}
+
+/// `sum_i f(a_i, b_i)` over the common length, in four interleaved partial sums.
+#[inline(always)]
+pub fn sum_pairs<T: Copy>(a: &[T], b: &[T], f: impl Fn(T, T) -> f64) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut partial = [0f64; 4];
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = a4.remainder().iter().zip(b4.remainder()).map(|(&x, &y)| f(x, y)).sum();
+    for (x, y) in a4.zip(b4) {
+        for i in 0..4 {
+            partial[i] += f(x[i], y[i]);
+        }
+    }
+    (partial[0] + partial[1]) + (partial[2] + partial[3]) + tail
+}
+
+/// `sum_i a_i b_i`.
+#[inline(always)]
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    sum_pairs(a, b, |x, y| x * y)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn partial_sums_match_a_running_sum() {
+        let x: Vec<f32> = (0..1003).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01).collect();
+        let running: f64 = x.iter().map(|&v| v as f64 * v as f64).sum();
+        assert!((super::sum_by(&x, |v| v as f64 * v as f64) - running).abs() < 1e-12 * running);
+        let y: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        assert!((super::dot(&y, &y) - running).abs() < 1e-12 * running);
+        assert_eq!(super::sum_by(&[], |v| v as f64), 0.0);
+    }
+
     #[test]
     fn matches_libm() {
         let mut x = 1e-20f32;

@@ -60,9 +60,9 @@ pub fn frame_tonal_power(log_power: &[f32], power: &[f32], audible: &[bool], pad
             sum += padded[k + 2 * h] - padded[k - 1];
         }
         let local = (sum / size) as f32;
-        if audible[k] && log_power[k] >= local + margin {
-            total += power[k] as f64;
-        }
+        // a select, not a branch: whether a bin is tonal is as unpredictable as the music
+        let tonal = audible[k] & (log_power[k] >= local + margin);
+        total += if tonal { power[k] as f64 } else { 0.0 };
     }
     total
 }

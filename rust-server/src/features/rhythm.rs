@@ -8,6 +8,7 @@
 //! ([`TempoTracker`], version 3) of the complex-domain flux of the same frames
 //! ([`ComplexFlux`]).
 
+use super::fastmath;
 use realfft::num_complex::Complex;
 
 pub const FLUX_FLOOR: f32 = 1e-5;
@@ -48,7 +49,7 @@ pub fn log_power(power: &[f32], out: &mut [f32]) {
 
 /// Flux between two log spectra: mean_k max(0, cur - prev).
 pub fn spectral_flux(current: &[f32], previous: &[f32]) -> f64 {
-    let sum: f64 = current.iter().zip(previous).map(|(&c, &p)| ((c - p).max(0.0)) as f64).sum();
+    let sum = fastmath::sum_pairs(current, previous, |c, p| (c - p).max(0.0) as f64);
     sum / current.len() as f64
 }
 
@@ -95,8 +96,9 @@ impl ComplexFlux {
             deviation[k] = (dr * dr + di * di).sqrt();
             let magnitude = (re * re + im * im).sqrt();
             let nonzero = magnitude > 0.0;
-            let safe = if nonzero { magnitude } else { 1.0 };
-            let (vr, vi) = (if nonzero { re / safe } else { 1.0 }, im / safe);
+            // one division per bin (the divider is this loop's bottleneck)
+            let inverse = 1.0 / if nonzero { magnitude } else { 1.0 };
+            let (vr, vi) = (if nonzero { re * inverse } else { 1.0 }, im * inverse);
             // the rotation u_t conj(u_{t-1}); the prediction for t + 1 is X_t turned by it
             let (rr, ri) = (vr * ur[k] + vi * ui[k], vi * ur[k] - vr * ui[k]);
             pr[k] = re * rr - im * ri;
@@ -131,21 +133,6 @@ pub fn lag_range(fps: f64) -> (usize, usize) {
     ((60.0 * fps / TEMPO_MAX_BPM).ceil() as usize, (60.0 * fps / TEMPO_MIN_BPM).floor() as usize)
 }
 
-/// `sum_i a_i b_i` in four interleaved partial sums: independent chains the compiler turns into
-/// SIMD (one running sum is a chain of dependent additions, and the autocorrelations below take
-/// ~130,000 products per window).
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut partial = [0.0f64; 4];
-    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
-    let tail: f64 = a4.remainder().iter().zip(b4.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in a4.zip(b4) {
-        for i in 0..4 {
-            partial[i] += x[i] * y[i];
-        }
-    }
-    (partial[0] + partial[1]) + (partial[2] + partial[3]) + tail
-}
-
 /// Normalised autocorrelation `a[l] = r[l] / r[0]` (l = 0..n-1) of one window of the envelope after
 /// the adaptive threshold `x_t = max(0, o_t - mean(o_s, |s - t| <= 16))` and mean removal, with
 /// `r[l] = sum_t d_t d_{t+l} / (n - l)`; `None` when `r[0] <= 1e-6` (silence).
@@ -156,7 +143,7 @@ pub fn window_autocorrelation(window: &[f64], out: &mut Vec<f64>) -> bool {
     d.iter_mut().for_each(|v| *v -= mean);
     out.clear();
     for lag in 0..n {
-        out.push(dot(&d[..n - lag], &d[lag..]) / (n - lag) as f64);
+        out.push(fastmath::dot(&d[..n - lag], &d[lag..]) / (n - lag) as f64);
     }
     let r0 = out[0];
     if r0 <= FLAT_WINDOW_VARIANCE {
@@ -198,7 +185,7 @@ pub fn beat_salience(window: &[f64], fps: f64, out: &mut Vec<f64>) -> bool {
     // only the lags the comb reads: p tau + v <= 4 hi + 3
     let max_lag = (COMB_MULTIPLES * hi + COMB_MULTIPLES - 1).min(n - 1);
     for (lag, slot) in r.iter_mut().enumerate().take(max_lag + 1) {
-        *slot = dot(&x[..n - lag], &x[lag..]) / (n - lag) as f64;
+        *slot = fastmath::dot(&x[..n - lag], &x[lag..]) / (n - lag) as f64;
     }
     let b = RAYLEIGH_BETA_S * fps;
     let comb: Vec<f64> = (lo..=hi)
