@@ -13,6 +13,7 @@ import pytest
 from tests.audio import write_tones
 from tests.procs import service, stop_all
 from tests.waiting import wait_until
+from trackprint.commands.up import PROGRESS_EVERY_S
 from trackprint.progress import Console, Snapshot
 
 
@@ -83,7 +84,7 @@ def test_up_console_on_a_pipe_reaches_100_percent_shows_a_rename_as_moved_and_ne
         wait_until(lambda: any("moved 1, deleted 0" in line for line in lines), 90, 0.5,
                    lambda: "a rename shown as moved: " + "".join(lines[-5:]))
         settled = len(lines)
-        threading.Event().wait(12)  # idle for several ticks: nothing new
+        threading.Event().wait(4 * PROGRESS_EVERY_S)  # idle for several ticks of the console: nothing new
         assert len(lines) == settled, lines[settled:]
     finally:
         stop_all([up])

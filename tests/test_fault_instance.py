@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from tests.audio import write_tones
-from tests.procs import run_cli, service, stop_all
+from tests.procs import run_cli, service, sqlite_fingerprint_count, stop_all
 from tests.waiting import wait_until
 
 # a whole pipeline of real processes: left out of the quick loop (scripts/test.sh -m "not slow")
@@ -53,7 +53,10 @@ def test_a_second_up_is_refused_and_a_killed_up_leaves_no_child_behind(tmp_path)
     first = service("up", str(library), "--data-dir", str(data), "--analyzers", "1",
                     log=tmp_path / "first.log")
     try:
-        wait_until(lambda: rows_persisted(data), 180, 1.0, "the first up to persist the library",
+        # polled cheaply in-process first (a `trackprint status` a second takes a core from the pipeline)
+        wait_until(lambda: sqlite_fingerprint_count(data / "trackprint.db"), 180, 0.3,
+                   "the first up to fingerprint the library", until=lambda n: n >= 4)
+        wait_until(lambda: rows_persisted(data), 60, 1.0, "the first up to persist the library",
                    until=lambda n: n == 4, ignore=(ValueError, KeyError))
 
         second = run_cli("up", str(library), "--data-dir", str(data), timeout=60)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 WAVE = 70
 FILES = 3 * WAVE
 SR = 16000
-BREAKER_COOLDOWN_S = 30  # RustClient.breaker_cooldown_s
+BREAKER_COOLDOWN_S = 5  # the analyzers' --breaker-cooldown-s (30 by default: a wait the test would sit through)
 
 
 def test_kill_9_rust_server_mid_backfill(tmp_path, nats_server, db_url, start_rust_server):
@@ -31,8 +31,8 @@ def test_kill_9_rust_server_mid_backfill(tmp_path, nats_server, db_url, start_ru
     url = server.url
     procs = [
         service("persister", "--nats", nats_server.url, "--db", db_url),
-        service("analyzer", "--nats", nats_server.url, "--library", str(library), "--server", url),
-        service("analyzer", "--nats", nats_server.url, "--library", str(library), "--server", url),
+        *(service("analyzer", "--nats", nats_server.url, "--library", str(library), "--server", url,
+                  "--breaker-cooldown-s", str(BREAKER_COOLDOWN_S)) for _ in range(2)),
         service("watcher", "--nats", nats_server.url, "--state", str(tmp_path / "w.sqlite"), "--quiet-s", "0.5",
                 str(library)),
     ]
