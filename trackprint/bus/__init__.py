@@ -313,9 +313,31 @@ class TopologyError(CredentialsError):
     topology``). Raised once, never retried: a configuration mistake, like :class:`CredentialsError`."""
 
 
+REFUSAL_POLL_S = 0.05  # how often a topology write in flight looks for the server's refusal
+
 TOPOLOGY_HINT = ("set up the streams, consumers and KV buckets as the admin first: `trackprint topology --nats URL` "
                  "with TRACKPRINT_NATS_USER=admin and TRACKPRINT_NATS_PASSWORD_FILE=<nats-admin.password> "
                  "(deploy/README.md, NATS cluster)")
+
+
+async def _refused_while_waiting(nc, before: BaseException | None, request) -> bool:
+    """Await ``request``; True as soon as the server's permissions violation for it arrives. The server
+    refuses a forbidden request with an asynchronous ``-ERR 'Permissions Violation ...'`` (the
+    connection's ``last_error``) and never replies, so waiting for the reply would sit out its timeout."""
+    task = asyncio.ensure_future(request)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=REFUSAL_POLL_S)
+            if done:
+                task.result()  # its exception, if any, is the caller's to judge
+                return False
+            after = getattr(nc, "last_error", None)
+            if after is not None and after is not before and any(m in str(after).lower() for m in _DENIED_MARKERS):
+                return True
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def _write(js, what: str, write, *, usable: bool) -> bool:
@@ -326,8 +348,8 @@ async def _write(js, what: str, write, *, usable: bool) -> bool:
     nc = getattr(js, "_nc", None)
     before = getattr(nc, "last_error", None)
     try:
-        await write()
-        return True
+        if not await _refused_while_waiting(nc, before, write()):
+            return True
     except Exception as exc:
         if not _permission_denied(nc, before, exc):
             raise
