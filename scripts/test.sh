@@ -11,4 +11,5 @@ cd "$(dirname "$0")/.."
 if [ -f rust-server/Cargo.toml ]; then
     (cd rust-server && cargo test --release --locked --quiet)
 fi
-exec .venv/bin/python -m pytest -q "$@"
+# the slowest tests are listed at the end: `make test` must stay well under 30 minutes
+exec .venv/bin/python -m pytest -q --durations=25 "$@"
