@@ -302,9 +302,14 @@ def _permission_denied(nc, before: BaseException | None, exc: BaseException) -> 
     if isinstance(exc, nats.js.errors.APIError):
         return any(m in f"{exc.description or ''} {exc}".lower() for m in _DENIED_MARKERS)
     if isinstance(exc, (nats.errors.TimeoutError, asyncio.TimeoutError, nats.errors.NoRespondersError)):
-        after = getattr(nc, "last_error", None)
-        return after is not None and after is not before and any(m in str(after).lower() for m in _DENIED_MARKERS)
+        return _refused_since(nc, before)
     return False
+
+
+def _refused_since(nc, before: BaseException | None) -> bool:
+    """The connection's last error is a permissions violation that arrived after ``before``."""
+    after = getattr(nc, "last_error", None)
+    return after is not None and after is not before and any(m in str(after).lower() for m in _DENIED_MARKERS)
 
 
 class TopologyError(CredentialsError):
@@ -331,8 +336,7 @@ async def _refused_while_waiting(nc, before: BaseException | None, request) -> b
             if done:
                 task.result()  # its exception, if any, is the caller's to judge
                 return False
-            after = getattr(nc, "last_error", None)
-            if after is not None and after is not before and any(m in str(after).lower() for m in _DENIED_MARKERS):
+            if _refused_since(nc, before):
                 return True
     finally:
         if not task.done():
