@@ -94,6 +94,19 @@ def python_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=max(1, workers), initializer=die_with_parent)
 
 
+def stop_pool(pool: Executor, wait_s: float = 10.0) -> None:
+    """Cancel what has not started and let the pool's manager thread end, for at most ``wait_s``.
+
+    Python 3.11's exit hook wakes a process pool's manager thread through a pipe that thread closes as
+    it ends: a race that prints "Exception ignored ... Bad file descriptor" at exit. A thread that has
+    ended closes the pipe first, so the hook finds it closed. ``shutdown`` forgets the thread, hence it
+    is taken before. Bounded: a worker stuck on a hung file must not hold the command."""
+    manager = getattr(pool, "_executor_manager_thread", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    if manager is not None:
+        manager.join(wait_s)
+
+
 # -- the Rust engine --------------------------------------------------------------------------------
 class RustUnavailable(Exception):
     """The Rust engine cannot answer for this file now (the reason is the message)."""
@@ -416,13 +429,7 @@ async def open_engines(mode: Mode, paths: list[str], jobs: int, server: str | No
         finally:
             await engines.aclose()
     finally:
-        python.shutdown(wait=False, cancel_futures=True)
-        # Python 3.11's exit hook wakes the pool's manager thread through a pipe that thread closes as it
-        # ends: a race that prints "Exception ignored ... Bad file descriptor". Let it end first (bounded:
-        # a worker stuck on a hung file must not hold the command).
-        manager = getattr(python, "_executor_manager_thread", None)
-        if manager is not None:
-            await asyncio.to_thread(manager.join, 10)
+        await asyncio.to_thread(stop_pool, python)
         if local is not None:
             await asyncio.to_thread(local.stop)
 

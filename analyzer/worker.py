@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from trackprint.analyzer.engines import Engines, RustClient, python_pool
+from trackprint.analyzer.engines import Engines, RustClient, python_pool, stop_pool
 from trackprint import bus
 from trackprint.contracts import (
     AnalysisFailure,
@@ -181,7 +181,7 @@ class AnalyzerWorker(Service):
 
     async def teardown(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            await asyncio.to_thread(stop_pool, self.pool)
         if self.engines is not None:
             await self.engines.aclose()
 

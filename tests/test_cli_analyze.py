@@ -82,6 +82,22 @@ def test_any_failure_gives_status_1_and_a_typed_error(library, tmp_path):
         assert "fingerprint" not in result
 
 
+def test_a_finished_command_leaves_no_pool_thread_for_the_exit_hook_to_race(library):
+    """The cause of a rare "Exception ignored ... Bad file descriptor" traceback after ``analyze``: Python
+    3.11's exit hook writes to the pipe of any process pool whose manager thread is still alive, while
+    that thread closes the pipe. Once the engines are closed no such thread may be left."""
+    import asyncio
+    import concurrent.futures.process as pool_internals
+
+    from trackprint.analyzer.engines import analyse_many
+
+    async def run() -> list:
+        return [o async for o in analyse_many([str(p) for p in library[:2]], "python", jobs=2)]
+
+    assert all(o.error is None for o in asyncio.run(run()))
+    assert not [t for t, wakeup in pool_internals._threads_wakeups.items() if t.is_alive() and not wakeup._closed]
+
+
 def test_table_output(library, tmp_path):
     missing = str(tmp_path / "gone.flac")
     out = trackprint("analyze", "--engine", "python", str(library[1]), missing)
