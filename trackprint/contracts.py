@@ -85,7 +85,9 @@ class DecodeFacts(msgspec.Struct, kw_only=True):
 
 
 class Timings(msgspec.Struct, kw_only=True):
-    """Seconds spent, wall clock. ``decode_s`` is inside ``total_s``."""
+    """Seconds spent, wall clock. ``decode_s`` is inside ``total_s``; ``analysis_s`` is ``total_s -
+    decode_s`` (the Rust engine decodes and analyses on two threads at once, so there it is what the
+    features took beyond the decoding)."""
 
     total_s: float
     decode_s: float | None = None

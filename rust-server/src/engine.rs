@@ -9,6 +9,7 @@ use crate::error::{AnalysisError, ErrorCode, Result};
 use crate::features::{Fingerprint, FingerprintAccumulator};
 use serde::Serialize;
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::Instant;
 
 pub const DEFAULT_MAX_BYTES: u64 = 8 << 30;
@@ -213,18 +214,61 @@ pub fn decode_file(path: &Path, limits: &Limits, mut sink: impl FnMut(&[f32]) ->
     inner().map_err(|e| e.with_path(&display))
 }
 
+/// Blocks in flight from the decoding thread to the analysis: enough to ride out an uneven packet,
+/// few enough that memory stays about a MiB whatever the file.
+const BLOCKS_IN_FLIGHT: usize = 4;
+
+/// Decoded packets are gathered into blocks of at least this many samples (about 0.4 s of stereo at
+/// 44.1 kHz) before they cross threads: one hand-over per block, not per MP3 frame of 1,152 samples.
+const SAMPLES_PER_HANDOVER: usize = 32_768;
+
+/// The first block's format and every block's samples, as the analysis thread receives them.
+struct Block {
+    sample_rate: u32,
+    channels: usize,
+    samples: Vec<f32>,
+}
+
+/// Decoding and the features run on two threads, a block at a time, so a file takes about the longer
+/// of the two rather than their sum when a core is free (one file on its own, the last file of a
+/// batch). With every core busy it costs one copy per block. The analysis thread's own error (an
+/// impossible format) wins over the decoder's "analysis stopped".
 fn analyze_inner(path: &Path, limits: &Limits, deadline: Option<Instant>) -> Result<EngineOutput> {
     let started = Instant::now();
     let (mut stream, probe) = open_stream(path, limits)?;
-    let mut accumulator: Option<FingerprintAccumulator> = None;
-    let decode_s = decode_all(&mut stream, &probe, limits, deadline, |s| {
-        let acc = match accumulator.as_mut() {
-            Some(acc) => acc,
-            None => accumulator.insert(FingerprintAccumulator::new(s.sample_rate, s.channels)?),
-        };
-        acc.add(s.block());
-        Ok(())
-    })?;
+    let (to_analysis, blocks) = mpsc::sync_channel::<Block>(BLOCKS_IN_FLIGHT);
+    let (give_back, spare) = mpsc::channel::<Vec<f32>>();
+    let (decoded, analysed) = std::thread::scope(|scope| {
+        let analysis = scope.spawn(move || analyse_blocks(blocks, give_back));
+        let stopped = || AnalysisError::new(ErrorCode::Internal, "analyse", "the analysis stopped early");
+        let mut filling: Vec<f32> = Vec::new();
+        let mut format = (0, 0);
+        let mut decoded = decode_all(&mut stream, &probe, limits, deadline, |s| {
+            if filling.is_empty() {
+                filling = spare.try_recv().unwrap_or_default();
+                filling.clear(); // a buffer the analysis gave back still holds its last block
+                format = (s.sample_rate, s.channels);
+            }
+            filling.extend_from_slice(s.block());
+            if filling.len() < SAMPLES_PER_HANDOVER {
+                return Ok(());
+            }
+            let samples = std::mem::take(&mut filling);
+            to_analysis.send(Block { sample_rate: format.0, channels: format.1, samples }).map_err(|_| stopped())
+        });
+        if decoded.is_ok() && !filling.is_empty() {
+            let last = Block { sample_rate: format.0, channels: format.1, samples: filling };
+            decoded = to_analysis.send(last).map_err(|_| stopped()).and(decoded);
+        }
+        drop(to_analysis); // the analysis sees the end of the stream (or stops, on an error)
+        let analysed = analysis.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (decoded, analysed)
+    });
+    let (decode_s, accumulator) = match (decoded, analysed) {
+        (_, Err(e)) => return Err(e),
+        (Err(e), Ok(_)) => return Err(e),
+        (Ok(decode_s), Ok(accumulator)) => (decode_s, accumulator),
+    };
     let accumulator = accumulator
         .ok_or_else(|| AnalysisError::new(ErrorCode::TooShort, "decode", "the stream holds no audio samples"))?;
     let fingerprint = accumulator.finish()?;
@@ -234,6 +278,21 @@ fn analyze_inner(path: &Path, limits: &Limits, deadline: Option<Instant>) -> Res
         decode: facts(&stream),
         timings: Timings { total_s: round6(total), decode_s: round6(decode_s), analysis_s: round6(total - decode_s) },
     })
+}
+
+/// The analysis thread: every block into one accumulator, each buffer handed back for reuse. None when
+/// no block came (the decoder then says why, or the stream was empty).
+fn analyse_blocks(blocks: mpsc::Receiver<Block>, give_back: mpsc::Sender<Vec<f32>>) -> Result<Option<FingerprintAccumulator>> {
+    let mut accumulator: Option<FingerprintAccumulator> = None;
+    for block in blocks {
+        let acc = match accumulator.as_mut() {
+            Some(acc) => acc,
+            None => accumulator.insert(FingerprintAccumulator::new(block.sample_rate, block.channels)?),
+        };
+        acc.add(&block.samples);
+        let _ = give_back.send(block.samples); // the decoder may have finished: then the buffer is dropped
+    }
+    Ok(accumulator)
 }
 
 /// `truncated` when decoding ended short of what the container promised and the file is shorter

@@ -60,3 +60,34 @@ fn rust_engine_matches_python_golden_values() {
     }
     assert!(failures.is_empty(), "parity failures:\n{}", failures.join("\n"));
 }
+
+/// The engine decodes on one thread and analyses on another, handing blocks over a channel with
+/// reused buffers: every file must give exactly the 25 numbers of its whole decoded signal analysed
+/// in one piece (a stale or lost block would change them).
+#[test]
+fn handing_blocks_between_threads_changes_no_value() {
+    use trackprint_server::engine::decode_file;
+    use trackprint_server::features::accumulator::fingerprint_of;
+    let golden = load("golden.json");
+    let mut compared = 0;
+    for (name, expected) in golden["files"].as_object().expect("files") {
+        if expected["ok"] != Value::Bool(true) {
+            continue;
+        }
+        let path = golden_dir().join(name);
+        let mut samples = Vec::new();
+        let facts = decode_file(&path, &Limits::default(), |block| {
+            samples.extend_from_slice(block);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let whole = fingerprint_of(&samples, facts.sample_rate, facts.channels).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let streamed = analyze_file(&path, &Limits::default(), None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for dim in DIMENSIONS {
+            let (a, b) = (streamed.fingerprint.get(dim).unwrap(), whole.get(dim).unwrap());
+            assert!(a == b || (a - b).abs() <= 1e-9 * a.abs().max(1.0), "{name}: {dim} streamed {a} whole {b}");
+        }
+        compared += 1;
+    }
+    assert!(compared >= 15, "only {compared} golden files decoded");
+}
