@@ -39,6 +39,7 @@ import traceback
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import AsyncIterator, Callable, Iterable, Literal
 
+import aiohttp
 import httpx
 import msgspec
 import tenacity
@@ -122,6 +123,18 @@ class _ConnectionProblem(Exception):
     pass
 
 
+class _NoAnswer(Exception):
+    """Connected, but the server did not answer within the client's timeout."""
+
+
+_JSON = {"Content-Type": "application/json"}
+_request_encoder = msgspec.json.Encoder()
+
+
+def _request_body(path: str) -> bytes:
+    return _request_encoder.encode({"path": os.path.abspath(path)})
+
+
 _outcome_decoder = msgspec.json.Decoder(EngineOutcome)
 
 
@@ -150,7 +163,11 @@ class RustClient:
                  busy_retries: int = 5, connect_retries: int = 1, breaker_threshold: int = 3,
                  breaker_cooldown_s: float = 30.0, max_connections: int = 100):
         self.base_url = base_url.rstrip("/")
-        self.timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        self.timeout_s = timeout_s
+        # aiohttp, not httpx, on this path: one request per file, and httpx (over anyio and httpcore) took
+        # ~1 ms of CPU per request against ~0.3 ms (measured against this server on loopback)
+        self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=timeout_s)
+        self.max_connections = max_connections
         self.busy_retries = busy_retries
         self.connect_retries = connect_retries
         self.breaker_threshold = max(1, breaker_threshold)
@@ -159,8 +176,15 @@ class RustClient:
         self.open_until = 0.0
         self.calls = 0  # HTTP requests sent
         self.connection_failures = 0
-        self.client = httpx.AsyncClient(timeout=self.timeout,
-                                        limits=httpx.Limits(max_connections=max_connections))
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """Made on first use, in the event loop that uses it (an aiohttp session belongs to one loop)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self.timeout,
+                                                  connector=aiohttp.TCPConnector(limit=self.max_connections))
+        return self._session
 
     @property
     def breaker_open(self) -> bool:
@@ -168,8 +192,9 @@ class RustClient:
 
     async def healthy(self) -> bool:
         try:
-            return (await self.client.get(f"{self.base_url}/health", timeout=1.0)).status_code == 200
-        except httpx.HTTPError:
+            async with self.session.get(f"{self.base_url}/health", timeout=aiohttp.ClientTimeout(total=1.0)) as answer:
+                return answer.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError):
             return False
 
     def _failure(self, reason: str) -> None:
@@ -189,24 +214,30 @@ class RustClient:
     async def _post(self, path: str) -> EngineOutcome:
         self.calls += 1
         try:
-            response = await self.client.post(f"{self.base_url}/v1/fingerprint", json={"path": os.path.abspath(path)})
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            async with self.session.post(f"{self.base_url}/v1/fingerprint", data=_request_body(path),
+                                         headers=_JSON) as response:
+                content = await response.read()
+                status, retry_after = response.status, response.headers.get("Retry-After")
+        except aiohttp.ConnectionTimeoutError as exc:  # no connection in time: as refused, retried once
+            raise _ConnectionProblem(f"connect timeout: {exc}") from exc
+        except (aiohttp.SocketTimeoutError, asyncio.TimeoutError) as exc:  # connected, but no answer in time
+            raise _NoAnswer() from exc
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:  # refused, reset, cut mid-answer
             raise _ConnectionProblem(f"{type(exc).__name__}: {exc}") from exc
         try:
-            outcome = _outcome_decoder.decode(response.content)
+            outcome = _outcome_decoder.decode(content)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            refused = _bad_request(path, response.content)
+            refused = _bad_request(path, content)
             if refused is not None:
                 return refused
-            raise RustUnavailable(f"HTTP {response.status_code} with a malformed answer: {exc}") from None
+            raise RustUnavailable(f"HTTP {status} with a malformed answer: {exc}") from None
         if outcome.error is not None and outcome.error.code == ErrorCode.BUSY:
-            retry_after = response.headers.get("Retry-After")
             try:
                 raise _Busy(float(retry_after) if retry_after else None)
             except ValueError:
                 raise _Busy(None) from None
         if outcome.error is None and outcome.fingerprint is None:
-            raise RustUnavailable(f"HTTP {response.status_code}: neither a fingerprint nor an error")
+            raise RustUnavailable(f"HTTP {status}: neither a fingerprint nor an error")
         outcome.path, outcome.engine = path, "rust"
         return outcome
 
@@ -241,17 +272,18 @@ class RustClient:
             raise RustUnavailable(f"busy after {self.busy_retries} retries") from None
         except _ConnectionProblem as exc:
             raise RustUnavailable(f"cannot connect: {exc}") from None
-        except httpx.TimeoutException:
+        except _NoAnswer:
             self._failure("timeout")
-            raise RustUnavailable(f"no answer within {self.timeout.read} s") from None
-        except httpx.HTTPError as exc:
+            raise RustUnavailable(f"no answer within {self.timeout_s} s") from None
+        except aiohttp.ClientError as exc:
             self._failure(str(exc))
             raise RustUnavailable(f"HTTP error: {type(exc).__name__}: {exc}") from None
         self._success()
         return outcome
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 # -- the local server's lifecycle -------------------------------------------------------------------

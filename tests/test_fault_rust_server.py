@@ -72,3 +72,50 @@ def test_kill_9_rust_server_mid_backfill(tmp_path, nats_server, db_url, start_ru
     finally:
         engine.dispose()
         stop_all(procs)
+
+
+def test_a_frozen_rust_server_is_a_timeout_then_an_open_breaker_then_answers_again(tmp_path, start_rust_server):
+    """SIGSTOP: the server's socket still accepts (the kernel's backlog) but nothing answers. The client
+    must give up after its own timeout, with that reason, open its breaker after ``breaker_threshold``
+    such failures (later files go straight to the fallback, no wait), and use the server again once it
+    is back and the cooldown is over."""
+    import asyncio
+    import os
+    import signal
+
+    from tests.audio import SR as AUDIO_SR, music_like, write_audio
+    from trackprint.analyzer.engines import RustClient, RustUnavailable
+
+    (tmp_path / "music").mkdir()
+    track = write_audio(tmp_path / "music" / "a.flac", music_like(2.0, seed=3), AUDIO_SR)
+    server = start_rust_server([track.parent])
+
+    async def scenario() -> list[str]:
+        client = RustClient(server.url, timeout_s=1.0, breaker_threshold=2, breaker_cooldown_s=1.0)
+        seen = []
+        try:
+            assert (await client.analyse(str(track))).fingerprint is not None
+            os.kill(server.process.pid, signal.SIGSTOP)
+            try:
+                for _ in range(3):
+                    started = time.monotonic()
+                    try:
+                        await client.analyse(str(track))
+                        seen.append("answered")
+                    except RustUnavailable as exc:
+                        seen.append(f"{exc} after {time.monotonic() - started:.1f} s")
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+            await asyncio.sleep(1.2)  # the cooldown
+            outcome = await client.analyse(str(track))
+            seen.append("answered" if outcome.fingerprint is not None else f"error {outcome.error}")
+            assert not client.breaker_open and client.consecutive_failures == 0
+        finally:
+            await client.aclose()
+        return seen
+
+    first, second, third, after = asyncio.run(scenario())
+    assert first.startswith("no answer within 1.0 s") and second.startswith("no answer within 1.0 s"), (first, second)
+    assert float(first.split(" after ")[1].split()[0]) < 5  # the client's own limit, not the server's 300 s
+    assert third.startswith("circuit breaker open") and third.endswith("after 0.0 s"), third
+    assert after == "answered"
