@@ -22,7 +22,7 @@ from trackprint import bus
 from trackprint.bus.fold import delete_consumer, drained, temporary_consumer
 from trackprint.persister.db import redact
 from trackprint.persister.service import PersisterConfig, PersisterService
-from trackprint.persister.store import Store
+from trackprint.persister.store_process import StoreProcess
 
 log = logging.getLogger("trackprint.persister.replay")
 
@@ -43,8 +43,8 @@ class ReplaySummary:
 async def replay_results(servers: str, db_url: str, *, batch_size: int = 200,
                          say: Callable[[str], None] = log.warning) -> ReplaySummary:
     service = PersisterService(PersisterConfig(nats=servers, db=db_url, batch=batch_size, nak_delay_s=1.0))
-    service.store = Store(db_url)
-    await asyncio.to_thread(service.store.migrate)
+    service.store = StoreProcess(db_url)
+    await service.store.migrate()
     nc = await bus.connect(servers, "trackprint-replay")
     js = nc.jetstream()
     service.js = js  # the source-event checks read the events stream
@@ -71,7 +71,7 @@ async def replay_results(servers: str, db_url: str, *, batch_size: int = 200,
         await sub.unsubscribe()
         await delete_consumer(js, bus.RESULTS_STREAM, name)
         await bus.close(nc)
-        service.store.close()
+        await service.store.close()
     v = service.metrics.values
     summary = ReplaySummary(messages=v["acked"], persisted=v["persisted"], failures=v["failures_recorded"],
                             invalid=v["invalid"], not_persisted=max(0, total - v["acked"]),

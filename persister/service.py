@@ -6,14 +6,15 @@ Phases of one batch:
    (:func:`trackprint.bus.fetch_lean`; nothing waiting is idle, not an error);
 2. decode them and check every result's ``source_seq`` against the events stream
    (:mod:`trackprint.persister.sources`);
-3. ``Store.apply`` the whole batch in ONE transaction, in a worker thread (validate inside;
-   invalid messages become ``invalid_message`` failure rows of the same transaction);
+3. ``Store.apply`` the whole batch in ONE transaction, in the store's own process
+   (:mod:`trackprint.persister.store_process`; validate inside; invalid messages become
+   ``invalid_message`` failure rows of the same transaction);
 4. only after the commit: ``ack()`` every message, then one flush (a PING the server answers
    after it has read every ack before it).
 
 The loop is a two-stage pipeline (:meth:`PersisterService.step`): while batch N
-is applied and acked (3-4, the database's work, in a thread), batch N+1 is
-fetched and checked (1-2, the bus's work, on the event loop). Batches are still
+is applied and acked (3-4, the database's work, in the store's process), batch N+1
+is fetched and checked (1-2, the bus's work, on the event loop): two cores. Batches are still
 applied one at a time and in order, and each is acked only after its own commit.
 
 When the database cannot take writes (down, locked, disk full, read-only),
@@ -46,15 +47,17 @@ from trackprint.contracts import decode_result
 from trackprint.paths import Library
 from trackprint.persister.db import redact
 from trackprint.persister.sources import EventSources
-from trackprint.persister.store import BatchSummary, Meta, Store
+from trackprint.persister.store import BatchSummary, Meta
+from trackprint.persister.store_process import StoreProcess, StoreProcessDied
 from trackprint.service import Service, host_name
 
 log = logging.getLogger("trackprint.persister")
 
 HEARTBEAT_S = 5.0  # in_progress on held messages at least this often (ack_wait is 60 s)
 
-# Errors that mean "the database is not reachable / not writable right now".
-UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+# Errors that mean "the database is not reachable / not writable right now" (or the store's process died:
+# the same handling, hold the batch until a probe write commits).
+UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, StoreProcessDied)
 
 
 class Metrics:
@@ -120,7 +123,7 @@ class PersisterService(Service):
         super().__init__(config.nats, connection_name=config.name)  # provides stop_event and stop()
         self.config = config
         self.metrics = Metrics()
-        self.store: Store | None = None
+        self.store: StoreProcess | None = None
         self.sub = None
         self.redrive = None
         self.js = None
@@ -139,8 +142,8 @@ class PersisterService(Service):
         attempt = 0
         while not self.stop_event.is_set():
             try:
-                await asyncio.to_thread(self.store.migrate)
-                log.info("database %s at schema %s", redact(self.config.db), await asyncio.to_thread(self.store.current_revision))
+                await self.store.migrate()
+                log.info("database %s at schema %s", redact(self.config.db), await self.store.current_revision())
                 return True
             except UNAVAILABLE as exc:
                 delay = self._backoff(attempt)
@@ -164,7 +167,7 @@ class PersisterService(Service):
             await self.sleep(delay)
             await self._in_progress(msgs + self._waiting + (self._ready[0] if self._ready else []))
             try:
-                await asyncio.to_thread(self._probe)
+                await self.store.probe_write(self.host)
             except UNAVAILABLE as exc:
                 reason = _reason(exc)
                 if attempt == 1 or attempt % 10 == 0:
@@ -177,9 +180,6 @@ class PersisterService(Service):
             return True
         await self._nak_all(msgs)
         return False
-
-    def _probe(self) -> None:
-        self.store.probe_write(self.host)
 
     async def _in_progress(self, msgs: list) -> None:
         for msg in msgs:
@@ -210,8 +210,8 @@ class PersisterService(Service):
     # -- the service skeleton's hooks (trackprint.service) --------------------------------
     async def prepare(self) -> bool:
         """The schema first: results are only worth fetching once they can be written."""
-        self.store = Store(self.config.db, sqlite_busy_timeout_s=self.config.sqlite_busy_timeout_s,
-                           library=self.config.library)
+        self.store = StoreProcess(self.config.db, sqlite_busy_timeout_s=self.config.sqlite_busy_timeout_s,
+                                  library=self.config.library)
         if self.config.library is None:
             log.warning("persister: no --library given: result paths are not checked against the library roots, "
                         "and a removal with reason 'excluded' is accepted for any event of its path (no excludes "
@@ -229,8 +229,8 @@ class PersisterService(Service):
     async def step(self) -> None:
         """One batch committed and acked while the next one is fetched and checked.
 
-        The database work runs in a thread and the bus work (fetch, source-event look-ups) on the event
-        loop, so doing them at the same time nearly halves a batch's time. Batches are still applied one
+        The database work runs in the store's process and the bus work (fetch, source-event look-ups) on
+        the event loop, so the two use two cores. Batches are still applied one
         after the other, each acked only after its own commit."""
         batch, self._ready = self._ready, None
         if batch is None:  # nothing fetched ahead: the pipeline starts again (or the bus is idle)
@@ -272,7 +272,7 @@ class PersisterService(Service):
 
     async def teardown(self) -> None:
         if self.store is not None:
-            self.store.close()
+            await self.store.close()
 
     def subscriptions(self) -> list:
         return [sub for sub in (self.sub, self.redrive) if sub is not None]
@@ -306,7 +306,7 @@ class PersisterService(Service):
         started = time.monotonic()
         while True:
             try:
-                summary = await asyncio.to_thread(self.store.apply, items)
+                summary = await self.store.apply(items)
                 break
             except UNAVAILABLE as exc:
                 self.metrics.inc("db_errors")
@@ -329,7 +329,7 @@ class PersisterService(Service):
     async def _one_by_one(self, msgs: list, items: list) -> None:
         for msg, item in zip(msgs, items):
             try:
-                summary = await asyncio.to_thread(self.store.apply, [item])
+                summary = await self.store.apply([item])
             except UNAVAILABLE as exc:
                 self.metrics.inc("db_errors")
                 log.error("DATABASE UNAVAILABLE on results seq %d; holding the rest of the batch: %s",
@@ -348,9 +348,10 @@ class PersisterService(Service):
             self._account(summary)
             await self._ack_all([msg])
 
-    async def _with_sources(self, items: list[tuple[bytes, Meta]]) -> list[tuple[Any, Meta]]:
-        """Each item decoded (raw bytes kept when undecodable: the store records them as invalid) and
-        its ``source_seq`` checked against the events stream (:mod:`trackprint.persister.sources`)."""
+    async def _with_sources(self, items: list[tuple[bytes, Meta]]) -> list[tuple[bytes, Meta]]:
+        """Each item with its ``source_seq`` checked against the events stream
+        (:mod:`trackprint.persister.sources`): the raw bytes again, the problem found in its :class:`Meta`
+        (the store's process decodes them itself: bytes cross the pipe for a tenth of a decoded result)."""
         messages = []
         for data, _ in items:
             try:
@@ -358,8 +359,8 @@ class PersisterService(Service):
             except Exception:  # any decode problem is the store's to record, with the raw bytes
                 messages.append(None)
         problems = await EventSources(self.js, library=self.config.library).problems(messages)
-        return [(data if message is None else message, Meta(meta.stream_seq, meta.num_delivered, problem))
-                for (data, meta), message, problem in zip(items, messages, problems)]
+        return [(data, Meta(meta.stream_seq, meta.num_delivered, problem))
+                for (data, meta), problem in zip(items, problems)]
 
     def _account(self, summary: BatchSummary) -> None:
         m = self.metrics
@@ -428,7 +429,7 @@ class PersisterService(Service):
                 continue
             try:
                 checked = await self._with_sources([(original.data, Meta(stream_seq=seq))])
-                summary = await asyncio.to_thread(self.store.apply, checked)
+                summary = await self.store.apply(checked)
             except UNAVAILABLE as exc:
                 await advisory.nak(delay=self.config.nak_delay_s)
                 await self._report(db_ok=False, reason=_reason(exc))

@@ -254,6 +254,33 @@ def test_database_outage_naks_and_persists_everything_once_it_is_back(nats_serve
     assert service.metrics.values["acked"] >= n and service.metrics.values["db_errors"] >= 1
 
 
+def test_the_store_process_killed_mid_stream_is_restarted_and_nothing_is_lost(nats_server, db_url):
+    """The database work runs in a child process (persister/store_process.py). kill -9 of that child
+    while results stream in: the batch it held is not acked, the death is counted as a database
+    error, a new child takes over, and every result ends in exactly one row."""
+    n = 300
+
+    async def main():
+        service = _service(nats_server.url, db_url, batch=20)
+        task = await _start(service)
+        await _publish(nats_server.url, [(bus.result_subject(result(i).path), result(i)) for i in range(n)])
+        await wait_until_async(lambda: service.metrics.values["acked"], 60, message="the first batches",
+                               until=lambda acked: acked >= 40)
+        first = await service.store.pid()
+        assert first not in (None, os.getpid())
+        os.kill(first, signal.SIGKILL)
+        await _publish(nats_server.url, [(bus.result_subject(result(i).path), result(i)) for i in range(n, 2 * n)])
+        await wait_until_async(lambda: _drained(nats_server.url), 90, message="every result acked")
+        second = await service.store.pid()
+        await _stop(service, task)
+        return service, first, second
+
+    service, first, second = asyncio.run(main())
+    assert second != first
+    assert service.metrics.values["db_errors"] >= 1  # the death was noticed, not swallowed
+    assert db_counts(db_url) == (2 * n, 2 * n, 2 * n, 0)
+
+
 def _spawn(nats_url: str, db_url: str, log_path: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=ROOT)
     log = open(log_path, "ab")
@@ -265,6 +292,33 @@ def _spawn(nats_url: str, db_url: str, log_path: str) -> subprocess.Popen:
         )
     finally:
         log.close()
+
+
+def test_a_stop_signal_to_the_whole_process_group_still_commits_the_batch_in_hand(nats_server, db_url, tmp_path):
+    """Ctrl-C in a terminal and a service manager's stop signal the persister AND its store's process
+    (one process group). The store's process must leave the stop to the persister, which finishes
+    the batch in hand: exit 0, no database error, every acked result stored."""
+    Store(db_url).migrate()
+    log_path = str(tmp_path / "persister.log")
+    publish_results(nats_server.url, 0, 3000)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "trackprint.cli", "-v", "persister", "--nats", nats_server.url,
+                                 "--db", db_url, "--batch", "100"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(lambda: db_counts(db_url)[2], 60, 0.05, "the first rows", until=lambda rows: rows >= 100)
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(30) == 0, open(log_path).read()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    output = open(log_path).read()
+    assert "DATABASE UNAVAILABLE" not in output and "StoreProcessDied" not in output, output[-3000:]
+    info = consumer(nats_server.url)
+    assert info.num_ack_pending == 0
+    assert db_counts(db_url)[2] >= info.ack_floor.stream_seq > 0  # every acked result is a row
 
 
 @pytest.mark.slow  # 1600 results through a persister subprocess, killed and restarted

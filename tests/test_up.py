@@ -111,7 +111,8 @@ def test_up_restarts_a_crashed_service_and_says_so(tmp_path):
     proc = service("up", str(library), "--data-dir", str(data), "--analyzers", "1", log=log, env=without_rust())
     try:
         wait_until(lambda: len(_safe_rows(data)), 120, 0.5, "the first row", until=lambda n: n >= 1)
-        persister = subprocess.run(["pgrep", "-f", f"persister --nats .* --db sqlite:///{data}"],
+        # the oldest: the persister, not its store's process (a fork, with the same command line)
+        persister = subprocess.run(["pgrep", "-o", "-f", f"persister --nats .* --db sqlite:///{data}"],
                                    capture_output=True, text=True).stdout.split()
         assert len(persister) == 1, persister
         os.kill(int(persister[0]), signal.SIGKILL)

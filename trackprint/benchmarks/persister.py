@@ -32,8 +32,9 @@ Method:
    fetching, checking source events, in :meth:`Store.apply` and acking. The
    service pipelines its batches (the next batch is fetched and checked while
    the current one is applied), so these overlap and add up to more than the
-   total; ``Store.apply`` runs in a thread that shares the GIL with the event
-   loop, so it takes longer than in the store cases.
+   total; ``Store.apply`` runs in the store's own process
+   (:mod:`trackprint.persister.store_process`), timed from the service's side
+   (the pipe both ways included).
 
 Databases: ``sqlite`` (a fresh file per run in the temp folder, the persister's
 own settings: WAL, ``synchronous=FULL``); ``postgresql`` (a throwaway Debian
@@ -301,6 +302,7 @@ def _apply_all(store, messages: list, batch: int, first_stream_seq: int) -> tupl
 
 def store_cases(db: Database, n: int, batch: int, repeat: int, cases: tuple[str, ...]) -> list[CaseResult]:
     from trackprint.persister.store import Store
+    from trackprint.persister.store_process import StoreProcess
 
     first = new_messages(n, start_seq=1, seed=0)
     newer = new_messages(n, start_seq=n + 1, seed=1)
@@ -425,20 +427,19 @@ async def _service_run(nats_url: str, db_url: str, n: int, batch: int) -> dict:
                 spent[name] += time.perf_counter() - t0
         return wrapper
 
-    def timed(name, fn):
-        def wrapper(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                spent[name] += time.perf_counter() - t0
-        return wrapper
-
     service.fetch = timed_async("fetch", service.fetch)
     service._with_sources = timed_async("sources", service._with_sources)
     service._ack_all = timed_async("ack", service._ack_all)
-    original_apply = Store.apply
-    Store.apply = timed("apply", original_apply)
+    original_apply = StoreProcess.apply
+
+    async def timed_apply(self, items):
+        t0 = time.perf_counter()
+        try:
+            return await original_apply(self, items)
+        finally:
+            spent["apply"] += time.perf_counter() - t0
+
+    StoreProcess.apply = timed_apply
     started = time.perf_counter()
     task = asyncio.create_task(service.run(install_signal_handlers=False))
     while True:
@@ -453,7 +454,7 @@ async def _service_run(nats_url: str, db_url: str, n: int, batch: int) -> dict:
     spent_then = dict(spent)  # not the idle fetch that is still waiting
     service.stop()
     await asyncio.wait_for(task, 30)
-    Store.apply = original_apply
+    StoreProcess.apply = original_apply
     await nc.close()
     return {"rows": n, "seconds": seconds, "rows_per_s": n / seconds, "persisted": service.metrics.values["persisted"],
             "acked": service.metrics.values["acked"], "spent_s": {k: round(v, 3) for k, v in spent_then.items()}}
