@@ -318,7 +318,7 @@ def _utc(ts: float | None) -> datetime | None:
 
 def _fingerprint_values(m: FingerprintResult, seq: int, now: datetime) -> dict[str, Any]:
     """The ``track_fingerprints`` columns of a result (all but ``track_id``)."""
-    values: dict[str, Any] = {name: float(getattr(m.fingerprint, name)) for name in DIMENSIONS}
+    values: dict[str, Any] = m.fingerprint.as_dict()  # floats already (a msgspec struct of float fields)
     values.update(
         fingerprint_version=m.fingerprint_version, engine=m.engine, content_id=m.content_id,
         codec=m.decode.codec, sample_rate=m.decode.sample_rate, channels=m.decode.channels,

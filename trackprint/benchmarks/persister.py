@@ -302,7 +302,6 @@ def _apply_all(store, messages: list, batch: int, first_stream_seq: int) -> tupl
 
 def store_cases(db: Database, n: int, batch: int, repeat: int, cases: tuple[str, ...]) -> list[CaseResult]:
     from trackprint.persister.store import Store
-    from trackprint.persister.store_process import StoreProcess
 
     first = new_messages(n, start_seq=1, seed=0)
     newer = new_messages(n, start_seq=n + 1, seed=1)
@@ -388,6 +387,7 @@ async def _service_run(nats_url: str, db_url: str, n: int, batch: int) -> dict:
     from trackprint.embedded import wait_for_port
     from trackprint.persister.service import PersisterConfig, PersisterService
     from trackprint.persister.store import Store
+    from trackprint.persister.store_process import StoreProcess
 
     wait_for_port(int(nats_url.rsplit(":", 1)[1]), 15)
     nc = None
