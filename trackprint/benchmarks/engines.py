@@ -8,7 +8,10 @@ mixed library, recognised by content) it measures, in one run and on the same fi
   for MP4, AAC, WavPack, APE), every block as float32: the floor for any
   whole-track analysis, reported per codec too;
 * ``rust-decode``: the Rust engine's decoders only (``trackprint-server
-  --decode FILE`` to /dev/null, one process per file);
+  --decode FILE`` to /dev/null, one process per file; a file's seconds are the
+  decoding's own, as the binary measures it, without the ~50 ms process start,
+  so that it compares with a request to a running server; the wall time of a
+  round still includes the starts);
 * ``bliss``: bliss-audio (``pip install 'trackprint[bench]'``), the peer:
   ``bliss_audio.Song(path).analysis`` per file, when it is installed;
 * ``python``: the Python engine (:func:`trackprint.pyengine.engine.analyze_file`);
@@ -98,6 +101,8 @@ def rust_decode_only(path: str) -> dict[str, Any]:
         error = facts.get("error") or {}
         return {"ok": False, "error": f"{error.get('code')}: {error.get('message')}", "seconds": seconds,
                 "audio_s": 0.0, "rss_kb": usage.ru_maxrss}
+    # the binary's own decoding time (from 0.1 on; before: the process's, start included)
+    seconds = float(facts.get("seconds", seconds))
     return {"ok": True, "seconds": seconds, "audio_s": facts["decode"]["decoded_duration_s"], "rss_kb": usage.ru_maxrss}
 
 
@@ -221,7 +226,8 @@ class Engine:
 ENGINES: list[Engine] = [
     Engine("decode", decode_only, description="reference decoders only (libsndfile: libFLAC/libopus/libvorbis/mpg123; "
                                               "FFmpeg via PyAV: MP4/AAC/WavPack/APE), float32 blocks"),
-    Engine("rust-decode", rust_decode_only, description="the Rust engine's decoders only (trackprint-server --decode)"),
+    Engine("rust-decode", rust_decode_only, description="the Rust engine's decoders only (trackprint-server --decode; "
+                                                      "per file: the decoding's own time, process start excluded)"),
     Engine("python", python_engine, description="Python engine, analyze_file"),
     Engine("rust", rust_engine, warm=_warm_rust,
            description="Rust engine, RustClient to trackprint-server --max-concurrency JOBS"),
