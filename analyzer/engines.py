@@ -48,7 +48,7 @@ from trackprint import binaries
 from trackprint.contracts import EngineOutcome, EngineProblem
 from trackprint.errors import AnalysisError, ErrorCode
 from trackprint.paths import Library
-from trackprint.supervisor import die_with_parent
+from trackprint.supervisor import die_with_parent, stop_pool
 
 log = logging.getLogger("trackprint.analyzer.engines")
 
@@ -93,19 +93,6 @@ def python_pool(workers: int) -> ProcessPoolExecutor:
     import trackprint.pyengine.engine  # noqa: F401  forked workers inherit it (scipy takes ~2 s)
 
     return ProcessPoolExecutor(max_workers=max(1, workers), initializer=die_with_parent)
-
-
-def stop_pool(pool: Executor, wait_s: float = 10.0) -> None:
-    """Cancel what has not started and let the pool's manager thread end, for at most ``wait_s``.
-
-    Python 3.11's exit hook wakes a process pool's manager thread through a pipe that thread closes as
-    it ends: a race that prints "Exception ignored ... Bad file descriptor" at exit. A thread that has
-    ended closes the pipe first, so the hook finds it closed. ``shutdown`` forgets the thread, hence it
-    is taken before. Bounded: a worker stuck on a hung file must not hold the command."""
-    manager = getattr(pool, "_executor_manager_thread", None)
-    pool.shutdown(wait=False, cancel_futures=True)
-    if manager is not None:
-        manager.join(wait_s)
 
 
 # -- the Rust engine --------------------------------------------------------------------------------

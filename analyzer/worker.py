@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from trackprint.analyzer.engines import Engines, RustClient, python_pool, stop_pool
+from trackprint.analyzer.engines import Engines, RustClient, python_pool
+from trackprint.supervisor import stop_pool
 from trackprint import bus
 from trackprint.contracts import (
     AnalysisFailure,

@@ -33,7 +33,7 @@ import msgspec
 
 from trackprint.contracts import decode_result
 from trackprint.persister.store import BatchSummary, Meta, Store
-from trackprint.supervisor import die_with_parent
+from trackprint.supervisor import die_with_parent, stop_pool
 
 
 class StoreProcessDied(Exception):
@@ -124,4 +124,4 @@ class StoreProcess:
             pass
         pool, self._pool = self._pool, None
         if pool is not None:
-            await asyncio.to_thread(pool.shutdown, True)
+            await asyncio.to_thread(stop_pool, pool)

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import threading
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from trackprint.logs import stamp_child_line
@@ -35,6 +36,19 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: nothing to do
         pass
+
+
+def stop_pool(pool: Executor, wait_s: float = 10.0) -> None:
+    """Cancel what has not started and let the pool's manager thread end, for at most ``wait_s``.
+
+    Python 3.11's exit hook wakes a process pool's manager thread through a pipe that thread closes as
+    it ends: a race that prints "Exception ignored ... Bad file descriptor" at exit. A thread that has
+    ended closes the pipe first, so the hook finds it closed. ``shutdown`` forgets the thread, hence it
+    is taken before. Bounded: a worker stuck on a hung file must not hold the command."""
+    manager = getattr(pool, "_executor_manager_thread", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    if manager is not None:
+        manager.join(wait_s)
 
 
 LOG_MAX_BYTES = 10 << 20  # per log file; TRACKPRINT_LOG_MAX_BYTES overrides

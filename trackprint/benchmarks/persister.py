@@ -431,15 +431,7 @@ async def _service_run(nats_url: str, db_url: str, n: int, batch: int) -> dict:
     service._with_sources = timed_async("sources", service._with_sources)
     service._ack_all = timed_async("ack", service._ack_all)
     original_apply = StoreProcess.apply
-
-    async def timed_apply(self, items):
-        t0 = time.perf_counter()
-        try:
-            return await original_apply(self, items)
-        finally:
-            spent["apply"] += time.perf_counter() - t0
-
-    StoreProcess.apply = timed_apply
+    StoreProcess.apply = timed_async("apply", original_apply)  # self comes first among the wrapper's args
     started = time.perf_counter()
     task = asyncio.create_task(service.run(install_signal_handlers=False))
     while True:
