@@ -16,6 +16,7 @@ from trackprint.fingerprint import DIMENSIONS
 from trackprint.paths import Library
 from trackprint.persister.models import track_tags, tracks
 from trackprint.persister.store import Meta, Store
+from trackprint.pyengine.identity import content_id
 from trackprint.tags import read_tags
 
 
@@ -48,6 +49,21 @@ def test_tags_of_ogg_vorbis_and_opus(tmp_path, name):
     assert (tags.artist, tags.album, tags.title, tags.track_number, tags.disc_number, tags.year, tags.genre) == (
         "Stereolab", "Dots and Loops", "Brakhage", 1, 2, 1997, "Post-rock")
     assert tags.duration_s == pytest.approx(1.0, abs=0.05)
+
+
+def test_the_container_hint_of_the_content_id_reads_the_same_tags_and_a_wrong_hint_does_no_harm(tmp_path):
+    paths = [t.path for t in write_tagged_library(tmp_path)]
+    for name in ("a.ogg", "a.opus"):
+        paths.append(write_audio(tmp_path / name, noisy_tone(440, 1.0, 48000), 48000))
+        tag_file(paths[-1], artist="Stereolab", title="Brakhage", track_number="1/10")
+    for path in paths:
+        container = content_id(str(path)).split("-", 1)[0]
+        unhinted = read_tags(path)
+        assert unhinted.duration_s, path
+        assert read_tags(path, container) == unhinted, (path, container)
+        for wrong in {"flac", "mp3", "mp4", "ogg", "wav"} - {container}:  # a hint can never change the tags read
+            assert read_tags(path, wrong) == unhinted, (path, wrong)
+    assert {content_id(str(p)).split("-", 1)[0] for p in paths} >= {"flac", "mp3", "mp4", "ogg"}
 
 
 def test_bad_or_missing_tags_are_empty_fields_never_an_exception(tmp_path):

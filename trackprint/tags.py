@@ -82,14 +82,57 @@ def _get(tags, key):
         return None
 
 
-def read_tags(path: str | bytes | os.PathLike) -> Tags:
-    """The tags of ``path``; every field None when the file has none or mutagen cannot read it."""
-    try:
-        import mutagen
+def _kinds(container: str | None) -> list | None:
+    """mutagen's file types for a container found by content (``pyengine.identity.detect_format``).
 
+    ``mutagen.File`` scores two dozen file types on every call, which cost twice the parsing
+    itself (0.19 ms against 0.08 ms per short FLAC); when the content already says which
+    container it is, only its types are tried. None: no hint, every type is scored.
+    """
+    if container is None:
+        return None
+    from mutagen.aac import AAC
+    from mutagen.aiff import AIFF
+    from mutagen.easymp4 import EasyMP4
+    from mutagen.flac import FLAC
+    from mutagen.monkeysaudio import MonkeysAudio
+    from mutagen.mp3 import EasyMP3
+    from mutagen.oggflac import OggFLAC
+    from mutagen.oggopus import OggOpus
+    from mutagen.oggvorbis import OggVorbis
+    from mutagen.wave import WAVE
+    from mutagen.wavpack import WavPack
+
+    return {"flac": [FLAC], "mp4": [EasyMP4], "mp3": [EasyMP3], "ogg": [OggVorbis, OggOpus, OggFLAC],
+            "wav": [WAVE], "aiff": [AIFF], "wavpack": [WavPack], "ape": [MonkeysAudio], "aac": [AAC]}.get(container)
+
+
+def _open(path: str, container: str | None):
+    """mutagen's easy file object of ``path``, or None; tries the hinted types first, then all of them
+    (a file whose hinted type cannot read it gets mutagen's own choice, as without a hint)."""
+    import mutagen
+
+    kinds = _kinds(container)
+    if kinds is not None:
+        try:
+            audio = mutagen.File(path, easy=True, options=kinds)
+        except Exception:
+            audio = None
+        if audio is not None:
+            return audio
+    return mutagen.File(path, easy=True)
+
+
+def read_tags(path: str | bytes | os.PathLike, container: str | None = None) -> Tags:
+    """The tags of ``path``; every field None when the file has none or mutagen cannot read it.
+
+    ``container``: the format found by content (the prefix of the file's content id), a hint that
+    only saves time; the tags read are the same with or without it.
+    """
+    try:
         if isinstance(path, bytes):
             path = os.fsdecode(path)
-        audio = mutagen.File(path, easy=True)
+        audio = _open(path, container)
     except Exception as exc:  # mutagen.MutagenError, OSError, and whatever a broken header raises
         log.debug("%s: no tags read: %s", path, exc)
         return Tags()

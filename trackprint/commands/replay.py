@@ -12,12 +12,12 @@ more than ``--max-lag`` waiting for the analyzers); see ``trackprint/bus/fold.py
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 from trackprint.argtypes import non_negative_int, positive_float, positive_int
 from trackprint.bus.inspect import reachable
 from trackprint.config import add_location_arguments, data_dir, resolve_db, resolve_nats
+from trackprint.service import run_loop
 from trackprint.status import NOTHING_HERE
 
 
@@ -53,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         if args.reanalyse:
-            asyncio.run(_reanalyse(servers, args.rate, args.max_lag))
+            run_loop(_reanalyse(servers, args.rate, args.max_lag))
             return 0
         from trackprint.persister.replay import replay_results
 
-        summary = asyncio.run(replay_results(servers, resolve_db(args), batch_size=args.batch, say=say))
+        summary = run_loop(replay_results(servers, resolve_db(args), batch_size=args.batch, say=say))
         return 1 if summary.not_persisted else 0
     except KeyboardInterrupt:
         say("replay: interrupted; run it again: it is idempotent")
