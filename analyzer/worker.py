@@ -276,8 +276,8 @@ class AnalyzerWorker(Service):
                     return
                 if isinstance(result, FingerprintResult) and not result.reused:
                     try:
-                        await self.kv.put(bus.fingerprint_kv_key(result.fingerprint_version, result.content_id),
-                                          encode(result))
+                        await bus.cache_fingerprint(self.js, bus.fingerprint_kv_key(result.fingerprint_version,
+                                                                                    result.content_id), encode(result))
                     except Exception as exc:  # a cache: a miss only costs a re-analysis later
                         log.warning("%s: KV put failed (%s); the result is published, only the reuse cache misses "
                                     "it", event.path, exc)
@@ -286,7 +286,10 @@ class AnalyzerWorker(Service):
                 await msg.term()
             else:
                 try:
-                    await msg.ack_sync(timeout=5)
+                    # not ack_sync: its reply was one more round trip per file, and an ack lost with the
+                    # connection is only a redelivery, whose result republishes under the same message id
+                    # (deduplicated by the stream, else re-applied idempotently by the persister)
+                    await msg.ack()
                 except Exception as exc:
                     log.warning("%s: ack failed (%s); the event will be redelivered and deduplicated", event.path,
                                 exc)

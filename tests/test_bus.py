@@ -8,6 +8,8 @@ import json
 import pytest
 
 from tests.waiting import wait_until_async
+from nats.js import api
+
 from trackprint import bus
 
 
@@ -37,6 +39,25 @@ def test_topology_idempotent_and_consumer_config_applied(nats_server):
         assert str(getattr(sinfo.config.retention, "value", sinfo.config.retention)) == "limits"
         assert sinfo.config.max_msgs == 1000
         assert await js.key_value(bus.FINGERPRINT_KV)
+        await bus.close(nc)
+
+    run(main())
+
+
+def test_the_fingerprint_cache_takes_unacknowledged_puts_and_answers_direct_gets_even_in_an_old_bucket(nats_server):
+    async def main():
+        nc = await bus.connect(nats_server.url, "test")
+        js = nc.jetstream()
+        # a bucket as an earlier release made it: no direct gets
+        await js.create_key_value(api.KeyValueConfig(bucket=bus.FINGERPRINT_KV, history=1))
+        assert not (await js.stream_info(f"KV_{bus.FINGERPRINT_KV}")).config.allow_direct
+        await bus.ensure_topology(js)
+        for bucket in (bus.FINGERPRINT_KV, bus.STATUS_KV):
+            assert (await js.stream_info(f"KV_{bucket}")).config.allow_direct, bucket
+        kv = await bus.fingerprint_kv(js)
+        await bus.cache_fingerprint(js, bus.fingerprint_kv_key(1, "flac-abc"), b"result")
+        await nc.flush()
+        assert (await kv.get(bus.fingerprint_kv_key(1, "flac-abc"))).value == b"result"
         await bus.close(nc)
 
     run(main())

@@ -501,12 +501,19 @@ async def _ensure_consumer(js, stream: str, config: api.ConsumerConfig) -> None:
 
 
 async def _ensure_kv(js, bucket: str, topo: Topology) -> None:
+    """Create the bucket with direct gets (answered by any replica without the JetStream API's JSON and
+    base64: the analyzer looks up every file's content id), or turn them on in a bucket made before."""
     try:
-        await js.key_value(bucket)
+        kv = await js.key_value(bucket)
+        if not kv._direct:  # nats-py's KeyValue keeps the stream's allow_direct as _direct
+            stream = (await js.stream_info(kv._stream)).config
+            stream.allow_direct = True
+            await _write(js, f"KV bucket {bucket} has no direct gets", lambda: js.update_stream(stream), usable=True)
     except (nats.js.errors.BucketNotFoundError, nats.js.errors.NotFoundError):
         try:
             await _write(js, f"KV bucket {bucket} does not exist", lambda: js.create_key_value(
-                api.KeyValueConfig(bucket=bucket, history=1, storage=topo.storage, replicas=topo.num_replicas)),
+                api.KeyValueConfig(bucket=bucket, history=1, storage=topo.storage, replicas=topo.num_replicas,
+                                   direct=True)),
                 usable=False)
         except nats.js.errors.BadRequestError as exc:
             if "already in use" not in str(exc):
@@ -530,6 +537,16 @@ async def bind_redrive(js):
 
 async def fingerprint_kv(js):
     return await js.key_value(FINGERPRINT_KV)
+
+
+async def cache_fingerprint(js, key: str, value: bytes) -> None:
+    """Put ``value`` under ``key`` in the fingerprint KV bucket without awaiting the server's PubAck.
+
+    The bucket is a cache (a content id already analysed is reused, not re-analysed), so a put the
+    server refuses or loses costs at most one analysis later; waiting for its acknowledgement was a
+    round trip per analysed file. The subject is the one ``KeyValue.put`` publishes to.
+    """
+    await js._nc.publish(f"$KV.{FINGERPRINT_KV}.{key}", value)
 
 
 async def status_kv(js):
