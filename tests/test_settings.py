@@ -48,7 +48,7 @@ def test_defaults_without_a_file(tmp_path):
     s = settings.load(environ=clean_env(tmp_path))
     assert s.path == tmp_path / "xdg" / "trackprint" / "config.toml" and not s.found
     assert s.library == () and s.database is None and s.poll is False and s.exclude_marker == ".trackprintignore"
-    assert s.analyzers == (os.cpu_count() or 1) and s.get("ports.nats") == 0
+    assert s.analyzers == 1 and s.get("ports.nats") == 0
     assert all(s.source(k.name) == "default" for k in settings.KEYS)
 
 

@@ -39,7 +39,8 @@ def register(subparsers) -> None:
     parser.add_argument("--nats", default=None,
                         help="use this NATS instead of the embedded one (default: the nats setting)")
     parser.add_argument("--analyzers", type=int, default=None,
-                        help="analyzer processes (default: the analyzers setting, else cores)")
+                        help="analyzer processes (default: the analyzers setting, else 1); together they "
+                             "analyse one file per core at once")
     parser.add_argument("--poll", action="store_const", const=True, default=None,
                         help="the watcher polls instead of inotify (network shares; default: the poll setting)")
     parser.add_argument("--no-rust", action="store_true", help="do not start the Rust server (Python engine only)")
