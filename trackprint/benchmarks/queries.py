@@ -131,6 +131,7 @@ def _timed(fn, repeat: int) -> tuple[list[float], object]:
 def run(args) -> int:
     from trackprint import search
     from trackprint.persister.db import make_engine
+    from trackprint.persister.queries import read_counts
     from trackprint.search import find
 
     db_path = Path(args.db_path or Path(tempfile.gettempdir()) / f"trackprint-bench-{args.rows}.db")
@@ -177,6 +178,11 @@ def run(args) -> int:
             with engine.connect() as conn:
                 times, _ = _timed(lambda: search.library_key(conn), args.repeat)
             report("cache-key probe (every call)", times)
+
+            print("status (every count `status` and `up`'s console read, in one transaction):")
+            times, found = _timed(lambda: read_counts(url, engine=engine), args.repeat)
+            report("status counts", times, f"{found.known:,} known, {found.active:,} active, "
+                                           f"{found.stale:,} stale")
 
             print("query (trackprint.search.find on the cached columns; SQL once beside it, same answer required):")
             for name, expression, limit in QUERIES:
