@@ -26,6 +26,11 @@ which loses nothing either: whatever was not acked is redelivered.
 Metrics: with a port, Prometheus on 127.0.0.1:PORT serving
 ``metrics_registry`` (the default registry unless the service keeps its own).
 
+Event loop: ``run_service`` (and ``replay``) run on uvloop (``run_loop``); a
+service handles each file in a few bus round trips, so the loop's own
+machinery is much of its CPU. A service given to ``run`` by a test runs on
+whatever loop the test uses.
+
 A subclass writes only its own logic::
 
     class Echo(Service):
