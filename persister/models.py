@@ -81,7 +81,7 @@ class Track(Base):
 
     __table_args__ = (
         CheckConstraint("state IN ('active', 'pending', 'failed', 'deleted')", name="state"),
-        Index("ix_tracks_state", "state"),
+        Index("ix_tracks_state_failure_code", "state", "last_failure_code"),  # status: by state, failed by code
         Index("ix_tracks_content_id", "content_id"),
         Index("ix_tracks_updated_at", "updated_at"),  # max(updated_at): the similarity cache's key
     )
@@ -116,6 +116,7 @@ class TrackFingerprint(Base):
         Index("ix_track_fingerprints_fingerprint_version", "fingerprint_version"),
         Index("ix_track_fingerprints_engine", "engine"),
         Index("ix_track_fingerprints_updated_at", "updated_at"),
+        Index("ix_track_fingerprints_analyzed_at", "analyzed_at"),  # status: analysed in the last minutes
     )
 
 

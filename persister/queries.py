@@ -48,12 +48,9 @@ def active_q():
     return select(func.count()).select_from(tracks).where(T.state == "active", _has_fp)
 
 
-def pending_q():
-    return (
-        select(func.count())
-        .select_from(tracks)
-        .where(T.state.not_in(("failed", "deleted")), ~_has_fp, ~_has_failure)
-    )
+def pending_q(states: tuple[str, ...] = ("active", "pending")):
+    """``pending`` among the tracks in ``states`` (the default: every state that can be pending)."""
+    return select(func.count()).select_from(tracks).where(T.state.in_(states), ~_has_fp, ~_has_failure)
 
 
 def tombstoned_q():
@@ -93,6 +90,38 @@ def recent_q(since: datetime):
     ).select_from(track_fingerprints)
 
 
+# -- the same counts, each taken from an index ------------------------------------------------------
+# The queries above are the definitions (and the tests' reference). Taken as written, several read a
+# row per track (a correlated EXISTS per active track, a scan for the recent ones): 547 ms at 500,000
+# tracks on SQLite. `counts` takes the same numbers from two index scans (tracks by state,
+# fingerprints by engine) and lookups of the few tracks that are not active.
+
+def by_state_q():
+    return select(T.state, func.count()).group_by(T.state)
+
+
+def fingerprints_by_engine_q():
+    return select(F.engine, func.count()).group_by(F.engine)
+
+
+def fingerprints_not_active_q():
+    """Fingerprint rows of tracks pending, failed or tombstoned, by state and engine (found by state)."""
+    return (
+        select(T.state, F.engine, func.count())
+        .select_from(tracks.join(track_fingerprints, F.track_id == T.id))
+        .where(T.state.in_(("pending", "failed", "deleted")))
+        .group_by(T.state, F.engine)
+    )
+
+
+def recent_persisted_q(since: datetime):
+    return select(func.count()).select_from(track_fingerprints).where(F.updated_at >= since)
+
+
+def recent_analyzed_q(since: datetime):
+    return select(func.count()).select_from(track_fingerprints).where(F.analyzed_at >= since)
+
+
 @dataclass
 class Counts:
     known: int = 0
@@ -119,22 +148,40 @@ class Counts:
 
 def counts(conn: Connection, *, recent_minutes: float = 10.0, now: datetime | None = None,
            current_version: int = FINGERPRINT_VERSION) -> Counts:
-    """Every count in one read (run inside one transaction for a consistent picture)."""
+    """Every count in one read (run inside one transaction for a consistent picture), from indexes.
+
+    - known, tombstoned: the tracks by state.
+    - active = every fingerprint row, less those of tracks not active (each fingerprint belongs to a track).
+    - engine_share = fingerprints by engine, less those of tombstones.
+    - pending: looked up among the tracks in state ``pending``; tracks ``active`` without a fingerprint
+      (the store never writes one: the gap between active tracks and their fingerprints says whether
+      any exist) are then counted the slow, exact way.
+    """
     now = now or datetime.now(timezone.utc)
     since = now - timedelta(minutes=recent_minutes)
-    recent = conn.execute(recent_q(since)).one()
+    by_state = dict(conn.execute(by_state_q()).all())
+    by_engine = dict(conn.execute(fingerprints_by_engine_q()).all())
+    not_active, of_tombstones = 0, dict.fromkeys(by_engine, 0)
+    for state, engine, n in conn.execute(fingerprints_not_active_q()):
+        not_active += n
+        if state == "deleted":
+            of_tombstones[engine] += n
+    active = sum(by_engine.values()) - not_active
+    pending = conn.execute(pending_q(("pending",))).scalar_one()
+    if by_state.get("active", 0) > active:
+        pending += conn.execute(pending_q(("active",))).scalar_one()
     return Counts(
-        known=conn.execute(known_q()).scalar_one(),
-        active=conn.execute(active_q()).scalar_one(),
-        pending=conn.execute(pending_q()).scalar_one(),
+        known=sum(by_state.values()) - by_state.get("deleted", 0),
+        active=active,
+        pending=pending,
         failed_by_code={code: n for code, n in conn.execute(failed_by_code_q())},
         failures_by_code={code: n for code, n in conn.execute(failures_by_code_q())},
-        tombstoned=conn.execute(tombstoned_q()).scalar_one(),
+        tombstoned=by_state.get("deleted", 0),
         stale=conn.execute(stale_q(current_version)).scalar_one(),
-        engine_share={engine: n for engine, n in conn.execute(engine_share_q())},
+        engine_share={engine: n - of_tombstones[engine] for engine, n in by_engine.items() if n > of_tombstones[engine]},
         recent_minutes=recent_minutes,
-        recent_persisted=recent[0],
-        recent_analyzed=recent[1],
+        recent_persisted=conn.execute(recent_persisted_q(since)).scalar_one(),
+        recent_analyzed=conn.execute(recent_analyzed_q(since)).scalar_one(),
     )
 
 

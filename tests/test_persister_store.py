@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+from datetime import datetime, timedelta, timezone
 
 import msgspec
 import pytest
@@ -87,7 +88,7 @@ def count(store: Store, table) -> int:
 
 def test_migrations_create_the_schema_and_are_idempotent(store):
     store.migrate()  # second run is a no-op
-    assert store.current_revision() == "0005"
+    assert store.current_revision() == "0006"
     insp = inspect(store.engine)
     assert {"tracks", "track_fingerprints", "analysis_failures", "persister_heartbeat",
             "alembic_version"} <= set(insp.get_table_names())
@@ -100,7 +101,7 @@ def test_migrations_create_the_schema_and_are_idempotent(store):
         assert {c["name"] for c in insp.get_columns(table)} == {c.name for c in model.c}, table
     indexed = {tuple(ix["column_names"]) for t in ("tracks", "track_fingerprints", "analysis_failures")
                for ix in insp.get_indexes(t)}
-    assert {("state",), ("fingerprint_version",), ("code",)} <= indexed
+    assert {("state", "last_failure_code"), ("fingerprint_version",), ("code",), ("analyzed_at",)} <= indexed
     uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints("analysis_failures")}
     assert ("path", "code", "source_seq") in uniques
 
@@ -623,6 +624,47 @@ def test_queries_agree_with_hand_counted_sql(store):
 
         later = queries.counts(c, recent_minutes=5, now=datetime.now(timezone.utc) + timedelta(hours=1))
         assert later.recent_persisted == 0
+
+
+def test_counts_taken_from_indexes_equal_the_definitions_even_for_rows_the_store_never_writes(store):
+    apply(store,
+          result("/lib/a.flac", 1, engine="rust"), result("/lib/b.flac", 2, engine="python"),
+          result("/lib/c.flac", 3, engine="rust"), result("/lib/d.flac", 4, engine="rust"),
+          failure("/lib/bad.flac", 5, ErrorCode.CORRUPT), failure("/lib/a.flac", 6, ErrorCode.TIMEOUT),
+          result("/lib/gone.flac", 7, engine="python"), TrackRemoved(path="/lib/gone.flac", source_seq=8),
+          TrackMoved(old_path="/lib/nowhere.flac", path="/lib/new.flac", source_seq=9))
+
+    def reference(c) -> queries.Counts:
+        since = datetime.now(timezone.utc) - timedelta(minutes=5)
+        recent = c.execute(queries.recent_q(since)).one()
+        return queries.Counts(
+            known=c.execute(queries.known_q()).scalar_one(), active=c.execute(queries.active_q()).scalar_one(),
+            pending=c.execute(queries.pending_q()).scalar_one(),
+            failed_by_code=dict(c.execute(queries.failed_by_code_q()).all()),
+            failures_by_code=dict(c.execute(queries.failures_by_code_q()).all()),
+            tombstoned=c.execute(queries.tombstoned_q()).scalar_one(), stale=c.execute(queries.stale_q()).scalar_one(),
+            engine_share=dict(c.execute(queries.engine_share_q()).all()), recent_minutes=5,
+            recent_persisted=recent[0], recent_analyzed=recent[1])
+
+    edits = [
+        None,  # as the store wrote it
+        # a failed track keeping an old fingerprint, a pending one with a fingerprint
+        "UPDATE tracks SET state = 'failed', last_failure_code = 'corrupt' WHERE path = '/lib/b.flac'",
+        "UPDATE tracks SET state = 'pending' WHERE path = '/lib/c.flac'",
+        # active tracks without a fingerprint (the store never writes one), with and without a failure row
+        "DELETE FROM track_fingerprints WHERE track_id = (SELECT id FROM tracks WHERE path = '/lib/d.flac')",
+        "DELETE FROM track_fingerprints WHERE track_id = (SELECT id FROM tracks WHERE path = '/lib/a.flac')",
+        "UPDATE track_fingerprints SET analyzed_at = NULL",
+    ]
+    seen = set()
+    for edit in edits:
+        with store.engine.begin() as c:
+            if edit:
+                c.execute(text(edit))
+            got, want = queries.counts(c, recent_minutes=5), reference(c)
+            assert got == want, edit
+            seen.add((got.active, got.pending, got.failed, got.recent_analyzed))
+    assert len(seen) == len(edits)  # every edit changed what is counted
 
 
 def test_results_outside_the_library_or_with_impossible_sequences_are_recorded_not_applied(db_url, tmp_path):
