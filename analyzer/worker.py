@@ -95,7 +95,7 @@ class WorkerConfig:
     topology: bus.Topology | None = None  # None: bus.Topology() defaults (and TRACKPRINT_* environment)
 
 
-def identify(path: bytes, deadline: float | None) -> tuple[str, Tags]:
+def identify(path: str | bytes, deadline: float | None) -> tuple[str, Tags]:
     """The content id and the tags of ``path``, in one trip to a thread (the analyzer's per-file thread
     hops were a measurable part of its CPU). The content's container is the tag reader's hint."""
     cid = content_id(path, deadline)
