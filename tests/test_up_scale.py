@@ -106,6 +106,8 @@ def test_bench_scale_reports_its_figures(tmp_path):
     assert first["events_in_stream"] == 60 and first["watcher"]["overflows"] == 0
     assert {"up", "watcher", "analyzer", "persister", "nats-server"} <= set(first["stages"])
     assert all(s["cpu_s"] > 0 and s["peak_rss_mb"] > 0 for s in first["stages"].values())
+    assert first["overhead_ms_per_file"] == pytest.approx(
+        sum(s["ms_per_file"] for stage, s in first["stages"].items() if stage != "rust"))
     assert first["to_idle_s"] and first["files_per_s"] > 0
     assert restart["watcher"]["published"] == 0 and restart["events_in_stream"] == 60
     # a stop this early can meet the analyzers still importing (they answer signals once set up): measured
