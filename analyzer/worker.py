@@ -43,7 +43,7 @@ from trackprint.contracts import (
 )
 from trackprint.errors import ErrorCode
 from trackprint.fingerprint import FINGERPRINT_VERSION
-from trackprint.pyengine.identity import IdentityTimeout, content_id
+from trackprint.pyengine.identity import IdentityTimeout, container_of, content_id
 from trackprint.paths import Library, to_fs
 from trackprint.service import Service, host_name
 from trackprint.tags import read_tags
@@ -99,7 +99,7 @@ def identify(path: str | bytes, deadline: float | None) -> tuple[str, Tags]:
     """The content id and the tags of ``path``, in one trip to a thread (the analyzer's per-file thread
     hops were a measurable part of its CPU). The content's container is the tag reader's hint."""
     cid = content_id(path, deadline)
-    return cid, read_tags(path, cid.split("-", 1)[0])
+    return cid, read_tags(path, container_of(cid))
 
 
 class AnalyzerWorker(Service):

@@ -290,6 +290,12 @@ def detect_format(f: BinaryIO, size: int) -> str:
     return found.container if found is not None else "raw"
 
 
+def container_of(cid: str) -> str:
+    """The container a content id was found in (its ``<format>`` prefix; ``flac_broken`` and the like
+    for a file whose structure did not parse)."""
+    return cid.split("-", 1)[0]
+
+
 def content_id(path: str, deadline: float | None = None) -> str:
     """The audio-content id of ``path`` (``<format>-<40 hex>``).
 
