@@ -317,7 +317,7 @@ def opus_pre_skip(head: bytes) -> int | None:
 
 # -- cut or damaged: the container's declared byte length --------------------------------
 EXTENT_WHOLE = "whole"  # the structure's declared end lies inside the file: it was not cut
-EXTENT_UNKNOWN = "unknown"  # no declared byte length (FLAC, ADTS, APE, W64), or unreadable structure
+EXTENT_UNKNOWN = "unknown"  # no declared byte length (FLAC, ADTS, W64, APE before 3.98), or unreadable structure
 
 
 def byte_extent(container: str, length: int, ogg_tail: bool | None, read_at) -> str | int:
@@ -326,7 +326,8 @@ def byte_extent(container: str, length: int, ogg_tail: bool | None, read_at) -> 
     (an int, more than ``length``) when the file was cut, else :data:`EXTENT_WHOLE` or
     :data:`EXTENT_UNKNOWN`. ``read_at(pos, n)`` reads at ``pos`` of the audio span. RIFF/FORM
     sizes (WAV, AIFF), CAF chunk sizes, MP4 top-level box sizes, WavPack block sizes, the MP3
-    Xing/Info/VBRI byte count; Ogg: ``ogg_tail`` (:func:`ogg_tail_state`). The Rust engine's
+    Xing/Info/VBRI byte count, the byte counts of APE's descriptor (3.98 and later); Ogg: ``ogg_tail``
+    (:func:`ogg_tail_state`). The Rust engine's
     ``sniff::byte_extent`` is the same function."""
 
     def judge(declared: int):
@@ -369,6 +370,12 @@ def byte_extent(container: str, length: int, ogg_tail: bool | None, read_at) -> 
         return walk(0, 8, box)
     if container == "wavpack":
         return walk(0, 8, lambda h: struct.unpack("<I", h[4:8])[0] + 8 if h[:4] == b"wvpk" else None)
+    if container == "ape":  # APE_DESCRIPTOR: "MAC ", version, padding, then seven byte counts
+        d = read_at(0, 36)
+        if len(d) < 36 or d[:4] != b"MAC " or struct.unpack("<H", d[4:6])[0] < 3980:
+            return EXTENT_UNKNOWN  # older files have no descriptor
+        descriptor, header, seek_table, wav_header, frames_low, frames_high, wav_tail = struct.unpack("<7I", d[8:36])
+        return judge(descriptor + header + seek_table + wav_header + (frames_high << 32 | frames_low) + wav_tail)
     if container == "mp3":  # the byte count of a Xing/Info (flag 2) or VBRI header counts from the first frame
         head = read_at(0, 4096 + 200)
         first = next((p for p in range(min(len(head), 4096)) if looks_like_mpeg(head, p)), None)

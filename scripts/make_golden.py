@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the engine-parity golden vectors in tests/golden/.
 
-Writes small audio files (short signals; < 3 MB in all) covering every kind of
+Writes small audio files (short signals; about 3 MB in all) covering every kind of
 input the Python tests use plus one file per codec the Rust server decodes,
 then ``golden.json``: for each file the Python engine's answer
 (``trackprint.pyengine.engine.analyze_file``), and ``tolerance.json``: a copy of
@@ -9,13 +9,30 @@ then ``golden.json``: for each file the Python engine's answer
 
 Deterministic (fixed seeds). Run from the repository root:
 
-    .venv/bin/python scripts/make_golden.py
+    .venv/bin/python scripts/make_golden.py [NAME ...]
+
+With names, only those files are rewritten and their entries in ``golden.json``
+replaced (the others are kept as they are).
+
+Monkey's Audio (APE) has no encoder in Debian, FFmpeg or PyPI, so the APE
+files are written by the Monkey's Audio SDK's console encoder, ``mac`` (on
+PATH or named by ``$MAC_ENCODER``; the SDK, https://monkeysaudio.com, builds on
+Linux with ``g++ -DPLATFORM_LINUX``), from a 16- or 24-bit WAV of
+``tests.audio.music_like`` (:data:`APE_SOURCES`, which
+``tests/test_decoder_fidelity.py`` regenerates to check the decoded samples
+are the source's, bit for bit). Without ``mac`` the committed APE files are
+kept and only analysed again. They were made by Monkey's Audio 8.20, mode
+``-c2000`` (normal).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from trackprint.pyengine.engine import analyze_file  # noqa: E402
-from audio import click_track, sine, white_noise  # noqa: E402
+from audio import APE_SOURCES, ape_source, click_track, sine, white_noise  # noqa: E402
 from trackprint.errors import AnalysisError  # noqa: E402
 from trackprint.fingerprint import DIMENSIONS, PARITY_TOLERANCE  # noqa: E402
 
@@ -102,15 +119,42 @@ def cases() -> dict[str, tuple]:
     c["music_vorbis.ogg"] = ("OGG", "VORBIS", music_like(3.0, SR, seed=7), SR)
     c["music_alac.m4a"] = ("alac", None, music_like(2.0, SR, seed=8)[:, :1], SR)
     c["music_aac.m4a"] = ("aac", None, music_like(3.0, SR, seed=9), SR)
+    for name in APE_SOURCES:
+        c[name] = ("ape", None, None, None)
     return c
 
 
-def main() -> int:
+def write_ape(path: Path) -> None:
+    """Encode ``APE_SOURCES[path.name]`` with Monkey's Audio, or keep the committed file without it."""
+    encoder = os.environ.get("MAC_ENCODER") or shutil.which("mac")
+    if not encoder:
+        if not path.exists():
+            raise SystemExit(f"make_golden: {path.name} needs Monkey's Audio's encoder (mac on PATH or $MAC_ENCODER)")
+        print(f"make_golden: no Monkey's Audio encoder, keeping the committed {path.name}")
+        return
+    samples, sr, subtype = ape_source(path.name)
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "source.wav"
+        sf.write(wav, samples, sr, subtype=subtype)
+        done = subprocess.run([encoder, str(wav), str(path), "-c2000"], capture_output=True, text=True)
+        if done.returncode != 0 or not path.exists():
+            raise SystemExit(f"make_golden: {encoder} could not encode {path.name}: {done.stdout[-500:]}")
+
+
+def main(names: list[str]) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    golden: dict[str, dict] = {}
-    for name, (fmt, subtype, samples, sr) in cases().items():
+    all_cases = cases()
+    unknown = sorted(set(names) - set(all_cases))
+    if unknown:
+        raise SystemExit(f"make_golden: no such golden file: {', '.join(unknown)}")
+    golden: dict[str, dict] = json.loads((OUT / "golden.json").read_text())["files"] if names else {}
+    for name, (fmt, subtype, samples, sr) in all_cases.items():
+        if names and name not in names:
+            continue
         path = OUT / name
-        if fmt in ("alac", "aac"):
+        if fmt == "ape":
+            write_ape(path)
+        elif fmt in ("alac", "aac"):
             write_m4a(path, samples, sr, fmt)
         else:
             sf.write(path, samples, sr, format=fmt, subtype=subtype)
@@ -121,6 +165,7 @@ def main() -> int:
                                        "decoded_duration_s": out.decode.decoded_duration_s}}
         except AnalysisError as exc:
             golden[name] = {"ok": False, "code": exc.code.value}
+    golden = {name: golden[name] for name in all_cases if name in golden}  # the cases' order
     (OUT / "golden.json").write_text(json.dumps(
         {"dimensions": list(DIMENSIONS), "files": golden}, indent=1, sort_keys=False) + "\n")
     (OUT / "tolerance.json").write_text(json.dumps(PARITY_TOLERANCE, indent=1) + "\n")
@@ -130,4 +175,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

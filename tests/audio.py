@@ -113,6 +113,20 @@ def melody(notes_hz: list[float], note_s: float, duration_s: float, sr: int = SR
     return (db_to_amp(db) * np.sin(phase)).astype(np.float32)
 
 
+# The golden APE files (scripts/make_golden.py): name -> (duration s, rate, seed, channels, WAV subtype)
+# of the music_like signal Monkey's Audio encoded; tests regenerate it to check lossless decoding.
+APE_SOURCES: dict[str, tuple[float, int, int, int, str]] = {
+    "music_ape.ape": (3.0, SR, 11, 2, "PCM_16"),
+    "music_ape_24bit_mono.ape": (1.5, 48_000, 12, 1, "PCM_24"),
+}
+
+
+def ape_source(name: str) -> tuple[np.ndarray, int, str]:
+    """(samples, rate, WAV subtype) of the signal a golden APE file was encoded from."""
+    duration_s, rate, seed, channels, subtype = APE_SOURCES[name]
+    return music_like(duration_s, rate, seed=seed, channels=channels), rate, subtype
+
+
 def music_like(duration_s: float, sr: int = SR, seed: int = 1, channels: int = 2, bpm: float = 110.0) -> np.ndarray:
     """Something with the statistics of music: a chord, a bass line, band-limited noise
     with a slowly varying envelope and a beat of clicks; the channels differ a little.

@@ -26,6 +26,7 @@ from tests.procs import run_cli
 from trackprint.errors import AnalysisError
 
 DURATION_S = 3.0
+GOLDEN = Path(__file__).parent / "golden"
 
 
 @dataclass(frozen=True)
@@ -78,11 +79,13 @@ CASES = [
     Case("oggflac.oga", None, "flac", "ogg"),
     Case("wavpack.wv", None, "wavpack", "wavpack"),
     Case("adts.aac", None, "aac", "aac"),
+    Case("ape.ape", None, "ape", "ape"),  # Monkey's Audio: the committed golden file (no encoder here)
     # tags skipped by seeking, in front of every decoder, and cut off behind the audio
     Case("stacked_id3.mp3", None, "mp3", "mp3"),  # two ID3v2 tags, then the frames
     Case("id3_junk.mp3", None, "mp3", "mp3"),  # an ID3v2 tag, zero bytes, then the frames
     Case("id3_2mib.m4a", None, "aac", "mp4"),
     Case("id3_2mib.wv", None, "wavpack", "wavpack"),
+    Case("tagged.ape", None, "ape", "ape"),  # a 2 MiB ID3v2 in front, a 1 MiB APEv2 and ID3v1 behind
     Case("tagged.caf", None, "alac", "caf"),  # ID3v2 in front, APEv2 and ID3v1 behind
     Case("big_apev2.flac", None, "flac", "flac"),  # a 1 MiB APEv2 tag behind the audio
     Case("only_tags.mp3", "unsupported_format"),  # ID3v2, APEv2, ID3v1 and no audio
@@ -97,12 +100,14 @@ CASES = [
     Case("scrambled_aac.m4a", "corrupt"),
     Case("scrambled_alac.m4a", "corrupt"),
     Case("scrambled.wv", "corrupt"),  # WavPack's block checksum
+    Case("scrambled.ape", "corrupt"),  # APE's frame CRC
     Case("scrambled.mp3", None, "mp3", "mp3"),  # no CRC in the frames: the damage is undetectable
     Case("scrambled.aiff", None, "pcm_s16", "aiff"),  # PCM: the damage is sound
     Case("truncated.aiff", "truncated"),  # each cut in half
     Case("truncated_moov_end.m4a", "truncated"),  # moov after mdat: the cut took the index
     Case("truncated_faststart.m4a", "truncated"),  # moov first: mdat ends early
     Case("truncated.wv", "truncated"),
+    Case("truncated.ape", "truncated"),
     Case("truncated.caf", "truncated"),  # ALAC: the packet table after the data is gone
     Case("no_frames.flac", "too_short"),  # a zero-length audio stream: headers, STREAMINFO 0 samples
     Case("no_frames.opus", "truncated"),  # headers and no end-of-stream page: cut after its headers
@@ -204,6 +209,11 @@ def inputs(tmp_path_factory) -> Path:
     (d / "id3_junk.mp3").write_bytes(id3v2_tag("one") + b"\0" * 700 + frames)
     (d / "id3_2mib.m4a").write_bytes(_big_id3v2(2 << 20) + (d / "aac.m4a").read_bytes())
     (d / "id3_2mib.wv").write_bytes(_big_id3v2(2 << 20) + (d / "wavpack.wv").read_bytes())
+    ape = (GOLDEN / "music_ape.ape").read_bytes()
+    (d / "ape.ape").write_bytes(ape)
+    (d / "tagged.ape").write_bytes(_big_id3v2(2 << 20) + ape + _apev2(1 << 20) + id3v1_tag("t"))
+    (d / "scrambled.ape").write_bytes(_scrambled(ape))
+    (d / "truncated.ape").write_bytes(ape[: len(ape) // 2])
     (d / "tagged.caf").write_bytes(id3v2_tag("t") + (d / "alac.caf").read_bytes() + _apev2(5000) + id3v1_tag("t"))
     (d / "big_apev2.flac").write_bytes(flac + _apev2(1 << 20))
     (d / "only_tags.mp3").write_bytes(id3v2_tag("t") + _apev2(5000) + id3v1_tag("t"))

@@ -24,6 +24,12 @@ What is required, and why:
   decoder bug (a wrong window, a missed tool, a misplaced pre-skip) costs tens
   of dB, so the margin catches real faults without flaking on rounding.
 
+Monkey's Audio (APE) has no encoder in Debian, FFmpeg or PyPI: its files are
+committed golden files (``tests/golden/music_ape*.ape``, made by
+``scripts/make_golden.py`` with the Monkey's Audio SDK's encoder from
+:data:`tests.audio.APE_SOURCES`); the test regenerates each one's source and
+requires the decoded samples to be that source, bit for bit, and FFmpeg's.
+
 Then both engines analyse every file and must agree within the spec's parity
 tolerances (``tests/golden/tolerance.json``) on every dimension.
 
@@ -51,7 +57,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.audio import adts_core_rate, aac_profile, music_like, ogg_crc, write_heaac
+from tests.audio import APE_SOURCES, adts_core_rate, aac_profile, ape_source, music_like, ogg_crc, write_heaac
 from tests.fixtures_rust import rust_server_binary
 from tests.procs import run_cli
 
@@ -241,6 +247,30 @@ def test_heaac_runs_on_the_rust_engine_with_no_fallback(encoded):
         assert r["ok"] and r["engine"] == "rust" and "fallback_reason" not in r, (name, r)
         assert r["decode"]["codec"] == "aac" and r["decode"]["sample_rate"] == HEAAC_CASES[name][0], (name, r["decode"])
         assert r["decode"]["container"] == ("aac" if name.endswith(".aac") else "mp4"), (name, r["decode"])
+
+
+@pytest.mark.parametrize("name", APE_SOURCES)
+def test_ape_decodes_bit_for_bit_to_the_source_it_was_encoded_from(tmp_path, name):
+    samples, rate, subtype = ape_source(name)
+    wav = tmp_path / "source.wav"
+    soundfile.write(wav, samples, rate, subtype=subtype)  # the WAV Monkey's Audio encoded
+    source, _ = soundfile.read(wav, dtype="int32", always_2d=True)  # left-aligned: exact as x / 2^31
+    expected = (source.astype(np.float64) / 2.0 ** 31).astype(np.float32)
+    ours, facts = decode_rust(GOLDEN / name)
+    assert (facts["codec"], facts["container"]) == ("ape", "ape")
+    assert (facts["sample_rate"], facts["channels"]) == (rate, samples.shape[1])
+    assert facts["bits_per_sample"] == {"PCM_16": 16, "PCM_24": 24}[subtype]
+    assert ours.shape == expected.shape and np.array_equal(ours, expected), f"{name}: not the source, bit for bit"
+    assert np.array_equal(ours, decode_ffmpeg(GOLDEN / name, ours.shape[1])), f"{name}: not FFmpeg's samples"
+
+
+def test_ape_runs_on_the_rust_engine_with_no_fallback():
+    names = list(APE_SOURCES)
+    results = _analyse("auto", [GOLDEN / n for n in names])
+    assert [r["path"] for r in results] == [str(GOLDEN / n) for n in names]
+    for name, r in zip(names, results):
+        assert r["ok"] and r["engine"] == "rust" and "fallback_reason" not in r, (name, r)
+        assert (r["decode"]["codec"], r["decode"]["container"]) == ("ape", "ape"), (name, r["decode"])
 
 
 def _analyse(engine: str, paths: list[Path]) -> list[dict]:

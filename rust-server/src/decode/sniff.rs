@@ -300,14 +300,15 @@ pub enum Extent {
     Cut(u64),
     /// The structure's declared end is inside the file: it was not cut (damage, if any, is corruption).
     Whole,
-    /// The container declares no byte length (FLAC, ADTS, APE, W64), or its structure is unreadable.
+    /// The container declares no byte length (FLAC, ADTS, W64, APE before 3.98), or its structure is unreadable.
     Unknown,
 }
 
 /// How many bytes the container structure of `container` declares, against `len`, the bytes the
 /// audio span holds. `read_at(pos, buf)` reads at `pos` of the audio span, returning the bytes
 /// read. RIFF/FORM sizes (WAV, AIFF), CAF chunk sizes, MP4 top-level box sizes, WavPack block
-/// sizes, the MP3 Xing/Info/VBRI byte count; Ogg: `ogg_tail` ([`ogg_tail_state`]).
+/// sizes, the MP3 Xing/Info/VBRI byte count, the byte counts of APE's descriptor (3.98 and
+/// later); Ogg: `ogg_tail` ([`ogg_tail_state`]).
 pub fn byte_extent(container: &str, len: u64, ogg_tail: Option<bool>, read_at: &mut dyn FnMut(u64, &mut [u8]) -> usize) -> Extent {
     let judge = |declared: u64| if declared > len { Extent::Cut(declared) } else { Extent::Whole };
     let mut buf = [0u8; 16];
@@ -354,6 +355,16 @@ pub fn byte_extent(container: &str, len: u64, ogg_tail: Option<bool>, read_at: &
             _ => None, // 1: a 64-bit size (files over 4 GiB): not judged
         }),
         "wavpack" => walk(0, 8, &|h| (&h[..4] == b"wvpk").then(|| Some(le32(&h[4..8]) as u64 + 8))),
+        "ape" => {
+            // APE_DESCRIPTOR: "MAC ", version, padding, then the byte counts of the descriptor, header,
+            // seek table, WAV header data, frame data (low, high 32 bits) and WAV terminating data
+            let mut d = [0u8; 36];
+            if read_at(0, &mut d) < 36 || &d[..4] != b"MAC " || u16::from_le_bytes([d[4], d[5]]) < 3980 {
+                return Extent::Unknown; // older files have no descriptor
+            }
+            let field = |i: usize| le32(&d[8 + 4 * i..12 + 4 * i]) as u64;
+            judge(field(0) + field(1) + field(2) + field(3) + (field(5) << 32 | field(4)) + field(6))
+        }
         "mp3" => {
             // the byte count of a Xing/Info (flag 2) or VBRI header counts from the first frame
             let mut head = vec![0u8; 4096 + 200];
@@ -426,5 +437,17 @@ mod tests {
         assert_eq!(extent_of("flac", &mp4, None), Extent::Unknown);
         assert_eq!(extent_of("ogg", &mp4, Some(false)), Extent::Cut(mp4.len() as u64 + 1));
         assert_eq!(extent_of("ogg", &mp4, None), Extent::Unknown);
+        // APE 3.98+: the descriptor's byte counts (52 + 24 + 8 + 44 + 1000 frame bytes + 4) add up to the file
+        let mut ape = b"MAC ".to_vec();
+        ape.extend_from_slice(&3990u16.to_le_bytes());
+        ape.extend_from_slice(&[0; 2]);
+        for count in [52u32, 24, 8, 44, 1000, 0, 4] {
+            ape.extend_from_slice(&count.to_le_bytes());
+        }
+        ape.resize(1132, 0);
+        assert_eq!(extent_of("ape", &ape, None), Extent::Whole);
+        assert_eq!(extent_of("ape", &ape[..700], None), Extent::Cut(1132));
+        ape[4..6].copy_from_slice(&3970u16.to_le_bytes()); // before 3.98: no descriptor to judge by
+        assert_eq!(extent_of("ape", &ape[..700], None), Extent::Unknown);
     }
 }
