@@ -111,9 +111,23 @@ def _is_audio(path: Path) -> bool:
         return False
 
 
-def build(corpus_dir: Path, *, packages: dict[str, tuple[str, str]] | None = None, log=print) -> list[Track]:
-    """The corpus's tracks (see the module docstring); built once, then reused."""
+def in_music_folder(relative: Path) -> bool:
+    """Whether a file sits under a folder named like music (``music``, ``Music``, ``Musics``...), not
+    among a game's sound effects and ambiences."""
+    return any("music" in part.lower() for part in relative.parts[:-1])
+
+
+def build(corpus_dir: Path, *, packages: dict[str, tuple[str, str]] | None = None, log=print,
+          min_duration_s: float = MIN_DURATION_S, max_duration_s: float = float("inf"),
+          min_per_label: int = MIN_PER_LABEL, music_folders_only: bool = False) -> list[Track]:
+    """The corpus's tracks (see the module docstring); built once, then reused.
+
+    The keywords select other sets from other packages (``trackprint eval-tempo``'s held-out sets):
+    durations in [min_duration_s, max_duration_s], labels with at least ``min_per_label`` tracks,
+    and with ``music_folders_only`` only files under a folder named like music
+    (:func:`in_music_folder`, relative to the package's folder)."""
     corpus_dir = Path(corpus_dir).resolve()
+    corpus_dir.mkdir(parents=True, exist_ok=True)
     existing = load(corpus_dir)
     if existing is not None:
         return existing
@@ -130,11 +144,13 @@ def build(corpus_dir: Path, *, packages: dict[str, tuple[str, str]] | None = Non
             subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "x")], check=True)
         found = []
         for src in sorted(p for p in root.rglob("*") if p.is_file() and p.stat().st_size > 0 and _is_audio(p)):
+            if music_folders_only and not in_music_folder(src.relative_to(root)):
+                continue
             duration, artist, album = _tags(str(src))
-            if duration >= MIN_DURATION_S:
+            if min_duration_s <= duration <= max_duration_s:
                 found.append((src, duration, artist, album))
-        if len(found) < MIN_PER_LABEL:
-            log(f"corpus: {package}: only {len(found)} tracks of {MIN_DURATION_S:.0f} s or more: left out")
+        if len(found) < min_per_label:
+            log(f"corpus: {package}: only {len(found)} tracks of {min_duration_s:.0f} s or more: left out")
             continue
         dest_dir = corpus_dir / "tracks" / label
         dest_dir.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ def stale(cache: dict, paths: list[str]) -> list[str]:
 
 def save(cache_file: Path, cache: dict) -> None:
     """Write the cache atomically (a reader never sees half of it)."""
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(cache))
     os.replace(tmp, cache_file)
