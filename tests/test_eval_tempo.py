@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from tests.audio import music_like, write_audio
-from trackprint.benchmarks.evaluation import corpus, tempo_sets
+from trackprint.benchmarks.evaluation import corpus, tempo_agreement
 
 
 def _deb(work, package: str, files: dict[str, float]) -> None:
@@ -47,21 +47,23 @@ def test_held_out_sets_take_music_folders_and_durations_only(tmp_path, monkeypat
 
 
 def test_mcnemar_p_is_the_exact_two_sided_binomial_tail():
-    assert tempo_sets.mcnemar_p(0, 0) == 1.0
-    assert tempo_sets.mcnemar_p(3, 3) == 1.0
-    assert tempo_sets.mcnemar_p(1, 4) == pytest.approx(2 * (1 + 5) / 32)  # 0.375
-    assert tempo_sets.mcnemar_p(0, 10) == pytest.approx(2 / 1024)
-    assert tempo_sets.mcnemar_p(10, 0) == tempo_sets.mcnemar_p(0, 10)
+    assert tempo_agreement.mcnemar_p(0, 0) == 1.0
+    assert tempo_agreement.mcnemar_p(3, 3) == 1.0
+    assert tempo_agreement.mcnemar_p(1, 4) == pytest.approx(2 * (1 + 5) / 32)  # 0.375
+    assert tempo_agreement.mcnemar_p(0, 10) == pytest.approx(2 / 1024)
+    assert tempo_agreement.mcnemar_p(10, 0) == tempo_agreement.mcnemar_p(0, 10)
 
 
-def test_compare_counts_each_estimator_and_the_tracks_only_one_gets():
+def test_agreement_counts_each_estimator_and_the_tracks_only_one_gets():
     rows = [  # (trackprint, degara, reference)
         (120.0, 120.0, 120.0),  # both
         (60.0, 90.0, 120.0),  # trackprint at half the reference: octave-tolerant agreement; degara at 3:4
         (80.0, 121.0, 120.0),  # only degara; trackprint at 2:3
         (0.0, 0.0, 100.0),  # neither: no tempo never agrees
     ]
-    c = tempo_sets.compare(rows)
+    bpm = {f"t{i}": t for i, (t, _d, _r) in enumerate(rows)}
+    refs = {f"t{i}": {"degara": d, "multifeature": r} for i, (_t, d, r) in enumerate(rows)}
+    c = tempo_agreement.agreement(bpm, refs)
     assert c["tracks"] == 4
     assert c["trackprint"] == {"agree": 2, "agree_strict": 1, "other_level": 1, "no_tempo": 1}
     assert c["essentia_degara"] == {"agree": 2, "agree_strict": 2, "other_level": 1, "no_tempo": 1}

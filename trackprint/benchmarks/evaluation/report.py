@@ -125,6 +125,8 @@ def text(result: dict) -> str:
             r = t[who]
             lines.append(f"  {who:<16} {r['agree']}/{t['tracks']} agree ({r['agree_strict']} at the same octave), "
                          f"{r['other_level']} at 3:2/2:3/4:3/3:4, {r['no_tempo']} without a tempo")
+        lines.append(f"  only trackprint {t['only_trackprint']}, only degara {t['only_degara']} "
+                     f"(exact McNemar p {t['mcnemar_p']:.2f})")
     lines.append("")
     lines.append("timing (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result["timing_s"].items()))
     return "\n".join(lines)

@@ -21,6 +21,7 @@ error entry), not the run. The estimates are cached per file in
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -112,25 +113,38 @@ def essentia_tempi(paths: list[str], corpus_dir: Path, log=print, jobs: int = 1)
     return {p: cache[p] for p in paths if "multifeature" in cache.get(p, {})}, version
 
 
-def agreement(trackprint_bpm: dict[str, float], references: dict[str, dict]) -> dict:
-    """Counts over the tracks that have both a trackprint value and Essentia's estimates."""
-    common = sorted(set(trackprint_bpm) & set(references))
-    rows = []
-    for path in common:
-        r = references[path]["multifeature"]
-        rows.append((trackprint_bpm[path], references[path]["degara"], r))
-    n = len(rows)
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar p: P(a split of the b + c discordant tracks at least this uneven | no difference)
+    = min(1, 2 sum_{k <= min(b, c)} C(b + c, k) / 2^(b + c)); 1 without discordant tracks."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1)) / 2.0 ** n
+    return min(1.0, 2.0 * tail)
 
-    def count(index: int, **kw) -> int:
-        return sum(agrees(row[index], row[2], **kw) for row in rows)
+
+def agreement(trackprint_bpm: dict[str, float], references: dict[str, dict]) -> dict:
+    """Counts over the tracks that have both a trackprint value and Essentia's estimates: each estimator's
+    agreements, the tracks only one of them gets right and the exact McNemar p of that difference."""
+    common = sorted(set(trackprint_bpm) & set(references))
+    rows = [(trackprint_bpm[p], references[p]["degara"], references[p]["multifeature"]) for p in common]
+    ours = [agrees(t, r) for t, _d, r in rows]
+    theirs = [agrees(d, r) for _t, d, r in rows]
+    only_ours = sum(a and not b for a, b in zip(ours, theirs))
+    only_degara = sum(b and not a for a, b in zip(ours, theirs))
+
+    def counts(index: int, agree: list[bool]) -> dict:
+        return {"agree": sum(agree),
+                "agree_strict": sum(agrees(row[index], row[2], strict=True) for row in rows),
+                "other_level": sum(other_level(row[index], row[2]) for row in rows),
+                "no_tempo": sum(1 for row in rows if not row[index] > 0)}
 
     return {
-        "tracks": n,
+        "tracks": len(rows),
         "rule": f"within {TOLERANCE:.0%} of Essentia multifeature's tempo, its double or its half; 0 never agrees",
-        "trackprint": {"agree": count(0), "agree_strict": count(0, strict=True),
-                       "other_level": sum(other_level(t, r) for t, _d, r in rows),
-                       "no_tempo": sum(1 for t, _d, _r in rows if not t > 0)},
-        "essentia_degara": {"agree": count(1), "agree_strict": count(1, strict=True),
-                            "other_level": sum(other_level(d, r) for _t, d, r in rows),
-                            "no_tempo": sum(1 for _t, d, _r in rows if not d > 0)},
+        "trackprint": counts(0, ours),
+        "essentia_degara": counts(1, theirs),
+        "only_trackprint": only_ours,
+        "only_degara": only_degara,
+        "mcnemar_p": round(mcnemar_p(only_ours, only_degara), 4),
     }
