@@ -3,11 +3,13 @@ dpkg-deb, read by the same code that reads the downloaded ones) and the paired c
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
 
 from tests.audio import music_like, write_audio
+from tests.procs import run_cli
 from trackprint.benchmarks.evaluation import corpus, tempo_agreement
 
 
@@ -69,3 +71,16 @@ def test_agreement_counts_each_estimator_and_the_tracks_only_one_gets():
     assert c["essentia_degara"] == {"agree": 2, "agree_strict": 2, "other_level": 1, "no_tempo": 1}
     assert (c["only_trackprint"], c["only_degara"]) == (1, 1)
     assert c["mcnemar_p"] == 1.0
+
+
+def test_without_essentia_eval_tempo_says_how_to_install_it_before_downloading_anything(tmp_path):
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "essentia.py").write_text("raise ImportError('no essentia here')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")]),
+           "CORPUS_WORK": str(tmp_path / "work")}
+    out = run_cli("eval-tempo", str(tmp_path / "sets"), env=env, timeout=120)
+    assert out.returncode == 1
+    assert "essentia cannot be imported" in out.stderr and "trackprint[bench]" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "work").exists() and not (tmp_path / "sets").exists()  # nothing downloaded or built

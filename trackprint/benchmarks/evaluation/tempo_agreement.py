@@ -86,13 +86,18 @@ def _one_file(path: str, timeout_s: float = 900.0) -> dict:
         return {"error": f"no result: {done.stdout.strip()[-200:]}"}
 
 
-def essentia_tempi(paths: list[str], corpus_dir: Path, log=print, jobs: int = 1) -> tuple[dict[str, dict], str]:
-    """({path: {"multifeature": bpm, "degara": bpm}}, essentia version); :class:`Unavailable` without it."""
+def essentia_version() -> str:
+    """The installed Essentia's version; :class:`Unavailable` (saying how to install it) without it."""
     try:
         import essentia
     except Exception as exc:  # noqa: BLE001
         raise Unavailable(f"essentia cannot be imported ({type(exc).__name__}: {exc}); pip install 'trackprint[bench]'")
-    version = essentia.__version__
+    return essentia.__version__
+
+
+def essentia_tempi(paths: list[str], corpus_dir: Path, log=print, jobs: int = 1) -> tuple[dict[str, dict], str]:
+    """({path: {"multifeature": bpm, "degara": bpm}}, essentia version); :class:`Unavailable` without it."""
+    version = essentia_version()
     cache_file = Path(corpus_dir) / "cache" / f"essentia-tempo-{version}.json"
     cache = filecache.load(cache_file)
     todo = [p for p in paths if p in filecache.stale(cache, [p]) or "multifeature" not in cache[p]]

@@ -65,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         _log(f"eval-tempo: no such set: {', '.join(unknown)} (sets: {', '.join(HELD_OUT)})")
         return 2
+    try:  # before any download or analysis: without the reference there is nothing to measure
+        tempo_agreement.essentia_version()
+    except Unavailable as exc:
+        _log(f"eval-tempo: {exc}")
+        return 1
     results: dict[str, dict] = {}
     pooled_bpm: dict[str, float] = {}
     pooled_refs: dict[str, dict] = {}
@@ -78,11 +83,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         paths = [t.path for t in tracks]
         values, errors, _info = descriptors.trackprint_vectors(paths, set_dir, engine, jobs=args.jobs, log=_log)
-        try:
-            refs, essentia_version = tempo_agreement.essentia_tempi(paths, set_dir, log=_log, jobs=args.jobs)
-        except Unavailable as exc:
-            _log(f"eval-tempo: {exc}")
-            return 1
+        refs, essentia_version = tempo_agreement.essentia_tempi(paths, set_dir, log=_log, jobs=args.jobs)
         bpm = {p: v[DIMENSIONS.index("tempo_bpm")] for p, v in values.items()}
         results[name] = {**tempo_agreement.agreement(bpm, refs), "packages": sorted(HELD_OUT[name]),
                          "hours": round(sum(t.duration_s for t in tracks) / 3600, 2),
