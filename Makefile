@@ -8,9 +8,11 @@ CORPUS ?= corpus
 # `make eval` keeps its labelled corpus apart from `make bench`'s FLAC one (bench searches CORPUS recursively):
 # CORPUS=DIR on the command line (or in the environment) names it, else corpus-eval.
 EVAL_CORPUS := $(if $(filter command line environment,$(origin CORPUS)),$(CORPUS),corpus-eval)
+# `make eval-tempo` builds its held-out sets in TEMPO_DIR (one folder per set), apart from both corpora.
+TEMPO_DIR ?= corpus-tempo
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-run test up bench eval corpus clean
+.PHONY: help setup setup-run test up bench eval eval-tempo corpus clean
 
 help:
 	@echo "make up LIBRARY=DIR   set everything up, then fingerprint DIR and keep it in sync (embedded default)"
@@ -18,6 +20,7 @@ help:
 	@echo "make bench [CORPUS=DIR]  benchmark the engines on real music (make corpus builds one)"
 	@echo "make corpus           build a real-music corpus from Debian's game-music packages"
 	@echo "make eval [CORPUS=DIR]   retrieval benchmark of the distance and baselines on a labelled corpus (docs/evaluation.md)"
+	@echo "make eval-tempo [TEMPO_DIR=DIR]  tempo agreement with Essentia on held-out music, next to degara (docs/evaluation.md)"
 
 # Two installs into the same venv: `run` (what running needs: `make up`, `make bench`)
 # and `test` (that plus the test and export extras: `make test`). The test install is a
@@ -57,6 +60,9 @@ $(VENV)/.installed-eval: $(VENV)/.installed-run
 
 eval: $(VENV)/.installed-eval
 	$(VENV)/bin/trackprint eval-similarity "$(EVAL_CORPUS)"
+
+eval-tempo: $(VENV)/.installed-eval
+	$(VENV)/bin/trackprint eval-tempo "$(TEMPO_DIR)"
 
 corpus:
 	bash scripts/build_corpus.sh "$(CORPUS)"
