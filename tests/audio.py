@@ -113,6 +113,8 @@ def melody(notes_hz: list[float], note_s: float, duration_s: float, sr: int = SR
     return (db_to_amp(db) * np.sin(phase)).astype(np.float32)
 
 
+GOLDEN = Path(__file__).parent / "golden"  # the golden files and vectors (scripts/make_golden.py)
+
 # The golden APE files (scripts/make_golden.py): name -> (duration s, rate, seed, channels, WAV subtype)
 # of the music_like signal Monkey's Audio encoded; tests regenerate it to check lossless decoding.
 APE_SOURCES: dict[str, tuple[float, int, int, int, str]] = {

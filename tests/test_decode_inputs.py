@@ -19,14 +19,13 @@ import pytest
 
 from trackprint.pyengine.engine import analyze_file
 from trackprint.pyengine.features import fingerprint_of
-from tests.audio import (SR, assert_valid, id3v1_tag, id3v2_tag, multichannel, music_like, ogg_crc, sine, stereo,
+from tests.audio import (GOLDEN, SR, assert_valid, id3v1_tag, id3v2_tag, multichannel, music_like, ogg_crc, sine, stereo,
                          write_audio)
 from tests.fixtures_rust import rust_server_binary
 from tests.procs import run_cli
 from trackprint.errors import AnalysisError
 
 DURATION_S = 3.0
-GOLDEN = Path(__file__).parent / "golden"
 
 
 @dataclass(frozen=True)

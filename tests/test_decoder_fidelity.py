@@ -57,11 +57,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.audio import APE_SOURCES, adts_core_rate, aac_profile, ape_source, music_like, ogg_crc, write_heaac
+from tests.audio import GOLDEN, APE_SOURCES, adts_core_rate, aac_profile, ape_source, music_like, ogg_crc, write_heaac
 from tests.fixtures_rust import rust_server_binary
 from tests.procs import run_cli
 
-GOLDEN = Path(__file__).parent / "golden"
 LOSSY_MIN_SNR_DB = 96.0
 DURATION_S = 8.0
 

@@ -21,14 +21,13 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.audio import id3v2_tag, music_like, segments, write_audio
+from tests.audio import GOLDEN, id3v2_tag, music_like, segments, write_audio
 from tests.fixtures_rust import RustServer, rust_server_binary
 from tests.procs import run_cli
 from trackprint.binaries import free_port
 from trackprint.fingerprint import DIMENSIONS, FINGERPRINT_VERSION, PARITY_TOLERANCE
 
 REPO = Path(__file__).resolve().parent.parent
-GOLDEN = REPO / "tests" / "golden"
 SR = 44_100
 
 STATUS = {

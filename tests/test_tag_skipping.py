@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from tests.audio import id3v1_tag, id3v2_tag, music_like, write_audio
+from tests.audio import GOLDEN, id3v1_tag, id3v2_tag, music_like, write_audio
 from tests.fixtures_rust import rust_server_binary
 from tests.procs import run_cli
 from tests.test_decoder_fidelity import _ensure_ffmpeg
 from trackprint.pyengine import sniff
 from trackprint.pyengine.identity import content_id
 
-GOLDEN = Path(__file__).parent / "golden"
 
 
 def big_id3v2(total: int) -> bytes:

@@ -150,7 +150,8 @@ def build(corpus_dir: Path, *, packages: dict[str, tuple[str, str]] | None = Non
             if min_duration_s <= duration <= max_duration_s:
                 found.append((src, duration, artist, album))
         if len(found) < min_per_label:
-            log(f"corpus: {package}: only {len(found)} tracks of {min_duration_s:.0f} s or more: left out")
+            longest = "" if max_duration_s == float("inf") else f" to {max_duration_s:.0f} s"
+            log(f"corpus: {package}: only {len(found)} tracks of {min_duration_s:.0f} s{longest or ' or more'}: left out")
             continue
         dest_dir = corpus_dir / "tracks" / label
         dest_dir.mkdir(parents=True, exist_ok=True)
