@@ -27,7 +27,6 @@ from tests.procs import run_cli
 from trackprint.binaries import free_port
 from trackprint.fingerprint import DIMENSIONS, FINGERPRINT_VERSION, PARITY_TOLERANCE
 
-REPO = Path(__file__).resolve().parent.parent
 SR = 44_100
 
 STATUS = {
