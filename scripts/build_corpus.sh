@@ -12,9 +12,11 @@
 # $CORPUS_WORK (default /tmp/trackprint_corpus_work); .deb files already there
 # are reused. Installs ffmpeg with apt-get when it is missing.
 #
-# CORPUS_FORMATS=mixed builds a mixed library instead, as real ones are: track k
-# is kept as its original Ogg Vorbis or Opus file (k % 4 == 0), or converted to
-# FLAC (1), MP3 (2: LAME VBR -V 2) or M4A AAC-LC (3: FFmpeg's AAC, 192 kb/s).
+# CORPUS_FORMATS=mixed builds a mixed library instead, as real ones are, with the
+# five common codecs in turn: track k becomes Ogg Vorbis (k % 5 == 0), FLAC (1),
+# MP3 (2: LAME VBR -V 2), M4A AAC-LC (3: FFmpeg's AAC, 192 kb/s) or Ogg Opus (4).
+# A track already in the wanted codec (the packages ship Vorbis and Opus) is
+# copied as it is; otherwise Vorbis is libvorbis -q 5 and Opus libopus 128 kb/s.
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
@@ -87,10 +89,13 @@ while IFS=$'\t' read -r _pref dur src; do
     [ "$parent" = music ] && name="${prefix}-${stem}" || name="${prefix}-${parent}-${stem}"
     kind=flac
     if [ "$FORMATS" = mixed ]; then
-        case $(( (taken - 1) % 4 )) in 0) kind=copy ;; 1) kind=flac ;; 2) kind=mp3 ;; 3) kind=m4a ;; esac
+        case $(( (taken - 1) % 5 )) in 0) kind=vorbis ;; 1) kind=flac ;; 2) kind=mp3 ;; 3) kind=m4a ;; 4) kind=opus ;; esac
+        case "$kind:${src##*.}" in vorbis:ogg|opus:opus) kind=copy ;; esac
     fi
     case "$kind" in
         copy) ext=${src##*.}; encode=(-c:a copy) ;;
+        vorbis) ext=ogg; encode=(-ac 2 -ar 44100 -c:a libvorbis -q:a 5) ;;
+        opus) ext=opus; encode=(-ac 2 -ar 48000 -c:a libopus -b:a 128k) ;;
         flac) ext=flac; encode=(-ac 2 -ar 44100 -sample_fmt s16 -c:a flac) ;;
         mp3) ext=mp3; encode=(-ac 2 -ar 44100 -c:a libmp3lame -q:a 2) ;;
         m4a) ext=m4a; encode=(-ac 2 -ar 44100 -c:a aac -b:a 192k) ;;

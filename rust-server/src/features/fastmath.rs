@@ -28,6 +28,7 @@ pub fn ln(x: f32) -> f32 {
 }
 
 /// out[k] = ln(max(x[k], floor)).
+#[inline(always)]
 pub fn ln_floored(x: &[f32], floor: f32, out: &mut [f32]) {
     for (o, &v) in out.iter_mut().zip(x) {
         *o = ln(v.max(floor));
@@ -36,7 +37,7 @@ pub fn ln_floored(x: &[f32], floor: f32, out: &mut [f32]) {
 
 /// `sum_i f(x_i)` in four interleaved partial sums.
 #[inline(always)]
-pub fn sum_by(x: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+pub fn sum_by<T: Copy>(x: &[T], f: impl Fn(T) -> f64) -> f64 {
     let mut partial = [0f64; 4];
     let chunks = x.chunks_exact(4);
     let tail: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
@@ -79,7 +80,7 @@ mod tests {
         assert!((super::sum_by(&x, |v| v as f64 * v as f64) - running).abs() < 1e-12 * running);
         let y: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         assert!((super::dot(&y, &y) - running).abs() < 1e-12 * running);
-        assert_eq!(super::sum_by(&[], |v| v as f64), 0.0);
+        assert_eq!(super::sum_by(&[], |v: f32| v as f64), 0.0);
     }
 
     #[test]

@@ -31,6 +31,7 @@ impl PowerSpectrum {
     }
 
     /// Power spectrum of `frame * window` (both of the FFT's length) into `power` (n/2+1 bins).
+    #[inline(always)]
     pub fn compute(&mut self, frame: &[f32], window: &[f32], power: &mut [f32]) {
         for ((dst, &x), &w) in self.input.iter_mut().zip(frame).zip(window) {
             *dst = x * w;

@@ -41,6 +41,7 @@ pub fn pitch_classes(freqs: &[f64]) -> Vec<i8> {
 /// Bin k is tonal when `lp[k] >= mu[k] + ln 10`, `lp = ln max(P, 1e-20)` and
 /// `mu[k]` the mean of `lp` over k-16..k+16 with the edge bins repeated
 /// (scipy `uniform_filter1d(mode="nearest")`). `padded` is scratch.
+#[inline(always)]
 pub fn frame_tonal_power(log_power: &[f32], power: &[f32], audible: &[bool], padded: &mut Vec<f64>) -> f64 {
     let n = log_power.len();
     if n == 0 {
@@ -69,7 +70,7 @@ pub fn frame_tonal_power(log_power: &[f32], power: &[f32], audible: &[bool], pad
 
 /// One frame's chroma (4.20): `C_t[p] = sum_{k: pc(k) = p} P_t[k]` over the
 /// contiguous bin range `lo..hi` of C2..C7 (`pitch` from [`pitch_classes`]).
-#[inline]
+#[inline(always)]
 pub fn frame_chroma(power: &[f32], pitch: &[i8], (lo, hi): (usize, usize)) -> [f64; 12] {
     let mut chroma = [0f64; 12];
     for (&p, &pc) in power[lo..hi].iter().zip(&pitch[lo..hi]) {

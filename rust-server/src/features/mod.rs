@@ -19,7 +19,9 @@
 //! (geometry, windows, bin frequencies), [`fft`], [`fastmath`],
 //! [`stereo_pass`] (the fused per-sample pass of a stereo track) and
 //! [`accumulator`], which streams decoded samples through all of them in one
-//! pass and builds the [`Fingerprint`] field by field.
+//! pass and builds the [`Fingerprint`] field by field. The per-block loops are
+//! `#[inline(always)]` so that the AVX2 copy of [`FingerprintAccumulator::add`]
+//! (chosen at run time) compiles all of them with the wider vectors.
 
 pub mod accumulator;
 pub mod bands;

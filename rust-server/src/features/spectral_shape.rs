@@ -50,6 +50,7 @@ pub struct FrameShape {
 /// each; every sum still adds the bins in order, so the values are the same.
 /// The rolloff's cumulative sum is in f32 like numpy's; `ln A'` is taken as
 /// `0.5 ln max(P, 1e-20)` from `log_power` (spec 4.17).
+#[inline(always)]
 pub fn frame_shape(
     magnitude: &[f32],
     log_power: &[f32],
