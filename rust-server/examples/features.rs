@@ -6,7 +6,7 @@
 //! median seconds per file and the total, with the audio's duration, so a change
 //! to a feature can be timed without the decoders' noise.
 use std::time::Instant;
-use trackprint_server::engine::{decode_file, Limits};
+use trackprint_server::engine::{decode_file, Limits, SAMPLES_PER_HANDOVER};
 use trackprint_server::features::FingerprintAccumulator;
 
 fn main() {
@@ -29,7 +29,8 @@ fn main() {
                 continue;
             }
         };
-        let block = 32_768 * facts.channels;
+        // the engine's hand-over size, in whole frames
+        let block = SAMPLES_PER_HANDOVER / facts.channels * facts.channels;
         let mut times: Vec<f64> = (0..rounds)
             .map(|_| {
                 let start = Instant::now();

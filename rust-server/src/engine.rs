@@ -234,7 +234,7 @@ const BLOCKS_IN_FLIGHT: usize = 4;
 
 /// Decoded packets are gathered into blocks of at least this many samples (about 0.4 s of stereo at
 /// 44.1 kHz) before they cross threads: one hand-over per block, not per MP3 frame of 1,152 samples.
-const SAMPLES_PER_HANDOVER: usize = 32_768;
+pub const SAMPLES_PER_HANDOVER: usize = 32_768;
 
 /// The first block's format and every block's samples, as the analysis thread receives them.
 struct Block {

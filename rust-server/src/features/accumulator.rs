@@ -364,19 +364,17 @@ impl Onsets {
 }
 
 /// Appends `(x[i d] + ... + x[i d + d - 1]) * scale` for each whole group of `d` in `x`, summed from
-/// 0 in order as the partial group across calls is. The usual factors get a loop of their own: with
-/// `d` known the groups are independent straight-line sums, which the compiler interleaves
-/// (a loop over a run-time `d` left one chain of dependent additions).
+/// 0 in order as the partial group across calls is. The usual factors are spelled out: with the
+/// group's length a constant the groups become independent straight-line sums, which the compiler
+/// interleaves (over a run-time `d` it left one chain of dependent additions).
 #[inline(always)]
 fn decimate(x: &[f32], d: usize, scale: f32, out: &mut Vec<f32>) {
-    fn groups_of<const D: usize>(x: &[f32], scale: f32, out: &mut Vec<f32>) {
-        out.extend(x.chunks_exact(D).map(|g| g.iter().fold(0f32, |a, &b| a + b) * scale));
-    }
+    let mean = |g: &[f32]| g.iter().fold(0f32, |a, &b| a + b) * scale;
     match d {
-        2 => groups_of::<2>(x, scale, out),
-        4 => groups_of::<4>(x, scale, out),
-        8 => groups_of::<8>(x, scale, out),
-        _ => out.extend(x.chunks_exact(d).map(|g| g.iter().fold(0f32, |a, &b| a + b) * scale)),
+        2 => out.extend(x.chunks_exact(2).map(mean)),
+        4 => out.extend(x.chunks_exact(4).map(mean)),
+        8 => out.extend(x.chunks_exact(8).map(mean)),
+        _ => out.extend(x.chunks_exact(d).map(mean)),
     }
 }
 
