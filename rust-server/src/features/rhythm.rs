@@ -151,8 +151,10 @@ pub fn window_autocorrelation(window: &[f64], out: &mut Vec<f64>) -> bool {
     let mean = d.iter().sum::<f64>() / n as f64;
     d.iter_mut().for_each(|v| *v -= mean);
     out.clear();
-    for lag in 0..n {
-        out.push(fastmath::dot(&d[..n - lag], &d[lag..]) / (n - lag) as f64);
+    out.resize(n, 0.0);
+    fastmath::autocorrelation(&d, out);
+    for (lag, r) in out.iter_mut().enumerate() {
+        *r /= (n - lag) as f64;
     }
     let r0 = out[0];
     if r0 <= FLAT_WINDOW_VARIANCE {
@@ -195,8 +197,9 @@ pub fn beat_salience(window: &[f64], fps: f64, out: &mut Vec<f64>) -> bool {
     let mut r = vec![0.0; n];
     // only the lags the comb reads: p tau + v <= 4 hi + 3
     let max_lag = (COMB_MULTIPLES * hi + COMB_MULTIPLES - 1).min(n - 1);
+    fastmath::autocorrelation(&x, &mut r[..=max_lag]);
     for (lag, slot) in r.iter_mut().enumerate().take(max_lag + 1) {
-        *slot = fastmath::dot(&x[..n - lag], &x[lag..]) / (n - lag) as f64;
+        *slot /= (n - lag) as f64;
     }
     let b = RAYLEIGH_BETA_S * fps;
     let comb: Vec<f64> = (lo..=hi)
