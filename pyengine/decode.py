@@ -1,9 +1,12 @@
 """Decoding files to float32 blocks, with typed errors (the engine's only file I/O).
 
-Decoders: libsndfile through ``soundfile`` (libFLAC, libvorbis, libopus,
-mpg123, PCM) for FLAC, WAV, AIFF, W64, PCM CAF, Ogg Vorbis/Opus and MP3;
-FFmpeg through PyAV for what libsndfile refuses: MP4 (AAC, ALAC), ALAC/AAC in
-CAF, Ogg FLAC, ADTS AAC, WavPack, APE. The decoder is chosen from the
+Decoders: libsndfile through ``soundfile`` (libFLAC, libvorbis, mpg123,
+PCM) for FLAC, WAV, AIFF, W64, PCM CAF, Ogg Vorbis and MP3; FFmpeg through
+PyAV for what libsndfile refuses: MP4 (AAC, ALAC), ALAC/AAC in CAF, Ogg
+FLAC, ADTS AAC, WavPack, APE; and Ogg Opus through FFmpeg's libopus wrapper,
+because libsndfile trusts every page's granule position and calls a real
+file malformed when FFmpeg's muxer wrote one a few hundred samples ahead
+(a transcode from Vorbis). The decoder is chosen from the
 container and codec :mod:`trackprint.pyengine.sniff` recognises in the file's
 bytes, never by its name, and never by trying one decoder after another.
 
@@ -49,7 +52,7 @@ def ogg_shortfall_allowed(expected_s: float) -> float:
 DEFAULT_MAX_BYTES = 8 << 30
 DEFAULT_MAX_DURATION_S = 12 * 3600.0
 
-_SNDFILE_CONTAINERS = {"flac", "wav", "aiff", "w64", "mp3"}  # and Ogg Vorbis/Opus, PCM CAF
+_SNDFILE_CONTAINERS = {"flac", "wav", "aiff", "w64", "mp3"}  # and Ogg Vorbis, PCM CAF
 _CHECKSUMMED_CODECS = {"wavpack", "ape"}  # FFmpeg verifies their per-block checksums only when asked
 _SUBTYPE_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32, "DOUBLE": 64}
 
@@ -192,8 +195,9 @@ def check_file(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> os.stat_result:
 
 
 # libsndfile decodes these (container, codec) pairs; FFmpeg the rest. libsndfile refuses ALAC in
-# CAF and Ogg FLAC (FFmpeg's muxers write both), and does not read MP4, ADTS, WavPack or APE.
-_SNDFILE_OGG_CODECS = {"vorbis", "opus"}
+# CAF and Ogg FLAC (FFmpeg's muxers write both), does not read MP4, ADTS, WavPack or APE, and fails
+# on Opus pages whose granule runs ahead of their packets (see the module docstring).
+_SNDFILE_OGG_CODECS = {"vorbis"}
 _SNDFILE_CAF_FORMATS = {"lpcm", "ulaw", "alaw"}
 # the libavformat demuxer for each container FFmpeg reads (never guessed from the bytes by FFmpeg)
 _FFMPEG_DEMUXERS = {"mp4": "mov", "caf": "caf", "ogg": "ogg", "aac": "aac", "wavpack": "wv", "ape": "ape", "w64": "w64"}
@@ -418,10 +422,13 @@ def _open_ffmpeg(span: _AudioSpan, path, found: sniff.Sniffed, block_frames_for_
         container.close()
         raise AnalysisError(ErrorCode.UNSUPPORTED_FORMAT, f"{found.container} file has no audio stream", path=path, stage="probe")
     source = audio[0]
-    codec = source.codec_context.name
+    decoder = source.codec_context
+    if decoder.name == "opus":
+        decoder = _libopus_decoder(source)
+    codec = decoder.name.removeprefix("lib")
     if codec in _CHECKSUMMED_CODECS:  # a damaged block is corrupt, not decoded as sound (the Rust engine does the same)
-        source.codec_context.options = {"err_detect": "crccheck"}
-    rate, channels = source.codec_context.sample_rate or source.rate or 0, source.codec_context.channels
+        decoder.options = {"err_detect": "crccheck"}
+    rate, channels = decoder.sample_rate or source.rate or 0, decoder.channels
     _validate_format(path, rate, channels)
     declared = None
     if source.duration is not None and source.time_base is not None:
@@ -434,13 +441,35 @@ def _open_ffmpeg(span: _AudioSpan, path, found: sniff.Sniffed, block_frames_for_
         sample_rate=rate,
         channels=channels,
         declared_duration_s=declared,
-        bits_per_sample=getattr(source.codec_context, "bits_per_raw_sample", None) or None,
+        bits_per_sample=getattr(decoder, "bits_per_raw_sample", None) or None,
     )
-    stream.blocks = _ffmpeg_blocks(container, source, stream, path, block_frames_for_rate(rate), span)
+    stream.blocks = _ffmpeg_blocks(container, source, decoder, stream, path, block_frames_for_rate(rate), span)
     return stream
 
 
-def _ffmpeg_blocks(container, source, stream: DecodedStream, path: str, block_frames: int,
+def _libopus_decoder(source):
+    """libopus (the reference decoder, the Rust engine's) for an Ogg Opus stream, not FFmpeg's own Opus decoder:
+    the two agree on CELT (music) but not on SILK (speech-rate encodes), ~20 dB apart. FFmpeg's wrapper applies
+    the OpusHead's pre-skip, output gain and family-1 channel order, and the demuxer's end trimming."""
+    import av
+
+    decoder = av.codec.CodecContext.create("libopus", "r")
+    decoder.extradata = source.codec_context.extradata
+    decoder.options = {"request_sample_fmt": "flt"}  # libopus's float output, not its 16-bit rounding
+    decoder.open()
+    return decoder
+
+
+def _decoded_frames(container, source, decoder):
+    """Every decoded frame of ``source``, through ``decoder`` when it is not the stream's own context."""
+    if decoder is source.codec_context:
+        yield from container.decode(source)
+        return
+    for packet in container.demux(source):
+        yield from decoder.decode(packet)  # the demuxer's last, empty packet flushes the decoder
+
+
+def _ffmpeg_blocks(container, source, decoder, stream: DecodedStream, path: str, block_frames: int,
                    span: _AudioSpan) -> Iterator[np.ndarray]:
     import av
 
@@ -448,7 +477,7 @@ def _ffmpeg_blocks(container, source, stream: DecodedStream, path: str, block_fr
     pending_frames = 0
     try:
         with container:
-            for frame in container.decode(source):
+            for frame in _decoded_frames(container, source, decoder):
                 samples = frame.to_ndarray()
                 if frame.format.is_planar:
                     samples = samples.T

@@ -3,19 +3,24 @@
 //! libopus comes from `opusic-sys`, which builds the pinned 1.6.1 sources it
 //! bundles (cmake and a C compiler: `scripts/setup.sh`) and links them
 //! statically. The Ogg pages are read by the `ogg` crate; this module does
-//! what RFC 7845 leaves to the player, as libsndfile (the Python engine) and
-//! FFmpeg do:
+//! what RFC 7845 leaves to the player, as FFmpeg (the Python engine's Opus
+//! decoder) does:
 //!
 //! * the `OpusHead` channel mapping (families 0, 1 and 255) through libopus's
-//!   multistream decoder, so 5.1 or 7.1 Opus decodes too;
+//!   multistream decoder, so 5.1 or 7.1 Opus decodes too, family 1 in the WAV
+//!   channel order (L R C LFE ...), as FFmpeg gives it;
 //! * the header's output gain (Q7.8 dB), applied by libopus (`OPUS_SET_GAIN`);
 //! * pre-skip: the first `pre_skip` samples (48 kHz units) are dropped;
 //! * end trimming: the last page's granule position says how many samples the
 //!   stream holds, the rest of the last packet is encoder padding.
 //!
-//! The output rate is the encoder's input rate when Opus can decode at it
-//! (8, 12, 16, 24 or 48 kHz), else 48 kHz: what libsndfile does, so both
-//! engines analyse the same signal (music is 44.1 or 48 kHz: 48 kHz).
+//! Granule positions of the pages in between are not read: FFmpeg writes a
+//! page's granule from timestamps, which after a transcode from Vorbis can run
+//! a few hundred samples ahead of the packets the page ends (libsndfile calls
+//! such a real file malformed; FFmpeg decodes it whole).
+//!
+//! The output rate is always 48 kHz, as FFmpeg and libopusfile decode; the
+//! header's input rate is informative only.
 //!
 //! Not decoded here: chained streams (another Opus stream after the first
 //! one's end): `unsupported_format`, for the fallback.
@@ -95,11 +100,26 @@ impl OpusHead {
         Ok(OpusHead { channels, pre_skip, input_rate, output_gain, family, streams, coupled, mapping })
     }
 
-    /// The decoding rate: the input rate when Opus supports it, else 48 kHz (as libsndfile).
-    pub fn output_rate(&self) -> u32 {
-        match self.input_rate {
-            8000 | 12000 | 16000 | 24000 | 48000 => self.input_rate,
-            _ => OPUS_RATE,
+    /// The channel mapping in the output order: family 1 (the Vorbis order: L C R, then the
+    /// surrounds, LFE last) reordered to the WAV order (L R C LFE, then the surrounds) that FFmpeg
+    /// gives and the loudness weights assume (`features::loudness::channel_weights`); libopus puts
+    /// output channel i where `mapping[i]` says, so reordering the table reorders the output.
+    pub fn output_mapping(&self) -> Vec<u8> {
+        // FFmpeg's ff_vorbis_channel_layout_offsets: output channel i is Vorbis channel ORDER[n][i]
+        const ORDER: [&[usize]; 9] = [
+            &[],
+            &[0],
+            &[0, 1],
+            &[0, 2, 1],
+            &[0, 1, 2, 3],
+            &[0, 2, 1, 3, 4],
+            &[0, 2, 1, 5, 3, 4],
+            &[0, 2, 1, 6, 5, 3, 4],
+            &[0, 2, 1, 7, 5, 6, 3, 4],
+        ];
+        match ORDER.get(self.channels) {
+            Some(order) if self.family == 1 => order.iter().map(|&i| self.mapping[i]).collect(),
+            _ => self.mapping.clone(),
         }
     }
 }
@@ -110,6 +130,7 @@ struct MsDecoder(*mut opusic_sys::OpusMSDecoder);
 impl MsDecoder {
     fn new(head: &OpusHead, rate: u32) -> Result<MsDecoder> {
         let mut error: c_int = 0;
+        let mapping = head.output_mapping();
         // SAFETY: the mapping table has `channels` entries, as libopus reads; the
         // pointer returned is owned by MsDecoder and destroyed once, in Drop.
         let ptr = unsafe {
@@ -118,7 +139,7 @@ impl MsDecoder {
                 head.channels as c_int,
                 head.streams as c_int,
                 head.coupled as c_int,
-                head.mapping.as_ptr(),
+                mapping.as_ptr(),
                 &mut error,
             )
         };
@@ -225,7 +246,8 @@ pub fn open(file: File, size: u64, found: &Sniffed) -> Result<Opened> {
             break;
         }
     }
-    let rate = head.output_rate();
+    // always 48 kHz, as FFmpeg and libopusfile decode (the header's input rate is only informative)
+    let rate = OPUS_RATE;
     let decoder = MsDecoder::new(&head, rate)?;
     let per_packet = rate as usize * MAX_PACKET_MS / 1000;
     let skip = head.pre_skip as u64 * rate as u64 / OPUS_RATE as u64;
@@ -315,9 +337,11 @@ mod tests {
         let h = OpusHead::parse(&head(2, 0, &[])).unwrap();
         assert_eq!((h.channels, h.pre_skip, h.output_gain, h.streams, h.coupled), (2, 312, -256, 1, 1));
         assert_eq!(h.mapping, vec![0, 1]);
-        assert_eq!(h.output_rate(), 48000);
+        assert_eq!(h.output_mapping(), vec![0, 1]);
         let h = OpusHead::parse(&head(6, 1, &[4, 2, 0, 4, 1, 2, 3, 5])).unwrap();
         assert_eq!((h.streams, h.coupled, h.mapping.len()), (4, 2, 6));
+        // Vorbis order FL FC FR RL RR LFE out as FL FR FC LFE RL RR
+        assert_eq!(h.output_mapping(), vec![0, 1, 4, 5, 2, 3]);
     }
 
     #[test]
