@@ -1,9 +1,11 @@
 """Decoding files to float32 blocks, with typed errors (the engine's only file I/O).
 
 Decoders: libsndfile through ``soundfile`` (libFLAC, libvorbis, mpg123,
-PCM) for FLAC, WAV, AIFF, W64, PCM CAF, Ogg Vorbis and MP3; FFmpeg through
-PyAV for what libsndfile refuses: MP4 (AAC, ALAC), ALAC/AAC in CAF, Ogg
-FLAC, ADTS AAC, WavPack, APE; and Ogg Opus through FFmpeg's libopus wrapper,
+PCM) for FLAC, WAV, AIFF, W64, PCM CAF, Ogg Vorbis and MP3 with a
+Xing/Info/VBRI frame count; FFmpeg through PyAV for what libsndfile refuses:
+MP4 (AAC, ALAC), ALAC/AAC in CAF, Ogg FLAC, ADTS AAC, WavPack, APE, and MP3
+without a frame count (libsndfile stops at a length estimated from the first
+frames); and Ogg Opus through FFmpeg's libopus wrapper,
 because libsndfile trusts every page's granule position and calls a real
 file malformed when FFmpeg's muxer wrote one a few hundred samples ahead
 (a transcode from Vorbis). The decoder is chosen from the
@@ -200,10 +202,14 @@ def check_file(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> os.stat_result:
 _SNDFILE_OGG_CODECS = {"vorbis"}
 _SNDFILE_CAF_FORMATS = {"lpcm", "ulaw", "alaw"}
 # the libavformat demuxer for each container FFmpeg reads (never guessed from the bytes by FFmpeg)
-_FFMPEG_DEMUXERS = {"mp4": "mov", "caf": "caf", "ogg": "ogg", "aac": "aac", "wavpack": "wv", "ape": "ape", "w64": "w64"}
+_FFMPEG_DEMUXERS = {"mp3": "mp3", "mp4": "mov", "caf": "caf", "ogg": "ogg", "aac": "aac", "wavpack": "wv", "ape": "ape", "w64": "w64"}
 
 
 def _decoded_by_sndfile(found: sniff.Sniffed, head: bytes) -> bool:
+    if found.container == "mp3":
+        # without a Xing/Info/VBRI frame count libsndfile stops at mpg123's estimate from the first frames'
+        # bit rate: a real VBR file (LAME without its tag) ended at 74 s of 150. FFmpeg reads every frame.
+        return sniff.mp3_declared_seconds(head, 0) is not None
     if found.container == "ogg":
         return found.codec in _SNDFILE_OGG_CODECS
     if found.container == "caf":

@@ -18,6 +18,7 @@ use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
+use symphonia::core::units::Duration;
 
 /// The symphonia reader and decoder of one track.
 pub struct SymphoniaPackets {
@@ -28,6 +29,10 @@ pub struct SymphoniaPackets {
     /// that fails its CRC or loses sync and resynchronises at the next one; the jump in the frame
     /// numbers is how we see it (libFLAC, the Python engine's decoder, reports it as an error).
     flac_next_ts: Option<i64>,
+    /// MP3 with no Xing/Info/VBRI frame count: symphonia estimates the length from the first frames'
+    /// bit rate and trims every packet past that estimate, which cut a real VBR file (LAME without
+    /// its tag) at 136 s of 150. Such a stream has no padding to trim: it ends where its frames do.
+    keep_end: bool,
 }
 
 /// The extension hint for symphonia's probe, per sniffed container (None: not for symphonia).
@@ -135,14 +140,20 @@ pub fn open(file: File, size: u64, found: &Sniffed, head: &[u8]) -> Result<Optio
         channels,
         declared_duration_s,
         bits_per_sample,
-        packets: Box::new(SymphoniaPackets { reader, decoder, track_id, flac_next_ts: (container == "flac").then_some(0) }),
+        packets: Box::new(SymphoniaPackets {
+            reader,
+            decoder,
+            track_id,
+            flac_next_ts: (container == "flac").then_some(0),
+            keep_end: container == "mp3" && declared_duration_s.is_none(),
+        }),
     }))
 }
 
 impl Packets for SymphoniaPackets {
     fn next(&mut self, buf: &mut Vec<f32>) -> Result<Step> {
         loop {
-            let packet = match self.reader.next_packet() {
+            let mut packet = match self.reader.next_packet() {
                 Ok(Some(p)) => p,
                 Ok(None) => return Ok(Step::End),
                 Err(SymError::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => return Ok(Step::EndMidPacket),
@@ -163,6 +174,10 @@ impl Packets for SymphoniaPackets {
             };
             if packet.track_id != self.track_id {
                 continue;
+            }
+            if self.keep_end {
+                packet.dur = packet.dur.saturating_add(packet.trim_end);
+                packet.trim_end = Duration::ZERO;
             }
             if let Some(expected) = self.flac_next_ts {
                 let ts = packet.pts.get();
