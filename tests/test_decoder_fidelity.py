@@ -10,7 +10,7 @@ are where decoders usually disagree) and compared.
 
 What is required, and why:
 
-* lossless codecs (FLAC 16/24-bit, Ogg FLAC, WAV, AIFF, W64, ALAC in MP4 and CAF,
+* lossless codecs (FLAC 16/24-bit, Ogg FLAC, WAV, RF64, AIFF, W64, ALAC in MP4 and CAF,
   WavPack) and AAC: LC, HE-AAC v1 (SBR) and v2 (SBR + parametric stereo), in
   MP4 and ADTS (decoded by FFmpeg's libavcodec in both): **bit-exact**, same
   length, lag 0;
@@ -89,6 +89,7 @@ CASES: dict[str, tuple[int, int, list[str], bool]] = {
     "pcm16.wav": (44_100, 2, ["-c:a", "pcm_s16le"], True),
     "pcm24.aiff": (48_000, 2, ["-c:a", "pcm_s24be"], True),
     "pcm16.w64": (44_100, 2, ["-c:a", "pcm_s16le", "-f", "w64"], True),
+    "pcm24_rf64.wav": (44_100, 2, ["-c:a", "pcm_s24le", "-rf64", "always"], True),
     "alac.m4a": (44_100, 2, ["-c:a", "alac"], True),
     "alac.caf": (44_100, 2, ["-c:a", "alac"], True),
     "wavpack.wv": (44_100, 2, ["-c:a", "wavpack"], True),

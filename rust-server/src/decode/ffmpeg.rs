@@ -40,6 +40,7 @@ fn demuxer_name(container: &str) -> Option<&'static str> {
         "wavpack" => "wv",
         "ape" => "ape",
         "w64" => "w64",
+        "wav" => "wav",
         _ => return None,
     })
 }

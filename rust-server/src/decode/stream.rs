@@ -99,6 +99,10 @@ fn open_decoder(file: File, size: u64, found: &Sniffed, head: &[u8], tail: &[u8]
             }
         }
         ("aac" | "wavpack" | "ape" | "w64", _) => super::ffmpeg::open(file, size, found, tail),
+        // RF64 (WAV with 64-bit sizes, for recordings over 4 GiB): symphonia has no reader for it, FFmpeg's
+        // WAV demuxer reads it. Not big-endian RIFX: FFmpeg 5.1 decoded sox's RIFX as little-endian noise;
+        // symphonia refuses it (`unsupported_format`), so the Python engine (libsndfile) reads it, loudly.
+        ("wav", _) if head.starts_with(b"RF64") => super::ffmpeg::open(file, size, found, tail),
         _ => super::symphonia::open(file, size, found, head)?.ok_or_else(|| {
             AnalysisError::new(ErrorCode::UnsupportedFormat, "probe", format!("{} codec not decoded", found.container))
         }),
