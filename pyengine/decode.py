@@ -211,7 +211,9 @@ def _decoded_by_sndfile(found: sniff.Sniffed, head: bytes) -> bool:
         # bit rate: a real VBR file (LAME without its tag) ended at 74 s of 150. FFmpeg reads every frame.
         return sniff.mp3_declared_seconds(head, 0) is not None
     if found.container == "ogg":
-        return found.codec in _SNDFILE_OGG_CODECS
+        # beyond stereo libsndfile keeps the Vorbis channel order; FFmpeg gives the WAV order the loudness
+        # weights assume, as the Rust engine does (it reads such Vorbis with FFmpeg too)
+        return found.codec in _SNDFILE_OGG_CODECS and (sniff.vorbis_channels(head) or 0) <= 2
     if found.container == "caf":
         return sniff.caf_format(head) in _SNDFILE_CAF_FORMATS
     return found.container in _SNDFILE_CONTAINERS
@@ -428,13 +430,12 @@ def _open_ffmpeg(span: _AudioSpan, path, found: sniff.Sniffed, block_frames_for_
         container.close()
         raise AnalysisError(ErrorCode.UNSUPPORTED_FORMAT, f"{found.container} file has no audio stream", path=path, stage="probe")
     source = audio[0]
-    decoder = source.codec_context
-    if decoder.name == "opus":
-        decoder = _libopus_decoder(source)
-    codec = decoder.name.removeprefix("lib")
+    decoder = _decoder_for(source)
+    codec = decoder.name.removeprefix("lib").removesuffix("float")  # libopus -> opus, mp3float -> mp3
     if codec in _CHECKSUMMED_CODECS:  # a damaged block is corrupt, not decoded as sound (the Rust engine does the same)
         decoder.options = {"err_detect": "crccheck"}
-    rate, channels = decoder.sample_rate or source.rate or 0, decoder.channels
+    # the stream's parameters: a decoder of our choosing learns them from the first frame
+    rate, channels = source.codec_context.sample_rate or source.rate or 0, source.codec_context.channels
     _validate_format(path, rate, channels)
     declared = None
     if source.duration is not None and source.time_base is not None:
@@ -453,15 +454,30 @@ def _open_ffmpeg(span: _AudioSpan, path, found: sniff.Sniffed, block_frames_for_
     return stream
 
 
-def _libopus_decoder(source):
-    """libopus (the reference decoder, the Rust engine's) for an Ogg Opus stream, not FFmpeg's own Opus decoder:
-    the two agree on CELT (music) but not on SILK (speech-rate encodes), ~20 dB apart. FFmpeg's wrapper applies
-    the OpusHead's pre-skip, output gain and family-1 channel order, and the demuxer's end trimming."""
+# FFmpeg's decoder per codec where its default is not the one to use (with the options it needs):
+# * Opus: libopus, the reference decoder (the Rust engine's), with float output; FFmpeg's own Opus decoder
+#   agrees on CELT (music) but not on SILK (speech-rate encodes), ~20 dB apart. The wrapper applies the
+#   OpusHead's pre-skip, output gain and family-1 channel order, and the demuxer's end trimming.
+# * MPEG layer I/II: the float decoders; the default fixed-point ones clip at full scale (a real MP2 peaks
+#   at 1.09 in the float decoders, libsndfile's and the Rust engine's).
+_FFMPEG_DECODERS = {
+    "opus": ("libopus", {"request_sample_fmt": "flt"}),
+    "mp2": ("mp2float", {}),
+    "mp1": ("mp1float", {}),
+}
+
+
+def _decoder_for(source):
+    """The stream's own decoding context, or the one :data:`_FFMPEG_DECODERS` names for its codec, opened."""
     import av
 
-    decoder = av.codec.CodecContext.create("libopus", "r")
+    choice = _FFMPEG_DECODERS.get(source.codec_context.name)
+    if choice is None:
+        return source.codec_context
+    name, options = choice
+    decoder = av.codec.CodecContext.create(name, "r")
     decoder.extradata = source.codec_context.extradata
-    decoder.options = {"request_sample_fmt": "flt"}  # libopus's float output, not its 16-bit rounding
+    decoder.options = options
     decoder.open()
     return decoder
 

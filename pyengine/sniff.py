@@ -309,6 +309,12 @@ def ogg_last_granule(tail: bytes) -> int | None:
     return granule if granule >= 0 else None
 
 
+def vorbis_channels(head: bytes) -> int | None:
+    """The channel count in an Ogg Vorbis stream's identification header (in the first page of ``head``)."""
+    at = head[:300].find(b"\x01vorbis")
+    return head[at + 11] if at >= 0 and at + 12 <= len(head) else None
+
+
 def opus_pre_skip(head: bytes) -> int | None:
     """The pre-skip of an Ogg Opus stream's ``OpusHead`` (in the first page of ``head``)."""
     at = head[:300].find(b"OpusHead")

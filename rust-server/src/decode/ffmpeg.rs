@@ -41,6 +41,7 @@ fn demuxer_name(container: &str) -> Option<&'static str> {
         "ape" => "ape",
         "w64" => "w64",
         "wav" => "wav",
+        "ogg" => "ogg",
         _ => return None,
     })
 }

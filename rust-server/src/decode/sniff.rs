@@ -287,6 +287,12 @@ pub fn ogg_last_granule(tail: &[u8]) -> Option<u64> {
 }
 
 /// The pre-skip of an Ogg Opus stream's `OpusHead` (in the first page of `head`).
+/// The channel count in an Ogg Vorbis stream's identification header (in the first page of `head`).
+pub fn vorbis_channels(head: &[u8]) -> Option<u8> {
+    let at = head.get(..head.len().min(300))?.windows(7).position(|w| w == b"\x01vorbis")?;
+    head.get(at + 11).copied()
+}
+
 pub fn opus_pre_skip(head: &[u8]) -> Option<u16> {
     let at = head.get(..head.len().min(300))?.windows(8).position(|w| w == b"OpusHead")?;
     head.get(at + 10..at + 12).map(|b| u16::from_le_bytes([b[0], b[1]]))
