@@ -55,6 +55,9 @@ DEFAULT_MAX_BYTES = 8 << 30
 DEFAULT_MAX_DURATION_S = 12 * 3600.0
 
 _SNDFILE_CONTAINERS = {"flac", "wav", "aiff", "w64", "mp3"}  # and Ogg Vorbis, PCM CAF
+# Containers with no length of their own: FFmpeg estimates one from the first frames' bit rate (raw ADTS: 61.5 s
+# for a 60-s file, which made a whole file look cut). An MP3's declared length is its Xing/VBRI count (sniff).
+_LENGTH_FROM_BITRATE = {"aac", "mp3"}
 _CHECKSUMMED_CODECS = {"wavpack", "ape"}  # FFmpeg verifies their per-block checksums only when asked
 _SUBTYPE_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32, "DOUBLE": 64}
 
@@ -438,7 +441,9 @@ def _open_ffmpeg(span: _AudioSpan, path, found: sniff.Sniffed, block_frames_for_
     rate, channels = source.codec_context.sample_rate or source.rate or 0, source.codec_context.channels
     _validate_format(path, rate, channels)
     declared = None
-    if source.duration is not None and source.time_base is not None:
+    if found.container in _LENGTH_FROM_BITRATE:
+        pass  # FFmpeg's duration for these is a bit-rate estimate, not a declared length
+    elif source.duration is not None and source.time_base is not None:
         declared = float(source.duration * source.time_base)
     elif container.duration:
         declared = container.duration / 1_000_000

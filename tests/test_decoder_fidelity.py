@@ -307,6 +307,23 @@ def test_an_mp2_peaking_above_full_scale_is_not_clipped_by_either_engine(tmp_pat
         assert abs(rust["fingerprint"][dim] - python["fingerprint"][dim]) <= tolerance[dim], dim
 
 
+def test_raw_adts_is_not_called_cut_on_a_bit_rate_estimate(tmp_path):
+    """Raw ADTS has no length; FFmpeg estimates one from the first frames' bit rate. With a quiet start (small
+    first frames) the estimate overshoots: a whole 40-s file read as 2.5 % longer than it decodes, and both
+    engines called it `truncated` (nothing fingerprinted)."""
+    x = music_like(40.0, 44_100, seed=3, channels=2)
+    x[: 5 * 44_100] *= 0.01
+    source, path = tmp_path / "source.wav", tmp_path / "quiet_start.aac"
+    soundfile.write(source, x, 44_100, subtype="PCM_24")
+    proc = subprocess.run([_ensure_ffmpeg(), "-v", "error", "-y", "-i", str(source), "-c:a", "aac", "-b:a", "128k",
+                           "-f", "adts", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for engine in ("rust", "python"):
+        (result,) = _analyse(engine, [path])
+        assert result["ok"], (engine, result.get("error"))
+        assert abs(result["decode"]["decoded_duration_s"] - 40.0) < 0.05, (engine, result["decode"])
+
+
 def _ffmpeg_output_rate(path: Path) -> int:
     """The sample rate FFmpeg's decoder outputs (the WAV header it writes), not what the container declares."""
     proc = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-t", "0.1", "-f", "wav", "-"], capture_output=True)

@@ -268,15 +268,16 @@ pub fn open(file: File, size: u64, found: &Sniffed, _tail: &[u8]) -> Result<Open
 unsafe fn declared_seconds(format: *mut ff::AVFormatContext, stream: *mut ff::AVStream) -> Option<f64> {
     // SAFETY: both pointers are live (the caller owns the format context)
     unsafe {
+        // FFmpeg fills the stream's duration from the bit rate too (raw ADTS: 61.5 s "declared" for a 60-s
+        // file, which made a whole file look cut), so the method is checked before either duration is read
+        if (*format).duration_estimation_method == ff::AVDurationEstimationMethod::AVFMT_DURATION_FROM_BITRATE {
+            return None;
+        }
         let tb = (*stream).time_base;
         if (*stream).duration > 0 && tb.den > 0 && tb.num > 0 {
             return Some((*stream).duration as f64 * tb.num as f64 / tb.den as f64);
         }
-        let from_bitrate = (*format).duration_estimation_method == ff::AVDurationEstimationMethod::AVFMT_DURATION_FROM_BITRATE;
-        if (*format).duration > 0 && !from_bitrate {
-            return Some((*format).duration as f64 / ff::AV_TIME_BASE as f64);
-        }
-        None
+        ((*format).duration > 0).then(|| (*format).duration as f64 / ff::AV_TIME_BASE as f64)
     }
 }
 
