@@ -4,8 +4,8 @@ On the audio files in DIR (FLAC, Opus, Vorbis, MP3, AAC/M4A, WavPack, WAV...: a
 mixed library, recognised by content) it measures, in one run and on the same files:
 
 * ``decode``: the reference decoders decoding only (the Python engine's own
-  decoding: libsndfile's libFLAC/libopus/libvorbis/mpg123, FFmpeg through PyAV
-  for MP4, AAC, WavPack, APE), every block as float32: the floor for any
+  decoding: libsndfile's libFLAC/libvorbis/mpg123, FFmpeg through PyAV for
+  MP4, AAC, WavPack, APE and its libopus wrapper for Opus), every block as float32: the floor for any
   whole-track analysis, reported per codec too;
 * ``rust-decode``: the Rust engine's decoders only (``trackprint-server
   --decode FILE`` to /dev/null, one process per file; a file's seconds are the
@@ -224,8 +224,8 @@ class Engine:
 
 
 ENGINES: list[Engine] = [
-    Engine("decode", decode_only, description="reference decoders only (libsndfile: libFLAC/libopus/libvorbis/mpg123; "
-                                              "FFmpeg via PyAV: MP4/AAC/WavPack/APE), float32 blocks"),
+    Engine("decode", decode_only, description="reference decoders only (libsndfile: libFLAC/libvorbis/mpg123; "
+                                              "FFmpeg via PyAV: MP4/AAC/WavPack/APE, libopus), float32 blocks"),
     Engine("rust-decode", rust_decode_only, description="the Rust engine's decoders only (trackprint-server --decode; "
                                                       "per file: the decoding's own time, process start excluded)"),
     Engine("python", python_engine, description="Python engine, analyze_file"),
