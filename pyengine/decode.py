@@ -1,16 +1,16 @@
 """Decoding files to float32 blocks, with typed errors (the engine's only file I/O).
 
 Decoders: libsndfile through ``soundfile`` (libFLAC, libvorbis, mpg123,
-PCM) for FLAC, WAV, AIFF, W64, PCM CAF, Ogg Vorbis and MP3 with a
-Xing/Info/VBRI frame count; FFmpeg through PyAV for what libsndfile refuses:
-MP4 (AAC, ALAC), ALAC/AAC in CAF, Ogg FLAC, ADTS AAC, WavPack, APE, and MP3
-without a frame count (libsndfile stops at a length estimated from the first
-frames); and Ogg Opus through FFmpeg's libopus wrapper,
-because libsndfile trusts every page's granule position and calls a real
-file malformed when FFmpeg's muxer wrote one a few hundred samples ahead
-(a transcode from Vorbis). The decoder is chosen from the
-container and codec :mod:`trackprint.pyengine.sniff` recognises in the file's
-bytes, never by its name, and never by trying one decoder after another.
+PCM) for FLAC, WAV, AIFF, W64, PCM CAF, mono or stereo Ogg Vorbis and MP3
+with a Xing/Info/VBRI frame count. FFmpeg through PyAV for the rest: what
+libsndfile refuses (MP4 AAC/ALAC, ALAC/AAC in CAF, Ogg FLAC, ADTS AAC,
+WavPack, APE) and what it reads wrong: Ogg Opus (it trusts every page's
+granule position and called a real ffmpeg-transcoded file malformed), MP3
+without a frame count (it stops at a length estimated from the first
+frames) and Ogg Vorbis beyond stereo (it keeps the Vorbis channel order).
+The decoder is chosen from the container and codec
+:mod:`trackprint.pyengine.sniff` recognises in the file's bytes, never by
+its name, and never by trying one decoder after another.
 
 Tags are skipped by seeking: the decoders read the file through
 :class:`_AudioSpan`, a read-only view of the audio's bytes alone (after the
@@ -440,23 +440,25 @@ def _open_ffmpeg(span: _AudioSpan, path, found: sniff.Sniffed, block_frames_for_
     # the stream's parameters: a decoder of our choosing learns them from the first frame
     rate, channels = source.codec_context.sample_rate or source.rate or 0, source.codec_context.channels
     _validate_format(path, rate, channels)
-    declared = None
-    if found.container in _LENGTH_FROM_BITRATE:
-        pass  # FFmpeg's duration for these is a bit-rate estimate, not a declared length
-    elif source.duration is not None and source.time_base is not None:
-        declared = float(source.duration * source.time_base)
-    elif container.duration:
-        declared = container.duration / 1_000_000
     stream = DecodedStream(
         container=found.container,
         codec=codec,
         sample_rate=rate,
         channels=channels,
-        declared_duration_s=declared,
+        declared_duration_s=_declared_seconds(found.container, container, source),
         bits_per_sample=getattr(decoder, "bits_per_raw_sample", None) or None,
     )
     stream.blocks = _ffmpeg_blocks(container, source, decoder, stream, path, block_frames_for_rate(rate), span)
     return stream
+
+
+def _declared_seconds(kind: str, container, source) -> float | None:
+    """The length the container states; None where FFmpeg's figure is only a bit-rate estimate."""
+    if kind in _LENGTH_FROM_BITRATE:
+        return None
+    if source.duration is not None and source.time_base is not None:
+        return float(source.duration * source.time_base)
+    return container.duration / 1_000_000 if container.duration else None
 
 
 # FFmpeg's decoder per codec where its default is not the one to use (with the options it needs):
