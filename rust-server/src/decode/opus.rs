@@ -128,14 +128,15 @@ impl OpusHead {
 struct MsDecoder(*mut opusic_sys::OpusMSDecoder);
 
 impl MsDecoder {
-    fn new(head: &OpusHead, rate: u32) -> Result<MsDecoder> {
+    /// Always at 48 kHz, as FFmpeg and libopusfile decode (the header's input rate is informative only).
+    fn new(head: &OpusHead) -> Result<MsDecoder> {
         let mut error: c_int = 0;
         let mapping = head.output_mapping();
         // SAFETY: the mapping table has `channels` entries, as libopus reads; the
         // pointer returned is owned by MsDecoder and destroyed once, in Drop.
         let ptr = unsafe {
             opusic_sys::opus_multistream_decoder_create(
-                rate as i32,
+                OPUS_RATE as i32,
                 head.channels as c_int,
                 head.streams as c_int,
                 head.coupled as c_int,
@@ -201,7 +202,6 @@ pub struct OggOpus {
     serial: u32,
     decoder: MsDecoder,
     channels: usize,
-    rate: u32,
     /// Output samples (per channel) still to drop at the start.
     skip: u64,
     /// Samples per channel the decoder produced so far, dropped ones included.
@@ -246,15 +246,12 @@ pub fn open(file: File, size: u64, found: &Sniffed) -> Result<Opened> {
             break;
         }
     }
-    // always 48 kHz, as FFmpeg and libopusfile decode (the header's input rate is only informative)
-    let rate = OPUS_RATE;
-    let decoder = MsDecoder::new(&head, rate)?;
-    let per_packet = rate as usize * MAX_PACKET_MS / 1000;
-    let skip = head.pre_skip as u64 * rate as u64 / OPUS_RATE as u64;
+    let decoder = MsDecoder::new(&head)?;
+    let per_packet = OPUS_RATE as usize * MAX_PACKET_MS / 1000;
     let channels = head.channels;
     Ok(Opened {
         codec: "opus".to_string(),
-        sample_rate: rate,
+        sample_rate: OPUS_RATE,
         channels,
         declared_duration_s: None,
         bits_per_sample: None,
@@ -263,8 +260,7 @@ pub fn open(file: File, size: u64, found: &Sniffed) -> Result<Opened> {
             serial,
             decoder,
             channels,
-            rate,
-            skip,
+            skip: head.pre_skip as u64,
             position: 0,
             pcm: vec![0.0; per_packet * channels],
             ended: false,
@@ -301,7 +297,7 @@ impl Packets for OggOpus {
             if packet.last_in_stream() {
                 self.ended = true;
                 // the granule position counts 48 kHz samples from the stream start, pre-skip included
-                let total = packet.absgp_page().saturating_mul(self.rate as u64) / OPUS_RATE as u64;
+                let total = packet.absgp_page();
                 end = end.min(total.saturating_sub(start));
             }
             let begin = self.skip.min(end);
@@ -312,7 +308,7 @@ impl Packets for OggOpus {
             }
             buf.clear();
             buf.extend_from_slice(&self.pcm[begin as usize * self.channels..end as usize * self.channels]);
-            return Ok(Step::Audio { frames, rate: self.rate, channels: self.channels });
+            return Ok(Step::Audio { frames, rate: OPUS_RATE, channels: self.channels });
         }
     }
 }
