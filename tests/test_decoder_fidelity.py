@@ -122,18 +122,6 @@ GAIN_Q78 = -6 * 256  # the output gain written into the gain case's OpusHead: -6
 GRANULE_AHEAD = 488
 
 
-def _with_output_gain(opus: bytes, gain_q78: int) -> bytes:
-    """The same Ogg Opus file with OpusHead's output gain set (the first page's CRC redone)."""
-    assert opus[:4] == b"OggS" and opus[28:36] == b"OpusHead"
-    segments = opus[26]
-    end = 27 + segments + sum(opus[27:27 + segments])
-    page = bytearray(opus[:end])
-    page[28 + 16:28 + 18] = gain_q78.to_bytes(2, "little", signed=True)
-    page[22:26] = b"\0\0\0\0"
-    page[22:26] = ogg_crc(bytes(page)).to_bytes(4, "little")
-    return bytes(page) + opus[end:]
-
-
 def _ogg_pages(data: bytes) -> list[tuple[int, int]]:
     """(offset, length) of every Ogg page of ``data``."""
     pages, pos = [], 0
@@ -144,6 +132,17 @@ def _ogg_pages(data: bytes) -> list[tuple[int, int]]:
         pages.append((pos, length))
         pos += length
     return pages
+
+
+def _with_output_gain(opus: bytes, gain_q78: int) -> bytes:
+    """The same Ogg Opus file with OpusHead's output gain set (the first page's CRC redone)."""
+    assert opus[28:36] == b"OpusHead"
+    _, end = _ogg_pages(opus)[0]
+    page = bytearray(opus[:end])
+    page[28 + 16:28 + 18] = gain_q78.to_bytes(2, "little", signed=True)
+    page[22:26] = b"\0\0\0\0"
+    page[22:26] = ogg_crc(bytes(page)).to_bytes(4, "little")
+    return bytes(page) + opus[end:]
 
 
 def _with_granule_ahead(opus: bytes, ahead: int) -> bytes:
