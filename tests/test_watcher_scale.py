@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import subprocess
+import sys
 import time
 
 from tests.test_watcher import Harness, read_events, run, wait_events
@@ -115,23 +117,56 @@ def test_reads_queue_no_events_and_never_overflow(nats_server, tmp_path, monkeyp
     run(main(), timeout=180)
 
 
+BURST_WRITER = """
+import sys, time
+time.sleep(float(sys.argv[1]))
+for i, path in enumerate(sys.argv[2:]):
+    with open(path, "wb") as fh:
+        fh.write(i.to_bytes(4, "big") * 16)
+"""
+
+
+def burst_while_stalled(paths: list, hold_s: float = 2.0) -> None:
+    """Write ``paths`` from another process while no thread of this one can run, as on a machine too busy
+    to schedule the watcher: the GIL is held (thread switching put off) for ``hold_s``, so watchdog's
+    inotify reader reads nothing meanwhile and the kernel queue takes the whole burst. The writer starts
+    after a delay, once the hold has begun (starting it releases the GIL)."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(hold_s * 5)
+    try:
+        writer = subprocess.Popen([sys.executable, "-c", BURST_WRITER, "0.4", *map(str, paths)])
+        end = time.perf_counter() + hold_s
+        while time.perf_counter() < end:  # no system call: the GIL is never released
+            pass
+    finally:
+        sys.setswitchinterval(interval)
+    assert writer.wait(60) == 0
+
+
 def test_an_overflow_is_counted_said_and_reconciled(nats_server, tmp_path, monkeypatch, caplog):
-    """When the queue does overflow (a 16-event queue and a burst of creations), the watcher counts it, says
-    how to raise the limit, and reconciles: no file is left unpublished."""
+    """When the queue does overflow (a 16-event queue and a burst of 1500 creations while the watcher's
+    process is stalled), the watcher counts it, says how to raise the limit, and reconciles: no file is
+    left unpublished."""
     caplog.set_level(logging.WARNING)
+    folders = [tmp_path / "lib" / f"album{i:02d}" for i in range(15)]
+    for folder in folders:
+        folder.mkdir(parents=True)  # watched from the start: the burst's creations are queued events
+    paths = [folder / f"{n:03d} track.flac" for folder in folders for n in range(100)]
 
     async def main():
         async with Harness(nats_server, tmp_path) as h:
             with small_inotify_queue(monkeypatch, 16):
                 h.start()
                 await wait_until_async(lambda: h.watcher.health().get("scan_complete"), 20, 0.1, "the scan")
-            library_tree(h.lib, 1500)  # a burst far beyond 16 queued events, however fast the reader drains
-            await wait_until_async(lambda: h.watcher.live_watch.overflows, 60, 0.1, "an overflow")
+            await asyncio.sleep(0.5)  # the recursive watch is in place (watchdog adds it in its own thread)
+            burst_while_stalled(paths)
+            await wait_until_async(lambda: h.watcher.live_watch.overflows, 30, 0.1, "an overflow")
             assert "max_queued_events" in caplog.text
             await wait_events(h.js, lambda e: len(e) >= 1500, timeout=120)
             assert h.watcher.health()["inotify"]["overflows"] >= 1
+            assert {e.path for e in await read_events(h.js)} == {str(p) for p in paths}
 
-    run(main(), timeout=120)
+    run(main(), timeout=180)
 
 
 def test_a_watch_left_running_by_a_dead_loop_does_not_hide_the_next_overflow():
