@@ -36,12 +36,13 @@ if [ -f rust-server/Cargo.toml ]; then
     else
         # What the server's decoders need to build: cmake and a C compiler (libopus, built
         # from the sources opusic-sys bundles), FFmpeg's development files (AAC, HE-AAC,
-        # WavPack, APE, W64 through the system's libavcodec/libavformat) and libclang
+        # WavPack, APE, W64 through the system's libavcodec/libavformat), libmpg123's
+        # (MP3, MP2: the decoder libsndfile, the Python engine's, uses too) and libclang
         # (bindgen reads FFmpeg's headers). Debian/Ubuntu package names; installed as root
         # (or with sudo) when missing, and said so.
-        if ! pkg-config --exists libavcodec libavformat 2>/dev/null || ! command -v cmake >/dev/null 2>&1 \
+        if ! pkg-config --exists libavcodec libavformat libmpg123 2>/dev/null || ! command -v cmake >/dev/null 2>&1 \
             || ! command -v cc >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then
-            BUILD_PKGS="cmake build-essential pkg-config libavcodec-dev libavformat-dev libavutil-dev libclang-dev"
+            BUILD_PKGS="cmake build-essential pkg-config libavcodec-dev libavformat-dev libavutil-dev libmpg123-dev libclang-dev"
             SUDO=""
             if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
             if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; }; then

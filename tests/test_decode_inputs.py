@@ -112,6 +112,8 @@ CASES = [
     Case("no_frames.opus", "truncated"),  # headers and no end-of-stream page: cut after its headers
     Case("header_garbage.flac", "corrupt"),  # a valid header, then random bytes to the full length
     Case("header_garbage.mp3", "corrupt"),  # the Xing frame, then random bytes up to its byte count
+    Case("junk_after.mp3", None, "mp3", "mp3"),  # 3 KB of random bytes after the last frame: the audio is whole
+    Case("junk_inside.mp3", "corrupt"),  # 5 KB of random bytes between two frames, past the decoders' resync
     Case("header_garbage.ogg", "corrupt"),  # Vorbis header pages, then random bytes
     Case("pcm16.aiff", None, "pcm_s16", "aiff"),
 ]
@@ -244,6 +246,9 @@ def inputs(tmp_path_factory) -> Path:
     (d / "header_garbage.flac").write_bytes(flac[:meta_end] + rng.bytes(len(flac) - meta_end))
     frames_at = _id3_size(mp3)
     (d / "header_garbage.mp3").write_bytes(mp3[:frames_at + 2000] + rng.bytes(len(mp3) - frames_at - 2000))
+    (d / "junk_after.mp3").write_bytes(mp3 + rng.bytes(3000))
+    middle = mp3.index(b"\xff\xfb", len(mp3) // 2)  # a frame's sync word: the junk goes between two frames
+    (d / "junk_inside.mp3").write_bytes(mp3[:middle] + rng.bytes(5000) + mp3[middle:])
     ogg = (d / "vorbis.ogg").read_bytes()
     (d / "header_garbage.ogg").write_bytes(ogg[:4000] + rng.bytes(len(ogg) - 4000))
     return d

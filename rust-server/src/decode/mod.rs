@@ -1,8 +1,9 @@
 //! Decoding: content sniffing, file checks, and one module per decoder family
-//! (`symphonia.rs`, `opus.rs`, `ffmpeg.rs`) behind `stream.rs`, which picks one.
+//! (`symphonia.rs`, `mpg123.rs`, `opus.rs`, `ffmpeg.rs`) behind `stream.rs`, which picks one.
 
 pub mod ffmpeg;
 pub mod file;
+pub mod mpg123;
 pub mod opus;
 pub mod sniff;
 pub mod source;

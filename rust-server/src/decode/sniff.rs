@@ -218,6 +218,16 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// The codec of MPEG audio starting in `head` by its first frame's layer: "mp3", "mp2" or "mp1".
+pub fn mpeg_codec(head: &[u8]) -> Option<&'static str> {
+    let pos = (0..head.len().min(8192)).find(|&p| looks_like_mpeg(head, p))?;
+    Some(match (head[pos + 1] >> 1) & 3 {
+        1 => "mp3",
+        2 => "mp2",
+        _ => "mp1",
+    })
+}
+
 /// Frame count of a Xing/Info or VBRI header times samples per frame, seconds.
 pub fn mp3_declared_seconds(head: &[u8], offset: usize) -> Option<f64> {
     let body = head.get(offset..)?;
@@ -403,6 +413,23 @@ pub fn byte_extent(container: &str, len: u64, ogg_tail: Option<bool>, read_at: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two frames of MPEG-1 at 44.1 kHz, 128 kbit/s, of the given layer bits (3: I, 2: II, 1: III).
+    fn two_mpeg_frames(layer_bits: u8) -> Vec<u8> {
+        let header = [0xFF, 0xE0 | (3 << 3) | (layer_bits << 1) | 1, 0x90, 0x00];
+        let len = mpeg_frame(&header, 0).expect("a valid header").0;
+        let mut frame = header.to_vec();
+        frame.resize(len, 0);
+        [frame.clone(), frame].concat()
+    }
+
+    #[test]
+    fn names_the_mpeg_layer() {
+        assert_eq!(mpeg_codec(&two_mpeg_frames(1)), Some("mp3"));
+        assert_eq!(mpeg_codec(&two_mpeg_frames(2)), Some("mp2"));
+        assert_eq!(mpeg_codec(&two_mpeg_frames(3)), Some("mp1"));
+        assert_eq!(mpeg_codec(b"not mpeg audio at all"), None);
+    }
     #[test]
     fn recognises_flac_after_id3() {
         let mut head = b"ID3\x04\x00\x00\x00\x00\x00\x05".to_vec();

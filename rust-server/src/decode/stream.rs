@@ -4,7 +4,8 @@
 //!
 //! | content | decoder | module |
 //! |---|---|---|
-//! | FLAC, WAV, AIFF/AIFC, CAF (PCM, ALAC), MP3, Ogg Vorbis, Ogg FLAC, MP4 ALAC | symphonia | `symphonia.rs` |
+//! | FLAC, WAV, AIFF/AIFC, CAF (PCM, ALAC), Ogg Vorbis, Ogg FLAC, MP4 ALAC | symphonia | `symphonia.rs` |
+//! | MPEG audio: MP3, MP2, MP1 | libmpg123 (the Python engine's decoder through libsndfile) | `mpg123.rs` |
 //! | Ogg Opus | libopus (reference decoder), our Ogg demuxing | `opus.rs` |
 //! | MP4/M4A AAC (LC, HE-AAC v1/v2), ADTS AAC, WavPack, APE, W64 | FFmpeg (libavcodec/libavformat) | `ffmpeg.rs` |
 //!
@@ -88,6 +89,7 @@ pub fn validate_format(sample_rate: u32, channels: usize) -> Result<()> {
 fn open_decoder(file: File, size: u64, found: &Sniffed, head: &[u8], tail: &[u8]) -> Result<Opened> {
     match (found.container, found.codec) {
         ("ogg", Some("opus")) => super::opus::open(file, size, found),
+        ("mp3", _) => super::mpg123::open(file, size, found, head),
         // Vorbis beyond stereo: symphonia 0.6 decoded three channels of a 5.1 file at libvorbis's default
         // (bit-rate managed) setup wrong (7 dB SNR or worse against FFmpeg, peaks of 2.6 from a 1.2 source);
         // FFmpeg decodes it exactly, in the WAV channel order

@@ -1,8 +1,8 @@
-//! symphonia: FLAC, WAV, AIFF, CAF (PCM, ALAC), MP3, Ogg Vorbis, Ogg FLAC, MP4 ALAC.
+//! symphonia: FLAC, WAV, AIFF, CAF (PCM, ALAC), Ogg Vorbis, Ogg FLAC, MP4 ALAC.
 //!
 //! These are the codecs where symphonia's output equals the reference
-//! decoders' (`tests/test_decoder_fidelity.py`: FLAC/PCM/ALAC bit-exact, MP3
-//! and Vorbis far above the lossy threshold). AAC is not taken from it: its
+//! decoders' (`tests/test_decoder_fidelity.py`: FLAC/PCM/ALAC bit-exact, Vorbis
+//! far above the lossy threshold). AAC is not taken from it: its
 //! AAC decoder disagrees with FFmpeg and the original (see `ffmpeg.rs`).
 
 use super::sniff::{self, Sniffed};
@@ -18,7 +18,6 @@ use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
-use symphonia::core::units::Duration;
 
 /// The symphonia reader and decoder of one track.
 pub struct SymphoniaPackets {
@@ -29,10 +28,6 @@ pub struct SymphoniaPackets {
     /// that fails its CRC or loses sync and resynchronises at the next one; the jump in the frame
     /// numbers is how we see it (libFLAC, the Python engine's decoder, reports it as an error).
     flac_next_ts: Option<i64>,
-    /// MP3 with no Xing/Info/VBRI frame count: symphonia estimates the length from the first frames'
-    /// bit rate and trims every packet past that estimate, which cut a real VBR file (LAME without
-    /// its tag) at 136 s of 150. Such a stream has no padding to trim: it ends where its frames do.
-    keep_end: bool,
 }
 
 /// The extension hint for symphonia's probe, per sniffed container (None: not for symphonia).
@@ -41,7 +36,6 @@ pub fn hint_extension(container: &str) -> Option<&'static str> {
         "flac" => "flac",
         "wav" => "wav",
         "aiff" => "aiff",
-        "mp3" => "mp3",
         "mp4" => "m4a",
         "ogg" => "ogg",
         "caf" => "caf",
@@ -127,7 +121,6 @@ pub fn open(file: File, size: u64, found: &Sniffed, head: &[u8]) -> Result<Optio
         "flac" => per_rate(sniff::flac_declared_frames(head, off)),
         "wav" => per_rate(sniff::wav_declared_frames(head, off)),
         "aiff" => per_rate(sniff::aiff_declared_frames(head, off)),
-        "mp3" => sniff::mp3_declared_seconds(head, off),
         "mp4" | "caf" => per_rate(track.num_frames).or_else(|| {
             let (tb, d) = (track.time_base?, track.duration?);
             tb.calc_duration(d).map(|t| t.as_secs_f64())
@@ -145,7 +138,6 @@ pub fn open(file: File, size: u64, found: &Sniffed, head: &[u8]) -> Result<Optio
             decoder,
             track_id,
             flac_next_ts: (container == "flac").then_some(0),
-            keep_end: container == "mp3" && declared_duration_s.is_none(),
         }),
     }))
 }
@@ -153,7 +145,7 @@ pub fn open(file: File, size: u64, found: &Sniffed, head: &[u8]) -> Result<Optio
 impl Packets for SymphoniaPackets {
     fn next(&mut self, buf: &mut Vec<f32>) -> Result<Step> {
         loop {
-            let mut packet = match self.reader.next_packet() {
+            let packet = match self.reader.next_packet() {
                 Ok(Some(p)) => p,
                 Ok(None) => return Ok(Step::End),
                 Err(SymError::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => return Ok(Step::EndMidPacket),
@@ -174,10 +166,6 @@ impl Packets for SymphoniaPackets {
             };
             if packet.track_id != self.track_id {
                 continue;
-            }
-            if self.keep_end {
-                packet.dur = packet.dur.saturating_add(packet.trim_end);
-                packet.trim_end = Duration::ZERO;
             }
             if let Some(expected) = self.flac_next_ts {
                 let ts = packet.pts.get();

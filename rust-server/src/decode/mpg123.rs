@@ -1,0 +1,219 @@
+//! MPEG audio layers I, II and III (MP3, MP2, MP1), decoded by libmpg123.
+//!
+//! Why mpg123 and not symphonia: it is the reference decoder the Python engine
+//! reads MP3 through (libsndfile links it), so both engines see the same
+//! samples; and it decodes about 1.5 times as fast as symphonia 0.6 on real
+//! MP3 (five tracks, 22 minutes: 1.0 s against 1.5 s of CPU), which was the
+//! one codec where the engine stayed above 1.25x the reference decode time.
+//! Debian's shared library (libmpg123-0, 1.31) is linked; `mpg123-sys` holds
+//! the declarations and finds it with pkg-config (`libmpg123-dev`,
+//! `scripts/setup.sh`).
+//!
+//! mpg123 runs in feed mode: it never sees the file, only the audio's bytes
+//! from our reader (after any leading ID3v2 tags and before trailing
+//! ID3v1/APEv2 ones), so it needs no seeking. It decodes to 32-bit float at the
+//! stream's own rate and channel count, and trims the encoder delay and
+//! padding the LAME/Info frame declares (gapless, as FFmpeg and libsndfile
+//! do). A stream without that frame has nothing to trim: every frame is
+//! decoded, to the end of the file.
+//!
+//! Damage: mpg123 resynchronises past up to 1 KiB of bytes that are not a
+//! frame (its default limit); more is an error, `corrupt`, as FFmpeg (the
+//! Python engine's decoder for MP3 without a frame count) says too. What a
+//! stream loses shows against the declared length (`engine.rs`: `corrupt` or
+//! `truncated`). Bytes after the last frame of a stream that has decoded its
+//! declared length (an unknown trailing tag, junk) end it cleanly, as
+//! libsndfile, which stops at that length, reads such a file.
+
+use super::sniff::{self, Sniffed};
+use super::source::OffsetFile;
+use super::stream::{Opened, Packets, Step};
+use crate::error::{AnalysisError, ErrorCode, Result};
+use mpg123_sys as m;
+use std::ffi::{c_int, c_long, CStr};
+use std::fs::File;
+use std::io::Read;
+use std::sync::Once;
+
+const READ_CHUNK: usize = 1 << 16;
+/// Output per call: 16 K floats (a few MP3 frames of stereo).
+const OUT_FLOATS: usize = 1 << 14;
+
+/// One mpg123 decoder in feed mode, fed from the audio's bytes.
+pub struct Mpg123Packets {
+    handle: *mut m::mpg123_handle,
+    source: OffsetFile,
+    input: Vec<u8>,
+    out: Vec<f32>,
+    at_end_of_file: bool,
+    channels: usize,
+    rate: u32,
+    /// The length the Xing/Info/VBRI frame declares, seconds.
+    declared_s: Option<f64>,
+    frames_out: u64,
+}
+
+// SAFETY: the handle is owned by this value alone and used from one thread at a time (`&mut self`)
+unsafe impl Send for Mpg123Packets {}
+
+impl Drop for Mpg123Packets {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from mpg123_new and is deleted once
+        unsafe { m::mpg123_delete(self.handle) }
+    }
+}
+
+fn decode_error(stage: &'static str, what: String) -> AnalysisError {
+    AnalysisError::new(ErrorCode::Corrupt, stage, format!("mpg123: {what}"))
+}
+
+/// mpg123's text for the handle's last error.
+fn handle_error(handle: *mut m::mpg123_handle) -> String {
+    // SAFETY: mpg123_strerror returns a static or handle-owned NUL-terminated string
+    unsafe { CStr::from_ptr(m::mpg123_strerror(handle)).to_string_lossy().into_owned() }
+}
+
+fn check(handle: *mut m::mpg123_handle, code: c_int, what: &str) -> Result<()> {
+    if code == m::MPG123_OK as c_int {
+        Ok(())
+    } else {
+        Err(AnalysisError::new(ErrorCode::Internal, "probe", format!("mpg123 {what}: {}", handle_error(handle))))
+    }
+}
+
+/// A decoder asking for float output at any rate and channel count, quiet, gapless, in feed mode.
+fn new_handle() -> Result<*mut m::mpg123_handle> {
+    static INIT: Once = Once::new();
+    // SAFETY: mpg123_init is called once, before any handle (a no-op from mpg123 1.27 on)
+    INIT.call_once(|| unsafe {
+        m::mpg123_init();
+    });
+    let mut err: c_int = 0;
+    // SAFETY: a NULL decoder name picks the best decoder for this CPU; err receives the reason on failure
+    let handle = unsafe { m::mpg123_new(std::ptr::null(), &mut err) };
+    if handle.is_null() {
+        return Err(AnalysisError::new(ErrorCode::Internal, "probe", format!("mpg123_new failed (error {err})")));
+    }
+    let flags = (m::mpg123_param_flags::MPG123_FORCE_FLOAT | m::mpg123_param_flags::MPG123_QUIET | m::mpg123_param_flags::MPG123_GAPLESS).bits() as c_long;
+    // SAFETY: a live handle; parameters and formats set before the stream is opened
+    let setup = unsafe {
+        check(handle, m::mpg123_param(handle, m::MPG123_ADD_FLAGS, flags, 0.0), "flags")
+            .and_then(|_| check(handle, m::mpg123_open_feed(handle), "feed"))
+    };
+    if let Err(e) = setup {
+        // SAFETY: not yet owned by anything else
+        unsafe { m::mpg123_delete(handle) };
+        return Err(e);
+    }
+    Ok(handle)
+}
+
+/// Open MPEG audio (`found.container == "mp3"`) for decoding.
+pub fn open(file: File, size: u64, found: &Sniffed, head: &[u8]) -> Result<Opened> {
+    let source = OffsetFile::new(file, found.audio_offset as u64, found.audio_end.min(size))
+        .map_err(|e| super::file::io_error("probe", &e))?;
+    let handle = new_handle()?;
+    let declared_s = sniff::mp3_declared_seconds(head, 0);
+    Ok(Opened {
+        codec: sniff::mpeg_codec(head).unwrap_or("mp3").to_string(),
+        sample_rate: 0,
+        channels: 0,
+        declared_duration_s: declared_s,
+        bits_per_sample: None,
+        packets: Box::new(Mpg123Packets {
+            handle,
+            source,
+            input: vec![0; READ_CHUNK],
+            out: vec![0.0; OUT_FLOATS],
+            at_end_of_file: false,
+            channels: 0,
+            rate: 0,
+            declared_s,
+            frames_out: 0,
+        }),
+    })
+}
+
+impl Mpg123Packets {
+    /// Give mpg123 the next bytes of the audio; false at the end of the file.
+    fn feed(&mut self) -> Result<bool> {
+        let n = loop {
+            match self.source.read(&mut self.input) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(super::file::io_error("decode", &e)),
+            }
+        };
+        if n == 0 {
+            return Ok(false);
+        }
+        // SAFETY: `input[..n]` is initialised; mpg123 copies what it is fed
+        let code = unsafe { m::mpg123_feed(self.handle, self.input.as_ptr(), n) };
+        if code != m::MPG123_OK as c_int {
+            return Err(decode_error("decode", handle_error(self.handle)));
+        }
+        Ok(true)
+    }
+
+    /// True once the stream has decoded the length its header declares.
+    fn declared_length_decoded(&self) -> bool {
+        match self.declared_s {
+            Some(declared) if self.rate > 0 => {
+                self.frames_out as f64 / self.rate as f64 >= declared - super::TRUNCATION_TOLERANCE_S
+            }
+            _ => false,
+        }
+    }
+
+    fn read_format(&mut self) -> Result<()> {
+        let (mut rate, mut channels, mut encoding): (c_long, c_int, c_int) = (0, 0, 0);
+        // SAFETY: a live handle; all out-pointers are valid
+        let code = unsafe { m::mpg123_getformat(self.handle, &mut rate, &mut channels, &mut encoding) };
+        if code != m::MPG123_OK as c_int {
+            return Err(decode_error("decode", handle_error(self.handle)));
+        }
+        if encoding != m::mpg123_enc_enum::MPG123_ENC_FLOAT_32.bits() {
+            return Err(AnalysisError::new(ErrorCode::Internal, "decode", format!("mpg123 gave encoding {encoding:#x}, not float")));
+        }
+        (self.rate, self.channels) = (rate.max(0) as u32, channels.max(0) as usize);
+        Ok(())
+    }
+}
+
+impl Packets for Mpg123Packets {
+    fn next(&mut self, buf: &mut Vec<f32>) -> Result<Step> {
+        loop {
+            let mut done: usize = 0;
+            // SAFETY: `out` holds OUT_FLOATS floats; mpg123 writes at most that many bytes and says how many
+            let code = unsafe {
+                m::mpg123_read(self.handle, self.out.as_mut_ptr().cast(), self.out.len() * 4, &mut done)
+            };
+            let floats = done / 4;
+            if floats > 0 {
+                if self.channels == 0 || floats % self.channels != 0 {
+                    return Err(AnalysisError::new(ErrorCode::Internal, "decode", "mpg123 gave samples before a whole format"));
+                }
+                let frames = floats / self.channels;
+                buf.clear();
+                buf.extend_from_slice(&self.out[..floats]);
+                self.frames_out += frames as u64;
+                return Ok(Step::Audio { frames, rate: self.rate, channels: self.channels });
+            }
+            match code {
+                c if c == m::MPG123_OK as c_int => {}
+                // a frame of another format after the declared length: junk that looked like a frame
+                c if c == m::MPG123_NEW_FORMAT as c_int && self.declared_length_decoded() => return Ok(Step::End),
+                c if c == m::MPG123_NEW_FORMAT as c_int => self.read_format()?,
+                c if c == m::MPG123_NEED_MORE as c_int => {
+                    if self.at_end_of_file {
+                        return Ok(Step::End);
+                    }
+                    self.at_end_of_file = !self.feed()?;
+                }
+                c if c == m::MPG123_DONE as c_int => return Ok(Step::End),
+                _ if self.declared_length_decoded() => return Ok(Step::End),
+                _ => return Err(decode_error("decode", handle_error(self.handle))),
+            }
+        }
+    }
+}
