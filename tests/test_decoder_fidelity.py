@@ -14,8 +14,8 @@ What is required, and why:
   WavPack) and AAC: LC, HE-AAC v1 (SBR) and v2 (SBR + parametric stereo), in
   MP4 and ADTS (decoded by FFmpeg's libavcodec in both): **bit-exact**, same
   length, lag 0;
-* lossy codecs decoded by another implementation than FFmpeg's (MP3 and
-  Vorbis by symphonia, Opus by libopus): lag 0, the same length (so pre-skip,
+* lossy codecs decoded by another implementation than FFmpeg's (MP3 by
+  libmpg123, Vorbis by symphonia, Opus by libopus): lag 0, the same length (so pre-skip,
   priming and end trimming agree to the sample) and an SNR of at least
   **96 dB**, i.e. every difference sits below the quantisation noise of
   16-bit audio. Conformant decoders differ only by float rounding in their
@@ -267,7 +267,8 @@ def test_an_opus_page_granule_running_ahead_still_decodes_whole_in_both_engines(
 def test_a_vbr_mp3_without_a_frame_count_decodes_to_its_last_frame_in_both_engines(tmp_path):
     """No Xing/Info/VBRI header (LAME's tag left out): the length is unknown until the last frame. Loud noise
     first makes the first frames the largest, so a length estimated from them falls short (libsndfile stopped
-    at mpg123's estimate, a third of this file; symphonia trimmed every packet past its own, at 80 %)."""
+    at mpg123's estimate, a third of this file; symphonia, the Rust engine's MP3 decoder before libmpg123,
+    trimmed every packet past its own, at 80 %)."""
     rng = np.random.default_rng(5)
     noise = (0.5 * rng.standard_normal((44_100, 2))).clip(-1, 1)
     x = np.concatenate([noise, 0.1 * music_like(9.0, 44_100, seed=3, channels=2)]).astype(np.float32)
