@@ -5,9 +5,12 @@
 //! samples; and it decodes about 1.5 times as fast as symphonia 0.6 on real
 //! MP3 (five tracks, 22 minutes: 1.0 s against 1.5 s of CPU), which was the
 //! one codec where the engine stayed above 1.25x the reference decode time.
-//! Debian's shared library (libmpg123-0, 1.31) is linked; `mpg123-sys` holds
-//! the declarations and finds it with pkg-config (`libmpg123-dev`,
-//! `scripts/setup.sh`).
+//! Debian's shared library (libmpg123-0, 1.31) is linked (`libmpg123-dev` to
+//! build, `scripts/setup.sh`), through the nine functions declared in [`ffi`].
+//! Not through the `mpg123-sys` crate: its build script asks pkg-config for
+//! "mpg123" (the library's file is `libmpg123.pc`), so it silently built the
+//! mpg123 1.24 it bundles, and `cargo test` then loaded that one in place of
+//! the system's, which libavformat's libopenmpt needs (`mpg123_param2`, 1.31).
 //!
 //! mpg123 runs in feed mode: it never sees the file, only the audio's bytes
 //! from our reader (after any leading ID3v2 tags and before trailing
@@ -29,11 +32,47 @@ use super::sniff::{self, Sniffed};
 use super::source::OffsetFile;
 use super::stream::{Opened, Packets, Step};
 use crate::error::{AnalysisError, ErrorCode, Result};
-use mpg123_sys as m;
 use std::ffi::{c_int, c_long, CStr};
 use std::fs::File;
 use std::io::Read;
 use std::sync::Once;
+
+/// The part of libmpg123's API used here (`mpg123.h`, `fmt123.h`; stable since mpg123 1.13).
+mod ffi {
+    use std::ffi::{c_char, c_double, c_int, c_long, c_uchar};
+
+    #[repr(C)]
+    pub struct mpg123_handle {
+        _opaque: [u8; 0],
+    }
+
+    pub const MPG123_OK: c_int = 0;
+    pub const MPG123_NEED_MORE: c_int = -10;
+    pub const MPG123_NEW_FORMAT: c_int = -11;
+    pub const MPG123_DONE: c_int = -12;
+    /// `enum mpg123_parms`: add flags.
+    pub const MPG123_ADD_FLAGS: c_int = 2;
+    /// `enum mpg123_param_flags`.
+    pub const MPG123_QUIET: c_long = 0x20;
+    pub const MPG123_GAPLESS: c_long = 0x40;
+    pub const MPG123_FORCE_FLOAT: c_long = 0x400;
+    /// `enum mpg123_enc_enum`: 32-bit float samples.
+    pub const MPG123_ENC_FLOAT_32: c_int = 0x200;
+
+    #[link(name = "mpg123")]
+    extern "C" {
+        pub fn mpg123_init() -> c_int;
+        pub fn mpg123_new(decoder: *const c_char, error: *mut c_int) -> *mut mpg123_handle;
+        pub fn mpg123_delete(mh: *mut mpg123_handle);
+        pub fn mpg123_param(mh: *mut mpg123_handle, kind: c_int, value: c_long, fvalue: c_double) -> c_int;
+        pub fn mpg123_open_feed(mh: *mut mpg123_handle) -> c_int;
+        pub fn mpg123_feed(mh: *mut mpg123_handle, input: *const c_uchar, size: usize) -> c_int;
+        pub fn mpg123_read(mh: *mut mpg123_handle, out: *mut c_uchar, size: usize, done: *mut usize) -> c_int;
+        pub fn mpg123_getformat(mh: *mut mpg123_handle, rate: *mut c_long, channels: *mut c_int, encoding: *mut c_int)
+            -> c_int;
+        pub fn mpg123_strerror(mh: *mut mpg123_handle) -> *const c_char;
+    }
+}
 
 const READ_CHUNK: usize = 1 << 16;
 /// Output per call: 16 K floats (a few MP3 frames of stereo).
@@ -41,7 +80,7 @@ const OUT_FLOATS: usize = 1 << 14;
 
 /// One mpg123 decoder in feed mode, fed from the audio's bytes.
 pub struct Mpg123Packets {
-    handle: *mut m::mpg123_handle,
+    handle: *mut ffi::mpg123_handle,
     source: OffsetFile,
     input: Vec<u8>,
     out: Vec<f32>,
@@ -59,7 +98,7 @@ unsafe impl Send for Mpg123Packets {}
 impl Drop for Mpg123Packets {
     fn drop(&mut self) {
         // SAFETY: the handle came from mpg123_new and is deleted once
-        unsafe { m::mpg123_delete(self.handle) }
+        unsafe { ffi::mpg123_delete(self.handle) }
     }
 }
 
@@ -68,13 +107,13 @@ fn decode_error(stage: &'static str, what: String) -> AnalysisError {
 }
 
 /// mpg123's text for the handle's last error.
-fn handle_error(handle: *mut m::mpg123_handle) -> String {
+fn handle_error(handle: *mut ffi::mpg123_handle) -> String {
     // SAFETY: mpg123_strerror returns a static or handle-owned NUL-terminated string
-    unsafe { CStr::from_ptr(m::mpg123_strerror(handle)).to_string_lossy().into_owned() }
+    unsafe { CStr::from_ptr(ffi::mpg123_strerror(handle)).to_string_lossy().into_owned() }
 }
 
-fn check(handle: *mut m::mpg123_handle, code: c_int, what: &str) -> Result<()> {
-    if code == m::MPG123_OK as c_int {
+fn check(handle: *mut ffi::mpg123_handle, code: c_int, what: &str) -> Result<()> {
+    if code == ffi::MPG123_OK {
         Ok(())
     } else {
         Err(AnalysisError::new(ErrorCode::Internal, "probe", format!("mpg123 {what}: {}", handle_error(handle))))
@@ -82,27 +121,27 @@ fn check(handle: *mut m::mpg123_handle, code: c_int, what: &str) -> Result<()> {
 }
 
 /// A decoder asking for float output at any rate and channel count, quiet, gapless, in feed mode.
-fn new_handle() -> Result<*mut m::mpg123_handle> {
+fn new_handle() -> Result<*mut ffi::mpg123_handle> {
     static INIT: Once = Once::new();
     // SAFETY: mpg123_init is called once, before any handle (a no-op from mpg123 1.27 on)
     INIT.call_once(|| unsafe {
-        m::mpg123_init();
+        ffi::mpg123_init();
     });
     let mut err: c_int = 0;
     // SAFETY: a NULL decoder name picks the best decoder for this CPU; err receives the reason on failure
-    let handle = unsafe { m::mpg123_new(std::ptr::null(), &mut err) };
+    let handle = unsafe { ffi::mpg123_new(std::ptr::null(), &mut err) };
     if handle.is_null() {
         return Err(AnalysisError::new(ErrorCode::Internal, "probe", format!("mpg123_new failed (error {err})")));
     }
-    let flags = (m::mpg123_param_flags::MPG123_FORCE_FLOAT | m::mpg123_param_flags::MPG123_QUIET | m::mpg123_param_flags::MPG123_GAPLESS).bits() as c_long;
+    let flags = ffi::MPG123_FORCE_FLOAT | ffi::MPG123_QUIET | ffi::MPG123_GAPLESS;
     // SAFETY: a live handle; parameters and formats set before the stream is opened
     let setup = unsafe {
-        check(handle, m::mpg123_param(handle, m::MPG123_ADD_FLAGS, flags, 0.0), "flags")
-            .and_then(|_| check(handle, m::mpg123_open_feed(handle), "feed"))
+        check(handle, ffi::mpg123_param(handle, ffi::MPG123_ADD_FLAGS, flags, 0.0), "flags")
+            .and_then(|_| check(handle, ffi::mpg123_open_feed(handle), "feed"))
     };
     if let Err(e) = setup {
         // SAFETY: not yet owned by anything else
-        unsafe { m::mpg123_delete(handle) };
+        unsafe { ffi::mpg123_delete(handle) };
         return Err(e);
     }
     Ok(handle)
@@ -148,8 +187,8 @@ impl Mpg123Packets {
             return Ok(false);
         }
         // SAFETY: `input[..n]` is initialised; mpg123 copies what it is fed
-        let code = unsafe { m::mpg123_feed(self.handle, self.input.as_ptr(), n) };
-        if code != m::MPG123_OK as c_int {
+        let code = unsafe { ffi::mpg123_feed(self.handle, self.input.as_ptr(), n) };
+        if code != ffi::MPG123_OK {
             return Err(decode_error("decode", handle_error(self.handle)));
         }
         Ok(true)
@@ -168,11 +207,11 @@ impl Mpg123Packets {
     fn read_format(&mut self) -> Result<()> {
         let (mut rate, mut channels, mut encoding): (c_long, c_int, c_int) = (0, 0, 0);
         // SAFETY: a live handle; all out-pointers are valid
-        let code = unsafe { m::mpg123_getformat(self.handle, &mut rate, &mut channels, &mut encoding) };
-        if code != m::MPG123_OK as c_int {
+        let code = unsafe { ffi::mpg123_getformat(self.handle, &mut rate, &mut channels, &mut encoding) };
+        if code != ffi::MPG123_OK {
             return Err(decode_error("decode", handle_error(self.handle)));
         }
-        if encoding != m::mpg123_enc_enum::MPG123_ENC_FLOAT_32.bits() {
+        if encoding != ffi::MPG123_ENC_FLOAT_32 {
             return Err(AnalysisError::new(ErrorCode::Internal, "decode", format!("mpg123 gave encoding {encoding:#x}, not float")));
         }
         (self.rate, self.channels) = (rate.max(0) as u32, channels.max(0) as usize);
@@ -186,7 +225,7 @@ impl Packets for Mpg123Packets {
             let mut done: usize = 0;
             // SAFETY: `out` holds OUT_FLOATS floats; mpg123 writes at most that many bytes and says how many
             let code = unsafe {
-                m::mpg123_read(self.handle, self.out.as_mut_ptr().cast(), self.out.len() * 4, &mut done)
+                ffi::mpg123_read(self.handle, self.out.as_mut_ptr().cast(), self.out.len() * 4, &mut done)
             };
             let floats = done / 4;
             if floats > 0 {
@@ -200,17 +239,17 @@ impl Packets for Mpg123Packets {
                 return Ok(Step::Audio { frames, rate: self.rate, channels: self.channels });
             }
             match code {
-                c if c == m::MPG123_OK as c_int => {}
+                ffi::MPG123_OK => {}
                 // a frame of another format after the declared length: junk that looked like a frame
-                c if c == m::MPG123_NEW_FORMAT as c_int && self.declared_length_decoded() => return Ok(Step::End),
-                c if c == m::MPG123_NEW_FORMAT as c_int => self.read_format()?,
-                c if c == m::MPG123_NEED_MORE as c_int => {
+                ffi::MPG123_NEW_FORMAT if self.declared_length_decoded() => return Ok(Step::End),
+                ffi::MPG123_NEW_FORMAT => self.read_format()?,
+                ffi::MPG123_NEED_MORE => {
                     if self.at_end_of_file {
                         return Ok(Step::End);
                     }
                     self.at_end_of_file = !self.feed()?;
                 }
-                c if c == m::MPG123_DONE as c_int => return Ok(Step::End),
+                ffi::MPG123_DONE => return Ok(Step::End),
                 _ if self.declared_length_decoded() => return Ok(Step::End),
                 _ => return Err(decode_error("decode", handle_error(self.handle))),
             }
