@@ -75,7 +75,7 @@ mod ffi {
 }
 
 const READ_CHUNK: usize = 1 << 16;
-/// Output per call: 16 K floats (a few MP3 frames of stereo).
+/// Output per call, at most: 16 K floats (a few MP3 frames of stereo).
 const OUT_FLOATS: usize = 1 << 14;
 
 /// One mpg123 decoder in feed mode, fed from the audio's bytes.
@@ -83,7 +83,6 @@ pub struct Mpg123Packets {
     handle: *mut ffi::mpg123_handle,
     source: OffsetFile,
     input: Vec<u8>,
-    out: Vec<f32>,
     at_end_of_file: bool,
     channels: usize,
     rate: u32,
@@ -163,7 +162,6 @@ pub fn open(file: File, size: u64, found: &Sniffed, head: &[u8]) -> Result<Opene
             handle,
             source,
             input: vec![0; READ_CHUNK],
-            out: vec![0.0; OUT_FLOATS],
             at_end_of_file: false,
             channels: 0,
             rate: 0,
@@ -223,18 +221,16 @@ impl Packets for Mpg123Packets {
     fn next(&mut self, buf: &mut Vec<f32>) -> Result<Step> {
         loop {
             let mut done: usize = 0;
-            // SAFETY: `out` holds OUT_FLOATS floats; mpg123 writes at most that many bytes and says how many
-            let code = unsafe {
-                ffi::mpg123_read(self.handle, self.out.as_mut_ptr().cast(), self.out.len() * 4, &mut done)
-            };
+            buf.resize(OUT_FLOATS, 0.0);
+            // SAFETY: `buf` holds OUT_FLOATS floats; mpg123 writes at most that many bytes and says how many
+            let code = unsafe { ffi::mpg123_read(self.handle, buf.as_mut_ptr().cast(), OUT_FLOATS * 4, &mut done) };
             let floats = done / 4;
+            buf.truncate(floats);
             if floats > 0 {
                 if self.channels == 0 || floats % self.channels != 0 {
                     return Err(AnalysisError::new(ErrorCode::Internal, "decode", "mpg123 gave samples before a whole format"));
                 }
                 let frames = floats / self.channels;
-                buf.clear();
-                buf.extend_from_slice(&self.out[..floats]);
                 self.frames_out += frames as u64;
                 return Ok(Step::Audio { frames, rate: self.rate, channels: self.channels });
             }
