@@ -101,8 +101,9 @@ impl Drop for Mpg123Packets {
     }
 }
 
-fn decode_error(stage: &'static str, what: String) -> AnalysisError {
-    AnalysisError::new(ErrorCode::Corrupt, stage, format!("mpg123: {what}"))
+/// What mpg123 could not decode: the bytes are damaged.
+fn decode_error(what: String) -> AnalysisError {
+    AnalysisError::new(ErrorCode::Corrupt, "decode", format!("mpg123: {what}"))
 }
 
 /// mpg123's text for the handle's last error.
@@ -187,7 +188,7 @@ impl Mpg123Packets {
         // SAFETY: `input[..n]` is initialised; mpg123 copies what it is fed
         let code = unsafe { ffi::mpg123_feed(self.handle, self.input.as_ptr(), n) };
         if code != ffi::MPG123_OK {
-            return Err(decode_error("decode", handle_error(self.handle)));
+            return Err(decode_error(handle_error(self.handle)));
         }
         Ok(true)
     }
@@ -207,7 +208,7 @@ impl Mpg123Packets {
         // SAFETY: a live handle; all out-pointers are valid
         let code = unsafe { ffi::mpg123_getformat(self.handle, &mut rate, &mut channels, &mut encoding) };
         if code != ffi::MPG123_OK {
-            return Err(decode_error("decode", handle_error(self.handle)));
+            return Err(decode_error(handle_error(self.handle)));
         }
         if encoding != ffi::MPG123_ENC_FLOAT_32 {
             return Err(AnalysisError::new(ErrorCode::Internal, "decode", format!("mpg123 gave encoding {encoding:#x}, not float")));
@@ -247,7 +248,7 @@ impl Packets for Mpg123Packets {
                 }
                 ffi::MPG123_DONE => return Ok(Step::End),
                 _ if self.declared_length_decoded() => return Ok(Step::End),
-                _ => return Err(decode_error("decode", handle_error(self.handle))),
+                _ => return Err(decode_error(handle_error(self.handle))),
             }
         }
     }

@@ -218,9 +218,14 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Where the first MPEG audio frame in `body` starts (searched in its first 8 KiB).
+fn first_mpeg_frame(body: &[u8]) -> Option<usize> {
+    (0..body.len().min(8192)).find(|&p| looks_like_mpeg(body, p))
+}
+
 /// The codec of MPEG audio starting in `head` by its first frame's layer: "mp3", "mp2" or "mp1".
 pub fn mpeg_codec(head: &[u8]) -> Option<&'static str> {
-    let pos = (0..head.len().min(8192)).find(|&p| looks_like_mpeg(head, p))?;
+    let pos = first_mpeg_frame(head)?;
     Some(match (head[pos + 1] >> 1) & 3 {
         1 => "mp3",
         2 => "mp2",
@@ -231,7 +236,7 @@ pub fn mpeg_codec(head: &[u8]) -> Option<&'static str> {
 /// Frame count of a Xing/Info or VBRI header times samples per frame, seconds.
 pub fn mp3_declared_seconds(head: &[u8], offset: usize) -> Option<f64> {
     let body = head.get(offset..)?;
-    let pos = (0..body.len().min(8192)).find(|&p| looks_like_mpeg(body, p))?;
+    let pos = first_mpeg_frame(body)?;
     let (_, rate, spf) = mpeg_frame(body, pos)?;
     let frame = &body[pos..(pos + 200).min(body.len())];
     for tag in [b"Xing", b"Info"] {
