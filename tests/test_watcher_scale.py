@@ -158,7 +158,8 @@ def test_an_overflow_is_counted_said_and_reconciled(nats_server, tmp_path, monke
             with small_inotify_queue(monkeypatch, 16):
                 h.start()
                 await wait_until_async(lambda: h.watcher.health().get("scan_complete"), 20, 0.1, "the scan")
-            await asyncio.sleep(0.5)  # the recursive watch is in place (watchdog adds it in its own thread)
+            # watchdog adds the recursive watch in its own thread: wait for the root's and every folder's
+            await wait_until_async(lambda: len(inotify_masks()) >= 1 + len(folders), 20, 0.05, "the watches")
             burst_while_stalled(paths)
             await wait_until_async(lambda: h.watcher.live_watch.overflows, 30, 0.1, "an overflow")
             assert "max_queued_events" in caplog.text
