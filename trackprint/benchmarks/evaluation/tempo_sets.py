@@ -43,6 +43,18 @@ HELD_OUT: dict[str, dict[str, tuple[str, str]]] = {
         "megaglest-data": ("megaglest", "usr/share/games/megaglest"),
         "xmoto-data": ("xmoto", "usr/share/games/xmoto"),
     },
+    "held-out-3": {
+        "supertuxkart-data": ("supertuxkart", "usr/share/games/supertuxkart"),
+        "berusky2-data": ("berusky2", "usr/share/games/berusky2"),
+        "hyperrogue-music": ("hyperrogue", "usr/share/hyperrogue"),
+        "warmux-data": ("warmux", "usr/share/games/warmux"),
+        "redeclipse-data": ("redeclipse", "usr/share/games/redeclipse"),
+        "amoebax-data": ("amoebax", "usr/share/games/amoebax"),
+        "enigma-data": ("enigma", "usr/share/games/enigma"),
+        "singularity-music": ("singularity", "usr/share/games/singularity"),
+        "gigalomania-data": ("gigalomania", "usr/share/gigalomania"),
+        "scorched3d-data": ("scorched3d", "usr/share/games/scorched3d"),
+    },
 }
 
 
