@@ -99,7 +99,8 @@ class FingerprintAccumulator:
         self._previous_log_spectrum: np.ndarray | None = None
         self._previous_spectra = np.zeros((0, p.onset_frame // 2 + 1), dtype=np.complex128)  # the tempo envelope's
         self._onsets: list[np.ndarray] = []  # transient_density's onset count reads the whole envelope
-        self._tempo = rhythm.TempoTracker(p.onset_rate)  # tempo: constant memory
+        self._previous_hfc: float | None = None  # the tempo's high-frequency-content envelope
+        self._tempo = rhythm.TempoTracker(p.onset_rate)  # tempo: ~0.4 KB per 1.5 s
 
     # -- streaming -----------------------------------------------------------------
     def add(self, block: np.ndarray) -> None:
@@ -208,12 +209,14 @@ class FingerprintAccumulator:
         if len(frames) == 0:
             return
         transform = scipy.fft.rfft(frames * self._onset_window, axis=1)
-        log_spectra = rhythm.log_power(transform.real ** 2 + transform.imag ** 2)
+        power = transform.real ** 2 + transform.imag ** 2
+        log_spectra = rhythm.log_power(power)
         flux = rhythm.spectral_flux(log_spectra, self._previous_log_spectrum)
         self._onsets.append(flux)
         self._previous_log_spectrum = log_spectra[-1]
         complex_flux, self._previous_spectra = rhythm.complex_domain_flux(transform, self._previous_spectra)
-        self._tempo.add(complex_flux)
+        hfc, self._previous_hfc = rhythm.hfc_flux(power, self._previous_hfc)
+        self._tempo.add(complex_flux, flux, hfc)
 
     # -- result --------------------------------------------------------------------
     @property

@@ -198,55 +198,207 @@ def refined_lag(mean_a: np.ndarray, lag: int, multiples: int = COMB_MULTIPLES) -
     return (k + min(0.5, max(-0.5, offset))) / p
 
 
-class TempoTracker:
-    """Streaming tempo (spec 4.11): feed complex-domain flux values, read :meth:`result`.
+# tempo (spec 4.11, version 4): period paths on three envelopes, and the estimate most of them agree with
+PATH_MAX_BPM = 208.0  # the period paths search 40..208 BPM (Essentia RhythmExtractor2013's default range)
+PATH_COMB_THRESHOLD_HALF_WIDTH = 8  # the comb's output less its (edge-padded) mean within +-8 lags
+PATH_TRANSITION_STD = 8.0  # lags a period may drift between windows (one std, at 44100/512 fps)
+PATH_BAND = (28, 108)  # the lags a path may take, at 44100/512 fps (0-based, TempoTapDegara's limits)
+PATH_OBSERVATION_FLOOR = 1e-6  # no window rules a period out entirely
+PATH_BPM_BIN = 2.0  # the path's periods are counted in 2-BPM bins ...
+PATH_BPM_TOLERANCE = 5.0  # ... and the periods within 5 BPM of the fullest bin averaged
+AGREEMENT_TOLERANCE = 0.04  # two estimates agree within 4%
 
-    Keeps the last :data:`TEMPO_WINDOW` envelope values and two sums over lags, so
-    its memory does not grow with the track. Every :data:`TEMPO_HOP` values, once a
-    full window is there, the window's normalised autocorrelation ``a_w``
-    (:func:`window_autocorrelation`) is added to ``sum_a`` and its vote
-    (:func:`beat_salience`) to ``votes``.
+
+def hfc_flux(power: np.ndarray, previous: float | None) -> tuple[np.ndarray, float]:
+    """h_t = max(0, H_t - H_{t-1}), H_t = sum_k k P_t[k]: the rise of the high-frequency content (Masri 1996).
+
+    ``power``: (T, K) power spectra of consecutive frames; ``previous``: H of the frame before them, or
+    None at the track's start (its first frame reads 0). Returns h (float64, T values) and the last H."""
+    high = (np.asarray(power, dtype=np.float64) * np.arange(power.shape[1])).sum(axis=1)
+    before = np.concatenate(([high[0] if previous is None else previous], high[:-1]))
+    return np.maximum(high - before, 0.0), float(high[-1]) if len(high) else previous
+
+
+def edge_padded_threshold(x: np.ndarray, half_width: int) -> np.ndarray:
+    """max(0, x_t - mean(x_s : |s - t| <= half_width)), x extended by its first and last value (Essentia's
+    TempoTapDegara.adaptiveThreshold)."""
+    padded = np.concatenate([np.full(half_width, x[0]), x, np.full(half_width, x[-1])])
+    c = np.concatenate(([0.0], np.cumsum(padded)))
+    width = 2 * half_width + 1
+    return np.maximum(x - (c[width:] - c[:-width]) / width, 0.0)
+
+
+def path_lag_limits(fps: float) -> tuple[int, int]:
+    """The 0-based lag indices (lag - 1) a period path may observe: 40..208 BPM, within one hop."""
+    top = TEMPO_HOP - 1
+    return (min(top, int(math.floor(60.0 / PATH_MAX_BPM * fps)) - 1),
+            min(top, int(math.ceil(60.0 / TEMPO_MIN_BPM * fps)) - 1))
+
+
+def path_prior(fps: float) -> np.ndarray:
+    """rho(i) for lags i + 1 = 1..128: the Rayleigh preference (mode round(60 fps / 120) lags), sum 1."""
+    b2 = float(round(60.0 * fps / 120.0)) ** 2
+    tau = np.arange(1, TEMPO_HOP + 1, dtype=np.float64)
+    rho = tau / b2 * np.exp(-0.5 * tau * tau / b2)
+    return rho / rho.sum()
+
+
+def path_transitions(fps: float) -> np.ndarray:
+    """T[j, i]: a Gaussian over i centred on j (std 8 lags at 44100/512 fps, cut at 4 std), zero outside
+    the band of 28..108 (scaled with the frame rate) (Stark, Davies & Plumbley 2009)."""
+    scale = fps / (44_100.0 / 512.0)
+    std = PATH_TRANSITION_STD * scale
+    reach = int(math.ceil(4.0 * std))
+    lo = max(0, int(math.floor(PATH_BAND[0] * scale)) - 1)
+    hi = min(TEMPO_HOP - 1, int(math.ceil(PATH_BAND[1] * scale)) - 1)
+    idx = np.arange(TEMPO_HOP)
+    offset = idx[None, :] - idx[:, None]
+    t = np.exp(-0.5 * (offset / std) ** 2) / (std * math.sqrt(2.0 * math.pi))
+    t[np.abs(offset) > reach] = 0.0
+    t[t < 1e-12] = 0.0
+    inside = (idx >= lo) & (idx <= hi)
+    t[~inside, :] = 0.0
+    t[:, ~inside] = 0.0
+    return t
+
+
+def period_observation(window: np.ndarray, fps: float, prior: np.ndarray) -> np.ndarray | None:
+    """One window's observation over the lags 1..128 for a period path (Davies' comb as Essentia's
+    TempoTapDegara computes it), or None (no rhythm).
+
+    x = the envelope less its mean within +-0.1 s; r its unbiased autocorrelation;
+    O[i] = rho(i) sum_{p=1..4} sum_{v=1-p..p-1} r[(i + 1) p - 1 + v] / (2p - 1), for i = 3 .. (n - 3) / 4 - 1;
+    O less its edge-padded mean within +-8 lags, zero outside :func:`path_lag_limits`, scaled to sum 1,
+    plus :data:`PATH_OBSERVATION_FLOOR`.
     """
+    x = local_mean_threshold(np.asarray(window, dtype=np.float64), int(math.floor(ONSET_THRESHOLD_S * fps)))
+    n = len(x)
+    size = 1 << int(math.ceil(math.log2(2 * n)))
+    spectrum = np.fft.rfft(x, size)
+    r = np.fft.irfft(spectrum.real ** 2 + spectrum.imag ** 2, size)[:n] / (n - np.arange(n))
+    index = np.arange(COMB_MULTIPLES - 1, min(TEMPO_HOP, (n - (COMB_MULTIPLES - 1)) // COMB_MULTIPLES))
+    comb = np.zeros(TEMPO_HOP)
+    for p in range(1, COMB_MULTIPLES + 1):
+        for v in range(1 - p, p):
+            comb[index] += prior[index] * r[(index + 1) * p - 1 + v] / (2 * p - 1)
+    observed = edge_padded_threshold(comb, PATH_COMB_THRESHOLD_HALF_WIDTH)
+    first, last = path_lag_limits(fps)
+    observed[: first + 1] = 0.0
+    observed[last + 1:] = 0.0
+    total = float(observed.sum())
+    return observed / total + PATH_OBSERVATION_FLOOR if total > 0.0 else None
+
+
+class PeriodPath:
+    """The most probable sequence of beat periods over the windows (a Viterbi path, Stark et al. 2009),
+    fed one observation per window; :meth:`bpm` reads the tempo the path holds most."""
+
+    def __init__(self, fps: float):
+        self.fps = fps
+        self.prior = path_prior(fps)
+        self.transitions = path_transitions(fps)
+        self.delta: np.ndarray | None = None
+        self.back: list[np.ndarray] = []  # one row of 128 predecessors per window: ~0.1 KB each
+
+    def add(self, observation: np.ndarray) -> None:
+        if self.delta is None:
+            delta = self.prior * observation
+        else:
+            weighed = self.delta[None, :] * self.transitions  # [j, i]: from i to j
+            best = weighed.argmax(axis=1)
+            self.back.append(best.astype(np.uint8))
+            delta = weighed[np.arange(TEMPO_HOP), best] * observation
+        total = float(delta.sum())
+        self.delta = delta / total if total > 0.0 else delta
+
+    def bpm(self) -> float:
+        """The mean of the path's tempi (60 fps / lag) within 5 BPM of the fullest 2-BPM bin; 0 without
+        windows (RhythmExtractor2013's rule for its tick intervals)."""
+        if self.delta is None:
+            return 0.0
+        state = int(np.argmax(self.delta))
+        path = [state]
+        for best in reversed(self.back):
+            state = int(best[state])
+            path.append(state)
+        tempi = 60.0 * self.fps / (np.asarray(path, dtype=np.float64) + 1.0)
+        fullest = float(np.argmax(np.bincount(np.rint(tempi / PATH_BPM_BIN).astype(int)))) * PATH_BPM_BIN
+        near = tempi[np.abs(tempi - fullest) < PATH_BPM_TOLERANCE]
+        return float(near.mean()) if len(near) else fullest
+
+
+def agreed_tempo(first: float, others: list[float]) -> float:
+    """The estimate the most of ``[first] + others`` agree with (within 4% of each other, itself counted);
+    ``first`` when it has the most (the multifeature rule of Zapata et al. 2012, on tempi)."""
+    estimates = [first] + list(others)
+
+    def support(bpm: float) -> int:
+        return sum(1 for other in estimates if bpm > 0.0 and other > 0.0
+               and abs(bpm / other - 1.0) < AGREEMENT_TOLERANCE)
+
+    counts = [support(bpm) for bpm in estimates]
+    return estimates[counts.index(max(counts))]
+
+
+class TempoTracker:
+    """Streaming tempo (spec 4.11): feed the three envelopes, read :meth:`result`.
+
+    Keeps the last :data:`TEMPO_WINDOW` values of each envelope, two sums over lags
+    and three period paths, so its memory grows by ~0.4 KB per window (~1.5 s).
+    Every :data:`TEMPO_HOP` values, once a full window is there, the complex-domain
+    window's normalised autocorrelation ``a_w`` (:func:`window_autocorrelation`) is
+    added to ``sum_a`` and its vote (:func:`beat_salience`) to ``votes``, and each
+    envelope's window is observed by its period path (:func:`period_observation`).
+    """
+
+    ENVELOPES = ("complex", "log", "hfc")
 
     def __init__(self, fps: float):
         self.fps = fps
         self.lo, self.hi = lag_range(fps)
-        self.buffer = np.zeros(0, dtype=np.float64)
+        self.buffer = np.zeros((len(self.ENVELOPES), 0), dtype=np.float64)
         self.seen = 0  # envelope values fed
         self.windows = 0  # windows that carried rhythm
         self.sum_a = np.zeros(TEMPO_WINDOW)
         self.votes = np.zeros(self.hi - self.lo + 1)
+        self.paths = [PeriodPath(fps) for _ in self.ENVELOPES]
 
-    def add(self, complex_flux: np.ndarray) -> None:
-        values = np.asarray(complex_flux, dtype=np.float64)
-        while len(values):
-            if len(self.buffer) < TEMPO_WINDOW:
-                take = TEMPO_WINDOW - len(self.buffer)
+    def add(self, complex_flux: np.ndarray, log_flux: np.ndarray, hfc: np.ndarray) -> None:
+        values = np.vstack([np.asarray(v, dtype=np.float64) for v in (complex_flux, log_flux, hfc)])
+        while values.shape[1]:
+            if self.buffer.shape[1] < TEMPO_WINDOW:
+                take = TEMPO_WINDOW - self.buffer.shape[1]
             else:  # a full buffer: the next window starts TEMPO_HOP values later
-                self.buffer = self.buffer[TEMPO_HOP:]
+                self.buffer = self.buffer[:, TEMPO_HOP:]
                 take = TEMPO_HOP
-            part, values = values[:take], values[take:]
-            self.buffer = np.concatenate([self.buffer, part])
-            self.seen += len(part)
-            if len(self.buffer) == TEMPO_WINDOW:
-                self._window(self.buffer)
+            part, values = values[:, :take], values[:, take:]
+            self.buffer = np.hstack([self.buffer, part])
+            self.seen += part.shape[1]
+            if self.buffer.shape[1] == TEMPO_WINDOW:
+                self._window(self.buffer, full=True)
 
-    def _window(self, window: np.ndarray) -> None:
-        a = window_autocorrelation(window)
+    def _window(self, window: np.ndarray, full: bool) -> None:
+        a = window_autocorrelation(window[0])
         if a is None:
             return
         self.windows += 1
         self.sum_a[: len(a)] += a
-        vote = beat_salience(window, self.fps)
+        vote = beat_salience(window[0], self.fps)
         if vote is not None:
             self.votes += vote
+        if full:  # a period path reads four beats of the longest period: only whole windows
+            for path, envelope in zip(self.paths, window):
+                observation = period_observation(envelope, self.fps, path.prior)
+                if observation is not None:
+                    path.add(observation)
 
     def result(self) -> Tempo:
-        """tau* = the first lag with the most votes; BPM from it refined at a multiple (:func:`refined_lag`)."""
+        """tau* = the lag :func:`agreed_tempo` picks among the comb's vote (the first lag with the most
+        votes, refined at a multiple: :func:`refined_lag`) and the three period paths' tempi."""
         if self.seen < TEMPO_WINDOW:  # a clip shorter than one window: the whole clip is the window
             if self.seen < max(TEMPO_MIN_FRAMES, self.hi + 2):
                 return NO_TEMPO
-            self._window(self.buffer)
+            self._window(self.buffer, full=False)
         if self.windows == 0 or float(self.votes.max()) <= 0.0:
             return NO_TEMPO
         mean_a = self.sum_a / self.windows
@@ -255,7 +407,11 @@ class TempoTracker:
         lag = self.lo + int(np.argmax(self.votes))
         # a clip shorter than a window: its autocorrelation far from lag 0 rests on too few frames
         beat = refined_lag(mean_a, lag, COMB_MULTIPLES if self.seen >= TEMPO_WINDOW else 1)
-        bpm = min(TEMPO_MAX_BPM, max(TEMPO_MIN_BPM, 60.0 * self.fps / beat))
+        comb_bpm = min(TEMPO_MAX_BPM, max(TEMPO_MIN_BPM, 60.0 * self.fps / beat))
+        bpm = agreed_tempo(comb_bpm, [path.bpm() for path in self.paths])
+        if bpm != comb_bpm:
+            lag = min(self.hi, max(self.lo, int(round(60.0 * self.fps / bpm))))
+        bpm = min(TEMPO_MAX_BPM, max(TEMPO_MIN_BPM, bpm))
         return Tempo(float(bpm), float(min(1.0, max(0.0, mean_a[lag]))))
 
 
@@ -269,10 +425,10 @@ def periodicity_index(mean_a: np.ndarray, frames: int, lo: int, hi: int) -> floa
     return float(frames * np.mean(mean_a[lo:hi + 1] ** 2))
 
 
-def tempo(complex_flux: np.ndarray, fps: float) -> Tempo:
-    """The tempo of a whole complex-domain envelope (:class:`TempoTracker` fed in one go)."""
+def tempo(complex_flux: np.ndarray, log_flux: np.ndarray, hfc: np.ndarray, fps: float) -> Tempo:
+    """The tempo of whole envelopes (:class:`TempoTracker` fed in one go)."""
     tracker = TempoTracker(fps)
-    tracker.add(complex_flux)
+    tracker.add(complex_flux, log_flux, hfc)
     return tracker.result()
 
 
