@@ -119,9 +119,24 @@ def cases() -> dict[str, tuple]:
     c["music_vorbis.ogg"] = ("OGG", "VORBIS", music_like(3.0, SR, seed=7), SR)
     c["music_alac.m4a"] = ("alac", None, music_like(2.0, SR, seed=8)[:, :1], SR)
     c["music_aac.m4a"] = ("aac", None, music_like(3.0, SR, seed=9), SR)
+    c["rhythm_3_over_150bpm.flac"] = ("FLAC", "PCM_16", accented_pulse(14.0, 22_050), 22_050)
     for name in APE_SOURCES:
         c[name] = ("ape", None, None, None)
     return c
+
+
+def accented_pulse(duration_s: float, sr: int) -> np.ndarray:
+    """Mono clicks at 150 BPM, every third one louder, over a bass line that changes every two beats: long
+    enough (14 s) for the tempo's period paths, and metrically ambiguous (100 and 150 BPM both pulse)."""
+    n = int(duration_s * sr)
+    t = np.arange(n) / sr
+    beat = 0.4
+    phase = t % beat
+    index = np.floor(t / beat).astype(int)
+    accent = np.where(index % 3 == 0, 1.0, 0.45)
+    clicks = 0.5 * accent * np.exp(-phase * 40) * np.sin(2 * np.pi * 2500 * t)
+    bass = 0.2 * np.sin(2 * np.pi * np.where((index // 2) % 2 == 0, 55.0, 73.4) * t)
+    return (clicks + bass)[:, None].astype(np.float32)
 
 
 def write_ape(path: Path) -> None:

@@ -109,6 +109,39 @@ def test_click_track_tempo(bpm):
     assert fp["transient_density"] == pytest.approx(click_count(bpm, duration) / duration, abs=0.15)
 
 
+def test_the_tempo_is_the_estimate_most_estimators_agree_with():
+    """Spec 4.11 (version 4): the comb's estimate unless more of the period paths agree on another."""
+    from trackprint.pyengine.features.rhythm import agreed_tempo
+    assert agreed_tempo(100.0, [151.0, 149.5, 100.5]) == 100.0  # two against two: the comb's
+    assert agreed_tempo(100.0, [151.0, 149.5, 80.0]) == 151.0  # two paths agree, the comb stands alone
+    assert agreed_tempo(100.0, [150.0, 160.0, 80.0]) == 100.0  # nobody agrees: the comb's
+    assert agreed_tempo(120.0, [0.0, 0.0, 0.0]) == 120.0  # a path without windows supports nothing
+    assert agreed_tempo(100.0, [104.5, 104.5, 0.0]) == 104.5  # 4.5% from the comb: not the same tempo
+
+
+def test_a_period_path_reads_the_lag_its_windows_observe():
+    """Spec 4.11: a path fed windows that all point at one lag reads that lag's tempo, and one
+    window pointing elsewhere does not pull it away (the transitions keep it)."""
+    from trackprint.pyengine.features.rhythm import TEMPO_HOP, PeriodPath
+    fps = frame_params(44_100).onset_rate
+    path = PeriodPath(fps)
+    lag_index = 42  # lag 43 frames: 60 fps / 43 = 120.2 BPM
+    for w in range(20):
+        observation = np.full(TEMPO_HOP, 1e-6)
+        observation[lag_index if w != 10 else 70] = 1.0
+        path.add(observation / observation.sum())
+    assert path.bpm() == pytest.approx(60.0 * fps / (lag_index + 1), rel=1e-9)
+    assert PeriodPath(fps).bpm() == 0.0
+
+
+def test_the_high_frequency_content_flux_reads_rises_only():
+    from trackprint.pyengine.features.rhythm import hfc_flux
+    h, last = hfc_flux(np.array([[1.0, 1.0, 1.0], [0.0, 2.0, 2.0], [5.0, 0.0, 0.0]]), None)
+    assert h.tolist() == [0.0, 3.0, 0.0] and last == 0.0  # H = 3, 6, 0: the first frame and a fall read 0
+    h, _ = hfc_flux(np.array([[0.0, 4.0, 0.0]]), last)
+    assert h.tolist() == [4.0]  # carried across calls
+
+
 def test_steady_tone_and_noise_have_no_tempo():
     for x in (sine(1000, 6.0), white_noise(6.0)):
         fp = fp_of(x)

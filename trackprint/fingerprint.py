@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
-FINGERPRINT_VERSION = 3  # 2: tempo by metrical comb, spectral shape over 20 Hz-12 kHz; 3: tempo on the complex-domain
-#   envelope (docs/fingerprint-spec.md section 9)
+FINGERPRINT_VERSION = 4  # 2: tempo by metrical comb, spectral shape over 20 Hz-12 kHz; 3: tempo on the complex-domain
+#   envelope; 4: tempo agreed among the comb and three period paths (docs/fingerprint-spec.md section 9)
 
 # Versions whose rows the persister accepts (older ones are stored and shown as stale).
-KNOWN_VERSIONS = frozenset({1, 2, 3})
+KNOWN_VERSIONS = frozenset({1, 2, 3, 4})
 
 DIMENSIONS: tuple[str, ...] = (
     # spectral balance: percent of 20 Hz..20 kHz power per band

@@ -12,7 +12,7 @@ rate), framed with N = 512, hop 128, periodic Hann:
 at ``fps = sr / D / 128`` frames per second (~86). ``transient_density``
 counts its peaks over the whole track.
 
-The tempo (version 3) reads a second envelope of the same frames, the
+The tempo (version 4) reads a second envelope of the same frames, the
 complex-domain flux (Bello et al. 2004), which also hears a new note whose
 level does not rise (a change of pitch or phase):
 
@@ -20,15 +20,24 @@ level does not rise (a change of pitch or phase):
 
 (against the spectrum each bin would have if it kept its level and its phase
 advance; the floor mutes rounding errors of steady tones and ~-80 dB hiss),
-c_0 = c_1 = 0. :class:`TempoTracker` streams it in constant memory: windows of
-512 frames, hop 128, each thresholded and autocorrelated, scored by a comb over
-four metrical levels under a Rayleigh tempo preference; the windows vote for
-the beat lag. References: Bello et al., "A tutorial on onset detection in music
+c_0 = c_1 = 0. :class:`TempoTracker` streams it: windows of 512 frames, hop
+128, each thresholded and autocorrelated, scored by a comb over four metrical
+levels under a Rayleigh tempo preference; the windows vote for the beat lag.
+Three period paths (:class:`PeriodPath`: a Viterbi path over the windows'
+comb observations, as Essentia's TempoTapDegara finds its periods) read ``c``,
+``o`` and the rise of the high-frequency content (:func:`hfc_flux`); the
+tempo is the estimate of those four that most of them agree with
+(:func:`agreed_tempo`, the rule of Essentia's multifeature beat tracker), the
+comb's on a tie. References: Bello et al., "A tutorial on onset detection in music
 signals" (2005) for the flux; Bello, Duxbury, Davies & Sandler, "On the use of
 phase and energy for musical onset detection in the complex domain" (2004);
 Davies & Plumbley, "Context-dependent beat tracking of musical audio" (2007)
 for the threshold, comb and preference, as Essentia's TempoTapDegara
-implements them.
+implements them; Stark, Davies & Plumbley, "Real-time beat-synchronous analysis
+of musical audio" (2009) for the path; Masri, "Computer modelling of sound for
+transformation and synthesis of musical signals" (1996) for the high-frequency
+content; Zapata, Davies & Gomez, "Multi-feature beat tracking" (2014) for the
+agreement.
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ PEAK_HALF_WIDTH = 3  # an onset is the largest value within +-3 frames (~35 ms)
 PEAK_MEAN_HALF_WIDTH = 32  # ... and exceeds the mean within +-32 frames (~0.37 s)
 PEAK_DELTA_DB = 1.5  # ... by at least this much (dB per bin)
 
-# tempo (spec 4.11, version 3)
+# tempo (spec 4.11): the comb's vote
 TEMPO_WINDOW = 512  # onset frames per analysis window (~5.9 s at 44.1 kHz)
 TEMPO_HOP = 128  # a window every ~1.5 s
 TEMPO_MIN_FRAMES = 128  # a track (or clip) needs ~1.5 s of envelope for a tempo
@@ -329,7 +338,7 @@ class PeriodPath:
 
 def agreed_tempo(first: float, others: list[float]) -> float:
     """The estimate the most of ``[first] + others`` agree with (within 4% of each other, itself counted);
-    ``first`` when it has the most (the multifeature rule of Zapata et al. 2012, on tempi)."""
+    ``first`` when it has the most (the multifeature rule of Zapata et al. 2014, on tempi)."""
     estimates = [first] + list(others)
 
     def support(bpm: float) -> int:
@@ -433,7 +442,7 @@ def tempo(complex_flux: np.ndarray, log_flux: np.ndarray, hfc: np.ndarray, fps: 
 
 
 def tempo_bpm(estimate: Tempo) -> float:
-    """``tempo_bpm`` (Spec 4.11, version 3): the beat rate of the complex-domain envelope, BPM.
+    """``tempo_bpm`` (Spec 4.11, version 4): the beat rate the comb and the period paths agree on, BPM.
 
     Over windows of 512 envelope frames (hop 128), each window votes over beat
     lags with :func:`beat_salience`: Davies & Plumbley's comb over four metrical
@@ -443,8 +452,11 @@ def tempo_bpm(estimate: Tempo) -> float:
     r[tau], r[2 tau], r[3 tau], r[4 tau], so a lag whose multiples are all
     periodic (the beat) outscores its half (whose odd multiples are off-beat), and
     the Rayleigh preference decides between the beat and its double.
-    BPM = 60 fps / tau', tau' the lag refined at its highest multiple in the window
-    (:func:`refined_lag`), clamped to 40..240; exactly 0 = no periodicity: no
+    The comb's BPM = 60 fps / tau', tau' the lag refined at its highest multiple in
+    the window (:func:`refined_lag`); the tempo is the one of it and the three
+    period paths' tempi (:class:`PeriodPath`) that most of them agree with within
+    4% (:func:`agreed_tempo`; the comb's on a tie), clamped to 40..240; exactly
+    0 = no periodicity: no
     window with rhythm (silence, a steady tone), the mean normalised
     autocorrelation Abar no further from 0 than noise's (:func:`periodicity_index`
     < 2: noise), or under ~1.5 s of envelope.
@@ -453,10 +465,11 @@ def tempo_bpm(estimate: Tempo) -> float:
 
 
 def rhythm_stability(estimate: Tempo) -> float:
-    """``rhythm_stability`` (Spec 4.12, version 3): the beat's salience in the envelope.
+    """``rhythm_stability`` (Spec 4.12, version 4): the beat's salience in the envelope.
 
     clamp(Abar[tau*], 0, 1): the mean over windows of the envelope's normalised
-    autocorrelation one beat apart (at the unrefined lag tau*, :func:`tempo_bpm`).
+    autocorrelation one beat apart (at the comb's unrefined lag tau*, or at
+    round(60 fps / tempo) when a period path's tempo was chosen, :func:`tempo_bpm`).
     Ratio, 0..1: 1 = a metronome, ~0 = no steady pulse; 0 when there is no tempo.
     """
     return estimate.stability

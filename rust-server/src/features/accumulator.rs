@@ -280,6 +280,7 @@ struct Onsets {
     values: Vec<f64>,
     /// The tempo's envelope, from the same frames' complex spectra.
     complex_flux: rhythm::ComplexFlux,
+    hfc_flux: rhythm::HfcFlux,
     /// Tempo in constant memory.
     tempo: rhythm::TempoTracker,
 }
@@ -304,6 +305,7 @@ impl Onsets {
             previous: None,
             values: Vec::new(),
             complex_flux: rhythm::ComplexFlux::new(bins),
+            hfc_flux: rhythm::HfcFlux::default(),
             tempo: rhythm::TempoTracker::new(p.onset_rate()),
         }
     }
@@ -351,7 +353,9 @@ impl Onsets {
                 None => 0.0,
             };
             self.values.push(flux);
-            self.tempo.push(self.complex_flux.push(self.fft.spectrum()));
+            let complex = self.complex_flux.push(self.fft.spectrum());
+            let hfc = self.hfc_flux.push(&self.power);
+            self.tempo.push(complex, flux, hfc);
             match &mut self.previous {
                 // the next frame overwrites log_spectrum whole, so swapping is enough
                 Some(prev) => std::mem::swap(prev, &mut self.log_spectrum),

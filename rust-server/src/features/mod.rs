@@ -38,7 +38,7 @@ pub mod stereo_pass;
 
 pub use accumulator::FingerprintAccumulator;
 
-pub const FINGERPRINT_VERSION: u32 = 3;
+pub const FINGERPRINT_VERSION: u32 = 4;
 
 /// Declares [`DIMENSIONS`] and the fields of [`Fingerprint`] from one list, so
 /// the names, their order and the struct cannot drift apart.

@@ -5,8 +5,10 @@
 //! o_t = mean_k max(0, L_t[k] - L_{t-1}[k]) with L = 10 log10(P + 1e-5), at
 //! fps = sr / D / 128 frames per second, for `transient_density`. `tempo_bpm`
 //! and `rhythm_stability` come from one streaming tempo estimate
-//! ([`TempoTracker`], version 3) of the complex-domain flux of the same frames
-//! ([`ComplexFlux`]).
+//! ([`TempoTracker`], version 4): a comb vote on the complex-domain flux of
+//! the same frames ([`ComplexFlux`]) and three period paths ([`PeriodPath`]),
+//! on that flux, on `o` and on the high-frequency-content flux ([`HfcFlux`]);
+//! the tempo is the estimate most of the four agree with ([`agreed_tempo`]).
 
 use super::fastmath;
 use realfft::num_complex::Complex;
@@ -38,6 +40,22 @@ pub const MIN_PERIODICITY: f64 = 2.0;
 pub const COMPLEX_FLUX_FLOOR: f64 = 0.01;
 /// A window whose thresholded envelope has at most this variance (silence) carries no rhythm.
 pub const FLAT_WINDOW_VARIANCE: f64 = 1e-6;
+
+/// Version 4: period paths search 40..208 BPM (Essentia RhythmExtractor2013's default range).
+pub const PATH_MAX_BPM: f64 = 208.0;
+/// The path comb's output less its edge-padded mean within +-8 lags.
+pub const PATH_COMB_THRESHOLD_HALF_WIDTH: usize = 8;
+/// Lags a period may drift between windows (one std, at 44100/512 fps).
+pub const PATH_TRANSITION_STD: f64 = 8.0;
+/// The 0-based lags a path may take, at 44100/512 fps (TempoTapDegara's limits).
+pub const PATH_BAND: (f64, f64) = (28.0, 108.0);
+/// No window rules a period out entirely.
+pub const PATH_OBSERVATION_FLOOR: f64 = 1e-6;
+/// A path's tempi are counted in 2-BPM bins, and those within 5 BPM of the fullest averaged.
+pub const PATH_BPM_BIN: f64 = 2.0;
+pub const PATH_BPM_TOLERANCE: f64 = 5.0;
+/// Two estimates agree within 4%.
+pub const AGREEMENT_TOLERANCE: f64 = 0.04;
 
 /// L = 10 log10(P + 1e-5), dB.
 #[inline(always)]
@@ -255,16 +273,232 @@ pub fn periodicity_index(mean_a: &[f64], frames: usize, lo: usize, hi: usize) ->
     frames as f64 * s / (hi - lo + 1) as f64
 }
 
-/// Streaming tempo (4.11): the last [`TEMPO_WINDOW`] envelope values and two sums over lags.
+/// The rise of the high-frequency content, streamed frame by frame (Masri 1996):
+/// `h_t = max(0, H_t - H_{t-1})`, `H_t = sum_k k P_t[k]`; the track's first frame reads 0.
+#[derive(Default)]
+pub struct HfcFlux {
+    previous: Option<f64>,
+}
+
+impl HfcFlux {
+    #[inline(always)]
+    pub fn push(&mut self, power: &[f32]) -> f64 {
+        let high: f64 = power.iter().enumerate().map(|(k, &p)| k as f64 * p as f64).sum();
+        let before = self.previous.unwrap_or(high);
+        self.previous = Some(high);
+        (high - before).max(0.0)
+    }
+}
+
+/// `max(0, x_t - mean(x_s, |s - t| <= h))`, `x` extended by its first and last value (Essentia's
+/// TempoTapDegara adaptiveThreshold).
+pub fn edge_padded_threshold(x: &[f64], h: usize) -> Vec<f64> {
+    let n = x.len();
+    let width = 2 * h + 1;
+    let padded = std::iter::repeat(x[0]).take(h).chain(x.iter().copied()).chain(std::iter::repeat(x[n - 1]).take(h));
+    let mut prefix = Vec::with_capacity(n + 2 * h + 1);
+    prefix.push(0.0);
+    let mut acc = 0.0;
+    for v in padded {
+        acc += v;
+        prefix.push(acc);
+    }
+    (0..n).map(|t| (x[t] - (prefix[t + width] - prefix[t]) / width as f64).max(0.0)).collect()
+}
+
+/// The 0-based lag indices (lag - 1) a period path observes: 40..208 BPM, within one hop.
+pub fn path_lag_limits(fps: f64) -> (usize, usize) {
+    let top = TEMPO_HOP as i64 - 1;
+    let first = ((60.0 / PATH_MAX_BPM * fps).floor() as i64 - 1).min(top).max(0);
+    let last = ((60.0 / TEMPO_MIN_BPM * fps).ceil() as i64 - 1).min(top).max(0);
+    (first as usize, last as usize)
+}
+
+/// `rho(i)` for lags `i + 1 = 1..=128`: the Rayleigh preference, mode `round(60 fps / 120)` lags, sum 1.
+pub fn path_prior(fps: f64) -> Vec<f64> {
+    let b2 = (60.0 * fps / 120.0).round().powi(2);
+    let rho: Vec<f64> = (1..=TEMPO_HOP).map(|t| t as f64 / b2 * (-0.5 * (t * t) as f64 / b2).exp()).collect();
+    let total: f64 = rho.iter().sum();
+    rho.iter().map(|r| r / total).collect()
+}
+
+/// `T[j][i]` (row-major, 128 x 128): a Gaussian over `i` centred on `j` (std 8 lags at 44100/512 fps,
+/// cut at 4 std), zero outside the band 28..108 scaled with the frame rate (Stark et al. 2009).
+pub fn path_transitions(fps: f64) -> Vec<f64> {
+    let scale = fps / (44_100.0 / 512.0);
+    let std = PATH_TRANSITION_STD * scale;
+    let reach = (4.0 * std).ceil() as i64;
+    let lo = ((PATH_BAND.0 * scale).floor() as i64 - 1).max(0);
+    let hi = ((PATH_BAND.1 * scale).ceil() as i64 - 1).min(TEMPO_HOP as i64 - 1);
+    let norm = std * (2.0 * std::f64::consts::PI).sqrt();
+    let mut t = vec![0.0; TEMPO_HOP * TEMPO_HOP];
+    for j in lo..=hi {
+        for i in lo..=hi {
+            let offset = i - j;
+            if offset.abs() > reach {
+                continue;
+            }
+            let g = (-0.5 * (offset as f64 / std).powi(2)).exp() / norm;
+            t[j as usize * TEMPO_HOP + i as usize] = if g < 1e-12 { 0.0 } else { g };
+        }
+    }
+    t
+}
+
+/// One window's observation over the lags 1..=128 for a period path (Davies' comb as Essentia's
+/// TempoTapDegara computes it), or `None` (no rhythm): `x` = the envelope less its mean within
+/// +-0.1 s, `r` its unbiased autocorrelation, `O[i] = rho(i) sum_{p=1..4} sum_{v=1-p..p-1}
+/// r[(i + 1) p - 1 + v] / (2p - 1)` for `i = 3 ..= (n - 3) / 4 - 1`; `O` less its edge-padded mean
+/// within +-8 lags, zero outside [`path_lag_limits`], scaled to sum 1, plus the floor.
+pub fn period_observation(window: &[f64], fps: f64, prior: &[f64]) -> Option<Vec<f64>> {
+    let n = window.len();
+    let x = local_mean_threshold(window, (ONSET_THRESHOLD_S * fps).floor() as usize);
+    let mut r = vec![0.0; n];
+    fastmath::autocorrelation(&x, &mut r);
+    for (lag, slot) in r.iter_mut().enumerate() {
+        *slot /= (n - lag) as f64;
+    }
+    let end = TEMPO_HOP.min((n - (COMB_MULTIPLES - 1)) / COMB_MULTIPLES);
+    let mut comb = vec![0.0; TEMPO_HOP];
+    for p in 1..=COMB_MULTIPLES {
+        for v in (1 - p as i64)..(p as i64) {
+            for (i, slot) in comb.iter_mut().enumerate().take(end).skip(COMB_MULTIPLES - 1) {
+                let k = (((i + 1) * p) as i64 - 1 + v) as usize;
+                *slot += prior[i] * r[k] / (2 * p - 1) as f64;
+            }
+        }
+    }
+    let mut observed = edge_padded_threshold(&comb, PATH_COMB_THRESHOLD_HALF_WIDTH);
+    let (first, last) = path_lag_limits(fps);
+    for (i, o) in observed.iter_mut().enumerate() {
+        if i <= first || i > last {
+            *o = 0.0;
+        }
+    }
+    let total: f64 = observed.iter().sum();
+    if total <= 0.0 {
+        return None;
+    }
+    observed.iter_mut().for_each(|o| *o = *o / total + PATH_OBSERVATION_FLOOR);
+    Some(observed)
+}
+
+/// The most probable sequence of beat periods over the windows (a Viterbi path, Stark et al. 2009),
+/// fed one observation per window; [`PeriodPath::bpm`] reads the tempo the path holds most.
+pub struct PeriodPath {
+    fps: f64,
+    prior: Vec<f64>,
+    transitions: Vec<f64>,
+    delta: Option<Vec<f64>>,
+    /// One row of 128 predecessors per window after the first.
+    back: Vec<[u8; TEMPO_HOP]>,
+}
+
+impl PeriodPath {
+    pub fn new(fps: f64) -> Self {
+        PeriodPath { fps, prior: path_prior(fps), transitions: path_transitions(fps), delta: None, back: Vec::new() }
+    }
+
+    pub fn add(&mut self, observation: &[f64]) {
+        let mut delta = match &self.delta {
+            None => self.prior.iter().zip(observation).map(|(p, o)| p * o).collect::<Vec<f64>>(),
+            Some(previous) => {
+                let mut row = [0u8; TEMPO_HOP];
+                let mut next = vec![0.0; TEMPO_HOP];
+                for j in 0..TEMPO_HOP {
+                    let weights = &self.transitions[j * TEMPO_HOP..(j + 1) * TEMPO_HOP];
+                    let (mut best, mut top) = (0usize, previous[0] * weights[0]);
+                    for i in 1..TEMPO_HOP {
+                        let w = previous[i] * weights[i];
+                        if w > top {
+                            best = i;
+                            top = w;
+                        }
+                    }
+                    row[j] = best as u8;
+                    next[j] = top * observation[j];
+                }
+                self.back.push(row);
+                next
+            }
+        };
+        let total: f64 = delta.iter().sum();
+        if total > 0.0 {
+            delta.iter_mut().for_each(|d| *d /= total);
+        }
+        self.delta = Some(delta);
+    }
+
+    /// The mean of the path's tempi (`60 fps / lag`) within 5 BPM of the fullest 2-BPM bin; 0 without
+    /// windows (RhythmExtractor2013's rule for its tick intervals).
+    pub fn bpm(&self) -> f64 {
+        let Some(delta) = &self.delta else { return 0.0 };
+        let mut state = first_max(delta);
+        let mut tempi = Vec::with_capacity(self.back.len() + 1);
+        tempi.push(60.0 * self.fps / (state + 1) as f64);
+        for row in self.back.iter().rev() {
+            state = row[state] as usize;
+            tempi.push(60.0 * self.fps / (state + 1) as f64);
+        }
+        let bins: Vec<usize> = tempi.iter().map(|t| (t / PATH_BPM_BIN).round_ties_even() as usize).collect();
+        let mut counts = vec![0usize; bins.iter().copied().max().unwrap_or(0) + 1];
+        bins.iter().for_each(|&b| counts[b] += 1);
+        let fullest = first_max_count(&counts) as f64 * PATH_BPM_BIN;
+        let near: Vec<f64> = tempi.iter().copied().filter(|t| (t - fullest).abs() < PATH_BPM_TOLERANCE).collect();
+        if near.is_empty() {
+            fullest
+        } else {
+            near.iter().sum::<f64>() / near.len() as f64
+        }
+    }
+}
+
+fn first_max(values: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn first_max_count(values: &[usize]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The estimate the most of `first` and `others` agree with (within 4% of each other, itself
+/// counted); `first` when it has the most (the multifeature rule of Zapata et al. 2014, on tempi).
+pub fn agreed_tempo(first: f64, others: &[f64]) -> f64 {
+    let estimates: Vec<f64> = std::iter::once(first).chain(others.iter().copied()).collect();
+    let support = |bpm: f64| {
+        estimates.iter().filter(|&&other| bpm > 0.0 && other > 0.0 && (bpm / other - 1.0).abs() < AGREEMENT_TOLERANCE).count()
+    };
+    let counts: Vec<usize> = estimates.iter().map(|&b| support(b)).collect();
+    estimates[first_max_count(&counts)]
+}
+
+/// The envelopes the tempo reads, in [`TempoTracker::push`]'s order.
+pub const ENVELOPES: usize = 3;
+
+/// Streaming tempo (4.11): the last [`TEMPO_WINDOW`] values of the three envelopes (complex-domain
+/// flux, log flux, high-frequency-content flux), two sums over lags and three period paths.
 pub struct TempoTracker {
     fps: f64,
     lo: usize,
     hi: usize,
-    buffer: Vec<f64>,
+    buffers: [Vec<f64>; ENVELOPES],
     seen: usize,
     windows: usize,
     sum_a: Vec<f64>,
     votes: Vec<f64>,
+    paths: Vec<PeriodPath>,
     a: Vec<f64>,
     salience: Vec<f64>,
 }
@@ -276,55 +510,67 @@ impl TempoTracker {
             fps,
             lo,
             hi,
-            buffer: Vec::with_capacity(TEMPO_WINDOW),
+            buffers: std::array::from_fn(|_| Vec::with_capacity(TEMPO_WINDOW)),
             seen: 0,
             windows: 0,
             sum_a: vec![0.0; TEMPO_WINDOW],
             votes: vec![0.0; hi + 1 - lo],
+            paths: (0..ENVELOPES).map(|_| PeriodPath::new(fps)).collect(),
             a: Vec::with_capacity(TEMPO_WINDOW),
             salience: Vec::with_capacity(hi + 1 - lo),
         }
     }
 
-    /// One envelope value; every [`TEMPO_HOP`] values, once a window is full, it is analysed.
+    /// One frame's envelope values; every [`TEMPO_HOP`] frames, once a window is full, it is analysed.
     #[inline(always)]
-    pub fn push(&mut self, value: f64) {
-        if self.buffer.len() == TEMPO_WINDOW {
-            self.buffer.drain(..TEMPO_HOP);
+    pub fn push(&mut self, complex_flux: f64, log_flux: f64, hfc: f64) {
+        for (buffer, value) in self.buffers.iter_mut().zip([complex_flux, log_flux, hfc]) {
+            if buffer.len() == TEMPO_WINDOW {
+                buffer.drain(..TEMPO_HOP);
+            }
+            buffer.push(value);
         }
-        self.buffer.push(value);
         self.seen += 1;
-        if self.buffer.len() == TEMPO_WINDOW {
-            self.analyse_buffer();
+        if self.buffers[0].len() == TEMPO_WINDOW {
+            self.analyse_buffers(true);
         }
     }
 
     #[inline(always)]
-    fn analyse_buffer(&mut self) {
+    fn analyse_buffers(&mut self, full: bool) {
         let mut a = std::mem::take(&mut self.a);
-        if window_autocorrelation(&self.buffer, &mut a) {
+        if window_autocorrelation(&self.buffers[0], &mut a) {
             self.windows += 1;
             for (s, v) in self.sum_a.iter_mut().zip(&a) {
                 *s += v;
             }
             let mut salience = std::mem::take(&mut self.salience);
-            if beat_salience(&self.buffer, self.fps, &mut salience) {
+            if beat_salience(&self.buffers[0], self.fps, &mut salience) {
                 for (v, s) in self.votes.iter_mut().zip(&salience) {
                     *v += s;
                 }
             }
             self.salience = salience;
+            if full {
+                // a period path reads four beats of the longest period: only whole windows
+                for (path, buffer) in self.paths.iter_mut().zip(&self.buffers) {
+                    if let Some(observation) = period_observation(buffer, self.fps, &path.prior) {
+                        path.add(&observation);
+                    }
+                }
+            }
         }
         self.a = a;
     }
 
-    /// tau* = the first lag with the most votes; BPM from it refined at a multiple ([`refined_lag`]).
+    /// tau* = the lag [`agreed_tempo`] picks among the comb's vote (the first lag with the most votes,
+    /// refined at a multiple: [`refined_lag`]) and the three period paths' tempi.
     pub fn result(&mut self) -> Tempo {
         if self.seen < TEMPO_WINDOW {
             if self.seen < TEMPO_MIN_FRAMES.max(self.hi + 2) {
                 return Tempo::NONE;
             }
-            self.analyse_buffer();
+            self.analyse_buffers(false);
         }
         let top = self.votes.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         if self.windows == 0 || top <= 0.0 {
@@ -335,34 +581,39 @@ impl TempoTracker {
             return Tempo::NONE;
         }
         let best = self.votes.iter().position(|&v| v == top).unwrap_or(0);
-        let lag = self.lo + best;
+        let mut lag = self.lo + best;
         // a clip shorter than a window: its autocorrelation far from lag 0 rests on too few frames
         let multiples = if self.seen >= TEMPO_WINDOW { COMB_MULTIPLES } else { 1 };
         let beat = refined_lag(&mean_a, lag, multiples);
-        let bpm = (60.0 * self.fps / beat).clamp(TEMPO_MIN_BPM, TEMPO_MAX_BPM);
-        Tempo { bpm, stability: mean_a[lag].clamp(0.0, 1.0) }
+        let comb_bpm = (60.0 * self.fps / beat).clamp(TEMPO_MIN_BPM, TEMPO_MAX_BPM);
+        let path_bpms: Vec<f64> = self.paths.iter().map(PeriodPath::bpm).collect();
+        let bpm = agreed_tempo(comb_bpm, &path_bpms);
+        if bpm != comb_bpm {
+            lag = ((60.0 * self.fps / bpm).round_ties_even() as usize).clamp(self.lo, self.hi);
+        }
+        Tempo { bpm: bpm.clamp(TEMPO_MIN_BPM, TEMPO_MAX_BPM), stability: mean_a[lag].clamp(0.0, 1.0) }
     }
 }
 
-/// The tempo of a whole envelope ([`TempoTracker`] fed in one go).
-pub fn tempo(onsets: &[f64], fps: f64) -> Tempo {
+/// The tempo of whole envelopes ([`TempoTracker`] fed in one go).
+pub fn tempo(complex_flux: &[f64], log_flux: &[f64], hfc: &[f64], fps: f64) -> Tempo {
     let mut tracker = TempoTracker::new(fps);
-    for &v in onsets {
-        tracker.push(v);
+    for ((&c, &o), &h) in complex_flux.iter().zip(log_flux).zip(hfc) {
+        tracker.push(c, o, h);
     }
     tracker.result()
 }
 
-/// `tempo_bpm` (4.11, version 3), BPM 40..240: the most-voted beat lag of the windowed,
-/// thresholded complex-domain envelope autocorrelation under Davies' comb and a Rayleigh
-/// preference peaking at 120 BPM (octave rule: the comb sums four metrical levels), refined at
-/// its highest multiple; or exactly 0 = no periodicity (silence, steady tones, noise:
-/// periodicity index < 2; under ~1.5 s).
+/// `tempo_bpm` (4.11, version 4), BPM 40..240: of the comb's estimate (the most-voted beat lag of
+/// the windowed, thresholded complex-domain envelope autocorrelation under Davies' comb and a
+/// Rayleigh preference peaking at 120 BPM, refined at its highest multiple) and the three period
+/// paths' tempi, the one most of them agree with (the comb's on a tie); or exactly 0 = no
+/// periodicity (silence, steady tones, noise: periodicity index < 2; under ~1.5 s).
 pub fn tempo_bpm(tempo: &Tempo) -> f64 {
     tempo.bpm
 }
 
-/// `rhythm_stability` (4.12, version 3), ratio 0..1: `clamp(Abar[tau*], 0, 1)`, the mean
+/// `rhythm_stability` (4.12, version 4), ratio 0..1: `clamp(Abar[tau*], 0, 1)` at the chosen beat lag, the mean
 /// normalised envelope autocorrelation one beat apart (1 = metronome); 0 without tempo.
 pub fn rhythm_stability(tempo: &Tempo) -> f64 {
     tempo.stability
@@ -409,4 +660,40 @@ pub fn transient_density(onsets: &[f64], duration_s: f64) -> f64 {
         return 0.0;
     }
     onset_count(onsets) as f64 / duration_s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tempo_is_the_estimate_most_estimators_agree_with() {
+        assert_eq!(agreed_tempo(100.0, &[151.0, 149.5, 100.5]), 100.0);
+        assert_eq!(agreed_tempo(100.0, &[151.0, 149.5, 80.0]), 151.0);
+        assert_eq!(agreed_tempo(100.0, &[150.0, 160.0, 80.0]), 100.0);
+        assert_eq!(agreed_tempo(120.0, &[0.0, 0.0, 0.0]), 120.0);
+        assert_eq!(agreed_tempo(100.0, &[104.5, 104.5, 0.0]), 104.5);
+    }
+
+    #[test]
+    fn a_period_path_reads_the_lag_its_windows_observe() {
+        let fps = 44_100.0 / 4.0 / 128.0;
+        let mut path = PeriodPath::new(fps);
+        let lag_index = 42;
+        for w in 0..20 {
+            let mut observation = vec![1e-6; TEMPO_HOP];
+            observation[if w != 10 { lag_index } else { 70 }] = 1.0;
+            path.add(&observation);
+        }
+        assert!((path.bpm() - 60.0 * fps / (lag_index + 1) as f64).abs() < 1e-9);
+        assert_eq!(PeriodPath::new(fps).bpm(), 0.0);
+    }
+
+    #[test]
+    fn the_high_frequency_content_flux_reads_rises_only() {
+        let mut hfc = HfcFlux::default();
+        assert_eq!(hfc.push(&[1.0, 1.0, 1.0]), 0.0); // first frame: 0
+        assert_eq!(hfc.push(&[0.0, 2.0, 2.0]), 3.0); // H 3 -> 6
+        assert_eq!(hfc.push(&[5.0, 0.0, 0.0]), 0.0); // H 6 -> 0: a fall reads 0
+    }
 }
