@@ -51,7 +51,8 @@ identity 106/107 = 99.1% (one variant the engine rejects as corrupt; the one mis
 original at rank 5). Against version 1 (version 1's numbers with version 1's distance, 0.512
 [0.465, 0.561]) a paired gain of +0.026 [+0.012, +0.040]; baselines in the same run: 20 MFCC mean+std
 0.481, bliss-audio 0.478, chance 0.259. Version 3 (only the tempo changed): 0.530 [0.484, 0.574], +0.018
-[+0.004, +0.033] over version 1, identity 107/108 (every variant's score: ``docs/evaluation.md``; within
+[+0.004, +0.033] over version 1, identity 107/108; version 4 (the tempo again): 0.531 [0.485, 0.576], +0.032
+[+0.020, +0.044] over version 1, identity 106/108 (every variant's score: ``docs/evaluation.md``; within
 0.006 mAP of each other with group weights). What each choice does there (version 2):
 
 - equal weight per feature group is the gain (+0.038 to +0.042 over ``"v1"`` on the same numbers for

@@ -283,7 +283,17 @@ pub struct HfcFlux {
 impl HfcFlux {
     #[inline(always)]
     pub fn push(&mut self, power: &[f32]) -> f64 {
-        let high: f64 = power.iter().enumerate().map(|(k, &p)| k as f64 * p as f64).sum();
+        // four independent sums: one chain of 257 dependent adds was a fortieth of the features' time
+        let mut partial = [0.0f64; 4];
+        let chunks = power.chunks_exact(4);
+        let tail_start = power.len() - chunks.remainder().len();
+        for (c, chunk) in chunks.enumerate() {
+            for (i, &p) in chunk.iter().enumerate() {
+                partial[i] += (4 * c + i) as f64 * p as f64;
+            }
+        }
+        let tail: f64 = power[tail_start..].iter().enumerate().map(|(i, &p)| (tail_start + i) as f64 * p as f64).sum();
+        let high = (partial[0] + partial[1]) + (partial[2] + partial[3]) + tail;
         let before = self.previous.unwrap_or(high);
         self.previous = Some(high);
         (high - before).max(0.0)
@@ -324,12 +334,20 @@ pub fn path_prior(fps: f64) -> Vec<f64> {
 
 /// `T[j][i]` (row-major, 128 x 128): a Gaussian over `i` centred on `j` (std 8 lags at 44100/512 fps,
 /// cut at 4 std), zero outside the band 28..108 scaled with the frame rate (Stark et al. 2009).
+/// The band of lag indices a path may take and the reach of one transition, `ceil(4 std)`.
+fn path_band(fps: f64) -> ((usize, usize), usize) {
+    let scale = fps / (44_100.0 / 512.0);
+    let reach = (4.0 * PATH_TRANSITION_STD * scale).ceil() as usize;
+    let lo = ((PATH_BAND.0 * scale).floor() as i64 - 1).max(0) as usize;
+    let hi = ((PATH_BAND.1 * scale).ceil() as i64 - 1).clamp(0, TEMPO_HOP as i64 - 1) as usize;
+    ((lo, hi), reach)
+}
+
 pub fn path_transitions(fps: f64) -> Vec<f64> {
     let scale = fps / (44_100.0 / 512.0);
     let std = PATH_TRANSITION_STD * scale;
-    let reach = (4.0 * std).ceil() as i64;
-    let lo = ((PATH_BAND.0 * scale).floor() as i64 - 1).max(0);
-    let hi = ((PATH_BAND.1 * scale).ceil() as i64 - 1).min(TEMPO_HOP as i64 - 1);
+    let ((lo, hi), reach) = path_band(fps);
+    let (lo, hi, reach) = (lo as i64, hi as i64, reach as i64);
     let norm = std * (2.0 * std::f64::consts::PI).sqrt();
     let mut t = vec![0.0; TEMPO_HOP * TEMPO_HOP];
     for j in lo..=hi {
@@ -350,11 +368,16 @@ pub fn path_transitions(fps: f64) -> Vec<f64> {
 /// +-0.1 s, `r` its unbiased autocorrelation, `O[i] = rho(i) sum_{p=1..4} sum_{v=1-p..p-1}
 /// r[(i + 1) p - 1 + v] / (2p - 1)` for `i = 3 ..= (n - 3) / 4 - 1`; `O` less its edge-padded mean
 /// within +-8 lags, zero outside [`path_lag_limits`], scaled to sum 1, plus the floor.
-pub fn period_observation(window: &[f64], fps: f64, prior: &[f64]) -> Option<Vec<f64>> {
+pub fn period_observation(
+    window: &[f64],
+    fps: f64,
+    prior: &[f64],
+    autocorrelation: &mut super::fft::Autocorrelation,
+) -> Option<Vec<f64>> {
     let n = window.len();
     let x = local_mean_threshold(window, (ONSET_THRESHOLD_S * fps).floor() as usize);
     let mut r = vec![0.0; n];
-    fastmath::autocorrelation(&x, &mut r);
+    autocorrelation.compute(&x, &mut r);
     for (lag, slot) in r.iter_mut().enumerate() {
         *slot /= (n - lag) as f64;
     }
@@ -389,6 +412,9 @@ pub struct PeriodPath {
     fps: f64,
     prior: Vec<f64>,
     transitions: Vec<f64>,
+    /// Where `transitions` can be non-zero: the band of lags, and how far a period moves.
+    band: (usize, usize),
+    reach: usize,
     delta: Option<Vec<f64>>,
     /// One row of 128 predecessors per window after the first.
     back: Vec<[u8; TEMPO_HOP]>,
@@ -396,7 +422,8 @@ pub struct PeriodPath {
 
 impl PeriodPath {
     pub fn new(fps: f64) -> Self {
-        PeriodPath { fps, prior: path_prior(fps), transitions: path_transitions(fps), delta: None, back: Vec::new() }
+        let (band, reach) = path_band(fps);
+        PeriodPath { fps, prior: path_prior(fps), transitions: path_transitions(fps), band, reach, delta: None, back: Vec::new() }
     }
 
     pub fn add(&mut self, observation: &[f64]) {
@@ -405,10 +432,13 @@ impl PeriodPath {
             Some(previous) => {
                 let mut row = [0u8; TEMPO_HOP];
                 let mut next = vec![0.0; TEMPO_HOP];
-                for j in 0..TEMPO_HOP {
+                // T(j, i) is 0 outside the band and beyond the reach, and every product is >= 0: the
+                // first maximum over that neighbourhood, if positive, is the first over all i, else i = 0
+                let (lo, hi) = self.band;
+                for j in lo..=hi {
                     let weights = &self.transitions[j * TEMPO_HOP..(j + 1) * TEMPO_HOP];
-                    let (mut best, mut top) = (0usize, previous[0] * weights[0]);
-                    for i in 1..TEMPO_HOP {
+                    let (mut best, mut top) = (0usize, 0.0);
+                    for i in j.saturating_sub(self.reach).max(lo)..=(j + self.reach).min(hi) {
                         let w = previous[i] * weights[i];
                         if w > top {
                             best = i;
@@ -499,6 +529,7 @@ pub struct TempoTracker {
     sum_a: Vec<f64>,
     votes: Vec<f64>,
     paths: Vec<PeriodPath>,
+    autocorrelation: super::fft::Autocorrelation,
     a: Vec<f64>,
     salience: Vec<f64>,
 }
@@ -516,6 +547,7 @@ impl TempoTracker {
             sum_a: vec![0.0; TEMPO_WINDOW],
             votes: vec![0.0; hi + 1 - lo],
             paths: (0..ENVELOPES).map(|_| PeriodPath::new(fps)).collect(),
+            autocorrelation: super::fft::Autocorrelation::new(TEMPO_WINDOW),
             a: Vec::with_capacity(TEMPO_WINDOW),
             salience: Vec::with_capacity(hi + 1 - lo),
         }
@@ -554,7 +586,7 @@ impl TempoTracker {
             if full {
                 // a period path reads four beats of the longest period: only whole windows
                 for (path, buffer) in self.paths.iter_mut().zip(&self.buffers) {
-                    if let Some(observation) = period_observation(buffer, self.fps, &path.prior) {
+                    if let Some(observation) = period_observation(buffer, self.fps, &path.prior, &mut self.autocorrelation) {
                         path.add(&observation);
                     }
                 }
