@@ -160,6 +160,17 @@ def local_mean_threshold(x: np.ndarray, half_width: int) -> np.ndarray:
     return np.maximum(x - (c[hi + 1] - c[lo]) / (hi - lo + 1), 0.0)
 
 
+def comb_autocorrelation(window: np.ndarray, fps: float) -> np.ndarray:
+    """What Davies' comb reads: r[l] = sum_{t=0}^{n-1-l} x_t x_{t+l} / (n - l), l = 0..n-1, with x the
+    window less its mean within +-floor(0.1 fps) frames (:func:`local_mean_threshold`; not mean-removed:
+    the comb reads peaks)."""
+    x = local_mean_threshold(np.asarray(window, dtype=np.float64), int(math.floor(ONSET_THRESHOLD_S * fps)))
+    n = len(x)
+    size = 1 << int(math.ceil(math.log2(2 * n)))
+    spectrum = np.fft.rfft(x, size)
+    return np.fft.irfft(spectrum.real ** 2 + spectrum.imag ** 2, size)[:n] / (n - np.arange(n))
+
+
 def beat_salience(window: np.ndarray, fps: float) -> np.ndarray | None:
     """One window's vote over beat lags (Davies & Plumbley's comb, as Essentia's TempoTapDegara), or None.
 
@@ -170,11 +181,8 @@ def beat_salience(window: np.ndarray, fps: float) -> np.ndarray | None:
     4. G = :func:`local_mean_threshold` of F, half width 16 lags: the peaks stand out of the comb's slope;
     5. the vote is G / sum G (every window weighs the same), None when sum G = 0.
     """
-    x = local_mean_threshold(np.asarray(window, dtype=np.float64), int(math.floor(ONSET_THRESHOLD_S * fps)))
-    n = len(x)
-    size = 1 << int(math.ceil(math.log2(2 * n)))
-    spectrum = np.fft.rfft(x, size)
-    r = np.fft.irfft(spectrum.real ** 2 + spectrum.imag ** 2, size)[:n] / (n - np.arange(n))
+    r = comb_autocorrelation(window, fps)
+    n = len(r)
     lo, hi = lag_range(fps)
     tau = np.arange(lo, hi + 1)
     comb = np.zeros(len(tau))
@@ -280,11 +288,8 @@ def period_observation(window: np.ndarray, fps: float, prior: np.ndarray) -> np.
     O less its edge-padded mean within +-8 lags, zero outside :func:`path_lag_limits`, scaled to sum 1,
     plus :data:`PATH_OBSERVATION_FLOOR`.
     """
-    x = local_mean_threshold(np.asarray(window, dtype=np.float64), int(math.floor(ONSET_THRESHOLD_S * fps)))
-    n = len(x)
-    size = 1 << int(math.ceil(math.log2(2 * n)))
-    spectrum = np.fft.rfft(x, size)
-    r = np.fft.irfft(spectrum.real ** 2 + spectrum.imag ** 2, size)[:n] / (n - np.arange(n))
+    r = comb_autocorrelation(window, fps)
+    n = len(r)
     index = np.arange(COMB_MULTIPLES - 1, min(TEMPO_HOP, (n - (COMB_MULTIPLES - 1)) // COMB_MULTIPLES))
     comb = np.zeros(TEMPO_HOP)
     for p in range(1, COMB_MULTIPLES + 1):

@@ -473,7 +473,7 @@ impl PeriodPath {
         let bins: Vec<usize> = tempi.iter().map(|t| (t / PATH_BPM_BIN).round_ties_even() as usize).collect();
         let mut counts = vec![0usize; bins.iter().copied().max().unwrap_or(0) + 1];
         bins.iter().for_each(|&b| counts[b] += 1);
-        let fullest = first_max_count(&counts) as f64 * PATH_BPM_BIN;
+        let fullest = first_max(&counts) as f64 * PATH_BPM_BIN;
         let near: Vec<f64> = tempi.iter().copied().filter(|t| (t - fullest).abs() < PATH_BPM_TOLERANCE).collect();
         if near.is_empty() {
             fullest
@@ -483,20 +483,11 @@ impl PeriodPath {
     }
 }
 
-fn first_max(values: &[f64]) -> usize {
+/// The index of the first largest value (numpy's argmax).
+fn first_max<T: PartialOrd>(values: &[T]) -> usize {
     let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
-        }
-    }
-    best
-}
-
-fn first_max_count(values: &[usize]) -> usize {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
             best = i;
         }
     }
@@ -511,7 +502,7 @@ pub fn agreed_tempo(first: f64, others: &[f64]) -> f64 {
         estimates.iter().filter(|&&other| bpm > 0.0 && other > 0.0 && (bpm / other - 1.0).abs() < AGREEMENT_TOLERANCE).count()
     };
     let counts: Vec<usize> = estimates.iter().map(|&b| support(b)).collect();
-    estimates[first_max_count(&counts)]
+    estimates[first_max(&counts)]
 }
 
 /// The envelopes the tempo reads, in [`TempoTracker::push`]'s order.
