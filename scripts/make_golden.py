@@ -126,8 +126,9 @@ def cases() -> dict[str, tuple]:
 
 
 def accented_pulse(duration_s: float, sr: int) -> np.ndarray:
-    """Mono clicks at 150 BPM, every third one louder, over a bass line that changes every two beats: long
-    enough (14 s) for the tempo's period paths, and metrically ambiguous (100 and 150 BPM both pulse)."""
+    """Mono clicks at 150 BPM, every third one louder (a 50-BPM bar), over a bass line that changes every
+    two beats (75 BPM): long enough (14 s) for the tempo's period paths, with three periodicities for the
+    comb and the paths to weigh."""
     n = int(duration_s * sr)
     t = np.arange(n) / sr
     beat = 0.4
